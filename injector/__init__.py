@@ -1,0 +1,1 @@
+"""Kubernetes admission webhook and the init/sidecar agent that writes secrets into tmpfs."""

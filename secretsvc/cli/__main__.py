@@ -1,0 +1,5 @@
+import sys
+
+from secretsvc.cli import main
+
+sys.exit(main())

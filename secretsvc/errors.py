@@ -1,0 +1,92 @@
+"""The one exception tree of secretsvc.
+
+Every error the service layer raises derives from `SecretsvcError`. The tree knows nothing of gRPC: the
+mapping to status codes lives in `secretsvc.rpc.status`, the only place that makes it. Messages are written
+for the operator and never carry secret material (values, keys, tokens); they may carry paths, key names,
+version numbers and sizes.
+
+    SecretsvcError
+    ├── InvalidArgument        the request is malformed (bad path, oversized value, bad version number)
+    │   └── LimitExceeded      a named limit was exceeded
+    ├── NotFound               no such secret, version or key
+    ├── AlreadyExists          a create found something in the way
+    ├── FailedPrecondition     the request is well formed but the state forbids it
+    │   ├── VersionConflict    check-and-set saw a different current version
+    │   └── VersionUnavailable the version exists but was deleted or destroyed
+    ├── Unauthenticated        no or unknown credentials
+    ├── PermissionDenied       a known caller may not do this
+    ├── DecryptionFailed       ciphertext did not authenticate (uniform, no detail: no oracle)
+    ├── KeyringError           the key-encryption keyring cannot be loaded or used
+    ├── StorageError           the store failed (I/O, corruption, lock)
+    │   └── DataDirLocked      another server holds the data directory
+    └── ConfigError            configuration is invalid (raised at start-up)
+"""
+
+from __future__ import annotations
+
+
+class SecretsvcError(Exception):
+    """Root of every error secretsvc raises on purpose."""
+
+
+class InvalidArgument(SecretsvcError):
+    """The request is malformed."""
+
+
+class LimitExceeded(InvalidArgument):
+    """A named limit was exceeded; the message names the limit and its value."""
+
+
+class NotFound(SecretsvcError):
+    """No such secret, version or key."""
+
+
+class AlreadyExists(SecretsvcError):
+    """Something with that name already exists."""
+
+
+class FailedPrecondition(SecretsvcError):
+    """The request is well formed but the current state does not allow it."""
+
+
+class VersionConflict(FailedPrecondition):
+    """Check-and-set found a different current version."""
+
+
+class VersionUnavailable(FailedPrecondition):
+    """The version exists but is soft-deleted or destroyed."""
+
+
+class Unauthenticated(SecretsvcError):
+    """No credentials, or credentials that match no identity."""
+
+
+class PermissionDenied(SecretsvcError):
+    """The caller is known but may not perform this operation."""
+
+
+class DecryptionFailed(SecretsvcError):
+    """A ciphertext failed to authenticate.
+
+    Deliberately carries no detail: which check failed (header, wrapped key, payload, context) is not
+    revealed, so the error cannot serve as an oracle.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("decryption failed")
+
+
+class KeyringError(SecretsvcError):
+    """The keyring file is missing, corrupt, or sealed with a different passphrase."""
+
+
+class StorageError(SecretsvcError):
+    """The storage backend failed."""
+
+
+class DataDirLocked(StorageError):
+    """Another process holds the data directory."""
+
+
+class ConfigError(SecretsvcError):
+    """The configuration is invalid."""

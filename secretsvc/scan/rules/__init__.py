@@ -1,0 +1,1 @@
+"""secretsvc.scan.rules."""
