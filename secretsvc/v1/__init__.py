@@ -1,0 +1,1 @@
+"""Generated gRPC code for the secretsvc.v1 API (see protos/)."""
