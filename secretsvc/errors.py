@@ -18,7 +18,8 @@ version numbers and sizes.
     ├── DecryptionFailed       ciphertext did not authenticate (uniform, no detail: no oracle)
     ├── KeyringError           the key-encryption keyring cannot be loaded or used
     ├── StorageError           the store failed (I/O, corruption, lock)
-    │   └── DataDirLocked      another server holds the data directory
+    │   ├── DataDirLocked      another server holds the data directory
+    │   └── CorruptRecord      a stored ciphertext failed to authenticate (tampered or damaged at rest)
     └── ConfigError            configuration is invalid (raised at start-up)
 """
 
@@ -86,6 +87,10 @@ class StorageError(SecretsvcError):
 
 class DataDirLocked(StorageError):
     """Another process holds the data directory."""
+
+
+class CorruptRecord(StorageError):
+    """A stored record failed its integrity check: tampered with, or damaged at rest."""
 
 
 class ConfigError(SecretsvcError):

@@ -8,16 +8,32 @@ from collections.abc import Sequence
 
 from secretsvc import __version__
 
+EPILOG = """\
+client commands read the server address from --addr or $SECRETSVC_ADDR and the token from
+$SECRETSVC_TOKEN or --token-file. Values are read from stdin or files, never from the command line.
+
+examples:
+  secretsvc serve
+  printf %s "$VALUE" | secretsvc put payments/db/password
+  secretsvc get payments/db/password
+  secretsvc scan docker-archive:image.tar --format sarif --output scan.sarif
+"""
+
 
 def build_parser() -> argparse.ArgumentParser:
-    from secretsvc.cli import scan
+    from secretsvc.cli import keys_cmds, scan, secrets_cmds, serve
 
     parser = argparse.ArgumentParser(
         prog="secretsvc",
-        description="Secrets service, Kubernetes injector and image-layer leak detector.",
+        description="Secrets service with envelope encryption, and an image-layer leak detector.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"secretsvc {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    serve.add_parser(subparsers)
+    secrets_cmds.add_parsers(subparsers)
+    keys_cmds.add_parsers(subparsers)
     scan.add_parser(subparsers)
     return parser
 

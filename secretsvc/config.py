@@ -1,0 +1,176 @@
+"""Server configuration from flags, environment and a TOML file, in that order of precedence.
+
+Everything is validated once, at start-up, into a frozen `ServerConfig` that is passed down; nothing reads
+the environment later.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from secretsvc.datadir import default_data_dir
+from secretsvc.errors import ConfigError
+from secretsvc.service import limits
+
+DEFAULT_LISTEN = "127.0.0.1:8290"
+DEFAULT_METRICS_LISTEN = "127.0.0.1:9290"
+MAX_CONFIG_FILE_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    data_dir: Path
+    listen: str
+    metrics_listen: str  # "" disables the metrics endpoint
+    admin_token_file: Path | None
+    keyring_passphrase_file: Path | None
+    log_level: str
+    log_format: str
+    default_max_versions: int
+    workers: int
+    shutdown_grace_seconds: float
+    allow_non_loopback: bool
+
+
+def parse_host_port(value: str, *, setting: str) -> tuple[str, int]:
+    host, sep, port_text = value.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ConfigError(f"{setting} must be HOST:PORT (e.g. {DEFAULT_LISTEN}), got {value!r}")
+    return host, int(port_text)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _path(value: Any) -> Path:
+    return Path(str(value)).expanduser()
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError("not an integer")
+    return int(value)
+
+
+def _float(value: Any) -> float:
+    return float(value)
+
+
+def _str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("not a string")
+    return value
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError("not a boolean")
+
+
+@dataclass(frozen=True, slots=True)
+class _Setting:
+    name: str  # field name, TOML key and flag name (with dashes)
+    env: str
+    parse: Callable[[Any], Any]
+    default: Any
+
+
+SETTINGS = (
+    _Setting("data_dir", "SECRETSVC_DATA_DIR", _path, None),
+    _Setting("listen", "SECRETSVC_LISTEN", _str, DEFAULT_LISTEN),
+    _Setting("metrics_listen", "SECRETSVC_METRICS_LISTEN", _str, DEFAULT_METRICS_LISTEN),
+    _Setting("admin_token_file", "SECRETSVC_ADMIN_TOKEN_FILE", _path, None),
+    _Setting("keyring_passphrase_file", "SECRETSVC_KEYRING_PASSPHRASE_FILE", _path, None),
+    _Setting("log_level", "SECRETSVC_LOG_LEVEL", _str, "info"),
+    _Setting("log_format", "SECRETSVC_LOG_FORMAT", _str, "json"),
+    _Setting("default_max_versions", "SECRETSVC_DEFAULT_MAX_VERSIONS", _int, limits.DEFAULT_MAX_VERSIONS),
+    _Setting("workers", "SECRETSVC_WORKERS", _int, 16),
+    _Setting("shutdown_grace_seconds", "SECRETSVC_SHUTDOWN_GRACE_SECONDS", _float, 10.0),
+    _Setting("allow_non_loopback", "SECRETSVC_ALLOW_NON_LOOPBACK", _bool, False),
+)
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            raw = f.read(MAX_CONFIG_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    if len(raw) > MAX_CONFIG_FILE_BYTES:
+        raise ConfigError(f"config file {path} is larger than {MAX_CONFIG_FILE_BYTES} bytes")
+    try:
+        data = tomllib.loads(raw.decode())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    section = data.get("server", data)
+    if not isinstance(section, dict):
+        raise ConfigError(f"config file {path}: [server] must be a table")
+    known = {s.name for s in SETTINGS}
+    unknown = sorted(set(section) - known - {"server"})
+    if unknown:
+        raise ConfigError(f"config file {path}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    return dict(section)
+
+
+def load_config(flags: Mapping[str, Any], environ: Mapping[str, str], config_file: Path | None) -> ServerConfig:
+    """Resolve every setting: a flag given on the command line, else the environment, else the file."""
+    from_file = _read_file(config_file) if config_file is not None else {}
+    values: dict[str, Any] = {}
+    for s in SETTINGS:
+        if flags.get(s.name) is not None:
+            raw, origin = flags[s.name], f"--{s.name.replace('_', '-')}"
+        elif s.env in environ:
+            raw, origin = environ[s.env], s.env
+        elif s.name in from_file:
+            raw, origin = from_file[s.name], f"{config_file}: {s.name}"
+        else:
+            values[s.name] = s.default
+            continue
+        try:
+            values[s.name] = s.parse(raw)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{origin}: invalid value {raw!r}") from None
+    if values["data_dir"] is None:
+        values["data_dir"] = default_data_dir()
+    config = ServerConfig(**values)
+    _validate(config)
+    return config
+
+
+def _validate(config: ServerConfig) -> None:
+    host, _ = parse_host_port(config.listen, setting="listen")
+    if not is_loopback(host) and not config.allow_non_loopback:
+        raise ConfigError(
+            f"listen address {config.listen} is not loopback; bearer tokens would cross the network in the "
+            "clear. Use a loopback address, or pass --allow-non-loopback behind a TLS-terminating proxy"
+        )
+    if config.metrics_listen:
+        parse_host_port(config.metrics_listen, setting="metrics_listen")
+    if config.log_level.lower() not in {"debug", "info", "warning", "error"}:
+        raise ConfigError(f"log_level must be debug, info, warning or error, got {config.log_level!r}")
+    if config.log_format not in {"json", "text"}:
+        raise ConfigError(f"log_format must be json or text, got {config.log_format!r}")
+    if not 1 <= config.default_max_versions <= limits.MAX_MAX_VERSIONS:
+        raise ConfigError(f"default_max_versions must be 1..{limits.MAX_MAX_VERSIONS}")
+    if not 1 <= config.workers <= 256:
+        raise ConfigError("workers must be 1..256")
+    if not 0 <= config.shutdown_grace_seconds <= 600:
+        raise ConfigError("shutdown_grace_seconds must be 0..600")

@@ -1,0 +1,187 @@
+"""Assemble and run the gRPC server: data directory, keyring, store, services, interceptors, shutdown."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from concurrent import futures
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from prometheus_client import start_http_server
+
+from secretsvc.auth.tokens import MintedToken, TokenAuthenticator, mint_token
+from secretsvc.config import ServerConfig, parse_host_port
+from secretsvc.crypto.secretbytes import SecretBytes
+from secretsvc.datadir import DataDir
+from secretsvc.errors import ConfigError, KeyringError
+from secretsvc.kek.local import LocalKeyring
+from secretsvc.rpc.interceptors import ServerInterceptor
+from secretsvc.rpc.metrics import RpcMetrics
+from secretsvc.rpc.servicers import AdminServicer, SecretsServicer, TransitServicer
+from secretsvc.service import limits
+from secretsvc.service.rootkey import RootKeyService
+from secretsvc.service.secrets import SecretService
+from secretsvc.service.transit import TransitService
+from secretsvc.store.sqlite import SqliteStore
+from secretsvc.v1 import admin_pb2, admin_pb2_grpc, secrets_pb2, secrets_pb2_grpc, transit_pb2, transit_pb2_grpc
+
+log = logging.getLogger("secretsvc.server")
+
+MAX_PASSPHRASE_BYTES = 4096
+_SERVICE_NAMES = (
+    secrets_pb2.DESCRIPTOR.services_by_name["Secrets"].full_name,
+    transit_pb2.DESCRIPTOR.services_by_name["Transit"].full_name,
+    admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name,
+)
+
+
+def _read_passphrase(path: Path | None) -> SecretBytes | None:
+    if path is None:
+        env = os.environ.get("SECRETSVC_KEYRING_PASSPHRASE")
+        return SecretBytes(env.encode()) if env else None
+    try:
+        with path.open("rb") as f:
+            raw = f.read(MAX_PASSPHRASE_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot read keyring passphrase file {path}: {exc.strerror}") from None
+    if len(raw) > MAX_PASSPHRASE_BYTES:
+        raise ConfigError(f"keyring passphrase file {path} is longer than {MAX_PASSPHRASE_BYTES} bytes")
+    passphrase = raw.rstrip(b"\r\n")
+    if not passphrase:
+        raise ConfigError(f"keyring passphrase file {path} is empty")
+    return SecretBytes(passphrase)
+
+
+def _write_token_file(path: Path, token: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, token.encode() + b"\n")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def _announce_admin_token(minted: MintedToken, token_file: Path | None) -> None:
+    if token_file is not None:
+        _write_token_file(token_file, minted.token)
+        print(f"secretsvc: initial admin token written to {token_file} (mode 0600)", file=sys.stderr)
+        return
+    print(
+        "\nsecretsvc: first start. This is the initial admin token; it is shown once and stored only as a hash:\n\n"
+        f"    {minted.token}\n\n"
+        "Use it with: export SECRETSVC_TOKEN=<token>  (or --token-file FILE)\n",
+        file=sys.stderr,
+    )
+
+
+@dataclass
+class RunningServer:
+    server: grpc.Server
+    port: int
+    health: health.HealthServicer
+    close: Callable[[], None]
+
+    def stop(self, grace: float) -> None:
+        for name in ("", *_SERVICE_NAMES):
+            self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        self.server.stop(grace).wait()
+        self.close()
+
+
+def start(config: ServerConfig) -> RunningServer:
+    datadir = DataDir.open(config.data_dir)
+    store: SqliteStore | None = None
+    try:
+        keyring = LocalKeyring.open_or_create(datadir.keyring, _read_passphrase(config.keyring_passphrase_file))
+        store = SqliteStore(datadir.database)
+        if store.count_tokens() == 0:
+            minted = mint_token("admin", now=time.time(), policies=("admin",))
+            store.put_token(minted.record)
+            _announce_admin_token(minted, config.admin_token_file)
+
+        metrics = RpcMetrics.create()
+        server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="rpc"),
+            interceptors=[ServerInterceptor(TokenAuthenticator(store), metrics)],
+            options=[
+                ("grpc.max_receive_message_length", limits.MAX_MESSAGE_BYTES),
+                ("grpc.max_send_message_length", limits.MAX_MESSAGE_BYTES),
+                ("grpc.so_reuseport", 0),
+            ],
+        )
+        secrets_pb2_grpc.add_SecretsServicer_to_server(
+            SecretsServicer(SecretService(store, keyring, time.time, config.default_max_versions)), server
+        )
+        transit_pb2_grpc.add_TransitServicer_to_server(TransitServicer(TransitService(store, keyring, time.time)),
+                                                       server)
+        admin_pb2_grpc.add_AdminServicer_to_server(AdminServicer(RootKeyService(store, keyring)), server)
+        health_servicer = health.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+        reflection.enable_server_reflection(
+            (*_SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+            server,
+        )
+        try:
+            port = server.add_insecure_port(config.listen)
+        except RuntimeError:
+            port = 0
+        if port == 0:
+            raise ConfigError(f"cannot listen on {config.listen} (address in use or not available)")
+        if config.metrics_listen:
+            host, metrics_port = parse_host_port(config.metrics_listen, setting="metrics_listen")
+            try:
+                start_http_server(metrics_port, addr=host, registry=metrics.registry)
+            except OSError as exc:
+                raise ConfigError(f"cannot serve metrics on {config.metrics_listen}: {exc.strerror}") from None
+        server.start()
+        for name in ("", *_SERVICE_NAMES):
+            health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    except BaseException:
+        if store is not None:
+            store.close()
+        datadir.release()
+        raise
+
+    def close() -> None:
+        store.close()
+        datadir.release()
+
+    return RunningServer(server=server, port=port, health=health_servicer, close=close)
+
+
+def serve(config: ServerConfig) -> int:
+    """Run until SIGTERM or SIGINT, then drain in-flight RPCs for up to the grace period."""
+    try:
+        running = start(config)
+    except KeyringError as exc:
+        print(f"secretsvc: keyring error: {exc}", file=sys.stderr)
+        return 1
+    host, _ = parse_host_port(config.listen, setting="listen")
+    log.info("serving", extra={"listen": f"{host}:{running.port}", "data_dir": str(config.data_dir),
+                               "metrics": config.metrics_listen or None})
+    print(f"secretsvc: listening on {host}:{running.port} (data dir {config.data_dir})", file=sys.stderr,
+          flush=True)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    stop.wait()
+    log.info("shutting down", extra={"grace_seconds": config.shutdown_grace_seconds})
+    running.stop(config.shutdown_grace_seconds)
+    log.info("stopped")
+    return 0

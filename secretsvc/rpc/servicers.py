@@ -1,0 +1,231 @@
+"""Thin gRPC servicers: translate messages to service calls and results back. No logic lives here.
+
+Errors are raised as secretsvc errors and mapped to status codes by the interceptor, in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from secretsvc.crypto.secretbytes import SecretBytes
+from secretsvc.errors import SecretsvcError
+from secretsvc.rpc.status import code_number, status_for
+from secretsvc.service.rootkey import RootKeyService
+from secretsvc.service.secrets import SecretService
+from secretsvc.service.transit import ItemOutcome, TransitService
+from secretsvc.store.base import SecretMeta, TransitKeyRecord, VersionState
+from secretsvc.v1 import admin_pb2, admin_pb2_grpc, secrets_pb2, secrets_pb2_grpc, transit_pb2, transit_pb2_grpc
+
+_STATES = {
+    VersionState.ACTIVE: secrets_pb2.VERSION_STATE_ACTIVE,
+    VersionState.DELETED: secrets_pb2.VERSION_STATE_DELETED,
+    VersionState.DESTROYED: secrets_pb2.VERSION_STATE_DESTROYED,
+}
+
+
+def _ts(seconds: float | None) -> Timestamp | None:
+    if seconds is None:
+        return None
+    ts = Timestamp()
+    ts.FromNanoseconds(int(seconds * 1e9))
+    return ts
+
+
+def _meta_message(meta: SecretMeta) -> secrets_pb2.SecretMetadata:
+    return secrets_pb2.SecretMetadata(
+        ref=secrets_pb2.SecretRef(namespace=meta.namespace, path=meta.path),
+        current_version=meta.current_version,
+        max_versions=meta.max_versions,
+        create_time=_ts(meta.created_at),
+        update_time=_ts(meta.updated_at),
+        custom_metadata=dict(meta.custom_metadata),
+        versions=[
+            secrets_pb2.VersionMetadata(
+                version=v.version, state=_STATES[v.state], create_time=_ts(v.created_at),
+                delete_time=_ts(v.deleted_at), destroy_time=_ts(v.destroyed_at),
+            )
+            for v in meta.versions
+        ],
+    )
+
+
+class SecretsServicer(secrets_pb2_grpc.SecretsServicer):
+    def __init__(self, service: SecretService) -> None:
+        self._svc = service
+
+    def PutSecret(self, request: secrets_pb2.PutSecretRequest, context: grpc.ServicerContext
+                  ) -> secrets_pb2.PutSecretResponse:
+        result = self._svc.put(
+            request.ref.namespace, request.ref.path, SecretBytes(request.value),
+            cas=request.cas if request.HasField("cas") else None,
+            custom_metadata=dict(request.custom_metadata.entries) if request.HasField("custom_metadata") else None,
+            max_versions=request.max_versions,
+        )
+        return secrets_pb2.PutSecretResponse(
+            version=result.version, create_time=_ts(result.created_at), pruned_versions=result.pruned_versions
+        )
+
+    def GetSecret(self, request: secrets_pb2.GetSecretRequest, context: grpc.ServicerContext
+                  ) -> secrets_pb2.GetSecretResponse:
+        got = self._svc.get(request.ref.namespace, request.ref.path, request.version or None)
+        return secrets_pb2.GetSecretResponse(
+            value=got.value.reveal(), version=got.version, create_time=_ts(got.created_at)
+        )
+
+    def ListSecrets(self, request: secrets_pb2.ListSecretsRequest, context: grpc.ServicerContext
+                    ) -> secrets_pb2.ListSecretsResponse:
+        page = self._svc.list(request.namespace, request.prefix, page_size=request.page_size,
+                              page_token=request.page_token)
+        return secrets_pb2.ListSecretsResponse(paths=page.paths, next_page_token=page.next_page_token)
+
+    def GetSecretMetadata(self, request: secrets_pb2.GetSecretMetadataRequest, context: grpc.ServicerContext
+                          ) -> secrets_pb2.SecretMetadata:
+        return _meta_message(self._svc.metadata(request.ref.namespace, request.ref.path))
+
+    def UpdateSecretMetadata(self, request: secrets_pb2.UpdateSecretMetadataRequest,
+                             context: grpc.ServicerContext) -> secrets_pb2.SecretMetadata:
+        meta = self._svc.update_metadata(
+            request.ref.namespace, request.ref.path, max_versions=request.max_versions,
+            custom_metadata=dict(request.custom_metadata.entries) if request.HasField("custom_metadata") else None,
+        )
+        return _meta_message(meta)
+
+    def DeleteVersions(self, request: secrets_pb2.VersionsRequest, context: grpc.ServicerContext
+                       ) -> secrets_pb2.VersionsResponse:
+        changed = self._svc.delete_versions(request.ref.namespace, request.ref.path, list(request.versions))
+        return secrets_pb2.VersionsResponse(changed_versions=changed)
+
+    def UndeleteVersions(self, request: secrets_pb2.VersionsRequest, context: grpc.ServicerContext
+                         ) -> secrets_pb2.VersionsResponse:
+        changed = self._svc.undelete_versions(request.ref.namespace, request.ref.path, list(request.versions))
+        return secrets_pb2.VersionsResponse(changed_versions=changed)
+
+    def DestroyVersions(self, request: secrets_pb2.VersionsRequest, context: grpc.ServicerContext
+                        ) -> secrets_pb2.VersionsResponse:
+        changed = self._svc.destroy_versions(request.ref.namespace, request.ref.path, list(request.versions))
+        return secrets_pb2.VersionsResponse(changed_versions=changed)
+
+    def DeleteSecret(self, request: secrets_pb2.DeleteSecretRequest, context: grpc.ServicerContext
+                     ) -> secrets_pb2.DeleteSecretResponse:
+        return secrets_pb2.DeleteSecretResponse(existed=self._svc.delete_secret(request.ref.namespace,
+                                                                                 request.ref.path))
+
+
+def _key_info(record: TransitKeyRecord) -> transit_pb2.KeyInfo:
+    return transit_pb2.KeyInfo(
+        name=record.name,
+        latest_version=record.latest_version,
+        min_decryption_version=record.min_decryption_version,
+        versions=[transit_pb2.KeyVersion(version=v.version, create_time=_ts(v.created_at))
+                  for v in record.versions],
+        create_time=_ts(record.created_at),
+    )
+
+
+def _item_error(error: SecretsvcError | None) -> transit_pb2.ItemError | None:
+    if error is None:
+        return None
+    return transit_pb2.ItemError(code=code_number(status_for(error)), message=str(error))
+
+
+def _revealed(value: bytes | SecretBytes | None) -> bytes:
+    if value is None:
+        return b""
+    return value.reveal() if isinstance(value, SecretBytes) else value
+
+
+class TransitServicer(transit_pb2_grpc.TransitServicer):
+    def __init__(self, service: TransitService) -> None:
+        self._svc = service
+
+    def CreateKey(self, request: transit_pb2.CreateKeyRequest, context: grpc.ServicerContext
+                  ) -> transit_pb2.KeyInfo:
+        return _key_info(self._svc.create_key(request.name))
+
+    def GetKey(self, request: transit_pb2.GetKeyRequest, context: grpc.ServicerContext) -> transit_pb2.KeyInfo:
+        return _key_info(self._svc.key_info(request.name))
+
+    def ListKeys(self, request: transit_pb2.ListKeysRequest, context: grpc.ServicerContext
+                 ) -> transit_pb2.ListKeysResponse:
+        return transit_pb2.ListKeysResponse(names=self._svc.list_keys())
+
+    def RotateKey(self, request: transit_pb2.RotateKeyRequest, context: grpc.ServicerContext
+                  ) -> transit_pb2.KeyInfo:
+        return _key_info(self._svc.rotate_key(request.name))
+
+    def SetMinDecryptionVersion(self, request: transit_pb2.SetMinDecryptionVersionRequest,
+                                context: grpc.ServicerContext) -> transit_pb2.KeyInfo:
+        return _key_info(self._svc.set_min_decryption_version(request.name, request.min_decryption_version))
+
+    def Encrypt(self, request: transit_pb2.EncryptRequest, context: grpc.ServicerContext
+                ) -> transit_pb2.EncryptResponse:
+        sealed = self._svc.encrypt(request.key_name, request.plaintext, request.associated_data)
+        return transit_pb2.EncryptResponse(ciphertext=sealed.ciphertext, key_version=sealed.key_version)
+
+    def Decrypt(self, request: transit_pb2.DecryptRequest, context: grpc.ServicerContext
+                ) -> transit_pb2.DecryptResponse:
+        plaintext = self._svc.decrypt(request.key_name, request.ciphertext, request.associated_data)
+        return transit_pb2.DecryptResponse(plaintext=plaintext.reveal())
+
+    def EncryptBatch(self, request: transit_pb2.EncryptBatchRequest, context: grpc.ServicerContext
+                     ) -> transit_pb2.EncryptBatchResponse:
+        outcomes = self._svc.encrypt_batch(request.key_name,
+                                           [(i.plaintext, i.associated_data) for i in request.items])
+        return transit_pb2.EncryptBatchResponse(results=[
+            transit_pb2.EncryptResult(ciphertext=_revealed(o.value), key_version=o.key_version,
+                                      error=_item_error(o.error))
+            for o in outcomes
+        ])
+
+    def DecryptBatch(self, request: transit_pb2.DecryptBatchRequest, context: grpc.ServicerContext
+                     ) -> transit_pb2.DecryptBatchResponse:
+        outcomes: Sequence[ItemOutcome] = self._svc.decrypt_batch(
+            request.key_name, [(i.ciphertext, i.associated_data) for i in request.items]
+        )
+        return transit_pb2.DecryptBatchResponse(results=[
+            transit_pb2.DecryptResult(plaintext=_revealed(o.value), error=_item_error(o.error)) for o in outcomes
+        ])
+
+    def GenerateDataKey(self, request: transit_pb2.GenerateDataKeyRequest, context: grpc.ServicerContext
+                        ) -> transit_pb2.GenerateDataKeyResponse:
+        key = self._svc.generate_data_key(request.key_name, request.associated_data,
+                                          include_plaintext=request.include_plaintext)
+        return transit_pb2.GenerateDataKeyResponse(
+            plaintext=_revealed(key.plaintext), ciphertext=key.ciphertext, key_version=key.key_version
+        )
+
+    def Rewrap(self, request: transit_pb2.RewrapRequest, context: grpc.ServicerContext
+               ) -> transit_pb2.RewrapResponse:
+        sealed = self._svc.rewrap(request.key_name, request.ciphertext, request.associated_data)
+        return transit_pb2.RewrapResponse(ciphertext=sealed.ciphertext, key_version=sealed.key_version)
+
+
+class AdminServicer(admin_pb2_grpc.AdminServicer):
+    def __init__(self, service: RootKeyService) -> None:
+        self._svc = service
+
+    def _info(self) -> admin_pb2.RootKeyInfo:
+        info = self._svc.info()
+        return admin_pb2.RootKeyInfo(
+            key_id=info.key_id, primary_version=info.primary_version,
+            versions=[admin_pb2.RootKeyVersion(version=v.version, create_time=_ts(v.created_at))
+                      for v in info.versions],
+        )
+
+    def GetRootKey(self, request: admin_pb2.GetRootKeyRequest, context: grpc.ServicerContext
+                   ) -> admin_pb2.RootKeyInfo:
+        return self._info()
+
+    def RotateRootKey(self, request: admin_pb2.RotateRootKeyRequest, context: grpc.ServicerContext
+                      ) -> admin_pb2.RootKeyInfo:
+        self._svc.rotate()
+        return self._info()
+
+    def RewrapStored(self, request: admin_pb2.RewrapStoredRequest, context: grpc.ServicerContext
+                     ) -> Iterator[admin_pb2.RewrapProgress]:
+        for p in self._svc.rewrap_stored(request.batch_size):
+            yield admin_pb2.RewrapProgress(scanned=p.scanned, rewrapped=p.rewrapped, current=p.current,
+                                           skipped=p.skipped, done=p.done)

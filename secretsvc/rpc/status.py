@@ -1,0 +1,39 @@
+"""The one place that maps secretsvc errors to gRPC status codes."""
+
+from __future__ import annotations
+
+import grpc
+
+from secretsvc import errors
+
+# Ordered most specific first: the first class an error is an instance of decides its code.
+_CODES: tuple[tuple[type[errors.SecretsvcError], grpc.StatusCode], ...] = (
+    (errors.LimitExceeded, grpc.StatusCode.INVALID_ARGUMENT),
+    (errors.InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
+    (errors.NotFound, grpc.StatusCode.NOT_FOUND),
+    (errors.AlreadyExists, grpc.StatusCode.ALREADY_EXISTS),
+    (errors.VersionConflict, grpc.StatusCode.FAILED_PRECONDITION),
+    (errors.VersionUnavailable, grpc.StatusCode.FAILED_PRECONDITION),
+    (errors.FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
+    (errors.Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
+    (errors.PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
+    # A caller-supplied ciphertext that does not open is the caller's problem, not the server's.
+    (errors.DecryptionFailed, grpc.StatusCode.INVALID_ARGUMENT),
+    (errors.CorruptRecord, grpc.StatusCode.DATA_LOSS),
+    (errors.StorageError, grpc.StatusCode.UNAVAILABLE),
+    (errors.KeyringError, grpc.StatusCode.INTERNAL),
+    (errors.ConfigError, grpc.StatusCode.INTERNAL),
+)
+
+
+def status_for(error: errors.SecretsvcError) -> grpc.StatusCode:
+    for cls, code in _CODES:
+        if isinstance(error, cls):
+            return code
+    return grpc.StatusCode.INTERNAL
+
+
+def code_number(code: grpc.StatusCode) -> int:
+    """The google.rpc.Code number of a status, for per-item errors in batch responses."""
+    number: int = code.value[0]
+    return number

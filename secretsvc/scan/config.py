@@ -1,0 +1,123 @@
+"""The scan config file: path and rule ignores, disabled rules.
+
+A small TOML file, checked strictly so that a misspelt key or rule id is an error rather than a silently
+ignored allowlist:
+
+    [ignore]
+    paths = ["usr/share/doc/**", "*.md"]   # globs; a glob without "/" matches the file name anywhere
+    rules = ["jwt"]                        # findings of these rules are dropped from the report
+
+    [rules]
+    disabled = ["generic-secret-assignment"]  # these rules are not run at all
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Any
+
+from secretsvc.errors import ConfigError
+from secretsvc.scan.model import Finding
+
+MAX_CONFIG_FILE_BYTES = 1024 * 1024
+MAX_CONFIG_PATTERNS = 10_000
+MAX_PATTERN_CHARS = 4096
+MAX_RULE_ID_CHARS = 128
+
+_KNOWN_KEYS: dict[str, frozenset[str]] = {
+    "ignore": frozenset({"paths", "rules"}),
+    "rules": frozenset({"disabled"}),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ScanConfig:
+    ignore_paths: tuple[str, ...] = ()
+    ignore_rules: frozenset[str] = frozenset()
+    disabled_rules: frozenset[str] = frozenset()
+
+    def rule_ids(self) -> frozenset[str]:
+        """Every rule id the config names, so the caller can refuse unknown ones."""
+        return self.ignore_rules | self.disabled_rules
+
+    def ignores(self, finding: Finding) -> bool:
+        """Whether the config drops this finding."""
+        if finding.rule_id in self.ignore_rules or finding.rule_id in self.disabled_rules:
+            return True
+        return path_ignored(finding.path, self.ignore_paths)
+
+    def check_rule_ids(self, known: Iterable[str]) -> None:
+        unknown = sorted(self.rule_ids() - frozenset(known))
+        if unknown:
+            raise ConfigError(f"scan config names unknown rule ids: {', '.join(unknown)}")
+
+
+def path_ignored(path: str, patterns: Iterable[str]) -> bool:
+    """Glob match in the style of .gitignore.
+
+    A pattern with a "/" is anchored at the layer root and also covers everything below a directory it names
+    ("*" crosses "/"); a pattern without one matches any single path component ("*.md", "node_modules").
+    A member of a nested archive ("a/b.jar!c/d.properties") is matched as the whole path, as the archive's
+    path and as the member's path, so either can be ignored.
+    """
+    candidates = [path, *path.split("!")] if "!" in path else [path]
+    for pattern in patterns:
+        anchored = pattern.strip("/")
+        if "/" in anchored:
+            if any(fnmatchcase(c, anchored) or fnmatchcase(c, anchored + "/*") for c in candidates):
+                return True
+        elif any(fnmatchcase(part, anchored) for c in candidates for part in c.split("/")):
+            return True
+    return False
+
+
+def load_config(path: Path) -> ScanConfig:
+    """Read and check a scan config file; `ConfigError` names the file and what is wrong with it."""
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_CONFIG_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot read scan config {path}: {exc.strerror or exc}") from None
+    if len(raw) > MAX_CONFIG_FILE_BYTES:
+        raise ConfigError(f"scan config {path} is over MAX_CONFIG_FILE_BYTES ({MAX_CONFIG_FILE_BYTES})")
+    try:
+        document = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"scan config {path} is not valid TOML: {exc}") from None
+    return parse_config(document, source=str(path))
+
+
+def parse_config(document: dict[str, Any], *, source: str = "scan config") -> ScanConfig:
+    for table, value in document.items():
+        if table not in _KNOWN_KEYS:
+            raise ConfigError(f"{source}: unknown table [{table}] (expected: ignore, rules)")
+        if not isinstance(value, dict):
+            raise ConfigError(f"{source}: [{table}] must be a table")
+        extra = sorted(set(value) - _KNOWN_KEYS[table])
+        if extra:
+            raise ConfigError(f"{source}: unknown key(s) in [{table}]: {', '.join(extra)}")
+    ignore = document.get("ignore", {})
+    rules = document.get("rules", {})
+    return ScanConfig(
+        ignore_paths=tuple(_strings(ignore, "paths", f"{source}: ignore.paths", MAX_PATTERN_CHARS)),
+        ignore_rules=frozenset(_strings(ignore, "rules", f"{source}: ignore.rules", MAX_RULE_ID_CHARS)),
+        disabled_rules=frozenset(_strings(rules, "disabled", f"{source}: rules.disabled", MAX_RULE_ID_CHARS)),
+    )
+
+
+def _strings(table: dict[str, Any], key: str, where: str, max_chars: int) -> list[str]:
+    value = table.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ConfigError(f"{where} must be a list of strings")
+    if len(value) > MAX_CONFIG_PATTERNS:
+        raise ConfigError(f"{where} has more than MAX_CONFIG_PATTERNS ({MAX_CONFIG_PATTERNS}) entries")
+    for item in value:
+        if not item.strip():
+            raise ConfigError(f"{where} contains an empty entry")
+        if len(item) > max_chars:
+            raise ConfigError(f"{where} has an entry longer than {max_chars} characters")
+    return list(value)

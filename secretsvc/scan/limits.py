@@ -1,0 +1,40 @@
+"""The named limits that bound every read the leak detector makes from an untrusted image.
+
+Each limit is a size, count or ratio that a hostile image could otherwise push without bound. Passing a
+`ScanLimits` down (rather than reading module constants) lets tests shrink them to exercise the bad cases.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+KIB = 1024
+MIB = 1024 * KIB
+
+
+@dataclass(frozen=True, slots=True)
+class ScanLimits:
+    max_file_bytes: int = 64 * MIB  # read per file; the rest of a larger file is skipped with a warning
+    chunk_bytes: int = 4 * MIB  # size of one Content handed to the rules
+    chunk_overlap_bytes: int = 4 * KIB  # so a secret straddling a chunk boundary is still whole in one chunk
+    max_nested_depth: int = 3  # archives inside archives inside a layer
+    max_archive_entries: int = 10_000  # members of one nested archive (and of an image archive)
+    max_compression_ratio: int = 100  # expanded / compressed, checked once past ratio_check_min_bytes
+    ratio_check_min_bytes: int = 1 * MIB  # small, highly compressible members are normal
+    max_expanded_bytes_per_archive: int = 256 * MIB  # total expanded size of one nested archive
+    max_tar_header_bytes: int = 1 * MIB  # pax / GNU long-name headers
+    max_config_bytes: int = 4 * MIB  # image config JSON
+    max_manifest_bytes: int = 4 * MIB  # manifests, indexes, manifest.json, token responses
+    max_layers: int = 1000
+    max_path_bytes: int = 4096
+    max_index_depth: int = 4  # index -> index -> ... -> manifest
+    binary_sniff_bytes: int = 8 * KIB  # a NUL byte in this prefix marks a file binary
+    min_printable_run: int = 8  # shortest printable run kept from a binary file
+    read_block_bytes: int = 1 * MIB  # block size for reading compressed layer blobs
+
+    def __post_init__(self) -> None:
+        for name in self.__slots__:
+            if getattr(self, name) < 0:
+                raise ValueError(f"ScanLimits.{name} must not be negative")
+        if self.chunk_overlap_bytes >= self.chunk_bytes:
+            raise ValueError("ScanLimits.chunk_overlap_bytes must be smaller than chunk_bytes")

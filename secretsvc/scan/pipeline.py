@@ -1,0 +1,325 @@
+"""The scan use case: image reference in, `ScanReport` out.
+
+    open_source -> walk_image (Contents) -> RuleSet.scan (Matches) -> FindingCollector (Findings)
+                -> config ignores -> baseline -> sorted report
+
+Everything a run needs arrives in `ScanOptions`; nothing is read from the environment or kept between runs.
+The fingerprint key is random per run unless one is given, so fingerprints can be compared across runs only
+when the caller chooses to.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from secretsvc import errors
+from secretsvc.scan.baseline import Baseline, load_baseline, write_baseline
+from secretsvc.scan.config import ScanConfig, load_config
+from secretsvc.scan.findings import FindingCollector, identity, redact, sort_key
+from secretsvc.scan.limits import ScanLimits
+from secretsvc.scan.model import Content, Finding, LayerInfo, ScanWarning, Severity
+from secretsvc.scan.rules import RuleSet
+from secretsvc.scan.sources import open_source
+from secretsvc.scan.walk import LayerIndex, walk_image, walk_path
+
+FINGERPRINT_KEY_BYTES = 32
+MIN_FINGERPRINT_KEY_BYTES = 16
+MAX_FINGERPRINT_KEY_BYTES = 1024
+#: created_by lines are shown in reports; longer ones are cut (they are often whole shell scripts).
+MAX_CREATED_BY_CHARS = 300
+#: A scan that trips over this many warnings stops recording them (and says so): a hostile image must not
+#: grow the report without bound.
+MAX_WARNINGS = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class ScanOptions:
+    platform: str | None = None  # "os/arch[/variant]"; None scans every platform of an index
+    creds: str | None = field(default=None, repr=False)  # "USER:PASS" for a registry
+    docker_config: Path | None = None
+    insecure_registry: bool = False
+    fingerprint_key: bytes | None = field(default=None, repr=False)  # None: random per run
+    fail_on: Severity = Severity.LOW
+    baseline: Path | None = None
+    write_baseline: Path | None = None
+    config: Path | ScanConfig | None = None
+    limits: ScanLimits = field(default_factory=ScanLimits)
+    progress: Callable[[int], None] | None = None  # uncompressed layer bytes consumed since the last call
+    rules: RuleSet | None = None  # None: RuleSet.default()
+
+    def __post_init__(self) -> None:
+        key = self.fingerprint_key
+        if key is not None and not MIN_FINGERPRINT_KEY_BYTES <= len(key) <= MAX_FINGERPRINT_KEY_BYTES:
+            raise errors.InvalidArgument(
+                f"fingerprint key must be {MIN_FINGERPRINT_KEY_BYTES} to {MAX_FINGERPRINT_KEY_BYTES} bytes"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class LayerSummary:
+    """What a report says about a layer: its identity and (secret-free) `created_by`."""
+
+    index: int
+    diff_id: str | None
+    created_by: str | None
+    platform: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSummary:
+    rule_id: str
+    severity: Severity
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
+class ScanStats:
+    bytes_scanned: int = 0  # uncompressed layer bytes read, plus config and plain-file bytes
+    files_scanned: int = 0
+    layers: int = 0
+    images: int = 0
+    duration_s: float = 0.0
+    findings: int = 0
+    suppressed_by_baseline: int = 0
+    suppressed_by_config: int = 0
+    warnings: int = 0
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "bytes_scanned": self.bytes_scanned,
+            "files_scanned": self.files_scanned,
+            "layers": self.layers,
+            "images": self.images,
+            "duration_s": round(self.duration_s, 3),
+            "findings": self.findings,
+            "suppressed_by_baseline": self.suppressed_by_baseline,
+            "suppressed_by_config": self.suppressed_by_config,
+            "warnings": self.warnings,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ScanReport:
+    image: str
+    findings: tuple[Finding, ...]
+    warnings: tuple[ScanWarning, ...]
+    stats: ScanStats
+    layers: tuple[LayerSummary, ...] = ()
+    rules: tuple[RuleSummary, ...] = ()
+    fail_on: Severity = Severity.LOW
+    baseline_written: int | None = None  # entries written by --write-baseline
+
+    @property
+    def failed(self) -> bool:
+        """Whether any finding is at or above the failing severity."""
+        return any(f.severity >= self.fail_on for f in self.findings)
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failed else 0
+
+    def to_json(self) -> dict[str, object]:
+        """The PRODUCT.md document: {"image", "findings", "stats"}, plus the scan's "warnings"."""
+        return {
+            "image": self.image,
+            "findings": [f.to_json() for f in self.findings],
+            "stats": self.stats.to_json(),
+            "warnings": [w.to_json() for w in self.warnings],
+        }
+
+
+def scan(ref: str, options: ScanOptions = ScanOptions()) -> ScanReport:
+    """Scan an image reference (or a plain directory or file) for leaked credentials.
+
+    Raises `errors.InvalidArgument` for a bad reference, baseline or unreadable image, `errors.NotFound` for
+    an absent one, `errors.ConfigError` for a bad config file; problems inside layers become warnings.
+    """
+    started = time.monotonic()
+    config = _config(options.config)
+    ruleset = options.rules if options.rules is not None else RuleSet.default()
+    config.check_rule_ids(info.rule_id for info in ruleset.rules)
+    if config.disabled_rules:
+        ruleset = ruleset.without(config.disabled_rules)
+    baseline = load_baseline(options.baseline) if options.baseline is not None else None
+    baseline_key: bytes | None = None
+    if baseline is not None:
+        baseline_key = baseline.key
+    elif options.write_baseline is not None:
+        baseline_key = Baseline.new().key
+    run = _Run(
+        ruleset=ruleset,
+        collector=FindingCollector(
+            fingerprint_key=options.fingerprint_key or secrets.token_bytes(FINGERPRINT_KEY_BYTES),
+            baseline_key=baseline_key,
+            descriptions={info.rule_id: info.description for info in ruleset.rules},
+        ),
+        progress=options.progress,
+    )
+    run.scan_source(ref, options)
+
+    kept: list[tuple[Finding, str | None]] = []
+    suppressed_config = 0
+    for finding, baseline_id in run.findings():
+        if config.ignores(finding):
+            suppressed_config += 1
+        else:
+            kept.append((finding, baseline_id))
+    written: int | None = None
+    if options.write_baseline is not None and baseline_key is not None:
+        written = write_baseline(
+            options.write_baseline, baseline_key, [(f, b) for f, b in kept if b is not None]
+        )
+    reported = [f for f, b in kept if baseline is None or not baseline.suppresses(f, b)]
+    stats = ScanStats(
+        bytes_scanned=run.bytes_scanned,
+        files_scanned=len(run.files),
+        layers=run.layer_count,
+        images=run.image_count,
+        duration_s=time.monotonic() - started,
+        findings=len(reported),
+        suppressed_by_baseline=len(kept) - len(reported),
+        suppressed_by_config=suppressed_config,
+        warnings=run.warning_count,
+    )
+    return ScanReport(
+        image=ref,
+        findings=tuple(reported),
+        warnings=tuple(run.warnings),
+        stats=stats,
+        layers=tuple(run.layer_summaries),
+        rules=tuple(RuleSummary(i.rule_id, i.severity, i.description) for i in ruleset.rules),
+        fail_on=options.fail_on,
+        baseline_written=written,
+    )
+
+
+def _config(value: Path | ScanConfig | None) -> ScanConfig:
+    if value is None:
+        return ScanConfig()
+    if isinstance(value, ScanConfig):
+        return value
+    return load_config(value)
+
+
+@dataclass(slots=True)
+class _Run:
+    """The mutable state of one scan: counters, warnings and the collector. Lives for one `scan` call."""
+
+    ruleset: RuleSet
+    collector: FindingCollector
+    progress: Callable[[int], None] | None
+    bytes_scanned: int = 0
+    layer_count: int = 0
+    image_count: int = 0
+    warning_count: int = 0
+    files: set[tuple[str | None, int | None, str]] = field(default_factory=set)
+    warnings: list[ScanWarning] = field(default_factory=list)
+    layer_summaries: list[LayerSummary] = field(default_factory=list)
+    resolved: dict[tuple[object, ...], tuple[Finding, str | None]] = field(default_factory=dict)
+    history_secrets: list[tuple[str, str]] = field(default_factory=list, repr=False)
+
+    def on_warning(self, warning: ScanWarning) -> None:
+        self.warning_count += 1
+        if len(self.warnings) < MAX_WARNINGS:
+            self.warnings.append(warning)
+        elif len(self.warnings) == MAX_WARNINGS:
+            self.warnings.append(
+                ScanWarning(
+                    "limit.warnings", f"over MAX_WARNINGS ({MAX_WARNINGS}) warnings; the rest dropped"
+                )
+            )
+
+    def on_progress(self, consumed: int) -> None:
+        self.bytes_scanned += consumed
+        if self.progress is not None:
+            self.progress(consumed)
+
+    def match(self, contents: Iterable[Content], image_key: str | None) -> None:
+        for content in contents:
+            if content.layer_index is None:
+                self.bytes_scanned += len(content.data)
+            elif content.offset == 0:
+                self.files.add((image_key, content.layer_index, content.path))
+            matches = self.ruleset.scan(content)
+            if not matches:
+                continue
+            if content.layer_index is None:
+                # created_by is printed in reports and can repeat a build arg or env value: remember how to
+                # blank out whatever the config held.
+                for m in matches:
+                    text = m.secret.decode("utf-8", errors="replace")
+                    self.history_secrets.append((text, redact(m.secret)))
+            self.collector.add(content, matches)
+
+    def keep(self, pairs: Iterable[tuple[Finding, str | None]]) -> None:
+        for finding, baseline_id in pairs:
+            self.resolved.setdefault(identity(finding), (finding, baseline_id))
+
+    def findings(self) -> list[tuple[Finding, str | None]]:
+        return sorted(self.resolved.values(), key=lambda pair: sort_key(pair[0]))
+
+    def scan_source(self, ref: str, options: ScanOptions) -> None:
+        with open_source(
+            ref,
+            platform=options.platform,
+            creds=options.creds,
+            docker_config=options.docker_config,
+            limits=options.limits,
+            insecure_registry=options.insecure_registry,
+        ) as source:
+            if source.tree is not None:
+                self.scan_plain(source.tree, options.limits)
+                return
+            for image in source.images():
+                self.image_count += 1
+                self.layer_count += len(image.layers)
+                index = LayerIndex()
+                contents = walk_image(
+                    image,
+                    limits=options.limits,
+                    index=index,
+                    on_warning=self.on_warning,
+                    on_progress=self.on_progress,
+                )
+                self.match(contents, image.platform)
+                self.keep(self.collector.resolve(image.layers, index.location_of))
+                self.layer_summaries.extend(self._summaries(image.layers, image.platform))
+        self.history_secrets.clear()
+
+    def scan_plain(self, path: Path, limits: ScanLimits) -> None:
+        contents = _counting(walk_path(path, limits=limits, on_warning=self.on_warning), self)
+        self.match(contents, None)
+        self.keep(self.collector.resolve(None, None))
+        self.image_count = 0
+        self.layer_count = 0
+
+    def _summaries(self, layers: Sequence[LayerInfo], platform: str | None) -> Iterator[LayerSummary]:
+        for layer in layers:
+            yield LayerSummary(
+                index=layer.index,
+                diff_id=layer.diff_id or None,
+                created_by=self._safe_created_by(layer.created_by),
+                platform=platform,
+            )
+
+    def _safe_created_by(self, text: str | None) -> str | None:
+        if text is None:
+            return None
+        for secret, shown in sorted(self.history_secrets, key=lambda pair: -len(pair[0])):
+            if secret:
+                text = text.replace(secret, shown)
+        if len(text) > MAX_CREATED_BY_CHARS:
+            text = text[: MAX_CREATED_BY_CHARS - 1] + "…"
+        return text
+
+
+def _counting(contents: Iterable[Content], run: _Run) -> Iterator[Content]:
+    # A plain tree has no layer stream to report progress, so its Contents are the measure.
+    for content in contents:
+        step = len(content.data) if content.offset == 0 else max(0, len(content.data) - 4096)
+        run.on_progress(step)
+        yield content

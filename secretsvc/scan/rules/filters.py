@@ -1,0 +1,140 @@
+"""Precision filters: reasons a string that matched a credential shape is not a credential.
+
+Placeholders and template references, documented example values, low entropy, digests and UUIDs, code
+references, and the `pragma: allowlist secret` comment (the convention detect-secrets established), honoured
+on the matched line or, as `pragma: allowlist nextline secret`, on the line before it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections import Counter
+
+from detect_secrets.filters.heuristic import is_potential_uuid, is_sequential_string, is_templated_secret
+
+# Documented example credentials (AWS's EXAMPLE key pair, the Azure storage emulator's well-known account
+# key, ...), stored as SHA-256 so the tree holds no credential-shaped literal.
+DOCUMENTED_EXAMPLE_SHA256 = frozenset(
+    {
+        "1a5d44a2dca19669d72edf4c4f1c27c4c1ca4b4408fbb17f6ce4ad452d78ddb3",  # AWS docs: access key id
+        "78314b11be2e581549ac1c4f616563fad3fdf0c3b71678f6e2299182080e0598",  # AWS docs: secret key
+        "c6ea27c534f993d31f0aef882e3d200e7b87470c379ae79c8f9b19d3bd363dc9",  # AWS docs: second key id
+        "e21b597ba6b9cafa59d9ebc4d65c0385f5eb3fa56abab2607fa76589ad849a33",  # AWS docs: second secret
+        "0011cc25eb4320717494d2703e8cba85743e71b500283c21c8b88147992f9059",  # Azure storage emulator key
+    }
+)
+# Words that mark a value as a stand-in rather than a secret. Only applied to values without a checksum:
+# a checksum-valid token is real whatever letters it happens to contain.
+PLACEHOLDER_WORDS = (
+    "example",
+    "changeme",
+    "change_me",
+    "change-me",
+    "placeholder",
+    "dummy",
+    "sample",
+    "your",
+    "redacted",
+    "replace",
+    "insert",
+    "fake",
+    "notreal",
+    "not_real",
+    "secret",
+    "password",
+    "passwd",
+    "xxxx",
+    "****",
+    "...",
+    "test",
+    "todo",
+    "fixme",
+)
+PLACEHOLDER_EXACT = frozenset({b"null", b"none", b"nil", b"true", b"false", b"undefined", b"empty", b"string"})
+MAX_LINE_SCAN_BYTES = 4096  # how far to look for the start/end of the matched line (pragma)
+PRAGMA = b"pragma: allowlist secret"
+PRAGMA_NEXTLINE = b"pragma: allowlist nextline secret"
+
+_TEMPLATE = re.compile(rb"\$\{|\$\(|\{\{|\}\}|\{%|%\(|<[A-Za-z_ -]{2,40}>|^\$[A-Za-z_]|^%[A-Za-z_]+%$|^@[A-Za-z_]+@$")
+_REPEAT = re.compile(rb"(.)\1{5,}")
+_HEX = re.compile(rb"[0-9a-fA-F]+")
+_CODE_REF = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+|[A-Za-z_][A-Za-z0-9_]*\(")
+DIGEST_HEX_LENGTHS = frozenset({32, 40, 56, 64, 96, 128})
+
+
+def is_documented_example(value: bytes) -> bool:
+    return hashlib.sha256(value).hexdigest() in DOCUMENTED_EXAMPLE_SHA256 or b"EXAMPLE" in value
+
+
+def is_placeholder(value: bytes) -> bool:
+    """`${VAR}`, `{{ .Values.x }}`, `<your-key>`, `changeme`, `xxxxxxxx`, `****`, test-looking words."""
+    if not value or value.lower() in PLACEHOLDER_EXACT:
+        return True
+    if _TEMPLATE.search(value) or _REPEAT.search(value):
+        return True
+    lowered = value.lower()
+    if any(word.encode() in lowered for word in PLACEHOLDER_WORDS):
+        return True
+    text = value.decode("utf-8", "replace")
+    return is_templated_secret(text) or is_sequential_string(text)
+
+
+def shannon_entropy(value: bytes) -> float:
+    if not value:
+        return 0.0
+    n = len(value)
+    return -sum(c / n * math.log2(c / n) for c in Counter(value).values())
+
+
+def char_classes(value: bytes) -> int:
+    lower = upper = digit = other = 0
+    for b in value:
+        if 97 <= b <= 122:
+            lower = 1
+        elif 65 <= b <= 90:
+            upper = 1
+        elif 48 <= b <= 57:
+            digit = 1
+        else:
+            other = 1
+    return lower + upper + digit + other
+
+
+def is_digest_or_uuid(value: bytes) -> bool:
+    if _HEX.fullmatch(value) and len(value) in DIGEST_HEX_LENGTHS:
+        return True
+    return is_potential_uuid(value.decode("ascii", "replace"))
+
+
+def looks_random(value: bytes, *, min_len: int = 8, min_entropy: float = 3.0) -> bool:
+    """A password-like value: long enough, varied enough, not a sequence."""
+    if len(value) < min_len or shannon_entropy(value) < min_entropy:
+        return False
+    classes = char_classes(value)
+    return classes >= 3 or (classes == 2 and len(value) >= 16 and shannon_entropy(value) >= 3.7)
+
+
+def is_code_reference(value: bytes) -> bool:
+    """`settings.SECRET_KEY`, `os.environ.get(`, `config.db.password`: a name, not a value."""
+    return _CODE_REF.fullmatch(value) is not None or value.endswith(b"(")
+
+
+def line_bounds(data: bytes, start: int, end: int) -> tuple[int, int]:
+    lo = max(0, start - MAX_LINE_SCAN_BYTES)
+    line_start = data.rfind(b"\n", lo, start) + 1 or lo
+    nl = data.find(b"\n", end, end + MAX_LINE_SCAN_BYTES)
+    line_end = nl if nl >= 0 else min(len(data), end + MAX_LINE_SCAN_BYTES)
+    return line_start, line_end
+
+
+def is_allowlisted(data: bytes, start: int, end: int) -> bool:
+    """The `pragma: allowlist secret` comment on any line the secret spans, or `nextline` just above."""
+    line_start, line_end = line_bounds(data, start, end)
+    if data.find(PRAGMA, line_start, line_end) >= 0:
+        return True
+    if line_start == 0:
+        return False
+    prev_start = data.rfind(b"\n", max(0, line_start - 1 - MAX_LINE_SCAN_BYTES), line_start - 1) + 1
+    return data.find(PRAGMA_NEXTLINE, prev_start, line_start) >= 0

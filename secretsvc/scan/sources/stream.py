@@ -1,0 +1,245 @@
+"""Streaming readers for layer blobs: digest verification and decompression chosen by magic bytes.
+
+A layer is read once, front to back, through two hashing readers: one over the blob as stored (checked
+against the manifest's descriptor digest) and one over the uncompressed tar (checked against the config's
+`rootfs.diff_ids`). Verification can only finish at the end of the stream, so a mismatch is raised as
+`DigestMismatch` when the reader reaches EOF: by then the walker has already yielded the layer's contents,
+and it turns the error into a "digest.mismatch" warning, so findings in a tampered layer are still reported.
+
+The compression is detected from the first bytes (gzip, zstd, or none), never from the media type alone,
+and every read returns at most the size asked for, so memory stays bounded whatever the compression ratio.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zlib
+from types import TracebackType
+from typing import IO, Protocol
+
+import zstandard
+
+from secretsvc import errors
+
+GZIP_MAGIC = b"\x1f\x8b"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+_SHA256_PREFIX = "sha256:"
+
+
+class DigestMismatch(errors.InvalidArgument):
+    """A blob's bytes do not hash to the digest that names it. Carries digests only (never content)."""
+
+    def __init__(self, what: str, expected: str, actual: str) -> None:
+        super().__init__(f"{what} digest mismatch: expected {expected}, got {actual}")
+        self.what = what
+        self.expected = expected
+        self.actual = actual
+
+
+class CorruptStream(errors.InvalidArgument):
+    """A compressed stream is corrupt or ends early."""
+
+
+class Readable(Protocol):
+    def read(self, n: int = -1, /) -> bytes: ...
+
+
+def check_digest_syntax(digest: str) -> str:
+    """Return the hex part of a "sha256:<64 hex>" digest, or raise InvalidArgument."""
+    if not isinstance(digest, str) or not digest.startswith(_SHA256_PREFIX):
+        raise errors.InvalidArgument(f"unsupported digest {str(digest)[:80]!r} (only sha256 is supported)")
+    hexpart = digest[len(_SHA256_PREFIX) :]
+    if len(hexpart) != 64 or any(c not in "0123456789abcdef" for c in hexpart):
+        raise errors.InvalidArgument(f"malformed digest {digest[:80]!r}")
+    return hexpart
+
+
+def sha256_digest(data: bytes) -> str:
+    return _SHA256_PREFIX + hashlib.sha256(data).hexdigest()
+
+
+def verify_bytes(what: str, data: bytes, expected: str) -> None:
+    """Raise DigestMismatch unless `data` hashes to `expected`."""
+    check_digest_syntax(expected)
+    actual = sha256_digest(data)
+    if actual != expected:
+        raise DigestMismatch(what, expected, actual)
+
+
+def read_bounded(stream: Readable, max_bytes: int, what: str) -> bytes:
+    """Read a whole small document (JSON) but refuse it if it is larger than `max_bytes`."""
+    data = stream.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise errors.LimitExceeded(f"{what} is larger than the limit of {max_bytes} bytes")
+    return data
+
+
+class HashingReader:
+    """Hashes what passes through; at EOF compares with `expected` (None: hash only, e.g. unknown digest)."""
+
+    def __init__(self, raw: Readable, expected: str | None, what: str) -> None:
+        if expected is not None:
+            check_digest_syntax(expected)
+        self._raw = raw
+        self._hash = hashlib.sha256()
+        self._expected = expected
+        self._what = what
+        self._done = False
+        self.bytes_read = 0
+
+    def read(self, n: int = -1, /) -> bytes:
+        data = self._raw.read(n)
+        if data:
+            self._hash.update(data)
+            self.bytes_read += len(data)
+        elif n != 0 and not self._done:
+            self._done = True
+            actual = self.digest
+            if self._expected is not None and actual != self._expected:
+                raise DigestMismatch(self._what, self._expected, actual)
+        return data
+
+    @property
+    def digest(self) -> str:
+        return _SHA256_PREFIX + self._hash.hexdigest()
+
+    @property
+    def finished(self) -> bool:
+        return self._done
+
+
+class _Prepend:
+    """Gives back bytes already read for sniffing before reading on from the underlying stream."""
+
+    def __init__(self, head: bytes, raw: Readable) -> None:
+        self._head = head
+        self._raw = raw
+
+    def read(self, n: int = -1, /) -> bytes:
+        if self._head:
+            if n < 0 or n >= len(self._head):
+                out, self._head = self._head, b""
+                return out
+            out, self._head = self._head[:n], self._head[n:]
+            return out
+        return self._raw.read(n)
+
+
+class _GzipReader:
+    """Multi-member gzip, decompressed with zlib in bounded steps (C does the work)."""
+
+    def __init__(self, raw: Readable, block: int) -> None:
+        self._raw = raw
+        self._block = block
+        self._d = zlib.decompressobj(wbits=31)
+        self._pending = b""  # compressed input not yet given to the decompressor
+        self._eof = False
+
+    def read(self, n: int = -1, /) -> bytes:
+        if n < 0:
+            n = 1 << 62
+        while not self._eof:
+            if self._d.unconsumed_tail:
+                data = self._d.unconsumed_tail
+            elif self._pending:
+                data, self._pending = self._pending, b""
+            else:
+                data = self._raw.read(self._block)
+                if not data:
+                    if not self._d.eof:
+                        raise CorruptStream("gzip stream ends early (truncated)")
+                    self._eof = True
+                    break
+            try:
+                out = self._d.decompress(data, n)
+            except zlib.error as exc:
+                raise CorruptStream(f"corrupt gzip stream: {exc}") from None
+            if self._d.eof:
+                rest = self._d.unused_data
+                self._d = zlib.decompressobj(wbits=31)
+                if rest.startswith(GZIP_MAGIC):
+                    self._pending = rest
+                elif rest.strip(b"\0"):
+                    raise CorruptStream("unexpected bytes after the end of the gzip stream")
+                else:
+                    # Drain the raw stream so the digest check at its end runs.
+                    while self._raw.read(self._block):
+                        pass
+                    self._eof = True
+            if out:
+                return out
+        return b""
+
+
+class _ZstdReader:
+    def __init__(self, raw: Readable, block: int) -> None:
+        self._reader = zstandard.ZstdDecompressor().stream_reader(
+            raw,  # type: ignore[arg-type]  # any object with read() will do read_size=block, read_across_frames=True, closefd=False
+        )
+
+    def read(self, n: int = -1, /) -> bytes:
+        try:
+            return bytes(self._reader.read(n if n >= 0 else 1 << 30))
+        except zstandard.ZstdError as exc:
+            raise CorruptStream(f"corrupt zstd stream: {exc}") from None
+
+
+def compression_of(head: bytes) -> str:
+    if head.startswith(GZIP_MAGIC):
+        return "gzip"
+    if head.startswith(ZSTD_MAGIC):
+        return "zstd"
+    return "none"
+
+
+class LayerStream:
+    """The uncompressed tar of one layer, verified against both digests as it is read.
+
+    `read` raises DigestMismatch at EOF if either digest is wrong (the blob digest is checked before
+    the diff_id, since the raw stream ends first), CorruptStream for bad compression.
+    """
+
+    def __init__(
+        self,
+        raw: IO[bytes],
+        *,
+        blob_digest: str | None,
+        diff_id: str | None,
+        block: int,
+    ) -> None:
+        self._raw = raw
+        self.blob = HashingReader(raw, blob_digest, "layer blob")
+        head = self.blob.read(block)
+        self.compression = compression_of(head)
+        source = _Prepend(head, self.blob)
+        inner: Readable
+        if self.compression == "gzip":
+            inner = _GzipReader(source, block)
+        elif self.compression == "zstd":
+            inner = _ZstdReader(source, block)
+        else:
+            inner = source
+        self.tar = HashingReader(inner, diff_id, "layer diff_id")
+
+    def read(self, n: int = -1, /) -> bytes:
+        return self.tar.read(n)
+
+    @property
+    def bytes_out(self) -> int:
+        return self.tar.bytes_read
+
+    def drain(self, block: int) -> None:
+        """Read to the end so both digests are checked (tar readers stop at the end-of-archive marker)."""
+        while self.read(block):
+            pass
+
+    def close(self) -> None:
+        self._raw.close()
+
+    def __enter__(self) -> LayerStream:
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()

@@ -1,0 +1,87 @@
+"""Validation of the names callers choose: namespaces, secret paths and transit key names.
+
+Names end up in logs, metrics labels, audit records and (for paths) in the envelope's associated data, so
+they are held to a strict, printable alphabet and bounded lengths. Messages quote the offending name only
+through `repr` of a truncated form, so a control character cannot forge a log line.
+"""
+
+from __future__ import annotations
+
+import re
+
+from secretsvc.errors import InvalidArgument, LimitExceeded
+from secretsvc.service import limits
+
+_NAME = re.compile(r"[A-Za-z0-9._-]+")
+# Paths allow a wider alphabet than namespaces (people name secrets after hosts, emails, URLs), but no
+# whitespace, control characters, backslashes or characters that need quoting in shells and URLs.
+_SEGMENT = re.compile(r"[A-Za-z0-9._@+=,:~-]+")
+
+
+def _shown(text: str) -> str:
+    return repr(text[:64] + ("…" if len(text) > 64 else ""))
+
+
+def check_namespace(namespace: str) -> str:
+    if not namespace:
+        raise InvalidArgument("namespace is empty")
+    if len(namespace.encode()) > limits.MAX_NAMESPACE_BYTES:
+        raise LimitExceeded(f"namespace is longer than MAX_NAMESPACE_BYTES={limits.MAX_NAMESPACE_BYTES}")
+    if not _NAME.fullmatch(namespace) or namespace in {".", ".."}:
+        raise InvalidArgument(f"namespace {_shown(namespace)} may only contain letters, digits, '.', '_', '-'")
+    return namespace
+
+
+def check_path(path: str) -> str:
+    if not path:
+        raise InvalidArgument("secret path is empty")
+    if len(path.encode()) > limits.MAX_PATH_BYTES:
+        raise LimitExceeded(f"secret path is longer than MAX_PATH_BYTES={limits.MAX_PATH_BYTES}")
+    segments = path.split("/")
+    if len(segments) > limits.MAX_PATH_SEGMENTS:
+        raise LimitExceeded(f"secret path has more than MAX_PATH_SEGMENTS={limits.MAX_PATH_SEGMENTS} segments")
+    for segment in segments:
+        if not segment:
+            raise InvalidArgument(f"secret path {_shown(path)} has an empty segment (leading, trailing or '//')")
+        if segment in {".", ".."}:
+            raise InvalidArgument(f"secret path {_shown(path)} has a '{segment}' segment")
+        if len(segment.encode()) > limits.MAX_PATH_SEGMENT_BYTES:
+            raise LimitExceeded(
+                f"a segment of secret path {_shown(path)} is longer than "
+                f"MAX_PATH_SEGMENT_BYTES={limits.MAX_PATH_SEGMENT_BYTES}"
+            )
+        if not _SEGMENT.fullmatch(segment):
+            raise InvalidArgument(
+                f"secret path {_shown(path)} has a character outside letters, digits and . _ @ + = , : ~ -"
+            )
+    return path
+
+
+def check_prefix(prefix: str) -> str:
+    """A list prefix: like a path, but may be empty or end in '/' or mid-segment."""
+    if not prefix:
+        return prefix
+    if len(prefix.encode()) > limits.MAX_PATH_BYTES:
+        raise LimitExceeded(f"prefix is longer than MAX_PATH_BYTES={limits.MAX_PATH_BYTES}")
+    trimmed = prefix[:-1] if prefix.endswith("/") else prefix
+    if trimmed:
+        check_path(trimmed)
+    return prefix
+
+
+def check_key_name(name: str) -> str:
+    if not name:
+        raise InvalidArgument("key name is empty")
+    if len(name.encode()) > limits.MAX_KEY_NAME_BYTES:
+        raise LimitExceeded(f"key name is longer than MAX_KEY_NAME_BYTES={limits.MAX_KEY_NAME_BYTES}")
+    if not _NAME.fullmatch(name) or name in {".", ".."}:
+        raise InvalidArgument(f"key name {_shown(name)} may only contain letters, digits, '.', '_', '-'")
+    return name
+
+
+def split_ref(ref: str) -> tuple[str, str]:
+    """'namespace/some/path' -> ('namespace', 'some/path'), both validated."""
+    namespace, sep, path = ref.partition("/")
+    if not sep:
+        raise InvalidArgument(f"{_shown(ref)} is not NAMESPACE/PATH")
+    return check_namespace(namespace), check_path(path)

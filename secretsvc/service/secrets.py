@@ -1,0 +1,214 @@
+"""The secret use cases: put, get, list, metadata, delete/undelete/destroy. No gRPC here.
+
+Writes are optimistic: read the current version, seal the value for the next version (the version is part
+of the envelope's associated data), then ask the store to insert it only if nothing moved. The key-encryption
+key is never called inside a store transaction, so a slow remote KEK cannot hold the database's write lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from secretsvc.crypto.envelope import EnvelopeContext, open_envelope, seal
+from secretsvc.crypto.secretbytes import SecretBytes
+from secretsvc.errors import (
+    CorruptRecord,
+    DecryptionFailed,
+    InvalidArgument,
+    LimitExceeded,
+    NotFound,
+    VersionConflict,
+    VersionUnavailable,
+)
+from secretsvc.kek.base import KeyEncryptionKey
+from secretsvc.service import limits
+from secretsvc.service.clock import Clock
+from secretsvc.service.naming import check_namespace, check_path, check_prefix
+from secretsvc.store.base import ListPage, SecretMeta, SecretStore, VersionState
+
+# Writers without check-and-set retry when another writer slips in between read and insert.
+_MAX_PUT_ATTEMPTS = 8
+
+
+@dataclass(frozen=True, slots=True)
+class PutResult:
+    version: int
+    created_at: float
+    pruned_versions: Sequence[int]
+
+
+@dataclass(frozen=True, slots=True)
+class SecretValue:
+    value: SecretBytes
+    version: int
+    created_at: float
+
+
+def check_custom_metadata(entries: Mapping[str, str]) -> dict[str, str]:
+    if len(entries) > limits.MAX_CUSTOM_METADATA_ENTRIES:
+        raise LimitExceeded(
+            f"custom metadata has more than MAX_CUSTOM_METADATA_ENTRIES={limits.MAX_CUSTOM_METADATA_ENTRIES} entries"
+        )
+    for key, value in entries.items():
+        if not key or len(key.encode()) > limits.MAX_CUSTOM_METADATA_KEY_BYTES:
+            raise LimitExceeded(
+                f"custom metadata keys must be 1..MAX_CUSTOM_METADATA_KEY_BYTES="
+                f"{limits.MAX_CUSTOM_METADATA_KEY_BYTES} bytes"
+            )
+        if len(value.encode()) > limits.MAX_CUSTOM_METADATA_VALUE_BYTES:
+            raise LimitExceeded(
+                f"custom metadata value for {key[:64]!r} is longer than "
+                f"MAX_CUSTOM_METADATA_VALUE_BYTES={limits.MAX_CUSTOM_METADATA_VALUE_BYTES}"
+            )
+        if not key.isprintable() or not value.isprintable():
+            raise InvalidArgument("custom metadata keys and values may not contain control characters")
+    return dict(entries)
+
+
+def _check_max_versions(max_versions: int) -> int:
+    if not 0 <= max_versions <= limits.MAX_MAX_VERSIONS:
+        raise LimitExceeded(f"max_versions must be 0..MAX_MAX_VERSIONS={limits.MAX_MAX_VERSIONS}")
+    return max_versions
+
+
+def _check_versions(versions: Sequence[int]) -> list[int]:
+    if len(versions) > limits.MAX_VERSIONS_PER_REQUEST:
+        raise LimitExceeded(f"more than MAX_VERSIONS_PER_REQUEST={limits.MAX_VERSIONS_PER_REQUEST} versions")
+    if any(v < 1 for v in versions):
+        raise InvalidArgument("version numbers start at 1")
+    return sorted(set(versions))
+
+
+class SecretService:
+    def __init__(
+        self,
+        store: SecretStore,
+        kek: KeyEncryptionKey,
+        clock: Clock,
+        default_max_versions: int = limits.DEFAULT_MAX_VERSIONS,
+    ) -> None:
+        self._store = store
+        self._kek = kek
+        self._clock = clock
+        self._default_max_versions = default_max_versions
+
+    def put(
+        self,
+        namespace: str,
+        path: str,
+        value: SecretBytes,
+        *,
+        cas: int | None = None,
+        custom_metadata: Mapping[str, str] | None = None,
+        max_versions: int = 0,
+    ) -> PutResult:
+        check_namespace(namespace)
+        check_path(path)
+        if len(value) > limits.MAX_SECRET_VALUE_BYTES:
+            raise LimitExceeded(f"secret value is larger than MAX_SECRET_VALUE_BYTES={limits.MAX_SECRET_VALUE_BYTES}")
+        _check_max_versions(max_versions)
+        if cas is not None and cas < 0:
+            raise InvalidArgument("cas must be a version number (0: the secret must not exist)")
+        metadata = check_custom_metadata(custom_metadata) if custom_metadata is not None else None
+
+        for _ in range(_MAX_PUT_ATTEMPTS):
+            meta = self._store.read_meta(namespace, path)
+            current = meta.current_version if meta else 0
+            if cas is not None and cas != current:
+                raise VersionConflict(
+                    f"check-and-set failed for {namespace}/{path}: expected version {cas}, current is {current}"
+                )
+            version = current + 1
+            envelope = seal(self._kek, value, EnvelopeContext.for_secret(namespace, path, version))
+            keep = max_versions or (meta.max_versions if meta else 0) or self._default_max_versions
+            now = self._clock()
+            try:
+                pruned = self._store.insert_version(
+                    namespace, path, version, envelope,
+                    expected_version=current, now=now, max_versions=keep, custom_metadata=metadata,
+                )
+            except VersionConflict:
+                if cas is not None:
+                    raise
+                continue
+            return PutResult(version=version, created_at=now, pruned_versions=tuple(pruned))
+        raise VersionConflict(f"{namespace}/{path} is changing too fast to write; retry")
+
+    def get(self, namespace: str, path: str, version: int | None = None) -> SecretValue:
+        check_namespace(namespace)
+        check_path(path)
+        if version is not None and version < 1:
+            raise InvalidArgument("version numbers start at 1")
+        record = self._store.read_version(namespace, path, version)
+        if record.state is VersionState.DELETED:
+            raise VersionUnavailable(
+                f"version {record.version} of {namespace}/{path} is deleted (undelete it to read it again)"
+            )
+        if record.state is VersionState.DESTROYED or record.envelope is None:
+            raise VersionUnavailable(f"version {record.version} of {namespace}/{path} was destroyed")
+        try:
+            value = open_envelope(
+                self._kek, record.envelope, EnvelopeContext.for_secret(namespace, path, record.version)
+            )
+        except DecryptionFailed:
+            # Either the row was altered at rest or the KEK that wrapped it is gone; both are data loss, not
+            # a caller error, and the message must not hint which check failed.
+            raise CorruptRecord(
+                f"stored ciphertext of {namespace}/{path} version {record.version} failed to authenticate"
+            ) from None
+        return SecretValue(value=value, version=record.version, created_at=record.created_at)
+
+    def list(self, namespace: str, prefix: str = "", *, page_size: int = 0, page_token: str = "") -> ListPage:
+        check_namespace(namespace)
+        check_prefix(prefix)
+        if page_size < 0 or page_size > limits.MAX_PAGE_SIZE:
+            raise LimitExceeded(f"page_size must be 0..MAX_PAGE_SIZE={limits.MAX_PAGE_SIZE}")
+        return self._store.list_paths(
+            namespace, prefix, page_size=page_size or limits.DEFAULT_PAGE_SIZE, page_token=page_token
+        )
+
+    def metadata(self, namespace: str, path: str) -> SecretMeta:
+        check_namespace(namespace)
+        check_path(path)
+        meta = self._store.read_meta(namespace, path)
+        if meta is None:
+            raise NotFound(f"no secret at {namespace}/{path}")
+        return meta
+
+    def update_metadata(
+        self,
+        namespace: str,
+        path: str,
+        *,
+        max_versions: int = 0,
+        custom_metadata: Mapping[str, str] | None = None,
+    ) -> SecretMeta:
+        check_namespace(namespace)
+        check_path(path)
+        _check_max_versions(max_versions)
+        metadata = check_custom_metadata(custom_metadata) if custom_metadata is not None else None
+        return self._store.update_meta(
+            namespace, path, now=self._clock(), max_versions=max_versions or None, custom_metadata=metadata
+        )
+
+    def _versions_or_current(self, namespace: str, path: str, versions: Sequence[int]) -> list[int]:
+        checked = _check_versions(versions)
+        if checked:
+            return checked
+        return [self.metadata(namespace, path).current_version]
+
+    def delete_versions(self, namespace: str, path: str, versions: Sequence[int]) -> list[int]:
+        chosen = self._versions_or_current(check_namespace(namespace), check_path(path), versions)
+        return self._store.set_versions_deleted(namespace, path, chosen, deleted=True, now=self._clock())
+
+    def undelete_versions(self, namespace: str, path: str, versions: Sequence[int]) -> list[int]:
+        chosen = self._versions_or_current(check_namespace(namespace), check_path(path), versions)
+        return self._store.set_versions_deleted(namespace, path, chosen, deleted=False, now=self._clock())
+
+    def destroy_versions(self, namespace: str, path: str, versions: Sequence[int]) -> list[int]:
+        chosen = self._versions_or_current(check_namespace(namespace), check_path(path), versions)
+        return self._store.destroy_versions(namespace, path, chosen, now=self._clock())
+
+    def delete_secret(self, namespace: str, path: str) -> bool:
+        return self._store.delete_secret(check_namespace(namespace), check_path(path))

@@ -1,0 +1,143 @@
+"""Connections to one SQLite database file: opening with the durability settings, pooling, error mapping.
+
+Each connection is set up once with WAL, synchronous=FULL, foreign keys, secure_delete and a busy timeout.
+A small pool hands a connection to one thread at a time: under WAL, readers on separate connections never
+block each other or the writer, and writers queue on BEGIN IMMEDIATE (across threads and processes alike).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+
+from secretsvc.errors import StorageError
+
+DEFAULT_BUSY_TIMEOUT_S = 10.0
+# Connections beyond this many idle ones are closed on return; the gRPC pool rarely needs more.
+MAX_IDLE_CONNECTIONS = 16
+# After a checkpoint the WAL file is cut back to this size, so old page images do not linger in it.
+WAL_SIZE_LIMIT_BYTES = 4 * 1024 * 1024
+
+_CORRUPT_CODES = frozenset({"SQLITE_CORRUPT", "SQLITE_NOTADB"})
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionSettings:
+    """The settings a connection actually runs with, as SQLite reports them."""
+
+    journal_mode: str
+    synchronous: int  # 2 = FULL
+    foreign_keys: bool
+    secure_delete: bool
+    busy_timeout_ms: int
+
+
+def storage_error(op: str, location: str, exc: sqlite3.Error) -> StorageError:
+    """A StorageError for a failed sqlite3 call. SQLite's own message can quote SQL or data, so only the
+    error code name goes into ours."""
+    code = getattr(exc, "sqlite_errorname", None) or type(exc).__name__
+    if code in _CORRUPT_CODES or "file is not a database" in str(exc):
+        return StorageError(f"{op}: database {location} is corrupt or not a database ({code})")
+    if code.startswith("SQLITE_BUSY") or code.startswith("SQLITE_LOCKED"):
+        return StorageError(f"{op}: database {location} stayed locked by other writers ({code})")
+    if code.startswith("SQLITE_FULL"):
+        return StorageError(f"{op}: disk full writing {location} ({code})")
+    return StorageError(f"{op}: database {location} failed ({code})")
+
+
+class ConnectionPool:
+    """Connections to one database file, each used by one thread at a time."""
+
+    def __init__(self, path: Path, busy_timeout_s: float) -> None:
+        self._path = path
+        self._busy_timeout_s = busy_timeout_s
+        self._lock = threading.Lock()
+        self._idle: list[sqlite3.Connection] = []
+        self._closed = False
+
+    @property
+    def location(self) -> str:
+        return str(self._path)
+
+    def open_connection(self) -> sqlite3.Connection:
+        """A new, configured connection (not pooled). Raises sqlite3.Error."""
+        # isolation_level=None: the module's implicit transactions are off; every transaction here is an
+        # explicit BEGIN. check_same_thread=False: a pooled connection moves between threads, never shared.
+        conn = sqlite3.connect(
+            self._path, timeout=self._busy_timeout_s, isolation_level=None, check_same_thread=False
+        )
+        try:
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()
+            if mode is None or str(mode[0]).lower() != "wal":
+                raise StorageError(f"database {self._path}: cannot enable WAL journal mode")
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA secure_delete = ON")
+            conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_s * 1000)}")
+            conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT_BYTES}")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    @contextmanager
+    def connection(self, op: str) -> Iterator[sqlite3.Connection]:
+        """Borrow a connection for one operation. A connection that saw an sqlite3 error is discarded,
+        so a damaged handle never returns to the pool."""
+        conn = self._acquire(op)
+        healthy = True
+        try:
+            yield conn
+        except sqlite3.Error:
+            healthy = False
+            raise
+        finally:
+            if conn.in_transaction:
+                healthy = False
+            self._release(conn, healthy)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+
+    def _acquire(self, op: str) -> sqlite3.Connection:
+        with self._lock:
+            if self._closed:
+                raise StorageError(f"{op}: the store is closed")
+            if self._idle:
+                return self._idle.pop()
+        try:
+            return self.open_connection()
+        except sqlite3.Error as exc:
+            raise storage_error(op, self.location, exc) from None
+
+    def _release(self, conn: sqlite3.Connection, healthy: bool) -> None:
+        with self._lock:
+            if healthy and not self._closed and len(self._idle) < MAX_IDLE_CONNECTIONS:
+                self._idle.append(conn)
+                return
+        if conn.in_transaction:
+            with suppress(sqlite3.Error):  # closing the connection rolls back anyway
+                conn.execute("ROLLBACK")
+        conn.close()
+
+
+def read_settings(conn: sqlite3.Connection) -> ConnectionSettings:
+    def pragma(name: str) -> object:
+        row = conn.execute(f"PRAGMA {name}").fetchone()
+        return None if row is None else row[0]
+
+    return ConnectionSettings(
+        journal_mode=str(pragma("journal_mode")),
+        synchronous=int(str(pragma("synchronous"))),
+        foreign_keys=pragma("foreign_keys") == 1,
+        secure_delete=pragma("secure_delete") == 1,
+        busy_timeout_ms=int(str(pragma("busy_timeout"))),
+    )

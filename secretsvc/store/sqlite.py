@@ -1,0 +1,642 @@
+"""`SqliteStore`: the embedded `SecretStore`, one SQLite database file in the data directory.
+
+Durability and shredding: WAL journal with synchronous=FULL, so an acknowledged write survives kill -9 and
+power loss; secure_delete=ON, so a destroyed envelope (and the wrapped data key inside it) is overwritten in
+the database pages rather than left in free space; `destroy_versions` and `delete_secret` then checkpoint
+and truncate the WAL so the old page images go too.
+
+Concurrency: a small pool of connections, each lent to one thread at a time (the gRPC server calls from a
+thread pool). Under WAL, reads on separate connections run in parallel and never wait for a writer. Every
+mutating method is one transaction opened with BEGIN IMMEDIATE, which takes the database's single write lock
+up front: check-and-set cannot interleave with another writer in this or any other process, and no
+transaction ever has to upgrade from read to write (the case where WAL reports SQLITE_BUSY_SNAPSHOT).
+Reads that touch several tables run in one deferred transaction so they see one snapshot.
+
+The SQL is meant to carry over to PostgreSQL: no LIKE, no LIMIT -1, no INSERT OR REPLACE; prefixes are
+ranges and conflicts are resolved with ON CONFLICT, which both dialects share.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+from secretsvc.errors import (
+    AlreadyExists,
+    InvalidArgument,
+    LimitExceeded,
+    NotFound,
+    StorageError,
+    VersionConflict,
+)
+from secretsvc.store import _keyset
+from secretsvc.store._sqlite_conn import (
+    DEFAULT_BUSY_TIMEOUT_S,
+    ConnectionPool,
+    ConnectionSettings,
+    read_settings,
+    storage_error,
+)
+from secretsvc.store._sqlite_schema import migrate
+from secretsvc.store.base import (
+    EnvelopeRef,
+    ListPage,
+    SecretMeta,
+    StoredVersion,
+    TokenRecord,
+    TransitKeyRecord,
+    TransitKeyVersion,
+    VersionMeta,
+    VersionState,
+)
+
+# A backstop above any value size the service accepts; the service enforces its own, smaller limit.
+MAX_ENVELOPE_BYTES = 16 * 1024 * 1024
+# How many version numbers one delete/undelete/destroy call may name.
+MAX_VERSIONS_PER_CALL = 1000
+MAX_SCAN_BATCH = 10_000
+# Custom metadata and token policies are JSON in the database; a larger column means damage.
+MAX_JSON_COLUMN_BYTES = 1024 * 1024
+
+SECRET_KIND = "secret"  # noqa: S105 (an envelope kind, not a credential)
+TRANSIT_KIND = "transit_key"
+_KINDS = (SECRET_KIND, TRANSIT_KIND)
+
+_Row = tuple[object, ...]
+
+
+class SqliteStore:
+    """A `SecretStore` in one SQLite file. Safe to share between threads and to open from several
+    processes at once; `close()` when done."""
+
+    def __init__(self, path: Path, *, busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S) -> None:
+        self._pool = ConnectionPool(Path(path), busy_timeout_s)
+        try:
+            with self._pool.connection("open") as conn:
+                migrate(conn, self._pool.location)
+        except sqlite3.Error as exc:
+            self._pool.close()
+            raise storage_error("open", self._pool.location, exc) from None
+        except BaseException:
+            self._pool.close()
+            raise
+
+    @property
+    def path(self) -> Path:
+        return Path(self._pool.location)
+
+    # --- transactions --------------------------------------------------------------------------------------
+    @contextmanager
+    def _transaction(self, op: str, *, write: bool) -> Iterator[sqlite3.Connection]:
+        try:
+            with self._pool.connection(op) as conn:
+                conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                try:
+                    yield conn
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        with suppress(sqlite3.Error):
+                            conn.execute("ROLLBACK")
+                    raise
+        except sqlite3.Error as exc:
+            raise storage_error(op, self._pool.location, exc) from None
+
+    # --- secrets -------------------------------------------------------------------------------------------
+    def read_meta(self, namespace: str, path: str) -> SecretMeta | None:
+        with self._transaction("read_meta", write=False) as conn:
+            return _load_meta(conn, namespace, path)
+
+    def insert_version(
+        self,
+        namespace: str,
+        path: str,
+        version: int,
+        envelope: bytes,
+        *,
+        expected_version: int,
+        now: float,
+        max_versions: int,
+        custom_metadata: Mapping[str, str] | None = None,
+    ) -> list[int]:
+        if expected_version < 0:
+            raise InvalidArgument(f"expected version must be 0 or more, got {expected_version}")
+        if version != expected_version + 1:
+            raise InvalidArgument(
+                f"version {version} does not follow the expected version {expected_version}"
+            )
+        if max_versions <= 0:
+            raise InvalidArgument(f"max_versions must be positive, got {max_versions}")
+        _check_envelope(envelope)
+        _check_name(namespace, path)
+        metadata_json = None if custom_metadata is None else _metadata_to_json(custom_metadata)
+        with self._transaction("insert_version", write=True) as conn:
+            row = conn.execute(
+                "SELECT current_version FROM secrets WHERE namespace = ? AND path = ?", (namespace, path)
+            ).fetchone()
+            actual = 0 if row is None else int(row[0])
+            if actual != expected_version:
+                raise VersionConflict(
+                    f"check-and-set failed for {namespace}:{path}: expected version {expected_version}, "
+                    f"current version is {actual}"
+                )
+            if row is None:
+                conn.execute(
+                    "INSERT INTO secrets (namespace, path, current_version, max_versions, custom_metadata,"
+                    " created_at, updated_at) VALUES (?, ?, ?, 0, ?, ?, ?)",
+                    (namespace, path, version, metadata_json or "{}", now, now),
+                )
+            elif metadata_json is None:
+                conn.execute(
+                    "UPDATE secrets SET current_version = ?, updated_at = ? WHERE namespace = ? AND path = ?",
+                    (version, now, namespace, path),
+                )
+            else:
+                conn.execute(
+                    "UPDATE secrets SET current_version = ?, updated_at = ?, custom_metadata = ?"
+                    " WHERE namespace = ? AND path = ?",
+                    (version, now, metadata_json, namespace, path),
+                )
+            conn.execute(
+                "INSERT INTO secret_versions (namespace, path, version, state, envelope, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (namespace, path, version, VersionState.ACTIVE.value, bytes(envelope), now),
+            )
+            return _prune(conn, namespace, path, max_versions)
+
+    def read_version(self, namespace: str, path: str, version: int | None) -> StoredVersion:
+        if version is not None and version < 1:
+            raise InvalidArgument(f"version must be 1 or more, got {version}")
+        with self._transaction("read_version", write=False) as conn:
+            if version is None:
+                row = conn.execute(
+                    "SELECT current_version FROM secrets WHERE namespace = ? AND path = ?",
+                    (namespace, path),
+                ).fetchone()
+                if row is None:
+                    raise NotFound(f"secret {namespace}:{path} does not exist")
+                version = int(row[0])
+            found = conn.execute(
+                "SELECT state, envelope, created_at FROM secret_versions"
+                " WHERE namespace = ? AND path = ? AND version = ?",
+                (namespace, path, version),
+            ).fetchone()
+        if found is None:
+            raise NotFound(f"secret {namespace}:{path} has no version {version}")
+        envelope = found[1]
+        return StoredVersion(
+            namespace=namespace,
+            path=path,
+            version=version,
+            state=_state(found[0]),
+            envelope=None if envelope is None else bytes(envelope),
+            created_at=float(found[2]),
+        )
+
+    def list_paths(self, namespace: str, prefix: str, *, page_size: int, page_token: str) -> ListPage:
+        _keyset.check_page_size(page_size)
+        _keyset.check_text(prefix, "prefix")
+        after = _keyset.decode_page_token(page_token, prefix)
+        upper = _keyset.prefix_upper_bound(prefix)
+        clauses = ["namespace = ?", "path >= ?"]
+        params: list[object] = [namespace, prefix]
+        if upper is not None:
+            clauses.append("path < ?")
+            params.append(upper)
+        if after is not None:
+            clauses.append("path > ?")
+            params.append(after)
+        params.append(page_size + 1)
+        sql = f"SELECT path FROM secrets WHERE {' AND '.join(clauses)} ORDER BY path LIMIT ?"  # noqa: S608
+        with self._transaction("list_paths", write=False) as conn:
+            paths = [str(row[0]) for row in conn.execute(sql, params)]
+        if len(paths) <= page_size:
+            return ListPage(paths=paths, next_page_token="")
+        del paths[page_size:]
+        return ListPage(paths=paths, next_page_token=_keyset.encode_page_token(paths[-1]))
+
+    def set_versions_deleted(
+        self, namespace: str, path: str, versions: Sequence[int], *, deleted: bool, now: float
+    ) -> list[int]:
+        wanted = _check_versions(versions)
+        if deleted:
+            from_state, to_state, deleted_at = VersionState.ACTIVE, VersionState.DELETED, now
+        else:
+            from_state, to_state, deleted_at = VersionState.DELETED, VersionState.ACTIVE, None
+        with self._transaction("set_versions_deleted", write=True) as conn:
+            _require_secret(conn, namespace, path)
+            changed = [
+                v
+                for v in wanted
+                if conn.execute(
+                    "UPDATE secret_versions SET state = ?, deleted_at = ?"
+                    " WHERE namespace = ? AND path = ? AND version = ? AND state = ?",
+                    (to_state.value, deleted_at, namespace, path, v, from_state.value),
+                ).rowcount
+                == 1
+            ]
+            if changed:
+                _touch(conn, namespace, path, now)
+            return changed
+
+    def destroy_versions(
+        self, namespace: str, path: str, versions: Sequence[int], *, now: float
+    ) -> list[int]:
+        wanted = _check_versions(versions)
+        with self._transaction("destroy_versions", write=True) as conn:
+            _require_secret(conn, namespace, path)
+            destroyed = [
+                v
+                for v in wanted
+                if conn.execute(
+                    "UPDATE secret_versions SET state = ?, envelope = NULL, destroyed_at = ?"
+                    " WHERE namespace = ? AND path = ? AND version = ? AND state <> ?",
+                    (VersionState.DESTROYED.value, now, namespace, path, v, VersionState.DESTROYED.value),
+                ).rowcount
+                == 1
+            ]
+            if destroyed:
+                _touch(conn, namespace, path, now)
+        if destroyed:
+            self.checkpoint()
+        return destroyed
+
+    def delete_secret(self, namespace: str, path: str) -> bool:
+        with self._transaction("delete_secret", write=True) as conn:
+            conn.execute("DELETE FROM secret_versions WHERE namespace = ? AND path = ?", (namespace, path))
+            removed = conn.execute(
+                "DELETE FROM secrets WHERE namespace = ? AND path = ?", (namespace, path)
+            ).rowcount
+        if removed:
+            self.checkpoint()
+        return removed > 0
+
+    def update_meta(
+        self,
+        namespace: str,
+        path: str,
+        *,
+        now: float,
+        max_versions: int | None = None,
+        custom_metadata: Mapping[str, str] | None = None,
+    ) -> SecretMeta:
+        if max_versions is not None and max_versions < 0:
+            raise InvalidArgument(f"max_versions must be 0 (the default) or more, got {max_versions}")
+        metadata_json = None if custom_metadata is None else _metadata_to_json(custom_metadata)
+        with self._transaction("update_meta", write=True) as conn:
+            _require_secret(conn, namespace, path)
+            if max_versions is not None:
+                conn.execute(
+                    "UPDATE secrets SET max_versions = ? WHERE namespace = ? AND path = ?",
+                    (max_versions, namespace, path),
+                )
+                if max_versions > 0:  # 0 defers to the service default, which only the service knows
+                    _prune(conn, namespace, path, max_versions)
+            if metadata_json is not None:
+                conn.execute(
+                    "UPDATE secrets SET custom_metadata = ? WHERE namespace = ? AND path = ?",
+                    (metadata_json, namespace, path),
+                )
+            _touch(conn, namespace, path, now)
+            meta = _load_meta(conn, namespace, path)
+        assert meta is not None  # the row was checked inside the same transaction
+        return meta
+
+    # --- rewrap --------------------------------------------------------------------------------------------
+    def scan_envelopes(self, *, after: tuple[str, str, str, int] | None, limit: int) -> list[EnvelopeRef]:
+        if limit < 1:
+            raise InvalidArgument(f"scan limit must be at least 1, got {limit}")
+        if limit > MAX_SCAN_BATCH:
+            raise LimitExceeded(f"scan limit {limit} exceeds the maximum of {MAX_SCAN_BATCH}")
+        if after is not None and after[0] not in _KINDS:
+            raise InvalidArgument(f"unknown envelope kind {after[0]!r}")
+        refs: list[EnvelopeRef] = []
+        with self._transaction("scan_envelopes", write=False) as conn:
+            if after is None or after[0] == SECRET_KIND:
+                sql = (
+                    "SELECT namespace, path, version, envelope FROM secret_versions"
+                    " WHERE envelope IS NOT NULL"
+                )
+                params: tuple[object, ...] = ()
+                if after is not None:
+                    sql += " AND (namespace, path, version) > (?, ?, ?)"
+                    params = (after[1], after[2], after[3])
+                sql += " ORDER BY namespace, path, version LIMIT ?"
+                for row in conn.execute(sql, (*params, limit)):
+                    refs.append(
+                        EnvelopeRef(SECRET_KIND, str(row[0]), str(row[1]), int(row[2]), bytes(row[3]))
+                    )
+            if len(refs) < limit:
+                sql = "SELECT name, version, wrapped_material FROM transit_key_versions"
+                params = ()
+                if after is not None and after[0] == TRANSIT_KIND:
+                    sql += " WHERE (name, version) > (?, ?)"
+                    params = (after[2], after[3])
+                sql += " ORDER BY name, version LIMIT ?"
+                for row in conn.execute(sql, (*params, limit - len(refs))):
+                    refs.append(EnvelopeRef(TRANSIT_KIND, "", str(row[0]), int(row[1]), bytes(row[2])))
+        return refs
+
+    def replace_envelope(self, ref: EnvelopeRef, new_envelope: bytes) -> bool:
+        _check_envelope(new_envelope)
+        if ref.kind == SECRET_KIND:
+            sql = (
+                "UPDATE secret_versions SET envelope = ? WHERE namespace = ? AND path = ? AND version = ?"
+                " AND envelope = ?"
+            )
+            params: tuple[object, ...] = (bytes(new_envelope), ref.namespace, ref.path, ref.version,
+                                          bytes(ref.envelope))
+        elif ref.kind == TRANSIT_KIND:
+            sql = "UPDATE transit_key_versions SET wrapped_material = ? WHERE name = ? AND version = ?" \
+                  " AND wrapped_material = ?"
+            params = (bytes(new_envelope), ref.path, ref.version, bytes(ref.envelope))
+        else:
+            raise InvalidArgument(f"unknown envelope kind {ref.kind!r}")
+        with self._transaction("replace_envelope", write=True) as conn:
+            return conn.execute(sql, params).rowcount == 1
+
+    # --- transit keys --------------------------------------------------------------------------------------
+    def create_transit_key(self, name: str, wrapped_material: bytes, *, now: float) -> TransitKeyRecord:
+        _check_envelope(wrapped_material)
+        _check_name(name)
+        with self._transaction("create_transit_key", write=True) as conn:
+            if conn.execute("SELECT 1 FROM transit_keys WHERE name = ?", (name,)).fetchone() is not None:
+                raise AlreadyExists(f"transit key {name!r} already exists")
+            conn.execute(
+                "INSERT INTO transit_keys (name, created_at, min_decryption_version) VALUES (?, ?, 1)",
+                (name, now),
+            )
+            conn.execute(
+                "INSERT INTO transit_key_versions (name, version, wrapped_material, created_at)"
+                " VALUES (?, 1, ?, ?)",
+                (name, bytes(wrapped_material), now),
+            )
+            record = _load_transit_key(conn, name)
+        assert record is not None
+        return record
+
+    def read_transit_key(self, name: str) -> TransitKeyRecord | None:
+        with self._transaction("read_transit_key", write=False) as conn:
+            return _load_transit_key(conn, name)
+
+    def add_transit_key_version(
+        self, name: str, version: int, wrapped_material: bytes, *, now: float
+    ) -> TransitKeyRecord:
+        if version < 1:
+            raise InvalidArgument(f"version must be 1 or more, got {version}")
+        _check_envelope(wrapped_material)
+        with self._transaction("add_transit_key_version", write=True) as conn:
+            latest = _transit_latest(conn, name)
+            if version != latest + 1:
+                raise VersionConflict(
+                    f"transit key {name!r}: expected to add version {latest + 1}, got version {version}"
+                )
+            conn.execute(
+                "INSERT INTO transit_key_versions (name, version, wrapped_material, created_at)"
+                " VALUES (?, ?, ?, ?)",
+                (name, version, bytes(wrapped_material), now),
+            )
+            record = _load_transit_key(conn, name)
+        assert record is not None
+        return record
+
+    def set_transit_min_decryption_version(self, name: str, version: int) -> TransitKeyRecord:
+        with self._transaction("set_transit_min_decryption_version", write=True) as conn:
+            latest = _transit_latest(conn, name)
+            if not 1 <= version <= latest:
+                raise InvalidArgument(
+                    f"transit key {name!r}: min decryption version must be between 1 and {latest}, "
+                    f"got {version}"
+                )
+            conn.execute("UPDATE transit_keys SET min_decryption_version = ? WHERE name = ?", (version, name))
+            record = _load_transit_key(conn, name)
+        assert record is not None
+        return record
+
+    def list_transit_keys(self) -> list[str]:
+        with self._transaction("list_transit_keys", write=False) as conn:
+            return [str(row[0]) for row in conn.execute("SELECT name FROM transit_keys ORDER BY name")]
+
+    # --- tokens --------------------------------------------------------------------------------------------
+    def put_token(self, record: TokenRecord) -> None:
+        _check_name(record.token_id, record.name)
+        policies = list(record.policies)
+        if not all(isinstance(p, str) for p in policies):
+            raise InvalidArgument("token policies must be strings")
+        with self._transaction("put_token", write=True) as conn:
+            conn.execute(
+                "INSERT INTO tokens (token_id, name, token_hash, created_at, policies) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (token_id) DO UPDATE SET name = excluded.name,"
+                " token_hash = excluded.token_hash, created_at = excluded.created_at,"
+                " policies = excluded.policies",
+                (record.token_id, record.name, bytes(record.token_hash), record.created_at,
+                 json.dumps(policies)),
+            )
+
+    def find_token(self, token_id: str) -> TokenRecord | None:
+        with self._transaction("find_token", write=False) as conn:
+            row = conn.execute(
+                "SELECT name, token_hash, created_at, policies FROM tokens WHERE token_id = ?", (token_id,)
+            ).fetchone()
+        if row is None:
+            return None
+        policies = _json_column(row[3], "token policies")
+        if not isinstance(policies, list) or not all(isinstance(p, str) for p in policies):
+            raise StorageError("find_token: stored token policies are damaged")
+        return TokenRecord(
+            token_id=token_id,
+            name=str(row[0]),
+            token_hash=bytes(row[1]),
+            created_at=float(row[2]),
+            policies=tuple(policies),
+        )
+
+    def count_tokens(self) -> int:
+        with self._transaction("count_tokens", write=False) as conn:
+            row = conn.execute("SELECT COUNT(*) FROM tokens").fetchone()
+        return int(row[0])
+
+    # --- SQLite specifics ----------------------------------------------------------------------------------
+    def checkpoint(self) -> bool:
+        """Copy the WAL into the database file and truncate it, so erased pages leave no older image in the
+        WAL. Returns False if readers kept it from completing (it is then retried by later checkpoints)."""
+        try:
+            with self._pool.connection("checkpoint") as conn:
+                row = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        except sqlite3.Error as exc:
+            raise storage_error("checkpoint", self._pool.location, exc) from None
+        return row is not None and int(row[0]) == 0
+
+    def connection_settings(self) -> ConnectionSettings:
+        """The durability settings a pooled connection runs with, for start-up logs and checks."""
+        try:
+            with self._pool.connection("connection_settings") as conn:
+                return read_settings(conn)
+        except sqlite3.Error as exc:
+            raise storage_error("connection_settings", self._pool.location, exc) from None
+
+    # --- lifecycle -----------------------------------------------------------------------------------------
+    def close(self) -> None:
+        self._pool.close()
+
+    def __enter__(self) -> SqliteStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"SqliteStore({self._pool.location!r})"
+
+
+# --- helpers (run inside a transaction) -------------------------------------------------------------------
+def _load_meta(conn: sqlite3.Connection, namespace: str, path: str) -> SecretMeta | None:
+    row = conn.execute(
+        "SELECT current_version, max_versions, custom_metadata, created_at, updated_at FROM secrets"
+        " WHERE namespace = ? AND path = ?",
+        (namespace, path),
+    ).fetchone()
+    if row is None:
+        return None
+    versions = [
+        VersionMeta(
+            version=int(v[0]),
+            state=_state(v[1]),
+            created_at=float(v[2]),
+            deleted_at=None if v[3] is None else float(v[3]),
+            destroyed_at=None if v[4] is None else float(v[4]),
+        )
+        for v in conn.execute(
+            "SELECT version, state, created_at, deleted_at, destroyed_at FROM secret_versions"
+            " WHERE namespace = ? AND path = ? ORDER BY version",
+            (namespace, path),
+        )
+    ]
+    return SecretMeta(
+        namespace=namespace,
+        path=path,
+        current_version=int(row[0]),
+        max_versions=int(row[1]),
+        created_at=float(row[3]),
+        updated_at=float(row[4]),
+        custom_metadata=_metadata_from_json(row[2]),
+        versions=tuple(versions),
+    )
+
+
+def _prune(conn: sqlite3.Connection, namespace: str, path: str, max_versions: int) -> list[int]:
+    kept = [
+        int(row[0])
+        for row in conn.execute(
+            "SELECT version FROM secret_versions WHERE namespace = ? AND path = ? ORDER BY version",
+            (namespace, path),
+        )
+    ]
+    removed = kept[: max(0, len(kept) - max_versions)]
+    for version in removed:
+        conn.execute(
+            "DELETE FROM secret_versions WHERE namespace = ? AND path = ? AND version = ?",
+            (namespace, path, version),
+        )
+    return removed
+
+
+def _require_secret(conn: sqlite3.Connection, namespace: str, path: str) -> None:
+    row = conn.execute("SELECT 1 FROM secrets WHERE namespace = ? AND path = ?", (namespace, path)).fetchone()
+    if row is None:
+        raise NotFound(f"secret {namespace}:{path} does not exist")
+
+
+def _touch(conn: sqlite3.Connection, namespace: str, path: str, now: float) -> None:
+    conn.execute("UPDATE secrets SET updated_at = ? WHERE namespace = ? AND path = ?", (now, namespace, path))
+
+
+def _transit_latest(conn: sqlite3.Connection, name: str) -> int:
+    if conn.execute("SELECT 1 FROM transit_keys WHERE name = ?", (name,)).fetchone() is None:
+        raise NotFound(f"transit key {name!r} does not exist")
+    row = conn.execute("SELECT MAX(version) FROM transit_key_versions WHERE name = ?", (name,)).fetchone()
+    return 0 if row is None or row[0] is None else int(row[0])
+
+
+def _load_transit_key(conn: sqlite3.Connection, name: str) -> TransitKeyRecord | None:
+    row = conn.execute(
+        "SELECT created_at, min_decryption_version FROM transit_keys WHERE name = ?", (name,)
+    ).fetchone()
+    if row is None:
+        return None
+    versions = tuple(
+        TransitKeyVersion(version=int(v[0]), wrapped_material=bytes(v[1]), created_at=float(v[2]))
+        for v in conn.execute(
+            "SELECT version, wrapped_material, created_at FROM transit_key_versions WHERE name = ?"
+            " ORDER BY version",
+            (name,),
+        )
+    )
+    return TransitKeyRecord(
+        name=name, created_at=float(row[0]), min_decryption_version=int(row[1]), versions=versions
+    )
+
+
+def _state(value: object) -> VersionState:
+    try:
+        return VersionState(value)
+    except ValueError:
+        raise StorageError("stored version state is damaged") from None
+
+
+def _check_envelope(envelope: bytes) -> None:
+    if not isinstance(envelope, bytes | bytearray | memoryview):
+        raise InvalidArgument("an envelope must be bytes")
+    if len(envelope) == 0:
+        raise InvalidArgument("an envelope must not be empty")
+    if len(envelope) > MAX_ENVELOPE_BYTES:
+        raise LimitExceeded(f"envelope of {len(envelope)} bytes exceeds the maximum of {MAX_ENVELOPE_BYTES}")
+
+
+def _check_name(*parts: str) -> None:
+    for part in parts:
+        if not isinstance(part, str) or part == "":
+            raise InvalidArgument("names must be non-empty strings")
+        _keyset.check_text(part, "name")
+
+
+def _check_versions(versions: Sequence[int]) -> list[int]:
+    if len(versions) > MAX_VERSIONS_PER_CALL:
+        raise LimitExceeded(
+            f"{len(versions)} versions in one call exceed the maximum of {MAX_VERSIONS_PER_CALL}"
+        )
+    for v in versions:
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise InvalidArgument(f"version numbers must be integers of 1 or more, got {v!r}")
+    return sorted(set(versions))
+
+
+def _metadata_to_json(metadata: Mapping[str, str]) -> str:
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
+        raise InvalidArgument("custom metadata keys and values must be strings")
+    text = json.dumps(dict(metadata), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    if len(text.encode("utf-8")) > MAX_JSON_COLUMN_BYTES:
+        raise LimitExceeded(f"custom metadata exceeds the maximum of {MAX_JSON_COLUMN_BYTES} bytes")
+    return text
+
+
+def _metadata_from_json(value: object) -> dict[str, str]:
+    parsed = _json_column(value, "custom metadata")
+    if not isinstance(parsed, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in parsed.items()
+    ):
+        raise StorageError("stored custom metadata is damaged")
+    return parsed
+
+
+def _json_column(value: object, what: str) -> object:
+    if not isinstance(value, str) or len(value) > MAX_JSON_COLUMN_BYTES:
+        raise StorageError(f"stored {what} is damaged")
+    try:
+        parsed: object = json.loads(value)
+    except ValueError:
+        raise StorageError(f"stored {what} is damaged") from None
+    return parsed

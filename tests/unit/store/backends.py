@@ -1,0 +1,30 @@
+"""Store backends for the contract suite, as picklable factories (spawned worker processes rebuild them).
+
+A factory opens a new store handle on one shared database each time it is called, so a test can open
+several handles, in this process or in others, on the same data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from secretsvc.store.base import SecretStore
+from secretsvc.store.sqlite import SqliteStore
+
+
+@dataclass(frozen=True, slots=True)
+class SqliteFactory:
+    path: Path
+
+    def __call__(self) -> SecretStore:
+        return SqliteStore(self.path)
+
+
+BACKENDS = ("sqlite",)
+
+
+def make_factory(backend: str, workdir: Path) -> SqliteFactory:
+    if backend == "sqlite":
+        return SqliteFactory(workdir / "secretsvc.db")
+    raise ValueError(f"unknown backend {backend}")
