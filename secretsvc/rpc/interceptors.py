@@ -95,13 +95,16 @@ class ServerInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
             raise Unauthenticated("missing or invalid bearer token")
         return self._auth.authenticate(token.strip())
 
-    def _begin(self, request: Any, context: grpc.ServicerContext) -> tuple[str, Principal]:
+    def _begin(self, request: Any, context: grpc.ServicerContext) -> str:
         rid = _request_id_of(request, context)
         _request_id.set(rid)
         context.set_trailing_metadata((("x-request-id", rid),))
+        return rid
+
+    def _identify(self, context: grpc.ServicerContext) -> Principal:
         principal = self._authenticate(context)
         _principal.set(principal)
-        return rid, principal
+        return principal
 
     def _finish(self, method: str, rid: str, principal: Principal | None, started: float,
                 error: BaseException | None, context: grpc.ServicerContext) -> None:
@@ -129,9 +132,9 @@ class ServerInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
     def _wrap_unary(self, method: str, behavior: Callable[[Any, grpc.ServicerContext], Any]) -> Callable[..., Any]:
         def wrapped(request: Any, context: grpc.ServicerContext) -> Any:
             started = time.perf_counter()
-            rid, principal = "", None
+            rid, principal = self._begin(request, context), None
             try:
-                rid, principal = self._begin(request, context)
+                principal = self._identify(context)
                 response = behavior(request, context)
             except Exception as exc:  # noqa: BLE001 - every error must become a status, none may escape raw
                 self._finish(method, rid, principal, started, exc, context)
@@ -145,9 +148,9 @@ class ServerInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
                      ) -> Callable[..., Iterator[Any]]:
         def wrapped(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
             started = time.perf_counter()
-            rid, principal = "", None
+            rid, principal = self._begin(request, context), None
             try:
-                rid, principal = self._begin(request, context)
+                principal = self._identify(context)
                 yield from behavior(request, context)
             except Exception as exc:  # noqa: BLE001
                 self._finish(method, rid, principal, started, exc, context)

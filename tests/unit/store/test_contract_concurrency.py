@@ -89,23 +89,3 @@ def test_threads_racing_on_check_and_set(store: SecretStore) -> None:
     assert sum(conflicts for _, _, conflicts in collected) + len(
         [v for w in won_by.values() for v in w]) == THREADS * ATTEMPTS
 
-
-def test_concurrent_readers_do_not_block_each_other(store: SecretStore) -> None:
-    store.insert_version("ns", "p", 1, b"\x01", expected_version=0, now=1.0, max_versions=2)
-    inside = threading.Barrier(THREADS, timeout=30)
-    failures: list[BaseException] = []
-
-    def read() -> None:
-        try:
-            for _ in range(20):
-                assert store.read_version("ns", "p", None).envelope == b"\x01"
-            inside.wait()  # all readers reach here together: none was serialised behind another forever
-        except BaseException as exc:
-            failures.append(exc)
-
-    threads = [threading.Thread(target=read) for _ in range(THREADS)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    assert failures == []

@@ -1,0 +1,533 @@
+"""The layer walker: image config and layer tars -> `Content` units, plus warnings and a `LayerIndex`.
+
+Layers are read as streams (tarfile "r|") and never extracted: each regular file is read up to
+`max_file_bytes` and handed on in `chunk_bytes` pieces that overlap by `chunk_overlap_bytes` (so a match
+inside the overlap can be seen twice: deduplicate on `offset + match.start`). Whiteouts, opaque directories,
+links and every added path are recorded in the `LayerIndex` so the pipeline can later say whether a file a
+finding came from was deleted or overwritten by a later layer. Links are recorded, never followed: a hard
+link's content is its target's, which this layer already yielded.
+
+Nested archives are expanded in memory to `max_nested_depth` (paths "outer.zip!inner/file"); binary files
+yield their printable runs (`binary=True`). Anything malformed or over a limit becomes a `ScanWarning`
+with a stable code and the walk goes on with the next file or layer:
+
+    digest.mismatch      the layer blob or its uncompressed tar does not match its digest (the findings
+                         in it are still reported: the bytes are what anyone pulling the image gets)
+    layer.corrupt        bad or truncated gzip/zstd data          layer.unreadable  the blob cannot be opened
+    tar.truncated        the tar ends inside a header or member   tar.corrupt       a malformed tar header
+    path.unsafe          an absolute path or ".." (normalised)    file.unreadable   (walk_path) an OS error
+    archive.corrupt / archive.truncated                           a nested archive cannot be read fully
+    limit.file_size  limit.tar_header  limit.path  limit.nested_depth  limit.archive_entries
+    limit.compression_ratio  limit.expanded_bytes
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import posixpath
+import re
+import tarfile
+import zlib
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Protocol, cast
+
+import zstandard
+
+from secretsvc import errors
+from secretsvc.scan.archives import (
+    ExpansionBudget,
+    Warn,
+    archive_kind,
+    gunzip_member,
+    make_warn,
+    zip_members,
+)
+from secretsvc.scan.limits import ScanLimits
+from secretsvc.scan.model import Content, Location, ScanWarning
+from secretsvc.scan.sources.image import Image
+from secretsvc.scan.sources.stream import CorruptStream, DigestMismatch
+
+WHITEOUT_PREFIX = ".wh."
+OPAQUE_MARKER = ".wh..wh..opq"
+_BINARY_MAGICS = (
+    b"\x7fELF",
+    b"\xcf\xfa\xed\xfe",
+    b"\xce\xfa\xed\xfe",
+    b"\xca\xfe\xba\xbe",
+    b"\x89PNG",
+    b"\xff\xd8\xff",
+    b"GIF8",
+    b"\x28\xb5\x2f\xfd",
+    b"BZh",
+    b"\xfd7zXZ",
+)
+_LONG_HEADER_TYPES = frozenset(
+    {
+        tarfile.GNUTYPE_LONGNAME,
+        tarfile.GNUTYPE_LONGLINK,
+        tarfile.XHDTYPE,
+        tarfile.XGLTYPE,
+        tarfile.SOLARIS_XHDTYPE,
+    }
+)
+_TAR_BUFSIZE = 64 * 1024  # tarfile's stream buffer: large enough to amortise calls, small enough to slice
+
+
+@dataclass(slots=True)
+class _LayerRecord:
+    added: set[str] = field(default_factory=set)
+    nondirs: set[str] = field(default_factory=set)  # files, links: a path beneath one of these is gone
+    whiteouts: set[str] = field(default_factory=set)
+    opaque: set[str] = field(default_factory=set)
+
+
+class LayerIndex:
+    """What each layer added and removed, to tell FILE from DELETED_FILE / OVERWRITTEN_FILE."""
+
+    def __init__(self) -> None:
+        self._layers: dict[int, _LayerRecord] = {}
+
+    def _rec(self, layer: int) -> _LayerRecord:
+        rec = self._layers.get(layer)
+        if rec is None:
+            rec = self._layers[layer] = _LayerRecord()
+        return rec
+
+    def add(self, layer: int, path: str, *, is_dir: bool) -> None:
+        rec = self._rec(layer)
+        rec.added.add(path)
+        if not is_dir:
+            rec.nondirs.add(path)
+
+    def whiteout(self, layer: int, path: str) -> None:
+        self._rec(layer).whiteouts.add(path)
+
+    def opaque(self, layer: int, directory: str) -> None:
+        self._rec(layer).opaque.add(directory)
+
+    def location_of(self, layer_index: int, path: str) -> Location:
+        """Where a file of `layer_index` stands once every later layer is applied.
+
+        The last later layer that touches the path decides: re-adding it means OVERWRITTEN_FILE; a
+        whiteout of it or of a parent, an opaque parent, or a parent replaced by a non-directory means
+        DELETED_FILE. For "outer.zip!inner" the outer path is what counts.
+        """
+        base = path.split("!", 1)[0].strip("/")
+        parts = base.split("/")
+        ancestors = ["/".join(parts[:i]) for i in range(1, len(parts))]
+        state = Location.FILE
+        for j in sorted(k for k in self._layers if k > layer_index):
+            rec = self._layers[j]
+            if base in rec.added:
+                state = Location.OVERWRITTEN_FILE
+            elif base in rec.whiteouts or any(
+                a in rec.whiteouts or a in rec.opaque or a in rec.nondirs for a in ancestors
+            ):
+                state = Location.DELETED_FILE
+        return state
+
+
+class _HeaderTooLarge(Exception):
+    pass
+
+
+def _bounded_tarinfo(max_header: int) -> type[tarfile.TarInfo]:
+    class BoundedTarInfo(tarfile.TarInfo):
+        # pax and GNU long-name headers are read whole into memory by tarfile: refuse huge ones first.
+        def _proc_member(self, tf: tarfile.TarFile) -> tarfile.TarInfo:
+            if self.type in _LONG_HEADER_TYPES and self.size > max_header:
+                raise _HeaderTooLarge(f"tar extended header of {self.size} bytes (limit {max_header})")
+            return cast(tarfile.TarInfo, super()._proc_member(tf))  # type: ignore[misc]
+
+    return BoundedTarInfo
+
+
+class _Reader(Protocol):
+    def read(self, n: int = -1, /) -> bytes: ...
+
+
+def clean_path(name: str) -> tuple[str, bool]:
+    """Layer path without leading "/" or "./"; `unsafe` when it was absolute or used ".."."""
+    unsafe = name.startswith("/") or ".." in name.split("/")
+    if name.startswith("./"):
+        name = name[2:]
+    norm = posixpath.normpath("/" + name).lstrip("/")
+    return norm, unsafe
+
+
+class _Walker:
+    def __init__(
+        self,
+        limits: ScanLimits,
+        index: LayerIndex | None,
+        on_warning: Callable[[ScanWarning], None],
+        on_progress: Callable[[int], None] | None,
+    ) -> None:
+        self.limits = limits
+        self.index = index
+        self.on_warning = on_warning
+        self.on_progress = on_progress
+        self.runs = re.compile(rb"[\x20-\x7e\t]{%d,}" % max(limits.min_printable_run, 1))
+        self.tarinfo = _bounded_tarinfo(limits.max_tar_header_bytes)
+
+    def warn(self, code: str, message: str, layer: int | None, path: str | None) -> None:
+        self.on_warning(ScanWarning(code=code, message=message, layer_index=layer, path=path))
+
+    # -- files ---------------------------------------------------------------------------------------
+
+    def scan_file(
+        self, f: _Reader, size: int, path: str, layer: int, depth: int, budget: ExpansionBudget | None
+    ) -> Iterator[Content]:
+        lim = self.limits
+        to_read = min(size, lim.max_file_bytes)
+        if size > lim.max_file_bytes:
+            self.warn(
+                "limit.file_size",
+                f"file larger than {lim.max_file_bytes} bytes; scanned in part",
+                layer,
+                path,
+            )
+        head = f.read(min(to_read, lim.chunk_bytes))
+        if not head:
+            return
+        kind = archive_kind(head)
+        if kind is not None:
+            if depth < lim.max_nested_depth and size <= lim.max_file_bytes:
+                rest = f.read(to_read - len(head)) if len(head) < to_read else b""
+                yield from self.expand(head + rest, kind, path, layer, depth, budget)
+                return
+            if depth >= lim.max_nested_depth:
+                self.warn(
+                    "limit.nested_depth",
+                    f"archive nested deeper than {lim.max_nested_depth}; scanned as binary",
+                    layer,
+                    path,
+                )
+            yield from self.binary_chunks(head, f, to_read, path, layer)
+            return
+        if b"\0" in head[: lim.binary_sniff_bytes] or head.startswith(_BINARY_MAGICS):
+            yield from self.binary_chunks(head, f, to_read, path, layer)
+            return
+        yield from self.text_chunks(head, f, to_read, path, layer)
+
+    def text_chunks(self, head: bytes, f: _Reader, to_read: int, path: str, layer: int) -> Iterator[Content]:
+        lim = self.limits
+        data, offset, line, tail = head, 0, 1, b""
+        while True:
+            block = tail + data if tail else data
+            yield Content(
+                data=block,
+                path=path,
+                layer_index=layer,
+                location=Location.FILE,
+                offset=offset - len(tail),
+                first_line=line - tail.count(b"\n"),
+            )
+            line += data.count(b"\n")
+            offset += len(data)
+            if offset >= to_read:
+                return
+            tail = block[-lim.chunk_overlap_bytes :] if lim.chunk_overlap_bytes else b""
+            data = f.read(min(lim.chunk_bytes, to_read - offset))
+            if not data:
+                return
+
+    def binary_chunks(
+        self, head: bytes, f: _Reader, to_read: int, path: str, layer: int
+    ) -> Iterator[Content]:
+        lim = self.limits
+        data, offset, carry = head, 0, b""
+        while True:
+            buf = carry + data if carry else data
+            start = offset - len(carry)
+            offset += len(data)
+            last = offset >= to_read
+            runs = [m for m in self.runs.finditer(buf)]
+            carry = b""
+            # A run touching the end of the block may continue in the next one: keep it for then.
+            if (
+                runs
+                and not last
+                and runs[-1].end() == len(buf)
+                and len(buf) - runs[-1].start() < lim.chunk_bytes
+            ):
+                carry = buf[runs[-1].start() :]
+                runs.pop()
+            if runs:
+                yield Content(
+                    data=b"\n".join(m.group() for m in runs),
+                    path=path,
+                    layer_index=layer,
+                    location=Location.FILE,
+                    offset=start + runs[0].start(),
+                    first_line=1,
+                    binary=True,
+                )
+            if last:
+                return
+            data = f.read(min(lim.chunk_bytes, to_read - offset))
+            if not data:
+                if carry:
+                    yield Content(carry, path, layer, Location.FILE, offset=offset - len(carry), binary=True)
+                return
+
+    def expand(
+        self, data: bytes, kind: str, path: str, layer: int, depth: int, budget: ExpansionBudget | None
+    ) -> Iterator[Content]:
+        lim = self.limits
+        if budget is None:
+            budget = ExpansionBudget(lim.max_expanded_bytes_per_archive)
+        warn: Warn = make_warn(self.on_warning, layer)
+        if kind == "zip":
+            for m in zip_members(data, path, lim, budget, warn):
+                inner = f"{path}!{m.name}"
+                yield from self.scan_file(io.BytesIO(m.data), len(m.data), inner, layer, depth + 1, budget)
+        elif kind == "gzip":
+            member = gunzip_member(data, path, lim, budget, warn)
+            if member is not None:
+                inner = f"{path}!{member.name}"
+                yield from self.scan_file(
+                    io.BytesIO(member.data), len(member.data), inner, layer, depth + 1, budget
+                )
+        else:
+            yield from self.walk_tar(
+                io.BytesIO(data), layer=layer, prefix=path + "!", depth=depth + 1, budget=budget
+            )
+
+    # -- tars ----------------------------------------------------------------------------------------
+
+    def walk_tar(
+        self,
+        stream: _Reader,
+        *,
+        layer: int,
+        prefix: str = "",
+        depth: int = 0,
+        budget: ExpansionBudget | None = None,
+        progress: Callable[[], None] | None = None,
+    ) -> Iterator[Content]:
+        """Contents of one tar; malformed input ends the walk with a warning (never an exception)."""
+        top = depth == 0
+        where = prefix.rstrip("!") or None
+        try:
+            tf = tarfile.open(
+                fileobj=cast(IO[bytes], stream), mode="r|", tarinfo=self.tarinfo, bufsize=_TAR_BUFSIZE
+            )
+        except tarfile.ReadError as exc:
+            if "empty file" in str(exc):
+                return
+            self.warn("tar.corrupt", f"not a readable tar: {exc}", layer, where)
+            return
+        except _HeaderTooLarge as exc:
+            self.warn("limit.tar_header", str(exc), layer, where)
+            return
+        try:
+            while True:
+                try:
+                    ti = tf.next()
+                except _HeaderTooLarge as exc:
+                    self.warn("limit.tar_header", f"{exc}; rest of the tar skipped", layer, where)
+                    return
+                except tarfile.ReadError as exc:
+                    code = "tar.truncated" if "unexpected end" in str(exc) else "tar.corrupt"
+                    self.warn(code, f"tar stream stops: {exc}", layer, where)
+                    return
+                if ti is None:
+                    return
+                tf.members = []  # type: ignore[attr-defined]  # stream mode keeps every header otherwise
+                yield from self._member(tf, ti, layer, prefix, depth, top, budget)
+                if progress is not None:
+                    progress()
+        except (tarfile.TarError, EOFError) as exc:
+            code = (
+                "tar.truncated"
+                if "unexpected end" in str(exc) or isinstance(exc, EOFError)
+                else "tar.corrupt"
+            )
+            self.warn(code, f"tar stream stops: {exc}", layer, where)
+
+    def _member(
+        self,
+        tf: tarfile.TarFile,
+        ti: tarfile.TarInfo,
+        layer: int,
+        prefix: str,
+        depth: int,
+        top: bool,
+        budget: ExpansionBudget | None,
+    ) -> Iterator[Content]:
+        if len(ti.name.encode("utf-8", "surrogateescape")) > self.limits.max_path_bytes:
+            self.warn(
+                "limit.path", f"path longer than {self.limits.max_path_bytes} bytes; skipped", layer, None
+            )
+            return
+        path, unsafe = clean_path(ti.name)
+        if unsafe:
+            self.warn("path.unsafe", "absolute or '..' path in tar; normalised", layer, prefix + path)
+        if not path or path == ".":
+            return
+        base = posixpath.basename(path)
+        if top and base.startswith(WHITEOUT_PREFIX) and self.index is not None:
+            parent = posixpath.dirname(path)
+            if base == OPAQUE_MARKER:
+                self.index.opaque(layer, parent)
+            else:
+                self.index.whiteout(layer, posixpath.join(parent, base[len(WHITEOUT_PREFIX) :]))
+            return
+        if top and self.index is not None:
+            self.index.add(layer, path, is_dir=ti.isdir())
+        if not ti.isreg() or ti.size == 0:
+            return  # directories, links (content already seen via the target), devices, fifos
+        f = tf.extractfile(ti)
+        if f is None:
+            return
+        yield from self.scan_file(f, ti.size, prefix + path, layer, depth, budget)
+
+
+def config_contents(config: Mapping[str, Any] | None) -> Iterator[Content]:
+    """The image config's strings: Env, Labels, history, Cmd/Entrypoint and everything else."""
+    if not isinstance(config, Mapping):
+        return
+    cfg = config.get("config")
+    if isinstance(cfg, Mapping):
+        env = cfg.get("Env")
+        if isinstance(env, list):
+            for i, e in enumerate(env):
+                if isinstance(e, str):
+                    yield _cfg(e, f"config.Env[{i}]", Location.CONFIG_ENV)
+        labels = cfg.get("Labels")
+        if isinstance(labels, Mapping):
+            for k, v in labels.items():
+                if isinstance(v, str):
+                    yield _cfg(f"{k}={v}", f"config.Labels.{k}", Location.CONFIG_LABEL)
+        for key in ("Cmd", "Entrypoint"):
+            v = cfg.get(key)
+            if isinstance(v, list) and all(isinstance(x, str) for x in v):
+                yield _cfg(" ".join(v), f"config.{key}", Location.CONFIG_OTHER)
+            elif isinstance(v, str):
+                yield _cfg(v, f"config.{key}", Location.CONFIG_OTHER)
+        for k, v in cfg.items():
+            if k not in ("Env", "Labels", "Cmd", "Entrypoint"):
+                yield from _strings(v, f"config.{k}")
+    history = config.get("history")
+    if isinstance(history, list):
+        for i, h in enumerate(history):
+            if isinstance(h, Mapping):
+                for key in ("created_by", "comment"):
+                    if isinstance(h.get(key), str) and h[key]:
+                        yield _cfg(h[key], f"history[{i}].{key}", Location.CONFIG_HISTORY)
+    for key in ("author", "comment"):
+        if isinstance(config.get(key), str) and config[key]:
+            yield _cfg(config[key], key, Location.CONFIG_OTHER)
+
+
+def _cfg(text: str, path: str, location: Location) -> Content:
+    return Content(
+        data=text.encode("utf-8", "surrogateescape"), path=path, layer_index=None, location=location
+    )
+
+
+def _strings(v: Any, path: str) -> Iterator[Content]:
+    if isinstance(v, str):
+        if v:
+            yield _cfg(v, path, Location.CONFIG_OTHER)
+    elif isinstance(v, list):
+        for i, x in enumerate(v):
+            yield from _strings(x, f"{path}[{i}]")
+    elif isinstance(v, Mapping):
+        for k, x in v.items():
+            yield from _strings(x, f"{path}.{k}")
+
+
+def walk_image(
+    image: Image,
+    *,
+    limits: ScanLimits,
+    index: LayerIndex,
+    on_warning: Callable[[ScanWarning], None],
+    on_progress: Callable[[int], None] | None = None,
+) -> Iterator[Content]:
+    """Config Contents first, then every layer's files, base layer first.
+
+    `on_progress` receives increments of uncompressed layer bytes consumed (not running totals).
+    Problems with one layer become warnings and the walk goes on with the next; see the module docstring.
+    """
+    yield from config_contents(image.config)
+    walker = _Walker(limits, index, on_warning, on_progress)
+    for layer in image.layers:
+        i = layer.index
+        try:
+            with image.open_layer(i) as stream:
+                seen = 0
+
+                def progress(s: Any = stream) -> None:
+                    nonlocal seen
+                    if on_progress is not None:
+                        now = s.bytes_out
+                        if now > seen:
+                            on_progress(now - seen)
+                            seen = now
+
+                yield from walker.walk_tar(stream, layer=i, progress=progress)
+                stream.drain(limits.read_block_bytes)
+                progress()
+        except DigestMismatch as exc:
+            walker.warn("digest.mismatch", str(exc), i, None)
+        except CorruptStream as exc:
+            walker.warn("layer.corrupt", str(exc), i, None)
+        except (zlib.error, zstandard.ZstdError) as exc:
+            walker.warn("layer.corrupt", f"corrupt compressed layer: {exc}", i, None)
+        except (errors.SecretsvcError, OSError) as exc:
+            walker.warn("layer.unreadable", f"layer {layer.digest} cannot be read: {exc}", i, None)
+
+
+def walk_path(
+    path: Path,
+    *,
+    limits: ScanLimits,
+    on_warning: Callable[[ScanWarning], None],
+    on_progress: Callable[[int], None] | None = None,
+    index: LayerIndex | None = None,
+) -> Iterator[Content]:
+    """Contents of a plain directory (recursively, symlinks not followed) or file, as layer 0.
+
+    Paths are relative to `path` (a single file is named by its base name).
+    """
+    walker = _Walker(limits, index, on_warning, on_progress)
+    if path.is_file():
+        yield from _scan_disk_file(walker, path, path.name, on_progress)
+        return
+    if not path.is_dir():
+        raise errors.NotFound(f"{path} does not exist")
+    for root, dirs, files in os.walk(path, followlinks=False):
+        dirs.sort()
+        for name in sorted(files):
+            full = Path(root) / name
+            if full.is_symlink() or not full.is_file():
+                continue
+            rel = full.relative_to(path).as_posix()
+            yield from _scan_disk_file(walker, full, rel, on_progress)
+
+
+def _scan_disk_file(
+    walker: _Walker, full: Path, rel: str, on_progress: Callable[[int], None] | None
+) -> Iterator[Content]:
+    try:
+        f = open(full, "rb")  # noqa: SIM115 - closed below, after the generator is drained
+    except OSError as exc:
+        walker.warn("file.unreadable", f"cannot open: {exc.strerror}", 0, rel)
+        return
+    try:
+        size = os.fstat(f.fileno()).st_size
+        if walker.index is not None:
+            walker.index.add(0, rel, is_dir=False)
+        yield from walker.scan_file(f, size, rel, 0, 0, None)
+        if on_progress is not None:
+            on_progress(min(size, walker.limits.max_file_bytes))
+    except OSError as exc:
+        walker.warn("file.unreadable", f"read failed: {exc.strerror}", 0, rel)
+    finally:
+        f.close()
