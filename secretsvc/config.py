@@ -126,7 +126,9 @@ def _read_file(path: Path) -> dict[str, Any]:
     known = {s.name for s in SETTINGS}
     unknown = sorted(set(section) - known - {"server"})
     if unknown:
-        raise ConfigError(f"config file {path}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        raise ConfigError(
+            f"config file {path}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        )
     return dict(section)
 
 

@@ -373,8 +373,9 @@ def fake_netrc(rng: random.Random) -> tuple[str, str]:
 
 
 def fake_git_credentials(rng: random.Random) -> tuple[str, str]:
-    token = fake_github_token(rng)
-    return f"https://deploy-bot:{token}@github.com\n", token
+    """Returns (the line, its password): an app password, not a token with a format of its own."""
+    token = _pick(rng, ALNUM, 32)
+    return f"https://deploy-bot:{token}@bitbucket.org\n", token
 
 
 # -- contexts ----------------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from secretsvc.auth.principal import Principal, PrincipalId
 from secretsvc.errors import Unauthenticated
 from secretsvc.store.base import SecretStore, TokenRecord
 
-TOKEN_PREFIX = "svc"
+TOKEN_PREFIX = "svc"  # noqa: S105 - a public prefix, not a credential
 MAX_TOKEN_BYTES = 256
 _HASH_DOMAIN = b"secretsvc.token.v1\x00"
 _INVALID = "missing or invalid bearer token"

@@ -34,14 +34,15 @@ def add_client_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _token(args: argparse.Namespace) -> str:
-    if args.token_file is not None:
+    token_file: Path | None = args.token_file
+    if token_file is not None:
         try:
-            with args.token_file.open("rb") as f:
+            with token_file.open("rb") as f:
                 raw = f.read(MAX_TOKEN_FILE_BYTES + 1)
         except OSError as exc:
-            raise UsageError(f"cannot read token file {args.token_file}: {exc.strerror}") from None
+            raise UsageError(f"cannot read token file {token_file}: {exc.strerror}") from None
         if len(raw) > MAX_TOKEN_FILE_BYTES:
-            raise UsageError(f"token file {args.token_file} is too large to hold a token")
+            raise UsageError(f"token file {token_file} is too large to hold a token")
         token = raw.decode("utf-8", "replace").strip()
     else:
         token = os.environ.get("SECRETSVC_TOKEN", "").strip()

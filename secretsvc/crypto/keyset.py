@@ -6,6 +6,7 @@ transit key of the service is one. Persistence is the owner's job: `material()` 
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -34,8 +35,10 @@ def _check_key_id(key_id: str) -> None:
 def _check_version(version: int, created_at: float, key: SecretBytes) -> None:
     if type(version) is not int or not 1 <= version <= MAX_KEY_VERSION:
         raise errors.InvalidArgument(f"key version must be an integer in [1, {MAX_KEY_VERSION}]")
-    if type(created_at) not in (int, float) or created_at < 0:
-        raise errors.InvalidArgument(f"key version {version}: created_at must be a non-negative number")
+    if type(created_at) not in (int, float) or not math.isfinite(created_at) or created_at < 0:
+        raise errors.InvalidArgument(
+            f"key version {version}: created_at must be a finite non-negative number"
+        )
     if not isinstance(key, SecretBytes) or len(key) != aead.KEY_BYTES:
         raise errors.InvalidArgument(
             f"key version {version}: key must be {aead.KEY_BYTES} bytes of SecretBytes"

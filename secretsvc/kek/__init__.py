@@ -18,7 +18,7 @@ __all__ = ["KeyEncryptionKey", "KeyVersionInfo", "LocalKeyring", "WrappedKey"]
 
 def __getattr__(name: str) -> Any:
     if name == "LocalKeyring":
-        from secretsvc.kek.local import LocalKeyring  # noqa: PLC0415 - deferred on purpose, see above
+        from secretsvc.kek.local import LocalKeyring
 
         return LocalKeyring
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -60,15 +60,18 @@ def _request_id_of(request: Any, context: grpc.ServicerContext) -> str:
     return str(rid)
 
 
-class ServerInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
+Handler = grpc.RpcMethodHandler[Any, Any]
+
+
+class ServerInterceptor(grpc.ServerInterceptor[Any, Any]):
     def __init__(self, authenticator: TokenAuthenticator, metrics: RpcMetrics) -> None:
         self._auth = authenticator
         self._metrics = metrics
 
     def intercept_service(
-        self, continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler],
+        self, continuation: Callable[[grpc.HandlerCallDetails], Handler | None],
         details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> Handler | None:
         handler = continuation(details)
         method: str = details.method
         if handler is None or method.startswith(_PUBLIC_SERVICES):
@@ -136,7 +139,7 @@ class ServerInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
             try:
                 principal = self._identify(context)
                 response = behavior(request, context)
-            except Exception as exc:  # noqa: BLE001 - every error must become a status, none may escape raw
+            except Exception as exc:  # every error must become a status; none may escape raw
                 self._finish(method, rid, principal, started, exc, context)
                 raise AssertionError("unreachable: abort raises") from None
             self._finish(method, rid, principal, started, None, context)
@@ -152,7 +155,7 @@ class ServerInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
             try:
                 principal = self._identify(context)
                 yield from behavior(request, context)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 self._finish(method, rid, principal, started, exc, context)
                 return
             self._finish(method, rid, principal, started, None, context)

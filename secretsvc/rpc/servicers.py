@@ -77,7 +77,7 @@ class SecretsServicer(secrets_pb2_grpc.SecretsServicer):
 
     def ListSecrets(self, request: secrets_pb2.ListSecretsRequest, context: grpc.ServicerContext
                     ) -> secrets_pb2.ListSecretsResponse:
-        page = self._svc.list(request.namespace, request.prefix, page_size=request.page_size,
+        page = self._svc.list_paths(request.namespace, request.prefix, page_size=request.page_size,
                               page_token=request.page_token)
         return secrets_pb2.ListSecretsResponse(paths=page.paths, next_page_token=page.next_page_token)
 

@@ -16,6 +16,7 @@ import zipfile
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import IO
 
 from secretsvc.scan.limits import ScanLimits
 from secretsvc.scan.model import ScanWarning
@@ -135,9 +136,7 @@ class _RatioExceeded(Exception):
     pass
 
 
-def _read_capped(
-    f: io.BufferedIOBase | zipfile.ZipExtFile, cap: int, compressed: int, limits: ScanLimits
-) -> bytes:
+def _read_capped(f: IO[bytes], cap: int, compressed: int, limits: ScanLimits) -> bytes:
     parts: list[bytes] = []
     got = 0
     while got < cap:

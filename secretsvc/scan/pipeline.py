@@ -291,7 +291,7 @@ class _Run:
         self.history_secrets.clear()
 
     def scan_plain(self, path: Path, limits: ScanLimits) -> None:
-        contents = _counting(walk_path(path, limits=limits, on_warning=self.on_warning), self)
+        contents = walk_path(path, limits=limits, on_warning=self.on_warning, on_progress=self.on_progress)
         self.match(contents, None)
         self.keep(self.collector.resolve(None, None))
         self.image_count = 0
@@ -316,10 +316,3 @@ class _Run:
             text = text[: MAX_CREATED_BY_CHARS - 1] + "…"
         return text
 
-
-def _counting(contents: Iterable[Content], run: _Run) -> Iterator[Content]:
-    # A plain tree has no layer stream to report progress, so its Contents are the measure.
-    for content in contents:
-        step = len(content.data) if content.offset == 0 else max(0, len(content.data) - 4096)
-        run.on_progress(step)
-        yield content

@@ -179,7 +179,7 @@ class _Walker:
     # -- files ---------------------------------------------------------------------------------------
 
     def scan_file(
-        self, f: _Reader, size: int, path: str, layer: int, depth: int, budget: ExpansionBudget | None
+        self, f: _Reader, size: int, path: str, *, layer: int, depth: int, budget: ExpansionBudget | None
     ) -> Iterator[Content]:
         lim = self.limits
         to_read = min(size, lim.max_file_bytes)
@@ -192,12 +192,14 @@ class _Walker:
             )
         head = f.read(min(to_read, lim.chunk_bytes))
         if not head:
+            if to_read:
+                self._short(path, layer, 0, to_read)
             return
         kind = archive_kind(head)
         if kind is not None:
             if depth < lim.max_nested_depth and size <= lim.max_file_bytes:
                 rest = f.read(to_read - len(head)) if len(head) < to_read else b""
-                yield from self.expand(head + rest, kind, path, layer, depth, budget)
+                yield from self.expand(head + rest, kind, path, layer=layer, depth=depth, budget=budget)
                 return
             if depth >= lim.max_nested_depth:
                 self.warn(
@@ -212,6 +214,9 @@ class _Walker:
             yield from self.binary_chunks(head, f, to_read, path, layer)
             return
         yield from self.text_chunks(head, f, to_read, path, layer)
+
+    def _short(self, path: str, layer: int, got: int, wanted: int) -> None:
+        self.warn("tar.truncated", f"file data ends after {got} of {wanted} bytes", layer, path)
 
     def text_chunks(self, head: bytes, f: _Reader, to_read: int, path: str, layer: int) -> Iterator[Content]:
         lim = self.limits
@@ -233,6 +238,7 @@ class _Walker:
             tail = block[-lim.chunk_overlap_bytes :] if lim.chunk_overlap_bytes else b""
             data = f.read(min(lim.chunk_bytes, to_read - offset))
             if not data:
+                self._short(path, layer, offset, to_read)
                 return
 
     def binary_chunks(
@@ -270,12 +276,13 @@ class _Walker:
                 return
             data = f.read(min(lim.chunk_bytes, to_read - offset))
             if not data:
+                self._short(path, layer, offset, to_read)
                 if carry:
                     yield Content(carry, path, layer, Location.FILE, offset=offset - len(carry), binary=True)
                 return
 
     def expand(
-        self, data: bytes, kind: str, path: str, layer: int, depth: int, budget: ExpansionBudget | None
+        self, data: bytes, kind: str, path: str, *, layer: int, depth: int, budget: ExpansionBudget | None
     ) -> Iterator[Content]:
         lim = self.limits
         if budget is None:
@@ -284,13 +291,20 @@ class _Walker:
         if kind == "zip":
             for m in zip_members(data, path, lim, budget, warn):
                 inner = f"{path}!{m.name}"
-                yield from self.scan_file(io.BytesIO(m.data), len(m.data), inner, layer, depth + 1, budget)
+                yield from self.scan_file(
+                    io.BytesIO(m.data), len(m.data), inner, layer=layer, depth=depth + 1, budget=budget
+                )
         elif kind == "gzip":
             member = gunzip_member(data, path, lim, budget, warn)
             if member is not None:
                 inner = f"{path}!{member.name}"
                 yield from self.scan_file(
-                    io.BytesIO(member.data), len(member.data), inner, layer, depth + 1, budget
+                    io.BytesIO(member.data),
+                    len(member.data),
+                    inner,
+                    layer=layer,
+                    depth=depth + 1,
+                    budget=budget,
                 )
         else:
             yield from self.walk_tar(
@@ -313,7 +327,7 @@ class _Walker:
         top = depth == 0
         where = prefix.rstrip("!") or None
         try:
-            tf = tarfile.open(
+            tf = tarfile.open(  # noqa: SIM115 - closed by the with below
                 fileobj=cast(IO[bytes], stream), mode="r|", tarinfo=self.tarinfo, bufsize=_TAR_BUFSIZE
             )
         except tarfile.ReadError as exc:
@@ -324,6 +338,7 @@ class _Walker:
         except _HeaderTooLarge as exc:
             self.warn("limit.tar_header", str(exc), layer, where)
             return
+        data_end: int | None = None  # where the last member's data ended in the stream
         try:
             while True:
                 try:
@@ -332,13 +347,19 @@ class _Walker:
                     self.warn("limit.tar_header", f"{exc}; rest of the tar skipped", layer, where)
                     return
                 except tarfile.ReadError as exc:
+                    if data_end is not None and tf.fileobj.tell() == data_end:
+                        # Some writers (umoci 0.4) omit the final padding and end blocks: nothing is lost.
+                        return
                     code = "tar.truncated" if "unexpected end" in str(exc) else "tar.corrupt"
                     self.warn(code, f"tar stream stops: {exc}", layer, where)
                     return
                 if ti is None:
                     return
+                data_end = ti.offset_data + ti.size
                 tf.members = []  # type: ignore[attr-defined]  # stream mode keeps every header otherwise
-                yield from self._member(tf, ti, layer, prefix, depth, top, budget)
+                yield from self._member(
+                    tf, ti, layer=layer, prefix=prefix, depth=depth, top=top, budget=budget
+                )
                 if progress is not None:
                     progress()
         except (tarfile.TarError, EOFError) as exc:
@@ -348,11 +369,14 @@ class _Walker:
                 else "tar.corrupt"
             )
             self.warn(code, f"tar stream stops: {exc}", layer, where)
+        finally:
+            tf.close()
 
     def _member(
         self,
         tf: tarfile.TarFile,
         ti: tarfile.TarInfo,
+        *,
         layer: int,
         prefix: str,
         depth: int,
@@ -384,7 +408,7 @@ class _Walker:
         f = tf.extractfile(ti)
         if f is None:
             return
-        yield from self.scan_file(f, ti.size, prefix + path, layer, depth, budget)
+        yield from self.scan_file(f, ti.size, prefix + path, layer=layer, depth=depth, budget=budget)
 
 
 def config_contents(config: Mapping[str, Any] | None) -> Iterator[Content]:
@@ -474,6 +498,7 @@ def walk_image(
                 yield from walker.walk_tar(stream, layer=i, progress=progress)
                 stream.drain(limits.read_block_bytes)
                 progress()
+                stream.verify()
         except DigestMismatch as exc:
             walker.warn("digest.mismatch", str(exc), i, None)
         except CorruptStream as exc:
@@ -524,7 +549,7 @@ def _scan_disk_file(
         size = os.fstat(f.fileno()).st_size
         if walker.index is not None:
             walker.index.add(0, rel, is_dir=False)
-        yield from walker.scan_file(f, size, rel, 0, 0, None)
+        yield from walker.scan_file(f, size, rel, layer=0, depth=0, budget=None)
         if on_progress is not None:
             on_progress(min(size, walker.limits.max_file_bytes))
     except OSError as exc:

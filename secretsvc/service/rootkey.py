@@ -74,11 +74,10 @@ class RootKeyService:
                 ) from None
             if new is None:
                 current += 1
+            elif self._store.replace_envelope(ref, new):
+                rewrapped += 1
             else:
-                if self._store.replace_envelope(ref, new):
-                    rewrapped += 1
-                else:
-                    skipped += 1
+                skipped += 1
             if scanned % batch == 0:
                 yield RewrapProgress(scanned, rewrapped, current, skipped, done=False)
         log.info("rewrap finished", extra={"scanned": scanned, "rewrapped": rewrapped, "skipped": skipped})

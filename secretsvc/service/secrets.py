@@ -8,7 +8,7 @@ key is never called inside a store transaction, so a slow remote KEK cannot hold
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from secretsvc.crypto.envelope import EnvelopeContext, open_envelope, seal
 from secretsvc.crypto.secretbytes import SecretBytes
@@ -127,6 +127,7 @@ class SecretService:
                 pruned = self._store.insert_version(
                     namespace, path, version, envelope,
                     expected_version=current, now=now, max_versions=keep, custom_metadata=metadata,
+                    remember_max_versions=max_versions > 0,
                 )
             except VersionConflict:
                 if cas is not None:
@@ -159,7 +160,7 @@ class SecretService:
             ) from None
         return SecretValue(value=value, version=record.version, created_at=record.created_at)
 
-    def list(self, namespace: str, prefix: str = "", *, page_size: int = 0, page_token: str = "") -> ListPage:
+    def list_paths(self, namespace: str, prefix: str = "", *, page_size: int = 0, page_token: str = "") -> ListPage:
         check_namespace(namespace)
         check_prefix(prefix)
         if page_size < 0 or page_size > limits.MAX_PAGE_SIZE:
@@ -174,7 +175,11 @@ class SecretService:
         meta = self._store.read_meta(namespace, path)
         if meta is None:
             raise NotFound(f"no secret at {namespace}/{path}")
-        return meta
+        return self._effective(meta)
+
+    def _effective(self, meta: SecretMeta) -> SecretMeta:
+        """Metadata as callers should see it: a stored 0 means the server default, so show that number."""
+        return meta if meta.max_versions else replace(meta, max_versions=self._default_max_versions)
 
     def update_metadata(
         self,
@@ -188,9 +193,9 @@ class SecretService:
         check_path(path)
         _check_max_versions(max_versions)
         metadata = check_custom_metadata(custom_metadata) if custom_metadata is not None else None
-        return self._store.update_meta(
+        return self._effective(self._store.update_meta(
             namespace, path, now=self._clock(), max_versions=max_versions or None, custom_metadata=metadata
-        )
+        ))
 
     def _versions_or_current(self, namespace: str, path: str, versions: Sequence[int]) -> list[int]:
         checked = _check_versions(versions)

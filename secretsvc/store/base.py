@@ -125,11 +125,14 @@ class SecretStore(Protocol):
         now: float,
         max_versions: int,
         custom_metadata: Mapping[str, str] | None = None,
+        remember_max_versions: bool = False,
     ) -> list[int]:
         """Insert `version` (which must be expected_version + 1) if the secret's current version is still
         `expected_version` (0: must not exist), in one transaction. Versions beyond `max_versions` (oldest
         first) are removed with their envelopes; returns the removed version numbers. A `custom_metadata`
-        other than None replaces the stored metadata. Raises VersionConflict if the current version differs."""
+        other than None replaces the stored metadata; `remember_max_versions` stores `max_versions` as the
+        secret's own setting (otherwise it stays as it was, 0 meaning the service default).
+        Raises VersionConflict if the current version differs."""
         ...
 
     def read_version(self, namespace: str, path: str, version: int | None) -> StoredVersion:

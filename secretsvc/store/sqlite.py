@@ -104,6 +104,9 @@ class SqliteStore:
                     raise
         except sqlite3.Error as exc:
             raise storage_error(op, self._pool.location, exc) from None
+        except UnicodeEncodeError:
+            # A lone surrogate in a name cannot be bound as UTF-8 text.
+            raise InvalidArgument(f"{op}: names and metadata must be valid UTF-8 text") from None
 
     # --- secrets -------------------------------------------------------------------------------------------
     def read_meta(self, namespace: str, path: str) -> SecretMeta | None:
@@ -121,6 +124,7 @@ class SqliteStore:
         now: float,
         max_versions: int,
         custom_metadata: Mapping[str, str] | None = None,
+        remember_max_versions: bool = False,
     ) -> list[int]:
         if expected_version < 0:
             raise InvalidArgument(f"expected version must be 0 or more, got {expected_version}")
@@ -140,7 +144,7 @@ class SqliteStore:
             actual = 0 if row is None else int(row[0])
             if actual != expected_version:
                 raise VersionConflict(
-                    f"check-and-set failed for {namespace}:{path}: expected version {expected_version}, "
+                    f"check-and-set failed for {namespace}/{path}: expected version {expected_version}, "
                     f"current version is {actual}"
                 )
             if row is None:
@@ -160,6 +164,11 @@ class SqliteStore:
                     " WHERE namespace = ? AND path = ?",
                     (version, now, metadata_json, namespace, path),
                 )
+            if remember_max_versions:
+                conn.execute(
+                    "UPDATE secrets SET max_versions = ? WHERE namespace = ? AND path = ?",
+                    (max_versions, namespace, path),
+                )
             conn.execute(
                 "INSERT INTO secret_versions (namespace, path, version, state, envelope, created_at)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
@@ -177,7 +186,7 @@ class SqliteStore:
                     (namespace, path),
                 ).fetchone()
                 if row is None:
-                    raise NotFound(f"secret {namespace}:{path} does not exist")
+                    raise NotFound(f"secret {namespace}/{path} does not exist")
                 version = int(row[0])
             found = conn.execute(
                 "SELECT state, envelope, created_at FROM secret_versions"
@@ -185,7 +194,7 @@ class SqliteStore:
                 (namespace, path, version),
             ).fetchone()
         if found is None:
-            raise NotFound(f"secret {namespace}:{path} has no version {version}")
+            raise NotFound(f"secret {namespace}/{path} has no version {version}")
         envelope = found[1]
         return StoredVersion(
             namespace=namespace,
@@ -261,7 +270,7 @@ class SqliteStore:
             if destroyed:
                 _touch(conn, namespace, path, now)
         if destroyed:
-            self.checkpoint()
+            self._shred_wal()
         return destroyed
 
     def delete_secret(self, namespace: str, path: str) -> bool:
@@ -271,7 +280,7 @@ class SqliteStore:
                 "DELETE FROM secrets WHERE namespace = ? AND path = ?", (namespace, path)
             ).rowcount
         if removed:
-            self.checkpoint()
+            self._shred_wal()
         return removed > 0
 
     def update_meta(
@@ -470,6 +479,12 @@ class SqliteStore:
             raise storage_error("checkpoint", self._pool.location, exc) from None
         return row is not None and int(row[0]) == 0
 
+    def _shred_wal(self) -> None:
+        # The erase is already committed; a checkpoint that cannot run now is redone by later ones, so its
+        # failure must not turn a successful destroy into an error.
+        with suppress(StorageError):
+            self.checkpoint()
+
     def connection_settings(self) -> ConnectionSettings:
         """The durability settings a pooled connection runs with, for start-up logs and checks."""
         try:
@@ -547,7 +562,7 @@ def _prune(conn: sqlite3.Connection, namespace: str, path: str, max_versions: in
 def _require_secret(conn: sqlite3.Connection, namespace: str, path: str) -> None:
     row = conn.execute("SELECT 1 FROM secrets WHERE namespace = ? AND path = ?", (namespace, path)).fetchone()
     if row is None:
-        raise NotFound(f"secret {namespace}:{path} does not exist")
+        raise NotFound(f"secret {namespace}/{path} does not exist")
 
 
 def _touch(conn: sqlite3.Connection, namespace: str, path: str, now: float) -> None:
@@ -617,6 +632,9 @@ def _check_versions(versions: Sequence[int]) -> list[int]:
 def _metadata_to_json(metadata: Mapping[str, str]) -> str:
     if not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
         raise InvalidArgument("custom metadata keys and values must be strings")
+    for key, value in metadata.items():
+        _keyset.check_text(key, "custom metadata key")
+        _keyset.check_text(value, "custom metadata value")
     text = json.dumps(dict(metadata), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     if len(text.encode("utf-8")) > MAX_JSON_COLUMN_BYTES:
         raise LimitExceeded(f"custom metadata exceeds the maximum of {MAX_JSON_COLUMN_BYTES} bytes")

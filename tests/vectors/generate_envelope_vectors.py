@@ -76,20 +76,49 @@ def context_from_json(doc: dict[str, Any]) -> EnvelopeContext:
 
 
 _VALID: list[tuple[str, int, dict[str, Any], bytes]] = [
-    ("secret, empty plaintext", 1, {"kind": "secret", "namespace": "default", "path": "db/password", "version": 1}, b""),
-    ("secret, short text", 2, {"kind": "secret", "namespace": "team-a", "path": "app/config", "version": 7},
-     b"not a real secret, only test data"),
-    ("secret, unicode path", 2, {"kind": "secret", "namespace": "ns", "path": "caf\u00e9/\u5bc6", "version": 3},
-     derive("plaintext unicode", 48)),
-    ("secret, large version", 1, {"kind": "secret", "namespace": "", "path": "p", "version": 2**63 - 1},
-     derive("plaintext large version", 5)),
-    ("transit, empty user context", 2, {"kind": "transit", "key_name": "orders", "user_context": ""},
-     derive("plaintext transit", 300)),
-    ("transit, with user context", 2, {"kind": "transit", "key_name": "orders", "user_context": "00ff10"},
-     b"transit payload"),
-    ("transit key material", 1, {"kind": "transit_key_material", "key_name": "orders", "version": 2},
-     derive("plaintext key material", 32)),
-]  # fmt: skip
+    (
+        "secret, empty plaintext",
+        1,
+        {"kind": "secret", "namespace": "default", "path": "db/password", "version": 1},
+        b"",
+    ),
+    (
+        "secret, short text",
+        2,
+        {"kind": "secret", "namespace": "team-a", "path": "app/config", "version": 7},
+        b"not a real secret, only test data",
+    ),
+    (
+        "secret, unicode path",
+        2,
+        {"kind": "secret", "namespace": "ns", "path": "caf\u00e9/\u5bc6", "version": 3},
+        derive("plaintext unicode", 48),
+    ),
+    (
+        "secret, large version",
+        1,
+        {"kind": "secret", "namespace": "", "path": "p", "version": 2**63 - 1},
+        derive("plaintext large version", 5),
+    ),
+    (
+        "transit, empty user context",
+        2,
+        {"kind": "transit", "key_name": "orders", "user_context": ""},
+        derive("plaintext transit", 300),
+    ),
+    (
+        "transit, with user context",
+        2,
+        {"kind": "transit", "key_name": "orders", "user_context": "00ff10"},
+        b"transit payload",
+    ),
+    (
+        "transit key material",
+        1,
+        {"kind": "transit_key_material", "key_name": "orders", "version": 2},
+        derive("plaintext key material", 32),
+    ),
+]
 
 
 def _valid_vector(name: str, kek_version: int, ctx_doc: dict[str, Any], plaintext: bytes) -> dict[str, Any]:
@@ -107,9 +136,13 @@ def _valid_vector(name: str, kek_version: int, ctx_doc: dict[str, Any], plaintex
         "context": ctx_doc,
         "context_encoding": ctx.encoded.hex(),
         "plaintext": plaintext.hex(),
-        "randomness": {"data_key": data_key.hex(), "wrap_nonce": wrap_nonce.hex(), "payload_nonce": payload_nonce.hex()},
+        "randomness": {
+            "data_key": data_key.hex(),
+            "wrap_nonce": wrap_nonce.hex(),
+            "payload_nonce": payload_nonce.hex(),
+        },
         "envelope": sealed.hex(),
-    }  # fmt: skip
+    }
 
 
 def _flip(data: bytes, index: int) -> bytes:
@@ -138,14 +171,22 @@ def _invalid_vectors(base: dict[str, Any]) -> list[dict[str, Any]]:
         case("key id length zero", env[:1] + b"\x00" + env[2:]),
         case("key id byte changed", _flip(env, 2)),
         case("key id of another keyring", env[:1] + other_kek + env[2 + id_len :]),
-        case("key version changed to another present version",
-             env[:version_at] + struct.pack(">I", 1) + env[version_at + 4 :]),
+        case(
+            "key version changed to another present version",
+            env[:version_at] + struct.pack(">I", 1) + env[version_at + 4 :],
+        ),
         case("key version zero", env[:version_at] + struct.pack(">I", 0) + env[version_at + 4 :]),
         case("key version unknown", env[:version_at] + struct.pack(">I", 9) + env[version_at + 4 :]),
         case("wrapped key length zero", env[:wrapped_len_at] + b"\x00\x00" + env[wrapped_len_at + 2 :]),
-        case("wrapped key length over the limit",
-             env[:wrapped_len_at] + struct.pack(">H", envelope.MAX_WRAPPED_KEY_BYTES + 1) + env[wrapped_len_at + 2 :]),
-        case("wrapped key length past the end", env[:wrapped_len_at] + b"\xff\xff" + env[wrapped_len_at + 2 :]),
+        case(
+            "wrapped key length over the limit",
+            env[:wrapped_len_at]
+            + struct.pack(">H", envelope.MAX_WRAPPED_KEY_BYTES + 1)
+            + env[wrapped_len_at + 2 :],
+        ),
+        case(
+            "wrapped key length past the end", env[:wrapped_len_at] + b"\xff\xff" + env[wrapped_len_at + 2 :]
+        ),
         case("wrapped key byte changed", _flip(env, wrapped_len_at + 2 + 5)),
         case("payload nonce byte changed", _flip(env, payload)),
         case("ciphertext byte changed", _flip(env, payload + 12)),
@@ -156,9 +197,12 @@ def _invalid_vectors(base: dict[str, Any]) -> list[dict[str, Any]]:
         case("other path", env, {**ctx, "path": ctx["path"] + "x"}),
         case("other namespace", env, {**ctx, "namespace": ctx["namespace"] + "x"}),
         case("other version", env, {**ctx, "version": ctx["version"] + 1}),
-        case("other kind of context", env, {"kind": "transit_key_material", "key_name": ctx["path"],
-                                            "version": ctx["version"]}),
-    ]  # fmt: skip
+        case(
+            "other kind of context",
+            env,
+            {"kind": "transit_key_material", "key_name": ctx["path"], "version": ctx["version"]},
+        ),
+    ]
 
 
 def build() -> dict[str, Any]:
@@ -182,7 +226,9 @@ def build() -> dict[str, Any]:
         }
     )
     return {
-        "description": "secretsvc envelope format v1 known-answer vectors (docs/envelope-format.md); test keys only",
+        "description": (
+            "secretsvc envelope format v1 known-answer vectors (docs/envelope-format.md); test keys only"
+        ),
         "key_id": KEY_ID,
         "kek_keys": {str(v): kek_key(v).hex() for v in KEK_VERSIONS},
         "vectors": valid + invalid,

@@ -139,9 +139,11 @@ _Summaries = dict[tuple[int, str | None], LayerSummary]
 
 
 def _heading(key: _Key | None, summaries: _Summaries) -> str:
-    if key is None or key[0] is None:
+    if key is None:
         return "Image config"
     index, digest = key
+    if index is None:
+        return "Image config"
     layer = summaries.get((index, digest))
     if digest is None and layer is None:
         return "Files" if index == 0 else f"Layer {index}"
@@ -152,9 +154,10 @@ def _heading(key: _Key | None, summaries: _Summaries) -> str:
 
 
 def _layer(key: _Key | None, summaries: _Summaries) -> LayerSummary | None:
-    if key is None or key[0] is None:
+    if key is None:
         return None
-    return summaries.get((key[0], key[1]))
+    index, digest = key
+    return None if index is None else summaries.get((index, digest))
 
 
 def _warning_place(layer_index: int | None, path: str | None) -> str:

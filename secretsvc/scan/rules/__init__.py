@@ -1,1 +1,115 @@
-"""secretsvc.scan.rules."""
+"""Credential detection rules for the leak detector: `Content` in, `Match`es out.
+
+    rules = RuleSet.default()
+    for match in rules.scan(content): ...      # Match.start/end: the secret's offsets in content.data
+
+One pass of Hyperscan over the data finds every trigger (a keyword or token shape); only the windows around
+those hits are examined further with Python `re`, checksums and precision filters. Ordinary data with no
+keywords in it therefore costs little more than the Hyperscan pass. A `RuleSet` is immutable after
+construction and safe to share between threads.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable, Sequence
+
+from secretsvc.errors import InvalidArgument
+from secretsvc.scan.model import Content, Match
+from secretsvc.scan.rules.catalog import default_rules
+from secretsvc.scan.rules.engine import TriggerEngine, build_engine
+from secretsvc.scan.rules.filters import is_allowlisted
+from secretsvc.scan.rules.model import Detector, Rule, RuleInfo
+
+__all__ = ["RuleInfo", "RuleSet"]
+
+
+class RuleSet:
+    """A compiled set of rules. Build once (compiling takes a moment), scan many times, from any thread."""
+
+    def __init__(self, rules: Sequence[Rule], *, engine: str = "hyperscan") -> None:
+        if not rules:
+            raise InvalidArgument("a rule set needs at least one rule")
+        ids = [r.info.rule_id for r in rules]
+        if len(set(ids)) != len(ids):
+            raise InvalidArgument("rule ids must be unique")
+        self._rules = tuple(rules)
+        self._engine_pref = engine
+        self._detectors: list[tuple[int, Detector]] = [
+            (ri, d) for ri, rule in enumerate(self._rules) for d in rule.detectors
+        ]
+        self._engine: TriggerEngine = build_engine(
+            [(d.trigger, d.caseless, d.multiline) for _, d in self._detectors], prefer=engine
+        )
+
+    @classmethod
+    def default(cls, *, engine: str = "hyperscan") -> RuleSet:
+        """Every built-in rule. `engine="re"` forces the pure-Python trigger engine (for tests)."""
+        return cls(default_rules(), engine=engine)
+
+    @property
+    def rules(self) -> Sequence[RuleInfo]:
+        return tuple(r.info for r in self._rules)
+
+    @property
+    def engine(self) -> str:
+        return self._engine.name
+
+    def without(self, rule_ids: Iterable[str]) -> RuleSet:
+        """A new rule set lacking the named rules; an unknown id is an error, not a silent no-op."""
+        drop = set(rule_ids)
+        unknown = drop - {r.info.rule_id for r in self._rules}
+        if unknown:
+            raise InvalidArgument(f"unknown rule id(s): {', '.join(sorted(unknown))}")
+        return RuleSet([r for r in self._rules if r.info.rule_id not in drop], engine=self._engine_pref)
+
+    def scan(self, content: Content) -> list[Match]:
+        """Matches in `content.data`, sorted by offset; overlapping claims go to the more specific rule."""
+        data = content.data
+        hits = self._engine.hits(data)
+        if not hits:
+            return []
+        by_detector: dict[int, list[int]] = {}
+        for ident, end in hits:
+            by_detector.setdefault(ident, []).append(end)
+        found: set[tuple[int, int, int]] = set()
+        size = len(data)
+        for ident, ends in by_detector.items():
+            rule_index, detector = self._detectors[ident]
+            for start, stop in _windows(sorted(ends), detector.back, detector.forward, size):
+                for s, e in detector.confirm(data, start, stop):
+                    found.add((rule_index, s, e))
+        candidates = [c for c in found if not is_allowlisted(data, c[1], c[2])]
+        return self._resolve(candidates, data)
+
+    def _resolve(self, candidates: list[tuple[int, int, int]], data: bytes) -> list[Match]:
+        # Highest priority first, then longest, so a checksum-proven token claims its span before the
+        # generic heuristic that matched the same characters.
+        candidates.sort(key=lambda c: (-self._rules[c[0]].priority, -(c[2] - c[1]), c[1], c[0]))
+        starts: list[int] = []
+        kept: list[tuple[int, int, int]] = []
+        for rule_index, s, e in candidates:
+            i = bisect.bisect_right(starts, s)
+            if i > 0 and kept[i - 1][2] > s:
+                continue
+            if i < len(kept) and kept[i][1] < e:
+                continue
+            starts.insert(i, s)
+            kept.insert(i, (rule_index, s, e))
+        out = []
+        for rule_index, s, e in kept:
+            info = self._rules[rule_index].info
+            out.append(Match(rule_id=info.rule_id, severity=info.severity, start=s, end=e, secret=data[s:e]))
+        return out
+
+
+def _windows(ends: list[int], back: int, forward: int, size: int) -> list[tuple[int, int]]:
+    """Merge the windows around sorted trigger end offsets."""
+    out: list[tuple[int, int]] = []
+    for end in ends:
+        lo, hi = max(0, end - back), min(size, end + forward)
+        if out and lo <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], hi))
+        else:
+            out.append((lo, hi))
+    return out

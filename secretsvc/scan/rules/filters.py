@@ -23,6 +23,8 @@ DOCUMENTED_EXAMPLE_SHA256 = frozenset(
         "c6ea27c534f993d31f0aef882e3d200e7b87470c379ae79c8f9b19d3bd363dc9",  # AWS docs: second key id
         "e21b597ba6b9cafa59d9ebc4d65c0385f5eb3fa56abab2607fa76589ad849a33",  # AWS docs: second secret
         "0011cc25eb4320717494d2703e8cba85743e71b500283c21c8b88147992f9059",  # Azure storage emulator key
+        "6c96130f130ab0d6d158397e24d2bcc1c9a5e73ae081f6e983f1c7b545d24a4c",  # RFC 6749 example access token
+        "00cf4c781dc37003f7c7dd7d4c9a6ef1e0f4c62d9a291aa8bc398774e3fefd32",  # RFC 6749 example refresh token
     }
 )
 # Words that mark a value as a stand-in rather than a secret. Only applied to values without a checksum:
@@ -51,6 +53,10 @@ PLACEHOLDER_WORDS = (
     "test",
     "todo",
     "fixme",
+    "qwerty",
+    "hunter2",
+    "123456",
+    "letmein",
 )
 PLACEHOLDER_EXACT = frozenset({b"null", b"none", b"nil", b"true", b"false", b"undefined", b"empty", b"string"})
 MAX_LINE_SCAN_BYTES = 4096  # how far to look for the start/end of the matched line (pragma)
@@ -129,12 +135,21 @@ def line_bounds(data: bytes, start: int, end: int) -> tuple[int, int]:
     return line_start, line_end
 
 
+def _previous_line_start(data: bytes, line_start: int) -> int:
+    return data.rfind(b"\n", max(0, line_start - 1 - MAX_LINE_SCAN_BYTES), line_start - 1) + 1
+
+
 def is_allowlisted(data: bytes, start: int, end: int) -> bool:
-    """The `pragma: allowlist secret` comment on any line the secret spans, or `nextline` just above."""
+    """The `pragma: allowlist secret` comment on any line the secret spans, or `nextline` just above.
+
+    A multi-line secret (a PEM body) starts on the line after its header; the header line counts as one
+    of its lines.
+    """
     line_start, line_end = line_bounds(data, start, end)
+    if line_start > 0 and data.find(b"\n", start, end) >= 0:
+        line_start = _previous_line_start(data, line_start)
     if data.find(PRAGMA, line_start, line_end) >= 0:
         return True
     if line_start == 0:
         return False
-    prev_start = data.rfind(b"\n", max(0, line_start - 1 - MAX_LINE_SCAN_BYTES), line_start - 1) + 1
-    return data.find(PRAGMA_NEXTLINE, prev_start, line_start) >= 0
+    return data.find(PRAGMA_NEXTLINE, _previous_line_start(data, line_start), line_start) >= 0

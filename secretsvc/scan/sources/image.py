@@ -56,8 +56,9 @@ class Image:
     def open_layer(self, index: int) -> ContextManager[LayerStream]:
         """The layer's UNCOMPRESSED tar stream, verified as read (see `sources.stream`).
 
-        At EOF the stream raises `DigestMismatch` (an `errors.InvalidArgument`) if the blob digest or the
-        diff_id is wrong; `walk_image` reports that as a "digest.mismatch" warning and keeps the findings.
+        Once read to its end, `stream.verify()` (and leaving this context) raises `DigestMismatch` (an
+        `errors.InvalidArgument`) if the blob digest or the diff_id is wrong; `walk_image` reports that as
+        a "digest.mismatch" warning and keeps the findings.
         """
         if not 0 <= index < len(self.layers):
             raise errors.InvalidArgument(f"layer index {index} out of range (image has {len(self.layers)})")
@@ -73,6 +74,8 @@ class Image:
                 block=self.limits.read_block_bytes,
             )
             yield stream
+            if stream.finished:
+                stream.verify()
 
     def __repr__(self) -> str:
         return f"Image(ref={self.ref!r}, platform={self.platform!r}, {len(self.layers)} layers)"

@@ -296,13 +296,11 @@ class DockerArchiveSource:
             def opener(layer: LayerInfo, _paths: dict[int, str] = paths) -> Any:
                 return store.open_path(_paths[layer.index])
 
-            tags = entry.get("RepoTags")
-            name = tags[0] if isinstance(tags, list) and tags and isinstance(tags[0], str) else None
             plat = platform_string(config)
             if not platform_matches(self._platform, plat):
                 continue
             yield Image(
-                ref=self.ref if name is None else f"{self.ref} ({name})",
+                ref=self.ref,
                 platform=plat,
                 config=config,
                 layers=layers,

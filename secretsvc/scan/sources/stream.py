@@ -2,9 +2,10 @@
 
 A layer is read once, front to back, through two hashing readers: one over the blob as stored (checked
 against the manifest's descriptor digest) and one over the uncompressed tar (checked against the config's
-`rootfs.diff_ids`). Verification can only finish at the end of the stream, so a mismatch is raised as
-`DigestMismatch` when the reader reaches EOF: by then the walker has already yielded the layer's contents,
-and it turns the error into a "digest.mismatch" warning, so findings in a tampered layer are still reported.
+`rootfs.diff_ids`). Verification can only finish at the end of the stream: `LayerStream.verify()` (called
+by the walker after the tar, and by leaving `Image.open_layer`'s context after a full read) raises
+`DigestMismatch`, an `errors.InvalidArgument`. By then the walker has yielded the layer's contents and turns
+the error into a "digest.mismatch" warning, so findings in a tampered layer are still reported.
 
 The compression is detected from the first bytes (gzip, zstd, or none), never from the media type alone,
 and every read returns at most the size asked for, so memory stays bounded whatever the compression ratio.
@@ -75,7 +76,11 @@ def read_bounded(stream: Readable, max_bytes: int, what: str) -> bytes:
 
 
 class HashingReader:
-    """Hashes what passes through; at EOF compares with `expected` (None: hash only, e.g. unknown digest)."""
+    """Hashes what passes through; at EOF compares with `expected` (None: hash only) and keeps the verdict.
+
+    The verdict is kept rather than raised so a reader in the middle of a tar header (tarfile) sees a plain
+    end of data and reports it as such; the owner raises `mismatch` once reading is over.
+    """
 
     def __init__(self, raw: Readable, expected: str | None, what: str) -> None:
         if expected is not None:
@@ -86,6 +91,7 @@ class HashingReader:
         self._what = what
         self._done = False
         self.bytes_read = 0
+        self.mismatch: DigestMismatch | None = None
 
     def read(self, n: int = -1, /) -> bytes:
         data = self._raw.read(n)
@@ -96,7 +102,7 @@ class HashingReader:
             self._done = True
             actual = self.digest
             if self._expected is not None and actual != self._expected:
-                raise DigestMismatch(self._what, self._expected, actual)
+                self.mismatch = DigestMismatch(self._what, self._expected, actual)
         return data
 
     @property
@@ -195,8 +201,8 @@ def compression_of(head: bytes) -> str:
 class LayerStream:
     """The uncompressed tar of one layer, verified against both digests as it is read.
 
-    `read` raises DigestMismatch at EOF if either digest is wrong (the blob digest is checked before
-    the diff_id, since the raw stream ends first), CorruptStream for bad compression.
+    Once the stream has been read to its end, `verify` raises DigestMismatch if either digest is wrong
+    (leaving the `open_layer` context does so too); `read` raises CorruptStream for bad compression.
     """
 
     def __init__(
@@ -232,6 +238,16 @@ class LayerStream:
         """Read to the end so both digests are checked (tar readers stop at the end-of-archive marker)."""
         while self.read(block):
             pass
+
+    @property
+    def finished(self) -> bool:
+        return self.tar.finished
+
+    def verify(self) -> None:
+        """Raise DigestMismatch if the stream, read to its end, did not match (blob first, then diff_id)."""
+        for reader in (self.blob, self.tar):
+            if reader.mismatch is not None:
+                raise reader.mismatch
 
     def close(self) -> None:
         self._raw.close()

@@ -24,7 +24,9 @@ def test_round_trip_and_layout() -> None:
 
 def test_fixed_nonce_is_deterministic_and_random_nonces_differ() -> None:
     fixed = bytes(12)
-    assert aead.seal(KEY, b"x", b"", random=lambda n: fixed) == aead.seal(KEY, b"x", b"", random=lambda n: fixed)
+    assert aead.seal(KEY, b"x", b"", random=lambda n: fixed) == aead.seal(
+        KEY, b"x", b"", random=lambda n: fixed
+    )
     assert aead.seal(KEY, b"x", b"") != aead.seal(KEY, b"x", b"")
 
 
@@ -94,11 +96,21 @@ def test_scrypt_defaults() -> None:
 @pytest.mark.parametrize(
     "kwargs",
     [
-        {"n": 1}, {"n": 3}, {"n": 1000}, {"n": 2**21}, {"n": 0}, {"n": -2},
-        {"r": 0}, {"r": aead.MAX_SCRYPT_R + 1}, {"p": 0}, {"p": aead.MAX_SCRYPT_P + 1},
-        {"n": 2**20, "r": 16}, {"n": True}, {"r": 8.0},
+        {"n": 1},
+        {"n": 3},
+        {"n": 1000},
+        {"n": 2**21},
+        {"n": 0},
+        {"n": -2},
+        {"r": 0},
+        {"r": aead.MAX_SCRYPT_R + 1},
+        {"p": 0},
+        {"p": aead.MAX_SCRYPT_P + 1},
+        {"n": 2**20, "r": 16},
+        {"n": True},
+        {"r": 8.0},
     ],
-)  # fmt: skip
+)
 def test_scrypt_params_out_of_bounds_are_refused(kwargs: dict[str, object]) -> None:
     with pytest.raises(errors.InvalidArgument, match="scrypt"):
         aead.ScryptParams(**kwargs)  # type: ignore[arg-type]

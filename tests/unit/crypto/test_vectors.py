@@ -47,11 +47,13 @@ def test_valid_vector_opens_to_its_plaintext(vector: dict[str, Any]) -> None:
 @pytest.mark.parametrize("vector", VALID, ids=lambda v: v["name"])
 def test_valid_vector_reseals_to_the_same_bytes(vector: dict[str, Any]) -> None:
     r = vector["randomness"]
-    random = gen.FixedRandom([bytes.fromhex(r["data_key"]), bytes.fromhex(r["wrap_nonce"]),
-                              bytes.fromhex(r["payload_nonce"])])  # fmt: skip
+    random = gen.FixedRandom(
+        [bytes.fromhex(r["data_key"]), bytes.fromhex(r["wrap_nonce"]), bytes.fromhex(r["payload_nonce"])]
+    )
     ctx = gen.context_from_json(vector["context"])
-    sealed = envelope.seal(gen.keyset(vector["kek_version"], random), bytes.fromhex(vector["plaintext"]), ctx,
-                           random=random)  # fmt: skip
+    sealed = envelope.seal(
+        gen.keyset(vector["kek_version"], random), bytes.fromhex(vector["plaintext"]), ctx, random=random
+    )
     assert sealed.hex() == vector["envelope"]
     assert random.exhausted()
 

@@ -399,3 +399,17 @@ def test_list_survives_deletes_between_pages(store_factory: Callable[[], SecretS
         assert list(rest.paths) == ["k3", "k4", "k5"]
     finally:
         store.close()
+
+
+def test_text_that_is_not_utf8_is_invalid_everywhere(store: SecretStore) -> None:
+    bad = "a\udc80"
+    with pytest.raises(InvalidArgument):
+        store.insert_version(NS, bad, 1, b"\x01", expected_version=0, now=T0, max_versions=1)
+    with pytest.raises(InvalidArgument):
+        store.insert_version(NS, "p", 1, b"\x01", expected_version=0, now=T0, max_versions=1,
+                             custom_metadata={"k": bad})
+    with pytest.raises(InvalidArgument):
+        store.read_meta(bad, "p")
+    with pytest.raises(InvalidArgument):
+        store.list_paths(NS, bad, page_size=5, page_token="")
+    assert store.read_meta(NS, "p") is None

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Install everything the test suite needs (Debian packages for the real servers the tests start, the Python
+# dependencies in ./.venv) and run it all: generated-code check, ruff, mypy, pytest.
+# Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/setup-lib.sh
+
+# Real parts the integration tests start on loopback: an OCI registry, skopeo/umoci to build and push images,
+# PostgreSQL, SoftHSM; curl for the metrics check.
+apt_install docker-registry skopeo umoci softhsm2 postgresql-15 curl ca-certificates
+ensure_venv
+.venv/bin/pip install -q -e '.[test]'
+
+echo "== generated gRPC code"
+.venv/bin/python scripts/gen_protos.py --check
+echo "== ruff"
+.venv/bin/ruff check .
+echo "== mypy"
+.venv/bin/mypy
+echo "== pytest"
+exec .venv/bin/pytest -n 2 "$@"

@@ -1,0 +1,119 @@
+"""Start a real `secretsvc serve` in a separate process on a free loopback port, and talk to it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from secretsvc.v1 import admin_pb2_grpc, secrets_pb2_grpc, transit_pb2_grpc
+
+START_TIMEOUT_SECONDS = 20.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def cli_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "secretsvc.cli", *args]
+
+
+@dataclass
+class ServerProcess:
+    data_dir: Path
+    port: int = field(default_factory=free_port)
+    metrics_port: int = field(default_factory=free_port)
+    extra_args: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+    proc: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+
+    @property
+    def addr(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def token_file(self) -> Path:
+        return self.data_dir.parent / f"{self.data_dir.name}.admin-token"
+
+    @property
+    def token(self) -> str:
+        return self.token_file.read_text().strip()
+
+    def start(self, wait: bool = True) -> ServerProcess:
+        self.log_path = self.data_dir.parent / f"{self.data_dir.name}.server.log"
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            cli_command("serve", "--data-dir", str(self.data_dir), "--listen", self.addr,
+                        "--metrics-listen", f"127.0.0.1:{self.metrics_port}",
+                        "--admin-token-file", str(self.token_file), *self.extra_args),
+            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env},
+        )
+        log.close()
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
+            # A fresh channel each try: a channel that failed once backs off for a second or more.
+            with grpc.insecure_channel(self.addr) as channel:
+                try:
+                    status = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(),
+                                                                        timeout=1).status
+                    if status == health_pb2.HealthCheckResponse.SERVING:
+                        return
+                except grpc.RpcError:
+                    pass
+            time.sleep(0.05)
+        raise RuntimeError(f"server did not become ready:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        code = self.proc.wait(timeout=timeout)
+        return code
+
+    def channel(self) -> grpc.Channel:
+        return grpc.insecure_channel(self.addr)
+
+    def metadata(self) -> tuple[tuple[str, str], ...]:
+        return (("authorization", f"Bearer {self.token}"),)
+
+    def cli_env(self) -> dict[str, str]:
+        return {**os.environ, "SECRETSVC_ADDR": self.addr, "SECRETSVC_TOKEN": self.token}
+
+    def cli(self, *args: str, stdin: bytes = b"", env: dict[str, str] | None = None,
+            timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(cli_command(*args), input=stdin, capture_output=True,
+                              env=env if env is not None else self.cli_env(), timeout=timeout, check=False)
+
+
+class Stubs:
+    def __init__(self, server: ServerProcess) -> None:
+        self.channel = server.channel()
+        self.md = server.metadata()
+        self.secrets = secrets_pb2_grpc.SecretsStub(self.channel)
+        self.transit = transit_pb2_grpc.TransitStub(self.channel)
+        self.admin = admin_pb2_grpc.AdminStub(self.channel)
+
+    def close(self) -> None:
+        self.channel.close()

@@ -1,0 +1,350 @@
+"""`secretsvc scan` as a user runs it: a real subprocess on hand-built images, every format and exit code."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import random
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from tests import fakecreds
+from tests import scanimages as si
+
+ROOT = Path(__file__).parents[2]
+SARIF_SCHEMA = ROOT / "tests" / "data" / "sarif-2.1.0.json"
+FINDING_KEYS = {
+    "rule_id",
+    "severity",
+    "layer_digest",
+    "layer_index",
+    "path",
+    "line",
+    "location",
+    "fingerprint",
+    "redacted",
+}
+
+
+@dataclass(frozen=True)
+class Result:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> dict[str, object]:
+        document = json.loads(self.out)
+        assert isinstance(document, dict)
+        return document
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> Result:
+    proc = subprocess.run(
+        [sys.executable, "-m", "secretsvc.cli", "scan", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+    return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+@dataclass(frozen=True)
+class Leaks:
+    file: str
+    deleted: str
+    opaque_deleted: str
+    overwritten: str
+    nested: str
+    env: str
+    label: str
+    history: str
+    cmd: str
+
+    def all(self) -> list[str]:
+        return [getattr(self, name) for name in self.__dataclass_fields__]
+
+
+EXPECTED = {
+    # path: (location, layer_index, line)
+    "srv/app/.env": ("file", 0, 3),
+    "root/.slack": ("deleted_file", 0, 1),
+    "opt/cache/stripe.env": ("deleted_file", 0, 1),
+    "etc/gitlab.env": ("overwritten_file", 0, 2),
+    "opt/lib/app.jar!BOOT-INF/classes/application.properties": ("file", 1, 2),
+}
+
+
+def leaky_image(leaks: Leaks, compression: str = "gzip") -> si.BuiltImage:
+    jar = si.make_zip(
+        {"BOOT-INF/classes/application.properties": f"server.port=8080\nnpm.token={leaks.nested}\n"}
+    )
+    return si.build_image(
+        [
+            [
+                si.file("srv/app/.env", f"# app\nLOG=info\nGITHUB_TOKEN={leaks.file}\n"),
+                si.file("root/.slack", f"token: {leaks.deleted}\n"),
+                si.file("opt/cache/stripe.env", f"STRIPE_KEY={leaks.opaque_deleted}\n"),
+                si.file("etc/gitlab.env", f"# ci\nGITLAB_TOKEN={leaks.overwritten}\n"),
+            ],
+            [si.file("opt/lib/app.jar", jar), si.whiteout("root/.slack")],
+            [si.opaque("opt/cache"), si.file("etc/gitlab.env", "GITLAB_TOKEN=${CI_JOB_TOKEN}\n")],
+        ],
+        compression=compression,
+        env=["PATH=/usr/local/bin:/usr/bin", f"AWS_ACCESS_KEY_ID={leaks.env}"],
+        labels={"org.opencontainers.image.title": "app", "deploy.token": leaks.label},
+        cmd=["/srv/app/run", "--api-key", leaks.cmd],
+        history=[
+            {"created_by": "ADD rootfs.tar /"},
+            {"created_by": f"/bin/sh -c curl -H 'token: {leaks.history}' https://ci.internal/jar -o app.jar"},
+            {"created_by": "/bin/sh -c rm -rf /opt/cache"},
+        ],
+    )
+
+
+@pytest.fixture(scope="module")
+def leaks() -> Leaks:
+    rng = random.Random(2024)
+    return Leaks(
+        file=fakecreds.fake_github_token(rng),
+        deleted=fakecreds.fake_slack_token(rng),
+        opaque_deleted=fakecreds.fake_stripe_secret_key(rng),
+        overwritten=fakecreds.fake_gitlab_token(rng),
+        nested=fakecreds.fake_npm_token(rng),
+        env=fakecreds.fake_aws_access_key_id(rng),
+        label=fakecreds.fake_sendgrid_api_key(rng),
+        history=fakecreds.fake_github_token(rng),
+        cmd=fakecreds.fake_openai_api_key(rng),
+    )
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory: pytest.TempPathFactory, leaks: Leaks) -> dict[str, str]:
+    root = tmp_path_factory.mktemp("images")
+    gz = leaky_image(leaks)
+    zst = leaky_image(leaks, compression="zstd")
+    clean = si.build_image([[si.file("srv/app/README", "nothing to see\n")]])
+    return {
+        "docker-old": f"docker-archive:{si.write_docker_archive(root / 'old.tar', gz, style='old')}",
+        "docker-new": f"docker-archive:{si.write_docker_archive(root / 'new.tar', gz, style='new')}",
+        "oci-zstd": f"oci:{si.write_oci_layout(root / 'layout', [zst])}:latest",
+        "oci-archive": f"oci-archive:{si.write_oci_archive(root / 'app.oci.tar', [gz])}",
+        "clean": f"oci:{si.write_oci_layout(root / 'clean', [clean])}",
+    }
+
+
+def assert_no_secret(leaks: Leaks, *texts: str) -> None:
+    for text in texts:
+        for secret in leaks.all():
+            assert secret not in text
+
+
+@pytest.mark.parametrize("kind", ["docker-old", "docker-new", "oci-zstd", "oci-archive"])
+def test_json_report_finds_every_location(kind: str, images: dict[str, str], leaks: Leaks) -> None:
+    result = run(images[kind], "--format", "json")
+    assert result.code == 1, result.err
+    assert_no_secret(leaks, result.out, result.err)
+    document = result.json()
+    assert set(document) == {"image", "findings", "stats", "warnings"}
+    assert document["image"] == images[kind]
+    findings = document["findings"]
+    assert isinstance(findings, list)
+    for finding in findings:
+        assert set(finding) >= FINDING_KEYS
+        assert len(finding["fingerprint"]) == 64
+    by_path = {f["path"]: f for f in findings}
+    for path, (location, layer, line) in EXPECTED.items():
+        assert path in by_path, (path, sorted(by_path))
+        finding = by_path[path]
+        assert (finding["location"], finding["layer_index"], finding["line"]) == (location, layer, line), path
+        assert finding["layer_digest"].startswith("sha256:")
+    config_locations = {f["location"] for f in findings if f["layer_index"] is None}
+    assert config_locations == {"config_env", "config_label", "config_history", "config_other"}
+    assert all(f["layer_digest"] is None for f in findings if f["layer_index"] is None)
+    stats = document["stats"]
+    assert isinstance(stats, dict)
+    assert stats["layers"] == 3 and stats["findings"] == len(findings)
+
+
+def test_sarif_validates_and_carries_layers(images: dict[str, str], leaks: Leaks, tmp_path: Path) -> None:
+    output = tmp_path / "scan.sarif"
+    result = run(images["docker-new"], "--output", str(output))
+    assert result.code == 1
+    assert result.out == ""
+    assert result.err.startswith("Summary: ")
+    text = output.read_text()
+    assert_no_secret(leaks, text, result.err)
+    document = json.loads(text)
+    schema = json.loads(SARIF_SCHEMA.read_text())
+    validator = jsonschema.validators.validator_for(schema)
+    validator(schema, format_checker=validator.FORMAT_CHECKER).validate(document)
+    results = document["runs"][0]["results"]
+    uris = {r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in results}
+    assert "srv/app/.env" in uris
+    deleted = [r for r in results if r["properties"]["location"] == "deleted_file"]
+    assert len(deleted) == 2
+    assert all(r["locations"][0]["logicalLocations"][0]["name"].startswith("sha256:") for r in deleted)
+
+
+def test_text_report(images: dict[str, str], leaks: Leaks) -> None:
+    result = run(images["docker-old"], "--format", "text")
+    assert result.code == 1
+    assert_no_secret(leaks, result.out, result.err)
+    lines = result.out.splitlines()
+    assert lines[0] == f"Image: {images['docker-old']}"
+    assert "Image config" in lines
+    layer_headings = [line for line in lines if line.startswith("Layer ")]
+    assert [h.split()[1] for h in layer_headings] == ["0", "1"]
+    assert "  created by: ADD rootfs.tar /" in lines
+    # The history line that held a token is shown, redacted.
+    assert any(line.startswith("  created by: /bin/sh -c curl -H 'token: ghp_…(40 chars)'") for line in lines)
+    assert any("root/.slack:1  [deleted_file]" in line for line in lines)
+    assert lines[-1].startswith("Summary: ") and lines[-1].endswith("FAIL: findings at or above low")
+    assert "\x1b[" not in result.out
+
+
+def test_exit_codes_and_fail_on(images: dict[str, str]) -> None:
+    clean = run(images["clean"], "--format", "json")
+    assert clean.code == 0 and clean.json()["findings"] == []
+    document = run(images["docker-new"], "--format", "json").json()
+    severities = {f["severity"] for f in document["findings"]}  # type: ignore[union-attr, index]
+    order = ["low", "medium", "high", "critical"]
+    top = max(severities, key=order.index)
+    assert run(images["docker-new"], "--format", "json", "--fail-on", top).code == 1
+    if top != "critical":
+        above = order[order.index(top) + 1]
+        assert run(images["docker-new"], "--format", "json", "--fail-on", above).code == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["nosuch:thing"], "unknown image reference transport"),
+        (["docker-archive:/nonexistent/app.tar"], ""),
+        (["/nonexistent/dir"], "does not exist"),
+        (["{clean}", "--fail-on", "urgent"], "unknown severity"),
+        (["{clean}", "--fingerprint-key", "xyz"], "not hex"),
+        (["{clean}", "--fingerprint-key", "00"], "must be 16 to"),
+        (["{clean}", "--baseline", "/nonexistent/baseline.json"], "cannot read baseline"),
+        (["{clean}", "--config", "/nonexistent/scan.toml"], "cannot read scan config"),
+        (["{clean}", "--platform", "linux"], "bad platform"),
+    ],
+)
+def test_input_errors_exit_2_with_one_line(images: dict[str, str], args: list[str], message: str) -> None:
+    result = run(*[a.format(clean=images["clean"]) for a in args])
+    assert result.code == 2, result
+    assert result.out == ""
+    assert result.err.startswith("secretsvc scan: error: ")
+    assert result.err.count("\n") == 1
+    assert message in result.err
+    assert "Traceback" not in result.err
+
+
+def test_usage_errors_exit_2(images: dict[str, str]) -> None:
+    assert run().code == 2
+    assert run(images["clean"], "--format", "xml").code == 2
+    assert run(images["clean"], "--fingerprint-key", "00" * 16, "--fingerprint-key-file", "/x").code == 2
+
+
+def test_help_explains_refs_and_exit_codes() -> None:
+    result = run("--help")
+    assert result.code == 0
+    for needle in ("docker-archive:PATH", "oci:DIR", "docker://", "exit status", "--fail-on", "examples:"):
+        assert needle in result.out
+
+
+def test_baseline_round_trip(images: dict[str, str], leaks: Leaks, tmp_path: Path) -> None:
+    baseline = tmp_path / ".secretsvc-baseline.json"
+    first = run(images["docker-old"], "--format", "json", "--write-baseline", str(baseline))
+    assert first.code == 1
+    count = len(first.json()["findings"])  # type: ignore[arg-type]
+    assert_no_secret(leaks, baseline.read_text())
+    assert len(json.loads(baseline.read_text())["findings"]) == count
+    # The same leaks in a differently packed image (zstd, OCI layout) are the same findings.
+    again = run(images["oci-zstd"], "--format", "json", "--baseline", str(baseline))
+    assert again.code == 0, again.err
+    document = again.json()
+    assert document["findings"] == []
+    assert document["stats"]["suppressed_by_baseline"] == count  # type: ignore[index]
+    broken = tmp_path / "broken.json"
+    broken.write_text("[]")
+    bad = run(images["docker-old"], "--baseline", str(broken))
+    assert bad.code == 2 and "expected a JSON object" in bad.err
+
+
+def test_config_file_ignores(images: dict[str, str], tmp_path: Path) -> None:
+    config = tmp_path / "scan.toml"
+    config.write_text('[ignore]\npaths = ["*.jar", "srv/app/.env"]\n')
+    document = run(images["docker-new"], "--format", "json", "--config", str(config)).json()
+    paths = {f["path"] for f in document["findings"]}  # type: ignore[union-attr, index]
+    assert "srv/app/.env" not in paths
+    assert not any(p.startswith("opt/lib/app.jar") for p in paths)
+    assert document["stats"]["suppressed_by_config"] == 2  # type: ignore[index]
+    config.write_text("[ignore]\npath = []\n")
+    bad = run(images["docker-new"], "--config", str(config))
+    assert bad.code == 2 and "unknown key(s) in [ignore]: path" in bad.err
+
+
+def test_fingerprint_key_sources(images: dict[str, str], tmp_path: Path) -> None:
+    key = "ab" * 32
+
+    def prints(*args: str, env: dict[str, str] | None = None) -> list[str]:
+        document = run(images["docker-new"], "--format", "json", *args, env=env).json()
+        return [f["fingerprint"] for f in document["findings"]]  # type: ignore[union-attr, index]
+
+    given = prints("--fingerprint-key", key)
+    key_file = tmp_path / "fp.key"
+    key_file.write_text(key + "\n")
+    assert prints("--fingerprint-key-file", str(key_file)) == given
+    assert prints(env={"SECRETSVC_FINGERPRINT_KEY": key}) == given
+    assert set(prints()).isdisjoint(given)
+
+
+def test_plain_directory_scan(tmp_path: Path) -> None:
+    rng = random.Random(77)
+    token = fakecreds.fake_github_token(rng)
+    (tmp_path / "repo").mkdir()
+    (tmp_path / "repo" / "deploy.sh").write_text(fakecreds.in_context("shell", "gh_token", token))
+    result = run(str(tmp_path / "repo"), "--format", "json")
+    assert result.code == 1
+    assert token not in result.out
+    (finding,) = result.json()["findings"]  # type: ignore[misc]
+    assert finding["path"] == "deploy.sh" and finding["layer_digest"] is None and finding["line"] == 2
+
+
+def test_terminal_gets_rich_text_and_a_progress_bar(images: dict[str, str], leaks: Leaks) -> None:
+    """On a terminal the default format is text, drawn with rich, and a progress bar runs on stderr."""
+    primary, secondary = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "secretsvc.cli", "scan", images["docker-new"]],
+        stdout=secondary,
+        stderr=secondary,
+        stdin=subprocess.DEVNULL,
+        cwd=ROOT,
+        env={**os.environ, "COLUMNS": "200", "TERM": "xterm-256color"},
+    )
+    os.close(secondary)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(primary, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(primary)
+    assert proc.wait(timeout=120) == 1
+    screen = b"".join(chunks).decode("utf-8", errors="replace")
+    assert_no_secret(leaks, screen)
+    assert "Image config" in screen and "Summary:" in screen
+    assert "\x1b[" in screen  # colour: it is rich, not the plain format
+    assert not screen.lstrip().startswith("{")
