@@ -16,8 +16,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import grpc
-
 from echo_server import ECHO_METHOD
+
 from secretsvc.service import limits
 from secretsvc.v1 import secrets_pb2, secrets_pb2_grpc, transit_pb2, transit_pb2_grpc
 
@@ -139,10 +139,10 @@ def make_call(spec: WorkerSpec, channel: grpc.Channel, thread_index: int) -> Cal
     payload = rng.randbytes(spec.case.payload)
     kind = spec.case.kind
     if kind == "echo":
-        echo = channel.unary_unary(ECHO_METHOD)
+        echo = channel.unary_unary(ECHO_METHOD, request_serializer=None, response_deserializer=None)
         return lambda: echo(payload, metadata=metadata, timeout=CALL_TIMEOUT_S)
     if kind == "get":
-        secrets = secrets_pb2_grpc.SecretsStub(channel)
+        secrets = secrets_pb2_grpc.SecretsStub(channel)  # type: ignore[no-untyped-call]
         requests = [
             secrets_pb2.GetSecretRequest(
                 ref=secrets_pb2.SecretRef(namespace=NAMESPACE, path=GET_PATH_FORMAT.format(i))
@@ -151,7 +151,7 @@ def make_call(spec: WorkerSpec, channel: grpc.Channel, thread_index: int) -> Cal
         ]
         return lambda: secrets.GetSecret(rng.choice(requests), metadata=metadata, timeout=CALL_TIMEOUT_S)
     if kind == "put":
-        secrets = secrets_pb2_grpc.SecretsStub(channel)
+        secrets = secrets_pb2_grpc.SecretsStub(channel)  # type: ignore[no-untyped-call]
         prefix = f"put/{spec.seed}/{spec.case.concurrency}/{spec.process_index}-{thread_index}/"
         counter = iter(range(1 << 62))
         # A fresh path per call: each put creates a secret, so no call waits on a version conflict.
@@ -162,7 +162,7 @@ def make_call(spec: WorkerSpec, channel: grpc.Channel, thread_index: int) -> Cal
             metadata=metadata, timeout=CALL_TIMEOUT_S,
         )
     if kind == "encrypt":
-        transit = transit_pb2_grpc.TransitStub(channel)
+        transit = transit_pb2_grpc.TransitStub(channel)  # type: ignore[no-untyped-call]
         request = transit_pb2.EncryptRequest(key_name=TRANSIT_KEY, plaintext=payload)
         return lambda: transit.Encrypt(request, metadata=metadata, timeout=CALL_TIMEOUT_S)
     raise ValueError(f"unknown case kind {kind!r}; expected one of {', '.join(KINDS)}")
@@ -178,8 +178,10 @@ def _drive(call: Call, window: tuple[float, float], out: list[float], errors: li
         try:
             call()
         except grpc.RpcError as exc:
-            code = exc.code() if isinstance(exc, grpc.Call) else None
-            errors.append(code.name if code is not None else type(exc).__name__)
+            # The raised object is also a grpc.Call, but the type stubs cannot say so.
+            code_of = getattr(exc, "code", None)
+            code = code_of() if callable(code_of) else None
+            errors.append(code.name if isinstance(code, grpc.StatusCode) else type(exc).__name__)
             continue
         t1 = perf()
         if start <= t1 < end:

@@ -11,6 +11,7 @@ Run: .venv/bin/python bench/service_bench.py [--duration 5] [--warmup 1] [--stri
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import multiprocessing
@@ -22,16 +23,15 @@ import tempfile
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-import dataclasses
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import grpc
-
 import loadgen
 import procs
 from loadgen import Case, Stats, WorkerResult, WorkerSpec
+
 from secretsvc.v1 import secrets_pb2, secrets_pb2_grpc, transit_pb2, transit_pb2_grpc
 
 KIB = 1024
@@ -131,7 +131,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def _worker_main(spec: WorkerSpec, ready: Any, results: Any) -> None:
     try:
         results.put((spec.process_index, loadgen.run_worker(spec, ready)))
-    except Exception as exc:  # noqa: BLE001 - the parent must hear about any failure, not hang
+    except Exception as exc:  # any failure must reach the parent, or it waits on the barrier
         ready.abort()
         results.put((spec.process_index, f"{type(exc).__name__}: {exc}"))
 
@@ -228,9 +228,9 @@ def setup_data(target: str, token: str, get_paths: int, seed: int) -> None:
     rng = random.Random(seed)
     values = [rng.randbytes(KIB) for _ in range(get_paths)]
     with grpc.insecure_channel(target, options=loadgen.channel_options()) as channel:
-        transit_pb2_grpc.TransitStub(channel).CreateKey(transit_pb2.CreateKeyRequest(name=loadgen.TRANSIT_KEY),
-                                                         metadata=md, timeout=30)
-        secrets = secrets_pb2_grpc.SecretsStub(channel)
+        transit = transit_pb2_grpc.TransitStub(channel)  # type: ignore[no-untyped-call]
+        transit.CreateKey(transit_pb2.CreateKeyRequest(name=loadgen.TRANSIT_KEY), metadata=md, timeout=30)
+        secrets = secrets_pb2_grpc.SecretsStub(channel)  # type: ignore[no-untyped-call]
 
         def put(i: int) -> None:
             ref = secrets_pb2.SecretRef(namespace=loadgen.NAMESPACE, path=loadgen.GET_PATH_FORMAT.format(i))

@@ -74,8 +74,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--format",
         choices=("text", "json", "sarif"),
-        help="report format (default: text on a terminal; otherwise sarif for an --output ending in .sarif, "
-        "else json)",
+        help="report format (default: text on a terminal; otherwise sarif for an --output ending in .sarif, else json)",
     )
     parser.add_argument("--output", "-o", type=Path, metavar="FILE", help="write the report to FILE")
     parser.add_argument("--platform", metavar="OS/ARCH[/VARIANT]", help="scan one platform of an index")
@@ -153,8 +152,12 @@ def _run(args: argparse.Namespace) -> int:
         write_atomically(args.output, buffer.getvalue().encode("utf-8"))
         print(summary(report), file=sys.stderr)
     else:
-        write_report(report, fmt, sys.stdout, terminal=_is_terminal(sys.stdout))
-        sys.stdout.flush()
+        try:
+            write_report(report, fmt, sys.stdout, terminal=_is_terminal(sys.stdout))
+            sys.stdout.flush()
+        except BrokenPipeError:
+            # The reader (`| head`) went away; the exit status still tells the result.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return report.exit_code
 
 

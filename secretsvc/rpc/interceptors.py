@@ -11,7 +11,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 
@@ -60,10 +60,14 @@ def _request_id_of(request: Any, context: grpc.ServicerContext) -> str:
     return str(rid)
 
 
-Handler = grpc.RpcMethodHandler[Any, Any]
+if TYPE_CHECKING:  # grpc's classes are generic only in its type stubs
+    Handler = grpc.RpcMethodHandler[Any, Any]
+    _Interceptor = grpc.ServerInterceptor[Any, Any]
+else:
+    _Interceptor = grpc.ServerInterceptor
 
 
-class ServerInterceptor(grpc.ServerInterceptor[Any, Any]):
+class ServerInterceptor(_Interceptor):
     def __init__(self, authenticator: TokenAuthenticator, metrics: RpcMetrics) -> None:
         self._auth = authenticator
         self._metrics = metrics

@@ -8,6 +8,7 @@ import pty
 import random
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,9 +85,7 @@ EXPECTED = {
 
 
 def leaky_image(leaks: Leaks, compression: str = "gzip") -> si.BuiltImage:
-    jar = si.make_zip(
-        {"BOOT-INF/classes/application.properties": f"server.port=8080\nnpm.token={leaks.nested}\n"}
-    )
+    jar = si.make_zip({"BOOT-INF/classes/application.properties": f"server.port=8080\nnpm.token={leaks.nested}\n"})
     return si.build_image(
         [
             [
@@ -348,3 +347,44 @@ def test_terminal_gets_rich_text_and_a_progress_bar(images: dict[str, str], leak
     assert "Image config" in screen and "Summary:" in screen
     assert "\x1b[" in screen  # colour: it is rich, not the plain format
     assert not screen.lstrip().startswith("{")
+
+
+@pytest.fixture(scope="module")
+def basic_auth_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """A real docker-registry on loopback behind basic auth: (host, "user:password")."""
+    from tests.integration import test_scan_registry as reg
+
+    if reg.REGISTRY is None or reg.SKOPEO is None:
+        pytest.skip("docker-registry or skopeo is not installed (Debian packages docker-registry, skopeo)")
+    password = "pw" + str(random.Random(31).getrandbits(48))
+    line = reg.bcrypt_line("ci", password)
+    if line is None:
+        pytest.skip("cannot make a bcrypt htpasswd line: install python3-bcrypt or apache2-utils")
+    server = reg.start_registry(tmp_path_factory.mktemp("registry") / "basic", line)
+    server.creds = f"ci:{password}"
+    yield server.host, server.creds
+    server.proc.terminate()
+    server.proc.wait(timeout=10)
+
+
+def test_registry_with_basic_auth(basic_auth_registry: tuple[str, str], leaks: Leaks, tmp_path: Path) -> None:
+    from tests.integration import test_scan_registry as reg
+
+    host, creds = basic_auth_registry
+    layout = si.write_oci_layout(tmp_path / "layout", [leaky_image(leaks, compression="zstd")], tag="v1")
+    server = reg.Registry(host, creds, proc=None)  # type: ignore[arg-type]
+    ref = reg.push(layout, "v1", server, "team/app")
+    result = run(ref, "--format", "json", env={"SECRETSVC_REGISTRY_CREDS": creds})
+    assert result.code == 1, result.err
+    assert_no_secret(leaks, result.out, result.err)
+    by_path = {f["path"]: f for f in result.json()["findings"]}  # type: ignore[union-attr, index]
+    for path, (location, layer, line) in EXPECTED.items():
+        assert (by_path[path]["location"], by_path[path]["layer_index"], by_path[path]["line"]) == (
+            location,
+            layer,
+            line,
+        )
+    anonymous = run(ref, "--format", "json", env={"SECRETSVC_REGISTRY_CREDS": ""})
+    assert anonymous.code == 2 and anonymous.err.startswith("secretsvc scan: error: ")
+    wrong = run(ref, "--creds", "ci:wrong-password")
+    assert wrong.code == 2 and "wrong-password" not in wrong.err

@@ -124,19 +124,21 @@ def _result(finding: Finding, rule_index: int) -> dict[str, Any]:
     physical: dict[str, Any] = {"artifactLocation": {"uri": artifact_uri(finding)}}
     if finding.line is not None:
         physical["region"] = {"startLine": finding.line}
-    logical = {
-        "name": finding.layer_digest or "image-config",
-        "kind": "module",
-        "fullyQualifiedName": f"{layer}: {finding.path}",
-    }
+    location: dict[str, Any] = {"physicalLocation": physical}
+    if finding.layer_index is None or finding.layer_digest is not None:
+        location["logicalLocations"] = [
+            {
+                "name": finding.layer_digest or "image-config",
+                "kind": "module",
+                "fullyQualifiedName": f"{layer}: {finding.path}",
+            }
+        ]
     return {
         "ruleId": finding.rule_id,
         "ruleIndex": rule_index,
         "level": _LEVEL[finding.severity],
-        "message": {
-            "text": f"{finding.description or finding.rule_id} ({finding.redacted}) {where}, {layer}"
-        },
-        "locations": [{"physicalLocation": physical, "logicalLocations": [logical]}],
+        "message": {"text": f"{finding.description or finding.rule_id} ({finding.redacted}) {where}, {layer}"},
+        "locations": [location],
         "partialFingerprints": {FINGERPRINT_KEY: finding.fingerprint},
         "properties": {
             "severity": finding.severity.label,

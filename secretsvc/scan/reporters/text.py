@@ -92,9 +92,7 @@ def summary(report: ScanReport) -> str:
     ) + f"{stats.files_scanned} files, {_size(stats.bytes_scanned)} in {stats.duration_s:.2f} s"
     parts = [f"{found} in {scope}"]
     if stats.suppressed_by_baseline or stats.suppressed_by_config:
-        parts.append(
-            f"suppressed: {stats.suppressed_by_baseline} by baseline, {stats.suppressed_by_config} by config"
-        )
+        parts.append(f"suppressed: {stats.suppressed_by_baseline} by baseline, {stats.suppressed_by_config} by config")
     if stats.warnings:
         parts.append(f"{stats.warnings} warning{'s' if stats.warnings != 1 else ''}")
     if report.baseline_written is not None:

@@ -320,19 +320,19 @@ def _places() -> list[Rule]:
              priority=JWT),
         Rule(RuleInfo("database-uri-password", Severity.HIGH, "Password in a database or broker connection URI",
                       ("postgres://", "mysql://", "mongodb://", "redis://", "amqp://")),
-             (Detector(db_schemes + r"[^\s:@/]{0,64}:", regex_confirmer(
+             (Detector(db_schemes + r"[^\s:@/]*:", regex_confirmer(
                  rf"(?i:{db_schemes})(?P<user>[^{_NP}:@/'\"]{{0,64}}):(?P<secret>[^{_NP}@/'\"]{{1,256}})@[A-Za-z0-9._\[-]",
                  _value(_password_ok), _url_user_ok), back=48, forward=300, caseless=True),),
              priority=PLACE),
         Rule(RuleInfo("git-credentials", Severity.HIGH, "Password or token in an http(s) URL (.git-credentials, "
                       "remote URLs)", ("https://", "http://")),
-             (Detector(r"https?://[^\s:@/]{1,128}:[^\s@/]{4,256}@", regex_confirmer(
+             (Detector(r"https?://[^\s:@/]+:[^\s@/]+@", regex_confirmer(
                  rf"(?i:https?)://(?P<user>[^{_NP}:@/'\"]{{1,128}}):(?P<secret>[^{_NP}@/'\"]{{4,256}})@[A-Za-z0-9.\[-]",
                  _value(lambda v: _password_ok(v) and filters.shannon_entropy(v) >= 2.5), _url_user_ok),
                  back=400, forward=16, caseless=True),),
              priority=PLACE),
         Rule(RuleInfo("netrc-password", Severity.HIGH, "Password of a .netrc machine entry", ("machine",)),
-             (Detector(r"machine[ \t]+[^\s]{1,256}\s+(?:login|password|account)\s", regex_confirmer(
+             (Detector(r"machine[ \t]+\S+\s+(?:login|password|account)\s", regex_confirmer(
                  r"(?:machine[ \t]+[!-~]{1,256}|default)(?:\s+(?:login|account)[ \t]+[!-~]{1,256}){0,2}\s+password[ \t]+"
                  r"(?P<secret>[!-~]{1,256})(?=\s|$)", _value(_password_ok)), back=300, forward=800),),
              priority=PLACE),
@@ -386,7 +386,7 @@ def _generic() -> Rule:
         RuleInfo("generic-secret-assignment", Severity.MEDIUM,
                  "High-entropy value assigned to a secret-named key (password, secret, token, api_key, ...)",
                  ("password", "secret", "token", "api_key", "credential")),
-        (Detector(rf"(?:{SECRET_KEY_WORDS})[A-Za-z0-9_.-]{{0,24}}[\"']?[ \t]{{0,4}}(?::=|=>|=|:)",
+        (Detector(rf"(?:{SECRET_KEY_WORDS})[A-Za-z0-9_.-]*[\"']?[ \t]*(?::=|=>|=|:)",
                   _generic_confirm, back=0, forward=0, caseless=True),),
         priority=GENERIC,
     )  # fmt: skip

@@ -189,6 +189,15 @@ def test_max_versions_on_put_prunes_the_oldest(secrets_svc: SecretService) -> No
     assert secrets_svc.get(NS, "p", 3).value == values[2]
 
 
+def test_max_versions_given_on_put_is_remembered(secrets_svc: SecretService) -> None:
+    rng = random.Random(39)
+    secrets_svc.put(NS, "p", value(rng), max_versions=2)
+    assert secrets_svc.metadata(NS, "p").max_versions == 2
+    for _ in range(3):
+        secrets_svc.put(NS, "p", value(rng))
+    assert [v.version for v in secrets_svc.metadata(NS, "p").versions] == [3, 4]
+
+
 def test_service_default_max_versions_applies(
     store: SqliteStore, keyring: LocalKeyring, clock: ManualClock
 ) -> None:
@@ -196,7 +205,9 @@ def test_service_default_max_versions_applies(
     rng = random.Random(13)
     results = [svc.put(NS, "p", value(rng)) for _ in range(4)]
     assert [list(r.pruned_versions) for r in results] == [[], [], [1], [2]]
-    assert [v.version for v in svc.metadata(NS, "p").versions] == [3, 4]
+    meta = svc.metadata(NS, "p")
+    assert [v.version for v in meta.versions] == [3, 4]
+    assert meta.max_versions == 2
 
 
 def test_stored_max_versions_setting_is_used_by_later_puts(secrets_svc: SecretService) -> None:
@@ -434,7 +445,9 @@ def test_metadata_reports_versions_and_times(secrets_svc: SecretService, clock: 
     clock.advance(5)
     secrets_svc.delete_versions(NS, "p", [1])
     meta = secrets_svc.metadata(NS, "p")
-    assert (meta.namespace, meta.path, meta.current_version, meta.max_versions) == (NS, "p", 2, 0)
+    # A secret without its own setting reports the service default it is held to.
+    assert (meta.namespace, meta.path, meta.current_version) == (NS, "p", 2)
+    assert meta.max_versions == limits.DEFAULT_MAX_VERSIONS
     assert meta.created_at == created
     assert meta.updated_at == clock.now
     assert dict(meta.custom_metadata) == {"owner": "payments", "rotation": "90d"}
@@ -458,7 +471,7 @@ def test_update_metadata_replaces_custom_metadata(secrets_svc: SecretService, cl
     meta = secrets_svc.update_metadata(NS, "p", custom_metadata={"b": "2"})
     assert dict(meta.custom_metadata) == {"b": "2"}
     assert meta.updated_at == clock.now
-    assert meta.max_versions == 0
+    assert meta.max_versions == limits.DEFAULT_MAX_VERSIONS
     cleared = secrets_svc.update_metadata(NS, "p", custom_metadata={})
     assert dict(cleared.custom_metadata) == {}
 

@@ -10,9 +10,7 @@ from secretsvc.scan.pipeline import LayerSummary, RuleSummary, ScanReport, ScanS
 DIGEST = ["sha256:" + str(i) * 64 for i in range(3)]
 
 
-def _finding(
-    rule: str, severity: Severity, where: tuple[int | None, str, int | None], loc: Location
-) -> Finding:
+def _finding(rule: str, severity: Severity, where: tuple[int | None, str, int | None], loc: Location) -> Finding:
     layer, path, line = where
     return Finding(
         rule_id=rule,
@@ -41,17 +39,13 @@ def sample_report(fail_on: Severity = Severity.LOW) -> ScanReport:
         _finding("generic-secret-assignment", Severity.LOW, (None, "Cmd[2]", None), Location.CONFIG_OTHER),
         _finding("private-key", Severity.CRITICAL, (0, "root/.ssh/id_rsa", 1), Location.DELETED_FILE),
         _finding("slack-token", Severity.HIGH, (0, "etc/app conf [x].ini", 3), Location.OVERWRITTEN_FILE),
-        _finding(
-            "jwt", Severity.MEDIUM, (1, "opt/app.jar!BOOT-INF/classes/app.properties", 7), Location.FILE
-        ),
+        _finding("jwt", Severity.MEDIUM, (1, "opt/app.jar!BOOT-INF/classes/app.properties", 7), Location.FILE),
         _finding("jwt", Severity.MEDIUM, (2, "usr/bin/tool\x1b[31m", None), Location.FILE),
     )
     return ScanReport(
         image="docker-archive:/tmp/app.tar",
         findings=findings,
-        warnings=(
-            ScanWarning("tar.unsafe_path", "member escapes the layer\x1b]0;x\x07", 1, "../../etc/passwd"),
-        ),
+        warnings=(ScanWarning("tar.unsafe_path", "member escapes the layer\x1b]0;x\x07", 1, "../../etc/passwd"),),
         stats=ScanStats(
             bytes_scanned=12_345_678,
             files_scanned=321,

@@ -10,7 +10,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from secretsvc.scan.model import Severity
+from secretsvc.scan.model import Finding, Location, Severity
 from secretsvc.scan.pipeline import ScanReport, ScanStats
 from secretsvc.scan.reporters.sarif import FINGERPRINT_KEY, render_sarif, sarif_document
 
@@ -93,3 +93,13 @@ def test_warnings_become_notifications(report: ScanReport) -> None:
     assert invocation["executionSuccessful"] is True
     (note,) = invocation["toolExecutionNotifications"]
     assert note["descriptor"]["id"] == "tar.unsafe_path"
+
+
+def test_plain_directory_findings_have_no_layer() -> None:
+    finding = Finding("jwt", Severity.MEDIUM, None, 0, "src/app.py", 4, Location.FILE, "e" * 64, "eyJ…(120 chars)")
+    report = ScanReport(image="src", findings=(finding,), warnings=(), stats=ScanStats(files_scanned=1))
+    document = sarif_document(report)
+    validate(document)
+    (location,) = document["runs"][0]["results"][0]["locations"]
+    assert location["physicalLocation"]["artifactLocation"]["uri"] == "src/app.py"
+    assert "logicalLocations" not in location

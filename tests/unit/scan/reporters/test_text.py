@@ -32,9 +32,7 @@ def test_plain_groups_by_layer_with_created_by(report: ScanReport) -> None:
     assert "  created by: ADD rootfs.tar /" in lines
     assert any("root/.ssh/id_rsa:1  [deleted_file]" in line for line in lines)
     assert any("[config_history]" in line for line in lines)
-    assert lines[-1].startswith(
-        "Summary: 8 findings (2 critical, 2 high, 3 medium, 1 low) in 3 layers, 321 files"
-    )
+    assert lines[-1].startswith("Summary: 8 findings (2 critical, 2 high, 3 medium, 1 low) in 3 layers, 321 files")
     assert "suppressed: 2 by baseline, 1 by config" in lines[-1]
     assert lines[-1].endswith("FAIL: findings at or above low")
     assert "\x1b" not in text and "\x07" not in text

@@ -1,0 +1,167 @@
+"""Tests of the benchmark's own arithmetic and plumbing (run: .venv/bin/pytest -q bench/).
+
+The load loop is exercised against a real in-process echo server, not a stand-in.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import pytest
+
+import echo_server
+import loadgen
+import procs
+import service_bench
+from loadgen import Case, Stats, WorkerResult, WorkerSpec
+from service_bench import CaseResult
+
+KIB = 1024
+
+
+def test_percentile_nearest_rank() -> None:
+    values = [float(x) for x in range(1, 101)]
+    assert loadgen.percentile(values, 50) == 50.0
+    assert loadgen.percentile(values, 99) == 99.0
+    assert loadgen.percentile(values, 100) == 100.0
+    assert loadgen.percentile(values, 0) == 1.0
+    assert loadgen.percentile([7.0], 99) == 7.0
+
+
+def test_percentile_empty_is_nan_and_bad_q_is_refused() -> None:
+    assert math.isnan(loadgen.percentile([], 50))
+    with pytest.raises(ValueError, match="q must be"):
+        loadgen.percentile([1.0], 101)
+    with pytest.raises(ValueError, match="q must be"):
+        loadgen.percentile([1.0], -1)
+
+
+@pytest.mark.parametrize(("concurrency", "processes", "expected"), [
+    (1, 2, [1]), (16, 2, [8, 8]), (64, 2, [32, 32]), (5, 2, [3, 2]), (3, 8, [1, 1, 1]),
+])
+def test_split_concurrency_is_even_and_complete(concurrency: int, processes: int, expected: list[int]) -> None:
+    got = loadgen.split_concurrency(concurrency, processes)
+    assert got == expected
+    assert sum(got) == concurrency
+
+
+def test_split_concurrency_refuses_bad_input() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        loadgen.split_concurrency(0, 1)
+    with pytest.raises(ValueError, match="at least 1"):
+        loadgen.split_concurrency(4, 0)
+    with pytest.raises(ValueError, match="MAX_PROCESSES"):
+        loadgen.split_concurrency(64, loadgen.MAX_PROCESSES + 1)
+    with pytest.raises(ValueError, match="MAX_THREADS_PER_PROCESS"):
+        loadgen.split_concurrency(loadgen.MAX_THREADS_PER_PROCESS + 1, 1)
+
+
+def test_summarize_merges_processes() -> None:
+    a = WorkerResult(latencies_s=(0.001, 0.003), errors=0, first_error="", cpu_s=0.1)
+    b = WorkerResult(latencies_s=(0.002,), errors=2, first_error="UNAVAILABLE", cpu_s=0.1)
+    stats = loadgen.summarize([a, b], duration_s=2.0)
+    assert stats.ops == 3
+    assert stats.ops_per_s == 1.5
+    assert stats.p50_ms == pytest.approx(2.0)
+    assert stats.p99_ms == pytest.approx(3.0)
+    assert (stats.errors, stats.first_error) == (2, "UNAVAILABLE")
+
+
+def test_human_size() -> None:
+    assert [loadgen.human_size(n) for n in (1, KIB, 1536, 1024 * KIB)] == ["1B", "1KiB", "1536B", "1MiB"]
+
+
+def test_make_call_refuses_unknown_kind() -> None:
+    spec = WorkerSpec(Case("delete", KIB, 1), "127.0.0.1:1", "t", 0, 1, 0.0, 0.1, 1, 1)
+    with pytest.raises(ValueError, match="unknown case kind"):
+        loadgen.make_call(spec, None, 0)  # type: ignore[arg-type]
+
+
+def test_usage_reads_this_process() -> None:
+    before = procs.usage(os.getpid())
+    sum(i * i for i in range(200_000))
+    _ = bytearray(8 * 1024 * 1024)
+    delta = procs.usage(os.getpid()).minus(before)
+    assert delta.user_s >= 0 and delta.sys_s >= 0
+    assert delta.minor_faults > 0
+
+
+def _result(kind: str, payload: int, concurrency: int, ops_per_s: float, p99_ms: float = 1.0,
+            errors: int = 0) -> CaseResult:
+    stats = Stats(ops=int(ops_per_s), ops_per_s=ops_per_s, p50_ms=p99_ms / 2, p99_ms=p99_ms, errors=errors,
+                  first_error="UNAVAILABLE" if errors else "")
+    return CaseResult(Case(kind, payload, concurrency), stats, 1, 0.1, 0.0, 0.0, 0.1, 0.0, math.nan)
+
+
+def _verdicts(results: list[CaseResult]) -> dict[str, bool]:
+    return {v.target.name: v.passed for v in service_bench.check_targets(service_bench.with_ratios(results))}
+
+
+def test_ratios_are_against_echo_of_same_payload_and_concurrency() -> None:
+    results = service_bench.with_ratios([
+        _result("echo", KIB, 16, 1000.0), _result("echo", KIB, 1, 500.0),
+        _result("get", KIB, 16, 600.0), _result("get", KIB, 1, 100.0), _result("put", KIB, 64, 10.0),
+    ])
+    ratios = {r.case.label: r.ratio_to_echo for r in results}
+    assert ratios["get 1KiB c16"] == pytest.approx(0.6)
+    assert ratios["get 1KiB c1"] == pytest.approx(0.2)
+    assert math.isnan(ratios["echo 1KiB c16"])
+    assert math.isnan(ratios["put 1KiB c64"])  # no echo baseline ran for it
+
+
+def test_targets_pass_and_miss_at_their_bounds() -> None:
+    get_name = service_bench.TARGETS[0].name
+    put_name = service_bench.TARGETS[1].name
+    echo = _result("echo", KIB, 16, 1000.0)
+    assert _verdicts([echo, _result("get", KIB, 16, 500.0, p99_ms=19.9)])[get_name] is True
+    assert _verdicts([echo, _result("get", KIB, 16, 499.0, p99_ms=5.0)])[get_name] is False
+    assert _verdicts([echo, _result("get", KIB, 16, 900.0, p99_ms=20.0)])[get_name] is False
+    assert _verdicts([echo, _result("get", KIB, 16, 900.0, errors=1)])[get_name] is False
+    assert _verdicts([echo, _result("put", KIB, 16, 300.0)])[put_name] is True
+    assert _verdicts([echo, _result("put", KIB, 16, 299.0)])[put_name] is False
+    # A case without its echo baseline has no ratio, which is a miss, never a pass.
+    assert _verdicts([_result("put", KIB, 16, 300.0)])[put_name] is False
+    # Targets whose case did not run are left out rather than guessed.
+    assert set(_verdicts([echo])) == set()
+
+
+@pytest.mark.parametrize("argv", [
+    ["--duration", "0"], ["--duration", "601"], ["--get-paths", "0"], ["--client-procs", "17"],
+    ["--only", "get,delete"], ["--server-env", "NOEQUALS"], ["--server-env", "1BAD=x"],
+])
+def test_bad_arguments_are_refused(argv: list[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        service_bench.parse_args(argv)
+    assert info.value.code == 2
+
+
+def test_load_loop_against_a_real_echo_server() -> None:
+    server = echo_server.build_server(workers=4)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        spec = WorkerSpec(case=Case("echo", KIB, 2), target=f"127.0.0.1:{port}", token="t", process_index=0,
+                          threads=2, warmup_s=0.1, duration_s=0.4, seed=1, get_paths=1)
+        result = loadgen.run_worker(spec)
+    finally:
+        server.stop(None)
+    assert result.errors == 0
+    assert len(result.latencies_s) > 10
+    assert all(0 < x < 5 for x in result.latencies_s)
+
+
+def test_load_loop_counts_errors_by_status_code() -> None:
+    server = echo_server.build_server(workers=2)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        # The echo server does not serve Secrets: every get fails with UNIMPLEMENTED, and none is timed.
+        spec = WorkerSpec(case=Case("get", KIB, 1), target=f"127.0.0.1:{port}", token="t", process_index=0,
+                          threads=1, warmup_s=0.0, duration_s=0.3, seed=1, get_paths=3)
+        result = loadgen.run_worker(spec)
+    finally:
+        server.stop(None)
+    assert result.latencies_s == ()
+    assert result.errors > 0
+    assert result.first_error == "UNIMPLEMENTED"
