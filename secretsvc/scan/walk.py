@@ -73,7 +73,9 @@ _LONG_HEADER_TYPES = frozenset(
         tarfile.SOLARIS_XHDTYPE,
     }
 )
-_TAR_BUFSIZE = 64 * 1024  # tarfile's stream buffer: large enough to amortise calls, small enough to slice
+_TAR_BUFSIZE = 64 * 1024
+_RUN_CHAR = b"a"
+_PRINTABLE_MASK = bytes(0x61 if 0x20 <= b <= 0x7E or b == 0x09 else 0 for b in range(256))  # tarfile's stream buffer: large enough to amortise calls, small enough to slice
 
 
 @dataclass(slots=True)
@@ -170,7 +172,9 @@ class _Walker:
         self.index = index
         self.on_warning = on_warning
         self.on_progress = on_progress
-        self.runs = re.compile(rb"[\x20-\x7e\t]{%d,}" % max(limits.min_printable_run, 1))
+        # Printable runs are found on a two-letter mask of the data: a literal-prefix search that re runs
+        # several times faster than a character-class repetition over raw binary.
+        self.runs = re.compile(re.escape(_RUN_CHAR * max(limits.min_printable_run, 1)) + b"+")
         self.tarinfo = _bounded_tarinfo(limits.max_tar_header_bytes)
 
     def warn(self, code: str, message: str, layer: int | None, path: str | None) -> None:
@@ -251,24 +255,24 @@ class _Walker:
             start = offset - len(carry)
             offset += len(data)
             last = offset >= to_read
-            runs = [m for m in self.runs.finditer(buf)]
+            runs = [m.span() for m in self.runs.finditer(buf.translate(_PRINTABLE_MASK))]
             carry = b""
             # A run touching the end of the block may continue in the next one: keep it for then.
             if (
                 runs
                 and not last
-                and runs[-1].end() == len(buf)
-                and len(buf) - runs[-1].start() < lim.chunk_bytes
+                and runs[-1][1] == len(buf)
+                and len(buf) - runs[-1][0] < lim.chunk_bytes
             ):
-                carry = buf[runs[-1].start() :]
+                carry = buf[runs[-1][0] :]
                 runs.pop()
             if runs:
                 yield Content(
-                    data=b"\n".join(m.group() for m in runs),
+                    data=b"\n".join([buf[a:b] for a, b in runs]),
                     path=path,
                     layer_index=layer,
                     location=Location.FILE,
-                    offset=start + runs[0].start(),
+                    offset=start + runs[0][0],
                     first_line=1,
                     binary=True,
                 )
