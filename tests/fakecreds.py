@@ -89,10 +89,7 @@ def fake_azure_storage_connection_string(rng: random.Random) -> tuple[str, str]:
     """Returns (the connection string, its AccountKey)."""
     key = fake_azure_storage_key(rng)
     account = "acct" + _pick(rng, string.ascii_lowercase + string.digits, 10)
-    text = (
-        f"DefaultEndpointsProtocol=https;AccountName={account};AccountKey={key};"
-        "EndpointSuffix=core.windows.net"
-    )
+    text = f"DefaultEndpointsProtocol=https;AccountName={account};AccountKey={key};EndpointSuffix=core.windows.net"
     return text, key
 
 
@@ -143,14 +140,7 @@ def fake_slack_token(rng: random.Random, kind: str = "b") -> str:
             + "-"
             + _pick(rng, HEX, 32)
         )
-    return (
-        head
-        + _pick(rng, string.digits, 12)
-        + "-"
-        + _pick(rng, string.digits, 13)
-        + "-"
-        + _pick(rng, ALNUM, 24)
-    )
+    return head + _pick(rng, string.digits, 12) + "-" + _pick(rng, string.digits, 13) + "-" + _pick(rng, ALNUM, 24)
 
 
 def fake_slack_webhook(rng: random.Random) -> str:
@@ -320,11 +310,7 @@ def fake_private_key_pem(rng: random.Random, kind: str = "rsa") -> str:
     if kind == "rsa":
         return _pem("RSA " + pk, _rsa_der(rng))
     if kind == "ec":
-        body = (
-            _der(0x02, b"\x01")
-            + _der(0x04, rng.randbytes(32))
-            + _der(0xA0, bytes.fromhex("06082a8648ce3d030107"))
-        )
+        body = _der(0x02, b"\x01") + _der(0x04, rng.randbytes(32)) + _der(0xA0, bytes.fromhex("06082a8648ce3d030107"))
         return _pem("EC " + pk, _der(0x30, body))
     if kind == "dsa":
         ints = [_der(0x02, b"\x00")] + [_der_int(rng, n) for n in (128, 20, 128, 128, 20)]
@@ -338,8 +324,8 @@ def fake_private_key_pem(rng: random.Random, kind: str = "rsa") -> str:
     if kind == "openssh":
         blob = b"openssh-key-v1\x00" + b"\x00\x00\x00\x04none" * 2 + b"\x00\x00\x00\x00\x00\x00\x00\x01"
         blob += rng.randbytes(360)
-        body = base64.b64encode(blob).decode()
-        lines = [body[i : i + 70] for i in range(0, len(body), 70)]
+        text = base64.b64encode(blob).decode()
+        lines = [text[i : i + 70] for i in range(0, len(text), 70)]
         dashes = "-----"
         label = "OPENSSH " + pk
         return "\n".join([dashes + "BEGIN " + label + dashes, *lines, dashes + "END " + label + dashes, ""])
@@ -349,9 +335,7 @@ def fake_private_key_pem(rng: random.Random, kind: str = "rsa") -> str:
 def fake_jwt(rng: random.Random) -> str:
     header = _b64url(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
     payload = _b64url(
-        json.dumps(
-            {"sub": _pick(rng, string.digits, 10), "iat": rng.randrange(1_600_000_000, 1_800_000_000)}
-        ).encode()
+        json.dumps({"sub": _pick(rng, string.digits, 10), "iat": rng.randrange(1_600_000_000, 1_800_000_000)}).encode()
     )
     return f"{header}.{payload}.{_b64url(rng.randbytes(32))}"
 
@@ -448,11 +432,7 @@ def samples(rng: random.Random) -> list[Sample]:
     v = fake_anthropic_api_key(rng)
     out.append(Sample("anthropic-api-key", v, in_context("json", "llm", v)))
     v = fake_npm_token(rng)
-    out.append(
-        Sample(
-            "npm-token", v, f"registry=https://registry.npmjs.org/\n//registry.npmjs.org/:_authToken={v}\n"
-        )
-    )
+    out.append(Sample("npm-token", v, f"registry=https://registry.npmjs.org/\n//registry.npmjs.org/:_authToken={v}\n"))
     v = fake_pypi_token(rng)
     out.append(Sample("pypi-token", v, f"[pypi]\n  username = __token__\n  password = {v}\n"))
     v = fake_docker_auth(rng)

@@ -238,9 +238,7 @@ def write_oci_layout(
                 d["annotations"] = ann
             top.append(d)
     _write_blobs(root, blobs)
-    (root / "index.json").write_text(
-        json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": top})
-    )
+    (root / "index.json").write_text(json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": top}))
     return root
 
 
@@ -266,9 +264,7 @@ def write_oci_archive(path: Path, images: Sequence[BuiltImage], **kw: Any) -> Pa
     return tar_directory(layout, path)
 
 
-def write_docker_archive(
-    path: Path, image: BuiltImage, *, style: str = "old", tag: str = "test/app:latest"
-) -> Path:
+def write_docker_archive(path: Path, image: BuiltImage, *, style: str = "old", tag: str = "test/app:latest") -> Path:
     """`docker save` output: style "old" (<id>/layer.tar, <hex>.json) or "new" (blobs/sha256/...)."""
     members: dict[str, bytes] = {}
     cfg = image.config_bytes
@@ -288,9 +284,7 @@ def write_docker_archive(
             layer_names.append(f"blobs/sha256/{hashlib.sha256(t).hexdigest()}")
         members["oci-layout"] = b'{"imageLayoutVersion": "1.0.0"}'
     cfg_name = f"{cfg_hex}.json" if style == "old" else f"blobs/sha256/{cfg_hex}"
-    members["manifest.json"] = json.dumps(
-        [{"Config": cfg_name, "RepoTags": [tag], "Layers": layer_names}]
-    ).encode()
+    members["manifest.json"] = json.dumps([{"Config": cfg_name, "RepoTags": [tag], "Layers": layer_names}]).encode()
     with tarfile.open(path, "w") as tf:
         for name, data in members.items():
             ti = tarfile.TarInfo(name)

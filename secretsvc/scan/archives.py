@@ -53,9 +53,7 @@ def member_name(name: str) -> str:
 
 
 def _ratio_exceeded(expanded: int, compressed: int, limits: ScanLimits) -> bool:
-    return expanded > limits.ratio_check_min_bytes and expanded > limits.max_compression_ratio * max(
-        compressed, 1
-    )
+    return expanded > limits.ratio_check_min_bytes and expanded > limits.max_compression_ratio * max(compressed, 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,9 +62,7 @@ class Member:
     data: bytes
 
 
-def zip_members(
-    data: bytes, path: str, limits: ScanLimits, budget: ExpansionBudget, warn: Warn
-) -> Iterator[Member]:
+def zip_members(data: bytes, path: str, limits: ScanLimits, budget: ExpansionBudget, warn: Warn) -> Iterator[Member]:
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError):
@@ -160,9 +156,7 @@ def _exhausted(budget: ExpansionBudget, limits: ScanLimits, warn: Warn, path: st
         )
 
 
-def gunzip_member(
-    data: bytes, path: str, limits: ScanLimits, budget: ExpansionBudget, warn: Warn
-) -> Member | None:
+def gunzip_member(data: bytes, path: str, limits: ScanLimits, budget: ExpansionBudget, warn: Warn) -> Member | None:
     """The single member of a .gz/.tgz, decompressed with caps; None (after a warning) if unusable."""
     base = posixpath.basename(path.rsplit("!", 1)[-1])
     if base.endswith(".tgz"):
@@ -186,9 +180,7 @@ def gunzip_member(
             parts.append(out)
             got += len(out)
             if _ratio_exceeded(got, len(data), limits):
-                warn(
-                    "limit.compression_ratio", f"expands over {limits.max_compression_ratio}x; skipped", path
-                )
+                warn("limit.compression_ratio", f"expands over {limits.max_compression_ratio}x; skipped", path)
                 return None
             if not out and not buf:
                 break

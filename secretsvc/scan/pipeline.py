@@ -170,9 +170,7 @@ def scan(ref: str, options: ScanOptions = ScanOptions()) -> ScanReport:
             kept.append((finding, baseline_id))
     written: int | None = None
     if options.write_baseline is not None and baseline_key is not None:
-        written = write_baseline(
-            options.write_baseline, baseline_key, [(f, b) for f, b in kept if b is not None]
-        )
+        written = write_baseline(options.write_baseline, baseline_key, [(f, b) for f, b in kept if b is not None])
     reported = [f for f, b in kept if baseline is None or not baseline.suppresses(f, b)]
     stats = ScanStats(
         bytes_scanned=run.bytes_scanned,
@@ -228,9 +226,7 @@ class _Run:
             self.warnings.append(warning)
         elif len(self.warnings) == MAX_WARNINGS:
             self.warnings.append(
-                ScanWarning(
-                    "limit.warnings", f"over MAX_WARNINGS ({MAX_WARNINGS}) warnings; the rest dropped"
-                )
+                ScanWarning("limit.warnings", f"over MAX_WARNINGS ({MAX_WARNINGS}) warnings; the rest dropped")
             )
 
     def on_progress(self, consumed: int) -> None:
@@ -315,4 +311,3 @@ class _Run:
         if len(text) > MAX_CREATED_BY_CHARS:
             text = text[: MAX_CREATED_BY_CHARS - 1] + "…"
         return text
-

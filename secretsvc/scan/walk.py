@@ -73,9 +73,9 @@ _LONG_HEADER_TYPES = frozenset(
         tarfile.SOLARIS_XHDTYPE,
     }
 )
-_TAR_BUFSIZE = 64 * 1024
+_TAR_BUFSIZE = 64 * 1024  # tarfile's stream buffer: large enough to amortise calls, small enough to slice
 _RUN_CHAR = b"a"
-_PRINTABLE_MASK = bytes(0x61 if 0x20 <= b <= 0x7E or b == 0x09 else 0 for b in range(256))  # tarfile's stream buffer: large enough to amortise calls, small enough to slice
+_PRINTABLE_MASK = bytes(0x61 if 0x20 <= b <= 0x7E or b == 0x09 else 0 for b in range(256))
 
 
 @dataclass(slots=True)
@@ -245,9 +245,7 @@ class _Walker:
                 self._short(path, layer, offset, to_read)
                 return
 
-    def binary_chunks(
-        self, head: bytes, f: _Reader, to_read: int, path: str, layer: int
-    ) -> Iterator[Content]:
+    def binary_chunks(self, head: bytes, f: _Reader, to_read: int, path: str, layer: int) -> Iterator[Content]:
         lim = self.limits
         data, offset, carry = head, 0, b""
         while True:
@@ -258,12 +256,7 @@ class _Walker:
             runs = [m.span() for m in self.runs.finditer(buf.translate(_PRINTABLE_MASK))]
             carry = b""
             # A run touching the end of the block may continue in the next one: keep it for then.
-            if (
-                runs
-                and not last
-                and runs[-1][1] == len(buf)
-                and len(buf) - runs[-1][0] < lim.chunk_bytes
-            ):
+            if runs and not last and runs[-1][1] == len(buf) and len(buf) - runs[-1][0] < lim.chunk_bytes:
                 carry = buf[runs[-1][0] :]
                 runs.pop()
             if runs:
@@ -311,9 +304,7 @@ class _Walker:
                     budget=budget,
                 )
         else:
-            yield from self.walk_tar(
-                io.BytesIO(data), layer=layer, prefix=path + "!", depth=depth + 1, budget=budget
-            )
+            yield from self.walk_tar(io.BytesIO(data), layer=layer, prefix=path + "!", depth=depth + 1, budget=budget)
 
     # -- tars ----------------------------------------------------------------------------------------
 
@@ -361,17 +352,11 @@ class _Walker:
                     return
                 data_end = ti.offset_data + ti.size
                 tf.members = []  # type: ignore[attr-defined]  # stream mode keeps every header otherwise
-                yield from self._member(
-                    tf, ti, layer=layer, prefix=prefix, depth=depth, top=top, budget=budget
-                )
+                yield from self._member(tf, ti, layer=layer, prefix=prefix, depth=depth, top=top, budget=budget)
                 if progress is not None:
                     progress()
         except (tarfile.TarError, EOFError) as exc:
-            code = (
-                "tar.truncated"
-                if "unexpected end" in str(exc) or isinstance(exc, EOFError)
-                else "tar.corrupt"
-            )
+            code = "tar.truncated" if "unexpected end" in str(exc) or isinstance(exc, EOFError) else "tar.corrupt"
             self.warn(code, f"tar stream stops: {exc}", layer, where)
         finally:
             tf.close()
@@ -388,9 +373,7 @@ class _Walker:
         budget: ExpansionBudget | None,
     ) -> Iterator[Content]:
         if len(ti.name.encode("utf-8", "surrogateescape")) > self.limits.max_path_bytes:
-            self.warn(
-                "limit.path", f"path longer than {self.limits.max_path_bytes} bytes; skipped", layer, None
-            )
+            self.warn("limit.path", f"path longer than {self.limits.max_path_bytes} bytes; skipped", layer, None)
             return
         path, unsafe = clean_path(ti.name)
         if unsafe:
@@ -453,9 +436,7 @@ def config_contents(config: Mapping[str, Any] | None) -> Iterator[Content]:
 
 
 def _cfg(text: str, path: str, location: Location) -> Content:
-    return Content(
-        data=text.encode("utf-8", "surrogateescape"), path=path, layer_index=None, location=location
-    )
+    return Content(data=text.encode("utf-8", "surrogateescape"), path=path, layer_index=None, location=location)
 
 
 def _strings(v: Any, path: str) -> Iterator[Content]:

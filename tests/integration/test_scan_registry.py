@@ -33,9 +33,7 @@ from tests.scanimages import build_image, file, whiteout, write_oci_layout
 REGISTRY = shutil.which("docker-registry")
 SKOPEO = shutil.which("skopeo")
 pytestmark = [
-    pytest.mark.skipif(
-        REGISTRY is None, reason="docker-registry is not installed (Debian package docker-registry)"
-    ),
+    pytest.mark.skipif(REGISTRY is None, reason="docker-registry is not installed (Debian package docker-registry)"),
     pytest.mark.skipif(SKOPEO is None, reason="skopeo is not installed (Debian package skopeo)"),
     pytest.mark.timeout(120),
 ]

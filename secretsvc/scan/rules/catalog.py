@@ -22,13 +22,13 @@ MIN_PEM_BODY = 64
 # bare JWT (1) and the generic heuristic (0); a container or cloud credential file (4) beats all.
 GENERIC, JWT, PLACE, FORMAT, CONTEXT = 0, 1, 2, 3, 4
 
-_TOKEN_L = r"(?<![A-Za-z0-9_])"
-_TOKEN_R = r"(?![A-Za-z0-9_])"
-_URLTOKEN_L = r"(?<![A-Za-z0-9_-])"
-_URLTOKEN_R = r"(?![A-Za-z0-9_-])"
+_ALNUM_BEFORE = r"(?<![A-Za-z0-9_])"
+_ALNUM_AFTER = r"(?![A-Za-z0-9_])"
+_URLSAFE_BEFORE = r"(?<![A-Za-z0-9_-])"
+_URLSAFE_AFTER = r"(?![A-Za-z0-9_-])"
 _NP = r"\x00-\x20\x7f-\xff"  # not printable ASCII: binary runs never form a secret value
 _ASSIGN = r"[\"']?[ \t]{0,4}(?::=|=>|=|:)[ \t]{0,4}[\"']?"
-SECRET_KEY_WORDS = (
+SENSITIVE_NAME_WORDS = (
     r"passw(?:or)?d|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|auth[_-]?key|private[_-]?key"
     r"|credentials?"
 )
@@ -188,8 +188,8 @@ def _token(
     *extra: Check,
     back: int = 160,
     forward: int = 256,
-    left: str = _TOKEN_L,
-    right: str = _TOKEN_R,
+    left: str = _ALNUM_BEFORE,
+    right: str = _ALNUM_AFTER,
     priority: int = FORMAT,
 ) -> Rule:
     confirm = regex_confirmer(f"{left}(?P<secret>{pattern}){right}", *extra, max_extent=MAX_SECRET_BYTES)
@@ -205,7 +205,7 @@ def _tokens() -> list[Rule]:
     return [
         _token("gcp-api-key", Severity.MEDIUM, "Google Cloud API key", ("AIza",),
                r"AIza[0-9A-Za-z_-]{35}", r"AIza[0-9A-Za-z_-]{35}", random_enough,
-               left=_URLTOKEN_L, right=_URLTOKEN_R, forward=8),
+               left=_URLSAFE_BEFORE, right=_URLSAFE_AFTER, forward=8),
         _token("github-classic-token", Severity.HIGH, "GitHub personal access (ghp_) or OAuth (gho_) token",
                ("ghp_", "gho_"), r"gh[po]_[A-Za-z0-9]{36}", r"gh[po]_[A-Za-z0-9]{36}",
                _value(lambda v: checks.crc32_tail_valid(v, 4)), forward=8),
@@ -216,18 +216,19 @@ def _tokens() -> list[Rule]:
                ("github_pat_",), r"github_pat_[A-Za-z0-9]{22}_", r"github_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59}",
                random_enough, forward=72),
         _token("gitlab-token", Severity.HIGH, "GitLab personal, deploy, runner, pipeline-trigger or OAuth token",
-               ("glpat-", "gldt-", "glrt-", "glptt-", "gloas-"), r"gl(?:pat|dt|rt|ptt|cbt|oas|ft|soat)-[0-9A-Za-z_-]{20}",
+               ("glpat-", "gldt-", "glrt-", "glptt-", "gloas-"),
+               r"gl(?:pat|dt|rt|ptt|cbt|oas|ft|soat)-[0-9A-Za-z_-]{20}",
                r"gl(?:pat|dt|rt|ptt|cbt|oas|ft|soat)-[0-9A-Za-z_.-]{20,255}",
                _value(lambda v: filters.shannon_entropy(v.partition(b"-")[2]) >= 3.0),
-               left=_URLTOKEN_L, right=r"(?![A-Za-z0-9_.-])"),
+               left=_URLSAFE_BEFORE, right=r"(?![A-Za-z0-9_.-])"),
         _token("slack-token", Severity.HIGH, "Slack bot, user, app-level or configuration token",
                ("xoxb-", "xoxp-", "xoxa-", "xoxe-", "xapp-"),
                r"(?:xox[baprse]|xapp)-[0-9]{1,16}-",
                r"(?:xox[baprs]-(?:[0-9]{8,16}-){1,3}[0-9A-Za-z]{24,64}|xoxe(?:\.xox[bp])?-[0-9]-[A-Za-z0-9]{100,200}"
                r"|xapp-[0-9]-[A-Z0-9]{8,16}-[0-9]{8,16}-[a-f0-9]{32,80})",
-               back=40, forward=260, left=_URLTOKEN_L, right=_URLTOKEN_R),
+               back=40, forward=260, left=_URLSAFE_BEFORE, right=_URLSAFE_AFTER),
         _token("slack-webhook", Severity.MEDIUM, "Slack incoming-webhook URL", ("hooks.slack.com",),
-               r"hooks\.slack\.com/(?:services|workflows|triggers)/", 
+               r"hooks\.slack\.com/(?:services|workflows|triggers)/",
                r"https://hooks\.slack\.com/(?:services|workflows|triggers)/T[A-Z0-9]{8,12}/[AB][A-Z0-9]{8,12}"
                r"/[A-Za-z0-9]{20,40}", back=64, forward=96, left="", right=r"(?![A-Za-z0-9])"),
         _token("stripe-secret-key", Severity.CRITICAL, "Stripe live secret (sk_live_) or restricted (rk_live_) key",
@@ -238,22 +239,22 @@ def _tokens() -> list[Rule]:
                left=r"(?<![A-Za-z0-9])", right=r"(?![A-Za-z0-9])", forward=4),
         _token("sendgrid-api-key", Severity.HIGH, "SendGrid API key", ("SG.",),
                r"SG\.[0-9A-Za-z_-]{22}\.", r"SG\.[0-9A-Za-z_-]{22}\.[0-9A-Za-z_-]{43}", random_enough,
-               left=_URLTOKEN_L, right=_URLTOKEN_R, forward=48),
+               left=_URLSAFE_BEFORE, right=_URLSAFE_AFTER, forward=48),
         _token("openai-api-key", Severity.HIGH, "OpenAI API key (legacy, project, service-account or admin)",
                ("T3BlbkFJ",), r"T3BlbkFJ",
                r"sk-(?:proj-|svcacct-|admin-|None-)?[A-Za-z0-9_-]{20,200}T3BlbkFJ[A-Za-z0-9_-]{20,200}",
-               back=220, forward=220, left=_URLTOKEN_L, right=_URLTOKEN_R),
+               back=220, forward=220, left=_URLSAFE_BEFORE, right=_URLSAFE_AFTER),
         _token("anthropic-api-key", Severity.HIGH, "Anthropic API or admin key", ("sk-ant-",),
                r"sk-ant-(?:api|admin)[0-9]{2}-", r"sk-ant-(?:api|admin)[0-9]{2}-[A-Za-z0-9_-]{80,120}AA",
-               left=_URLTOKEN_L, right=_URLTOKEN_R, forward=130),
+               left=_URLSAFE_BEFORE, right=_URLSAFE_AFTER, forward=130),
         _token("npm-token", Severity.HIGH, "npm access token", ("npm_",), r"npm_[A-Za-z0-9]{36}",
                r"npm_[A-Za-z0-9]{36}", _value(lambda v: checks.crc32_tail_valid(v, 4)), forward=8),
         _token("pypi-token", Severity.HIGH, "PyPI or TestPyPI API token (a pypi.org macaroon)", ("pypi-",),
                r"pypi-AgE", r"pypi-AgE[A-Za-z0-9_-]{40,4000}", _value(checks.pypi_macaroon_valid),
-               left=_URLTOKEN_L, right=_URLTOKEN_R, forward=256),
+               left=_URLSAFE_BEFORE, right=_URLSAFE_AFTER, forward=256),
         _token("vault-token", Severity.HIGH, "HashiCorp Vault / OpenBao service, batch or recovery token",
                ("hvs.", "hvb.", "hvr."), r"hv[sbr]\.[A-Za-z0-9_-]{24}", r"hv[sbr]\.[A-Za-z0-9_-]{24,512}",
-               random_enough, left=r"(?<![A-Za-z0-9_.-])", right=_URLTOKEN_R, forward=520),
+               random_enough, left=r"(?<![A-Za-z0-9_.-])", right=_URLSAFE_AFTER, forward=520),
     ]  # fmt: skip
 
 
@@ -314,8 +315,8 @@ def _places() -> list[Rule]:
              priority=CONTEXT),
         Rule(RuleInfo("jwt", Severity.MEDIUM, "JSON Web Token with a signature", ("eyJ",)),
              (Detector(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ", regex_confirmer(
-                 rf"{_URLTOKEN_L}(?P<secret>eyJ[A-Za-z0-9_-]{{8,}}\.eyJ[A-Za-z0-9_-]{{8,}}\.[A-Za-z0-9_-]{{16,}})"
-                 rf"{_URLTOKEN_R}", _value(checks.jwt_valid), max_extent=MAX_SECRET_BYTES * 4),
+                 rf"{_URLSAFE_BEFORE}(?P<secret>eyJ[A-Za-z0-9_-]{{8,}}\.eyJ[A-Za-z0-9_-]{{8,}}\.[A-Za-z0-9_-]{{16,}})"
+                 rf"{_URLSAFE_AFTER}", _value(checks.jwt_valid), max_extent=MAX_SECRET_BYTES * 4),
                  back=2048, forward=8192),),
              priority=JWT),
         Rule(RuleInfo("database-uri-password", Severity.HIGH, "Password in a database or broker connection URI",
@@ -333,7 +334,8 @@ def _places() -> list[Rule]:
              priority=PLACE),
         Rule(RuleInfo("netrc-password", Severity.HIGH, "Password of a .netrc machine entry", ("machine",)),
              (Detector(r"machine[ \t]+\S+\s+(?:login|password|account)\s", regex_confirmer(
-                 r"(?:machine[ \t]+[!-~]{1,256}|default)(?:\s+(?:login|account)[ \t]+[!-~]{1,256}){0,2}\s+password[ \t]+"
+                 r"(?:machine[ \t]+[!-~]{1,256}|default)(?:\s+(?:login|account)[ \t]+[!-~]{1,256}){0,2}"
+                 r"\s+password[ \t]+"
                  r"(?P<secret>[!-~]{1,256})(?=\s|$)", _value(_password_ok)), back=300, forward=800),),
              priority=PLACE),
     ]  # fmt: skip
@@ -344,7 +346,7 @@ _GENERIC_VALUE = re.compile(
 )
 # The key must hold a secret word that ends there or continues in camelCase or after a separator:
 # `db_password`, `clientSecret`, `API_KEY`, not `tokenstream` or `secretary`.
-_GENERIC_KEYWORD = re.compile((rf"(?i:{SECRET_KEY_WORDS})s?(?-i:(?![a-z]))").encode())
+_GENERIC_KEYWORD = re.compile((rf"(?i:{SENSITIVE_NAME_WORDS})s?(?-i:(?![a-z]))").encode())
 _KEY_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
 MAX_KEY_BYTES = 80
 
@@ -386,7 +388,7 @@ def _generic() -> Rule:
         RuleInfo("generic-secret-assignment", Severity.MEDIUM,
                  "High-entropy value assigned to a secret-named key (password, secret, token, api_key, ...)",
                  ("password", "secret", "token", "api_key", "credential")),
-        (Detector(rf"(?:{SECRET_KEY_WORDS})[A-Za-z0-9_.-]*[\"']?[ \t]*(?::=|=>|=|:)",
+        (Detector(rf"(?:{SENSITIVE_NAME_WORDS})[A-Za-z0-9_.-]*[\"']?[ \t]*(?::=|=>|=|:)",
                   _generic_confirm, back=0, forward=0, caseless=True),),
         priority=GENERIC,
     )  # fmt: skip

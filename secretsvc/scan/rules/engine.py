@@ -91,8 +91,7 @@ class ReEngine:
 
     def __init__(self, triggers: Sequence[tuple[str, bool, bool]]) -> None:
         self._patterns = [
-            re.compile(p.encode(), (re.IGNORECASE if ci else 0) | (re.MULTILINE if ml else 0))
-            for p, ci, ml in triggers
+            re.compile(p.encode(), (re.IGNORECASE if ci else 0) | (re.MULTILINE if ml else 0)) for p, ci, ml in triggers
         ]
 
     def hits(self, data: bytes) -> list[tuple[int, int]]:
@@ -101,8 +100,9 @@ class ReEngine:
             for m in pattern.finditer(data):
                 out.append((ident, m.end()))
                 if len(out) >= MAX_HITS_PER_SCAN:
-                    log.warning("rule triggers: more than %d hits in one block; the rest were not examined",
-                                MAX_HITS_PER_SCAN)
+                    log.warning(
+                        "rule triggers: more than %d hits in one block; the rest were not examined", MAX_HITS_PER_SCAN
+                    )
                     return out
         return out
 

@@ -68,12 +68,12 @@ def regex_confirmer(
     compiled = re.compile(pattern.encode(), flags)
 
     def confirm(data: bytes, start: int, end: int) -> Iterator[tuple[int, int]]:
-        for m in compiled.finditer(data, start, end):
-            if m.end() >= end and end < len(data):
-                full = compiled.match(data, m.start(), min(len(data), m.start() + max_extent))
-                if full is None:
-                    continue
-                m = full
+        for found in compiled.finditer(data, start, end):
+            m: re.Match[bytes] | None = found
+            if found.end() >= end and end < len(data):
+                m = compiled.match(data, found.start(), min(len(data), found.start() + max_extent))
+            if m is None:
+                continue
             s, e = m.span(group)
             if s < 0 or e <= s:
                 continue

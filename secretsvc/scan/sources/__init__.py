@@ -61,9 +61,7 @@ class Source(Protocol):
 
     def __enter__(self) -> Source: ...
 
-    def __exit__(
-        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
-    ) -> None: ...
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None: ...
 
 
 class PathSource:
@@ -79,9 +77,7 @@ class PathSource:
     def __enter__(self) -> PathSource:
         return self
 
-    def __exit__(
-        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
         return None
 
 

@@ -181,9 +181,7 @@ def build_layers(
     limits: ScanLimits,
 ) -> list[LayerInfo]:
     if len(blob_digests) > limits.max_layers:
-        raise errors.LimitExceeded(
-            f"image has {len(blob_digests)} layers, over the limit of {limits.max_layers}"
-        )
+        raise errors.LimitExceeded(f"image has {len(blob_digests)} layers, over the limit of {limits.max_layers}")
     diff_ids = diff_ids_of(config)
     if diff_ids is not None and len(diff_ids) != len(blob_digests):
         raise errors.InvalidArgument(
@@ -216,9 +214,7 @@ def image_from_manifest(
     if not isinstance(raw_layers, list):
         raise errors.InvalidArgument("manifest has no layers list")
     if len(raw_layers) > limits.max_layers:
-        raise errors.LimitExceeded(
-            f"image has {len(raw_layers)} layers, over the limit of {limits.max_layers}"
-        )
+        raise errors.LimitExceeded(f"image has {len(raw_layers)} layers, over the limit of {limits.max_layers}")
     descs = [_descriptor(d, f"layer {i}") for i, d in enumerate(raw_layers)]
     cfg_bytes = read_verified_blob(store, cfg_desc["digest"], limits.max_config_bytes, "image config")
     config = parse_json(cfg_bytes, "image config")
@@ -288,9 +284,7 @@ def resolve_images(
             )
         return
     if mt in MANIFEST_TYPES or "layers" in doc:
-        image = image_from_manifest(
-            store, doc, ref=ref, platform=descriptor_platform, opener=opener, limits=limits
-        )
+        image = image_from_manifest(store, doc, ref=ref, platform=descriptor_platform, opener=opener, limits=limits)
         if platform_matches(platform, image.platform):
             yield image
         return

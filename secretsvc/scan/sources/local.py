@@ -74,9 +74,7 @@ class TarStore:
                 while (ti := tf.next()) is not None:
                     count += 1
                     if count > limits.max_archive_entries:
-                        raise errors.LimitExceeded(
-                            f"image archive has more than {limits.max_archive_entries} members"
-                        )
+                        raise errors.LimitExceeded(f"image archive has more than {limits.max_archive_entries} members")
                     self._members[_norm(ti.name)] = ti
                     tf.members = []  # type: ignore[attr-defined]  # keep memory to our own index
         except tarfile.TarError:
@@ -212,9 +210,7 @@ class OciSource:
     def __enter__(self) -> OciSource:
         return self
 
-    def __exit__(
-        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
         return None
 
 
@@ -233,9 +229,7 @@ class DockerArchiveSource:
 
     tree: Path | None = None
 
-    def __init__(
-        self, ref: str, store: Store, select: str | None, platform: str | None, limits: ScanLimits
-    ) -> None:
+    def __init__(self, ref: str, store: Store, select: str | None, platform: str | None, limits: ScanLimits) -> None:
         self.ref = ref
         self._store = store
         self._select = select
@@ -312,9 +306,7 @@ class DockerArchiveSource:
     def __enter__(self) -> DockerArchiveSource:
         return self
 
-    def __exit__(
-        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
         return None
 
 

@@ -121,16 +121,13 @@ def parse_challenge(header: str | None) -> Challenge | None:
     if not scheme:
         return None
     params = {
-        m.group(1).lower(): (m.group(2) if m.group(2) is not None else m.group(3))
-        for m in _PARAM_RE.finditer(rest)
+        m.group(1).lower(): (m.group(2) if m.group(2) is not None else m.group(3)) for m in _PARAM_RE.finditer(rest)
     }
     params = {k: re.sub(r"\\(.)", r"\1", v) for k, v in params.items()}
     return Challenge(scheme=scheme.lower(), params=params)
 
 
-def credentials_from_docker_config(
-    host: str, docker_config: Path | None, max_bytes: int
-) -> tuple[str, str] | None:
+def credentials_from_docker_config(host: str, docker_config: Path | None, max_bytes: int) -> tuple[str, str] | None:
     """user, password from the config's `auths` entry for `host` (base64 "user:pass" `auth` field)."""
     explicit = docker_config is not None
     if docker_config is None:
@@ -179,14 +176,11 @@ def parse_creds(creds: str) -> tuple[str, str]:
 class _SameHostAuthRedirect(urllib.request.HTTPRedirectHandler):
     """Drop Authorization when a redirect leaves the host (blob storage rejects or would steal it)."""
 
-    def redirect_request(  # noqa: PLR0917 - the base class's signature
+    def redirect_request(
         self, req: urllib.request.Request, fp: IO[bytes], code: int, msg: str, headers: Any, newurl: str
     ) -> urllib.request.Request | None:
         new = super().redirect_request(req, fp, code, msg, headers, newurl)
-        if (
-            new is not None
-            and urllib.parse.urlsplit(newurl).netloc != urllib.parse.urlsplit(req.full_url).netloc
-        ):
+        if new is not None and urllib.parse.urlsplit(newurl).netloc != urllib.parse.urlsplit(req.full_url).netloc:
             new.remove_header("Authorization")
             new.unredirected_hdrs.pop("Authorization", None)
         return new
@@ -243,9 +237,7 @@ class RegistryClient:
             if code == 401:
                 raise errors.Unauthenticated(f"registry {self.ref.host} refused the credentials") from None
             if code == 403:
-                raise errors.PermissionDenied(
-                    f"registry {self.ref.host} denied access to {self.ref.repo}"
-                ) from None
+                raise errors.PermissionDenied(f"registry {self.ref.host} denied access to {self.ref.repo}") from None
             if code == 404:
                 raise errors.NotFound(
                     f"{self.ref.host}/{self.ref.repo}: not found ({path.rsplit('/', 1)[-1]})"
@@ -262,18 +254,14 @@ class RegistryClient:
 
     def _answer(self, challenge: Challenge | None) -> None:
         if challenge is None:
-            raise errors.Unauthenticated(
-                f"registry {self.ref.host} requires authentication (no usable challenge)"
-            )
+            raise errors.Unauthenticated(f"registry {self.ref.host} requires authentication (no usable challenge)")
         if challenge.scheme == "basic":
             if self._creds is None:
                 raise errors.Unauthenticated(f"registry {self.ref.host} requires credentials")
             self._auth = self._basic()
             return
         if challenge.scheme != "bearer":
-            raise errors.Unauthenticated(
-                f"registry {self.ref.host}: unsupported auth scheme {challenge.scheme!r}"
-            )
+            raise errors.Unauthenticated(f"registry {self.ref.host}: unsupported auth scheme {challenge.scheme!r}")
         realm = challenge.params.get("realm", "")
         parts = urllib.parse.urlsplit(realm)
         if parts.scheme not in ("https", "http") or not parts.netloc:
@@ -381,7 +369,5 @@ class RegistrySource:
     def __enter__(self) -> RegistrySource:
         return self
 
-    def __exit__(
-        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
         return None

@@ -44,9 +44,7 @@ def test_round_trip_suppresses_the_same_secret_at_the_same_path(tmp_path: Path) 
     loaded = load_baseline(path)
     assert loaded.key == key
     # A later run: a rebuilt image moves the file to another layer and line; it is still the same finding.
-    moved = Finding(
-        **{**_as_kwargs(first), "layer_index": 4, "line": 9, "layer_digest": "sha256:" + "2" * 64}
-    )
+    moved = Finding(**{**_as_kwargs(first), "layer_index": 4, "line": 9, "layer_digest": "sha256:" + "2" * 64})
     assert loaded.suppresses(moved, fingerprint(loaded.key, secret))
     assert not loaded.suppresses(moved, fingerprint(loaded.key, secret + b"!"))
     assert not loaded.suppresses(_finding(path="other/.env"), fingerprint(loaded.key, secret))

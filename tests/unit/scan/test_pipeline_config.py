@@ -19,8 +19,7 @@ def _finding(path: str, rule_id: str = "jwt") -> Finding:
 def test_load_a_full_config(tmp_path: Path) -> None:
     path = tmp_path / "scan.toml"
     path.write_text(
-        '[ignore]\npaths = ["usr/share/doc", "*.md"]\nrules = ["jwt"]\n\n'
-        '[rules]\ndisabled = ["private-key"]\n'
+        '[ignore]\npaths = ["usr/share/doc", "*.md"]\nrules = ["jwt"]\n\n[rules]\ndisabled = ["private-key"]\n'
     )
     config = load_config(path)
     assert config == ScanConfig(("usr/share/doc", "*.md"), frozenset({"jwt"}), frozenset({"private-key"}))

@@ -23,9 +23,7 @@ KEY = bytes(range(32))
 
 
 def _layers(n: int) -> list[LayerInfo]:
-    return [
-        LayerInfo(i, f"sha256:{i:064x}", f"sha256:{i + 100:064x}", f"RUN step {i}", None) for i in range(n)
-    ]
+    return [LayerInfo(i, f"sha256:{i:064x}", f"sha256:{i + 100:064x}", f"RUN step {i}", None) for i in range(n)]
 
 
 def _match(data: bytes, secret: bytes, rule_id: str = "test-rule", occurrence: int = 0) -> Match:
@@ -116,9 +114,7 @@ def test_resolve_asks_the_index_with_the_outer_archive_path() -> None:
 
     data = b"password=" + b"Zq8" * 8
     collector = FindingCollector(fingerprint_key=KEY, descriptions={"test-rule": "A test rule"})
-    collector.add(
-        Content(data, "opt/app.jar!config/app.properties", 0, Location.FILE), [_match(data, b"Zq8" * 8)]
-    )
+    collector.add(Content(data, "opt/app.jar!config/app.properties", 0, Location.FILE), [_match(data, b"Zq8" * 8)])
     collector.add(Content(data, "Env[0]", None, Location.CONFIG_ENV), [_match(data, b"Zq8" * 8)])
     findings = [f for f, _ in collector.resolve(_layers(1), resolver)]
     assert asked == [(0, "opt/app.jar")]
@@ -135,9 +131,7 @@ def test_findings_are_sorted_config_first_then_layer_path_line() -> None:
     for layer, path in ((2, "b"), (0, "z"), (2, "a")):
         collector.add(Content(data, path, layer, Location.FILE), [_match(data, secret, occurrence=2)])
         collector.add(Content(data, path, layer, Location.FILE), [_match(data, secret, occurrence=0)])
-    collector.add(
-        Content(data, "history[1].created_by", None, Location.CONFIG_HISTORY), [_match(data, secret)]
-    )
+    collector.add(Content(data, "history[1].created_by", None, Location.CONFIG_HISTORY), [_match(data, secret)])
     order = [(f.layer_index, f.path, f.line) for f, _ in collector.resolve(_layers(3), None)]
     assert order == [
         (None, "history[1].created_by", None),

@@ -56,9 +56,7 @@ def by_path(contents: Sequence[Content]) -> dict[str, list[Content]]:
 
 def located(contents: Sequence[Content], index: LayerIndex) -> dict[tuple[int | None, str], Location]:
     return {
-        (c.layer_index, c.path): index.location_of(c.layer_index, c.path)
-        if c.layer_index is not None
-        else c.location
+        (c.layer_index, c.path): index.location_of(c.layer_index, c.path) if c.layer_index is not None else c.location
         for c in contents
     }
 
@@ -253,9 +251,7 @@ def test_nested_archives_are_expanded_with_bang_paths(tmp_path: Path, rng: rando
     assert index.location_of(0, "opt/app.jar!BOOT-INF/lib/dep.jar!conf/app.properties") is Location.FILE
 
 
-def test_nesting_deeper_than_the_limit_is_warned_and_scanned_as_binary(
-    tmp_path: Path, rng: random.Random
-) -> None:
+def test_nesting_deeper_than_the_limit_is_warned_and_scanned_as_binary(tmp_path: Path, rng: random.Random) -> None:
     token = fakecreds.fake_github_token(rng)
     deep = nest_zips("secret.txt", f"t={token}".encode(), 5)
     lim = ScanLimits(max_nested_depth=3)
@@ -295,9 +291,7 @@ def test_corrupt_nested_archive_is_warned(tmp_path: Path) -> None:
 
 def test_file_over_max_size_is_read_in_part(tmp_path: Path) -> None:
     lim = ScanLimits(max_file_bytes=10_000, chunk_bytes=4096, chunk_overlap_bytes=100)
-    contents, warnings, _ = walk(
-        tmp_path, build_image([[file("big.log", b"y" * 50_000), file("after", "z")]]), lim
-    )
+    contents, warnings, _ = walk(tmp_path, build_image([[file("big.log", b"y" * 50_000), file("after", "z")]]), lim)
     assert [w.code for w in warnings] == ["limit.file_size"]
     chunks = by_path(contents)["big.log"]
     assert chunks[-1].offset + len(chunks[-1].data) == 10_000
@@ -344,11 +338,7 @@ def test_progress_adds_up_to_the_uncompressed_size(tmp_path: Path, rng: random.R
     seen: list[int] = []
     with open_source(str(tmp_path / "oci")) as src:
         (image,) = list(src.images())
-        list(
-            walk_image(
-                image, limits=ScanLimits(), index=LayerIndex(), on_warning=print, on_progress=seen.append
-            )
-        )
+        list(walk_image(image, limits=ScanLimits(), index=LayerIndex(), on_warning=print, on_progress=seen.append))
     assert all(n > 0 for n in seen)
     assert sum(seen) == sum(len(t) for t in im.tars)
 

@@ -70,7 +70,7 @@ def test_unterminated_private_key_is_not_flagged(rules: RuleSet) -> None:
 def test_jwt_parts_must_be_json(rules: RuleSet) -> None:
     rng = random.Random(4)
     token = fakecreds.fake_jwt(rng)
-    head, payload, sig = token.split(".")
+    _head, payload, sig = token.split(".")
     not_json = base64.urlsafe_b64encode(b'{"alg": HS256 broken').rstrip(b"=").decode()
     assert found(rules, f"t {not_json[:2]}J{not_json[3:]}.{payload}.{sig}\n") == []
     unsigned = base64.urlsafe_b64encode(json.dumps({"alg": "none"}).encode()).rstrip(b"=").decode()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 import re
 from concurrent.futures import ThreadPoolExecutor
@@ -84,7 +85,7 @@ def test_matches_are_sorted_and_never_overlap(rules: RuleSet) -> None:
     text = "\n".join(s.text for s in fakecreds.samples(random.Random(5)))
     matches = rules.scan(content(text))
     assert len(matches) >= len(STABLE_IDS)
-    for a, b in zip(matches, matches[1:], strict=False):
+    for a, b in itertools.pairwise(matches):
         assert a.end <= b.start
 
 

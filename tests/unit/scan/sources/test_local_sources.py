@@ -206,13 +206,9 @@ def test_umoci_built_image_through_skopeo_formats(tmp_path: Path) -> None:
     (content / "etc" / "app.conf").write_text("password=from-umoci\n")
     subprocess.run(["umoci", "insert", "--image", f"{layout}:base", str(content / "etc"), "/etc"], check=True)
     (content / "gone").mkdir()
-    subprocess.run(
-        ["umoci", "insert", "--image", f"{layout}:base", "--whiteout", "/etc/app.conf"], check=True
-    )
+    subprocess.run(["umoci", "insert", "--image", f"{layout}:base", "--whiteout", "/etc/app.conf"], check=True)
     refs = [f"oci:{layout}:base"]
-    subprocess.run(
-        ["skopeo", "copy", "-q", f"oci:{layout}:base", f"oci-archive:{tmp_path / 'o.tar'}:base"], check=True
-    )
+    subprocess.run(["skopeo", "copy", "-q", f"oci:{layout}:base", f"oci-archive:{tmp_path / 'o.tar'}:base"], check=True)
     subprocess.run(
         ["skopeo", "copy", "-q", f"oci:{layout}:base", f"docker-archive:{tmp_path / 'd.tar'}:acme/app:1"],
         check=True,

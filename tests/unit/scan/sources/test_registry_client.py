@@ -74,9 +74,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self._send(401, headers={"WWW-Authenticate": 'Basic realm="registry"'})
             return
         if srv.mode == "bearer" and self.headers.get("Authorization") != f"Bearer {srv.token}":
-            challenge = (
-                f'Bearer realm="http://{srv.host}/token",service="fake",scope="repository:team/app:pull"'
-            )
+            challenge = f'Bearer realm="http://{srv.host}/token",service="fake",scope="repository:team/app:pull"'
             self._send(401, headers={"WWW-Authenticate": challenge})
             return
         parts = self.path.split("/")  # /v2/team/app/manifests/ref
@@ -110,9 +108,7 @@ def two_platforms() -> tuple[dict[str, bytes], dict[str, bytes], list[BuiltImage
     blobs: dict[str, bytes] = {}
     for im in ims:
         blobs.update(im.all_blobs())
-    index = json.dumps(
-        {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [i.descriptor() for i in ims]}
-    )
+    index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [i.descriptor() for i in ims]})
     blobs[sha256(index.encode())] = index.encode()
     return blobs, {"v1": index.encode(), "amd": ims[0].manifest_bytes}, ims
 
@@ -209,9 +205,7 @@ def test_parse_registry_ref(text: str, host: str, repo: str, reference: str) -> 
 
 
 def test_parse_challenge() -> None:
-    c = parse_challenge(
-        'Bearer realm="https://auth.example.org/token",service="reg",scope="repository:a/b:pull,push"'
-    )
+    c = parse_challenge('Bearer realm="https://auth.example.org/token",service="reg",scope="repository:a/b:pull,push"')
     assert c is not None and c.scheme == "bearer"
     assert dict(c.params) == {
         "realm": "https://auth.example.org/token",

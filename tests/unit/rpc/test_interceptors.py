@@ -1,0 +1,213 @@
+"""The server interceptor, in a real gRPC server on loopback: identity, request ids, error mapping, metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from concurrent import futures
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from secretsvc import errors
+from secretsvc.auth.tokens import MintedToken, TokenAuthenticator, mint_token
+from secretsvc.rpc.interceptors import ServerInterceptor, current_principal, current_request_id
+from secretsvc.rpc.metrics import RpcMetrics
+from secretsvc.store.sqlite import SqliteStore
+
+_ERRORS: dict[bytes, Callable[[], Exception]] = {
+    b"not-found": lambda: errors.NotFound("no secret at ns/path"),
+    b"conflict": lambda: errors.VersionConflict("expected version 1, current is 2"),
+    b"decrypt": errors.DecryptionFailed,
+    b"corrupt": lambda: errors.CorruptRecord("stored ciphertext of ns/p version 1 failed to authenticate"),
+    b"limit": lambda: errors.LimitExceeded("secret value is larger than MAX_SECRET_VALUE_BYTES=1048576"),
+    b"crash": lambda: RuntimeError("internal detail that must not reach the client"),
+}
+
+
+def _raise(request: bytes, context: grpc.ServicerContext) -> bytes:
+    raise _ERRORS[request]()
+
+
+def _whoami(request: bytes, context: grpc.ServicerContext) -> bytes:
+    principal = current_principal()
+    return f"{principal.display}|{current_request_id()}".encode()
+
+
+def _stream(request: bytes, context: grpc.ServicerContext) -> Iterator[bytes]:
+    yield b"one"
+    yield current_principal().name.encode()
+    if request in _ERRORS:
+        raise _ERRORS[request]()
+
+
+def _health(request: bytes, context: grpc.ServicerContext) -> bytes:
+    return b"serving"
+
+
+def _handlers() -> list[grpc.GenericRpcHandler]:
+    test = grpc.method_handlers_generic_handler(
+        "test.Probe",
+        {
+            "Raise": grpc.unary_unary_rpc_method_handler(_raise),
+            "Whoami": grpc.unary_unary_rpc_method_handler(_whoami),
+            "Stream": grpc.unary_stream_rpc_method_handler(_stream),
+        },
+    )
+    health = grpc.method_handlers_generic_handler(
+        "grpc.health.v1.Health", {"Check": grpc.unary_unary_rpc_method_handler(_health)}
+    )
+    return [test, health]
+
+
+class Harness:
+    def __init__(self, channel: grpc.Channel, token: MintedToken, metrics: RpcMetrics) -> None:
+        self.channel = channel
+        self.token = token
+        self.metrics = metrics
+
+    def unary(self, method: str, request: bytes, metadata: tuple[tuple[str, str], ...] | None = None) -> Any:
+        call = self.channel.unary_unary(f"/test.Probe/{method}")
+        return call.with_call(request, metadata=self.auth() if metadata is None else metadata, timeout=10)
+
+    def auth(self) -> tuple[tuple[str, str], ...]:
+        return (("authorization", f"Bearer {self.token.token}"),)
+
+    def count(self, method: str, code: str) -> float:
+        value = self.metrics.registry.get_sample_value(
+            "secretsvc_rpc_requests_total", {"method": method, "code": code}
+        )
+        return value or 0.0
+
+
+@pytest.fixture
+def harness(tmp_path: Path) -> Iterator[Harness]:
+    store = SqliteStore(tmp_path / "secretsvc.db")
+    token = mint_token("tester", now=0.0, policies=("p1",))
+    store.put_token(token.record)
+    metrics = RpcMetrics.create()
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=4),
+        handlers=_handlers(),
+        interceptors=[ServerInterceptor(TokenAuthenticator(store), metrics)],
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        yield Harness(channel, token, metrics)
+    finally:
+        channel.close()
+        server.stop(None).wait()
+        store.close()
+
+
+def _trailer(call: Any, key: str) -> str:
+    for k, v in call.trailing_metadata() or ():
+        if k == key:
+            return str(v)
+    return ""
+
+
+def test_an_authenticated_call_sees_its_principal_and_request_id(harness: Harness) -> None:
+    response, call = harness.unary("Whoami", b"", (*harness.auth(), ("x-request-id", "req-123")))
+    assert response == b"token:tester|req-123"
+    assert _trailer(call, "x-request-id") == "req-123"
+    assert harness.count("Whoami", "OK") == 1
+
+
+def test_a_request_id_is_made_up_when_none_is_sent(harness: Harness) -> None:
+    response, call = harness.unary("Whoami", b"")
+    rid = response.decode().split("|")[1]
+    assert len(rid) == 16
+    assert _trailer(call, "x-request-id") == rid
+
+
+def test_an_over_long_request_id_is_replaced(harness: Harness) -> None:
+    response, call = harness.unary("Whoami", b"", (*harness.auth(), ("x-request-id", "x" * 200)))
+    rid = response.decode().split("|")[1]
+    assert rid.startswith("invalid-")
+    assert "x" * 200 not in rid
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        (),
+        (("authorization", "Basic abc"),),
+        (("authorization", "Bearer"),),
+        (("authorization", "Bearer svc_0000000000000000_nope"),),
+    ],
+    ids=["none", "basic", "empty-bearer", "unknown-token"],
+)
+def test_calls_without_valid_credentials_are_unauthenticated(
+    harness: Harness, metadata: tuple[tuple[str, str], ...]
+) -> None:
+    with pytest.raises(grpc.RpcError) as info:
+        harness.unary("Whoami", b"", metadata)
+    err: Any = info.value
+    assert err.code() is grpc.StatusCode.UNAUTHENTICATED
+    assert err.details() == "missing or invalid bearer token"
+    assert _trailer(err, "x-request-id")
+    assert harness.count("Whoami", "UNAUTHENTICATED") == 1
+
+
+def test_the_bearer_scheme_is_case_insensitive(harness: Harness) -> None:
+    response, _ = harness.unary("Whoami", b"", (("authorization", f"bearer {harness.token.token}"),))
+    assert response.startswith(b"token:tester|")
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "code", "details"),
+    [
+        (b"not-found", grpc.StatusCode.NOT_FOUND, "no secret at ns/path"),
+        (b"conflict", grpc.StatusCode.FAILED_PRECONDITION, "expected version 1, current is 2"),
+        (b"decrypt", grpc.StatusCode.INVALID_ARGUMENT, "decryption failed"),
+        (b"corrupt", grpc.StatusCode.DATA_LOSS, "stored ciphertext of ns/p version 1 failed to authenticate"),
+        (b"limit", grpc.StatusCode.INVALID_ARGUMENT, "secret value is larger than MAX_SECRET_VALUE_BYTES=1048576"),
+    ],
+)
+def test_service_errors_become_their_status(
+    harness: Harness, request_bytes: bytes, code: grpc.StatusCode, details: str
+) -> None:
+    with pytest.raises(grpc.RpcError) as info:
+        harness.unary("Raise", request_bytes)
+    err: Any = info.value
+    assert err.code() is code
+    assert err.details() == details
+    assert harness.count("Raise", code.name) == 1
+
+
+def test_an_unexpected_exception_is_internal_without_detail(harness: Harness) -> None:
+    with pytest.raises(grpc.RpcError) as info:
+        harness.unary("Raise", b"crash", (*harness.auth(), ("x-request-id", "req-9")))
+    err: Any = info.value
+    assert err.code() is grpc.StatusCode.INTERNAL
+    assert err.details() == "internal error (request id req-9)"
+    assert "must not reach" not in err.details()
+    assert harness.count("Raise", "INTERNAL") == 1
+
+
+def test_streams_are_authenticated_and_mapped(harness: Harness) -> None:
+    call = harness.channel.unary_stream("/test.Probe/Stream")
+    assert list(call(b"", metadata=harness.auth(), timeout=10)) == [b"one", b"tester"]
+    with pytest.raises(grpc.RpcError) as info:
+        list(call(b"", timeout=10))
+    assert info.value.code() is grpc.StatusCode.UNAUTHENTICATED  # type: ignore[attr-defined]
+    received: list[bytes] = []
+    with pytest.raises(grpc.RpcError) as info:
+        for item in call(b"not-found", metadata=harness.auth(), timeout=10):
+            received.append(item)
+    assert received == [b"one", b"tester"]
+    assert info.value.code() is grpc.StatusCode.NOT_FOUND  # type: ignore[attr-defined]
+
+
+def test_health_checks_need_no_credentials(harness: Harness) -> None:
+    check = harness.channel.unary_unary("/grpc.health.v1.Health/Check")
+    assert check(b"", timeout=10) == b"serving"
+
+
+def test_no_principal_outside_a_call() -> None:
+    with pytest.raises(errors.Unauthenticated):
+        current_principal()

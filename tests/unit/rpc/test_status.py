@@ -1,0 +1,93 @@
+"""The one mapping from secretsvc errors to gRPC status codes."""
+
+from __future__ import annotations
+
+import inspect
+
+import grpc
+import pytest
+
+from secretsvc import errors
+from secretsvc.rpc.status import code_number, status_for
+
+INTENDED: dict[type[errors.SecretsvcError], grpc.StatusCode] = {
+    errors.SecretsvcError: grpc.StatusCode.INTERNAL,
+    errors.InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.LimitExceeded: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.NotFound: grpc.StatusCode.NOT_FOUND,
+    errors.AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
+    errors.FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.VersionConflict: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.VersionUnavailable: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    errors.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
+    # A caller's ciphertext that does not open is the caller's problem.
+    errors.DecryptionFailed: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.KeyringError: grpc.StatusCode.INTERNAL,
+    errors.StorageError: grpc.StatusCode.UNAVAILABLE,
+    errors.DataDirLocked: grpc.StatusCode.UNAVAILABLE,
+    # Our own stored ciphertext that does not open is data loss, not the caller's fault.
+    errors.CorruptRecord: grpc.StatusCode.DATA_LOSS,
+    errors.ConfigError: grpc.StatusCode.INTERNAL,
+}
+
+
+def _instance(cls: type[errors.SecretsvcError]) -> errors.SecretsvcError:
+    if cls is errors.DecryptionFailed:
+        return errors.DecryptionFailed()
+    return cls("message")
+
+
+@pytest.mark.parametrize("cls", list(INTENDED), ids=lambda c: c.__name__)
+def test_each_error_maps_to_its_intended_code(cls: type[errors.SecretsvcError]) -> None:
+    assert status_for(_instance(cls)) is INTENDED[cls]
+
+
+def test_the_table_covers_every_error_class() -> None:
+    declared = {
+        obj for _, obj in inspect.getmembers(errors, inspect.isclass)
+        if issubclass(obj, errors.SecretsvcError)
+    }
+    # A new error class must get a deliberate code here, not fall through to INTERNAL unnoticed.
+    assert declared == set(INTENDED)
+
+
+def test_an_unknown_subclass_maps_to_internal() -> None:
+    class Surprise(errors.SecretsvcError):
+        pass
+
+    assert status_for(Surprise("x")) is grpc.StatusCode.INTERNAL
+
+
+def test_a_subclass_inherits_its_parents_code() -> None:
+    class NarrowNotFound(errors.NotFound):
+        pass
+
+    class NarrowCorrupt(errors.CorruptRecord):
+        pass
+
+    assert status_for(NarrowNotFound("x")) is grpc.StatusCode.NOT_FOUND
+    assert status_for(NarrowCorrupt("x")) is grpc.StatusCode.DATA_LOSS
+
+
+def test_no_error_maps_to_ok() -> None:
+    assert all(status_for(_instance(cls)) is not grpc.StatusCode.OK for cls in INTENDED)
+
+
+@pytest.mark.parametrize(
+    ("code", "number"),
+    [
+        (grpc.StatusCode.OK, 0),
+        (grpc.StatusCode.INVALID_ARGUMENT, 3),
+        (grpc.StatusCode.NOT_FOUND, 5),
+        (grpc.StatusCode.ALREADY_EXISTS, 6),
+        (grpc.StatusCode.PERMISSION_DENIED, 7),
+        (grpc.StatusCode.FAILED_PRECONDITION, 9),
+        (grpc.StatusCode.INTERNAL, 13),
+        (grpc.StatusCode.UNAVAILABLE, 14),
+        (grpc.StatusCode.DATA_LOSS, 15),
+        (grpc.StatusCode.UNAUTHENTICATED, 16),
+    ],
+)
+def test_code_number_is_the_google_rpc_code(code: grpc.StatusCode, number: int) -> None:
+    assert code_number(code) == number
