@@ -8,11 +8,10 @@ from __future__ import annotations
 import math
 import os
 
-import pytest
-
 import echo_server
 import loadgen
 import procs
+import pytest
 import service_bench
 from loadgen import Case, Stats, WorkerResult, WorkerSpec
 from service_bench import CaseResult

@@ -51,7 +51,7 @@ class TokenAuthenticator:
         self._store = store
 
     def authenticate(self, token: str) -> Principal:
-        if not token or len(token) > MAX_TOKEN_BYTES:
+        if not token or len(token) > MAX_TOKEN_BYTES or not token.isascii():
             raise Unauthenticated(_INVALID)
         prefix, _, rest = token.partition("_")
         token_id, _, secret_part = rest.partition("_")

@@ -261,7 +261,7 @@ def test_parse_host_port(value: str, expected: tuple[str, int]) -> None:
 
 
 @pytest.mark.parametrize(("host", "loopback"), [
-    ("localhost", True), ("127.0.0.1", True), ("127.255.0.1", True), ("::1", True), ("0.0.0.0", False),
+    ("localhost", True), ("127.0.0.1", True), ("127.255.0.1", True), ("::1", True), ("0.0.0.0", False),  # noqa: S104
     ("::", False), ("192.168.1.1", False), ("localhost.example.com", False), ("LOCALHOST", False),
 ])
 def test_is_loopback(host: str, loopback: bool) -> None:
@@ -339,6 +339,7 @@ UNPARSABLE = [
 def test_unparsable_values_name_the_setting_and_origin(
     origin: str, name: str, raw: Any, write_file: Callable[..., Path]
 ) -> None:
+    file: Path | None
     if origin == "file":
         toml = repr(raw) if isinstance(raw, list) else _toml_value(raw)
         file = write_file(f"[server]\n{name} = {toml}\n")
@@ -378,7 +379,7 @@ def test_unknown_file_keys_are_named(write_file: Callable[..., Path]) -> None:
 
 def test_a_misspelled_table_is_an_unknown_key(write_file: Callable[..., Path]) -> None:
     file = write_file("[sever]\nworkers = 2\n")
-    with pytest.raises(ConfigError, match="unknown setting.*sever"):
+    with pytest.raises(ConfigError, match=r"unknown setting.*sever"):
         load_config({}, {}, file)
 
 

@@ -90,10 +90,16 @@ def _pem_confirmer(begin: str, *extra: Check) -> Confirmer:
     header = re.compile(begin.encode())
 
     def confirm(data: bytes, start: int, end: int) -> Iterator[tuple[int, int]]:
+        searched: dict[bytes, int] = {}  # label -> offset up to which no END marker exists
         for m in header.finditer(data, start, end):
             label = m.group("label")
-            stop = data.find(b"-----END " + label + b"-----", m.end(), m.end() + MAX_PEM_BYTES)
+            marker = b"-----END " + label + b"-----"
+            limit = m.end() + MAX_PEM_BYTES
+            if searched.get(label, -1) >= limit:
+                continue
+            stop = data.find(marker, max(m.end(), searched.get(label, 0) - len(marker)), limit)
             if stop < 0:
+                searched[label] = limit
                 continue
             s, e = _trim(data, m.end(), stop)
             if e - s < MIN_PEM_BODY or not checks.pem_body_valid(data[s:e], label):
@@ -105,15 +111,17 @@ def _pem_confirmer(begin: str, *extra: Check) -> Confirmer:
 
 
 def _generic_value_ok(value: bytes) -> bool:
+    # Names, types and words (`_ALLOWED_KEY_TYPES`, `git-credential.o`) lack digits; generated secrets
+    # almost never do. Cheapest checks first: hostile input can hold many candidates.
+    if not any(48 <= b <= 57 for b in value) or not filters.looks_random(value):
+        return False
     if filters.is_placeholder(value) or filters.is_code_reference(value) or filters.is_digest_or_uuid(value):
         return False
     if filters.is_documented_example(value):
         return False
     if b"://" in value or value.startswith((b"/", b"./", b"~/", b"$", b":", b"=")) or _YAML_ALIAS.fullmatch(value):
         return False
-    # Names, types and words (`_ALLOWED_KEY_TYPES`, `git-credential.o`) lack digits; generated secrets
-    # almost never do.
-    return any(48 <= b <= 57 for b in value) and filters.looks_random(value)
+    return True
 
 
 def _password_ok(value: bytes) -> bool:
@@ -334,9 +342,8 @@ def _places() -> list[Rule]:
              priority=PLACE),
         Rule(RuleInfo("netrc-password", Severity.HIGH, "Password of a .netrc machine entry", ("machine",)),
              (Detector(r"machine[ \t]+\S+\s+(?:login|password|account)\s", regex_confirmer(
-                 r"(?:machine[ \t]+[!-~]{1,256}|default)(?:\s+(?:login|account)[ \t]+[!-~]{1,256}){0,2}"
-                 r"\s+password[ \t]+"
-                 r"(?P<secret>[!-~]{1,256})(?=\s|$)", _value(_password_ok)), back=300, forward=800),),
+                 r"(?:machine[ \t]+[!-~]{1,256}+|default)(?:\s++(?:login|account)[ \t]+[!-~]{1,256}+){0,2}+"
+                 r"\s++password[ \t]++(?P<secret>[!-~]{1,256}+)(?=\s|$)", _value(_password_ok)), back=300, forward=800),),
              priority=PLACE),
     ]  # fmt: skip
 

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
-MAX_HITS_PER_SCAN = 200_000  # trigger hits recorded per Content before the rest are dropped (logged)
+MAX_HITS_PER_SCAN = 50_000  # trigger hits examined per Content; the rest are dropped and logged
 
 
 class TriggerEngine(Protocol):
@@ -80,7 +80,11 @@ class HyperscanEngine:
         if not data:
             return []
         collector = _Collector()
-        self._db.scan(data, match_event_handler=collector, scratch=self._scratch())
+        try:
+            self._db.scan(data, match_event_handler=collector, scratch=self._scratch())
+        except self._hs.ScanTerminated:
+            if not collector.overflow:
+                raise
         if collector.overflow:
             log.warning("rule triggers: more than %d hits in one block; the rest were not examined", MAX_HITS_PER_SCAN)
         return collector.hits

@@ -148,9 +148,8 @@ def test_over_long_limit_is_exact(store: SqliteStore) -> None:
 
 
 def test_a_token_does_not_authenticate_against_another_store(tmp_path: Path, minted: MintedToken) -> None:
-    with SqliteStore(tmp_path / "other.db") as other:
-        with pytest.raises(Unauthenticated):
-            TokenAuthenticator(other).authenticate(minted.token)
+    with SqliteStore(tmp_path / "other.db") as other, pytest.raises(Unauthenticated):
+        TokenAuthenticator(other).authenticate(minted.token)
 
 
 def test_reissuing_a_token_id_replaces_the_old_secret(store: SqliteStore, minted: MintedToken) -> None:

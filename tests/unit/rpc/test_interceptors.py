@@ -11,7 +11,7 @@ import grpc
 import pytest
 
 from secretsvc import errors
-from secretsvc.auth.tokens import MintedToken, TokenAuthenticator, mint_token
+from secretsvc.auth.tokens import TOKEN_PREFIX, MintedToken, TokenAuthenticator, mint_token
 from secretsvc.rpc.interceptors import ServerInterceptor, current_principal, current_request_id
 from secretsvc.rpc.metrics import RpcMetrics
 from secretsvc.store.sqlite import SqliteStore
@@ -46,7 +46,7 @@ def _health(request: bytes, context: grpc.ServicerContext) -> bytes:
     return b"serving"
 
 
-def _handlers() -> list[grpc.GenericRpcHandler]:
+def _handlers() -> list[grpc.GenericRpcHandler[Any, Any]]:
     test = grpc.method_handlers_generic_handler(
         "test.Probe",
         {
@@ -68,7 +68,7 @@ class Harness:
         self.metrics = metrics
 
     def unary(self, method: str, request: bytes, metadata: tuple[tuple[str, str], ...] | None = None) -> Any:
-        call = self.channel.unary_unary(f"/test.Probe/{method}")
+        call = self.channel.unary_unary(f"/test.Probe/{method}", None, None)
         return call.with_call(request, metadata=self.auth() if metadata is None else metadata, timeout=10)
 
     def auth(self) -> tuple[tuple[str, str], ...]:
@@ -125,7 +125,7 @@ def test_a_request_id_is_made_up_when_none_is_sent(harness: Harness) -> None:
 
 
 def test_an_over_long_request_id_is_replaced(harness: Harness) -> None:
-    response, call = harness.unary("Whoami", b"", (*harness.auth(), ("x-request-id", "x" * 200)))
+    response, _ = harness.unary("Whoami", b"", (*harness.auth(), ("x-request-id", "x" * 200)))
     rid = response.decode().split("|")[1]
     assert rid.startswith("invalid-")
     assert "x" * 200 not in rid
@@ -137,7 +137,7 @@ def test_an_over_long_request_id_is_replaced(harness: Harness) -> None:
         (),
         (("authorization", "Basic abc"),),
         (("authorization", "Bearer"),),
-        (("authorization", "Bearer svc_0000000000000000_nope"),),
+        (("authorization", f"Bearer {TOKEN_PREFIX}_{'0' * 16}_nope"),),
     ],
     ids=["none", "basic", "empty-bearer", "unknown-token"],
 )
@@ -190,21 +190,21 @@ def test_an_unexpected_exception_is_internal_without_detail(harness: Harness) ->
 
 
 def test_streams_are_authenticated_and_mapped(harness: Harness) -> None:
-    call = harness.channel.unary_stream("/test.Probe/Stream")
+    call = harness.channel.unary_stream("/test.Probe/Stream", None, None)
     assert list(call(b"", metadata=harness.auth(), timeout=10)) == [b"one", b"tester"]
     with pytest.raises(grpc.RpcError) as info:
         list(call(b"", timeout=10))
-    assert info.value.code() is grpc.StatusCode.UNAUTHENTICATED  # type: ignore[attr-defined]
+    assert info.value.code() is grpc.StatusCode.UNAUTHENTICATED
     received: list[bytes] = []
     with pytest.raises(grpc.RpcError) as info:
         for item in call(b"not-found", metadata=harness.auth(), timeout=10):
             received.append(item)
     assert received == [b"one", b"tester"]
-    assert info.value.code() is grpc.StatusCode.NOT_FOUND  # type: ignore[attr-defined]
+    assert info.value.code() is grpc.StatusCode.NOT_FOUND
 
 
 def test_health_checks_need_no_credentials(harness: Harness) -> None:
-    check = harness.channel.unary_unary("/grpc.health.v1.Health/Check")
+    check = harness.channel.unary_unary("/grpc.health.v1.Health/Check", None, None)
     assert check(b"", timeout=10) == b"serving"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 import sqlite3
 import threading
@@ -122,7 +123,7 @@ def test_rewrap_reports_progress_per_batch_and_counts_add_up(
     for step in steps:
         assert step.scanned == step.rewrapped + step.current + step.skipped
     assert [s.rewrapped for s in steps] == [5, 10, 13]
-    for earlier, later in zip(steps, steps[1:], strict=False):
+    for earlier, later in itertools.pairwise(steps):
         assert later.scanned >= earlier.scanned
         assert later.rewrapped >= earlier.rewrapped
 

@@ -399,7 +399,7 @@ def test_empty_batch_is_invalid(keyed: TransitService) -> None:
 def test_batch_item_count_limit(keyed: TransitService) -> None:
     at_limit = [(b"x", b"")] * limits.MAX_BATCH_ITEMS
     assert all(o.error is None for o in keyed.encrypt_batch("orders", at_limit))
-    too_many = at_limit + [(b"x", b"")]
+    too_many = [*at_limit, (b"x", b"")]
     with pytest.raises(LimitExceeded, match="MAX_BATCH_ITEMS"):
         keyed.encrypt_batch("orders", too_many)
     with pytest.raises(LimitExceeded, match="MAX_BATCH_ITEMS"):
