@@ -113,7 +113,7 @@ def _pem_confirmer(begin: str, *extra: Check) -> Confirmer:
 def _generic_value_ok(value: bytes) -> bool:
     # Names, types and words (`_ALLOWED_KEY_TYPES`, `git-credential.o`) lack digits; generated secrets
     # almost never do. Cheapest checks first: hostile input can hold many candidates.
-    if not any(48 <= b <= 57 for b in value) or not filters.looks_random(value):
+    if not filters.has_digit(value) or not filters.looks_random(value):
         return False
     if filters.is_placeholder(value) or filters.is_code_reference(value) or filters.is_digest_or_uuid(value):
         return False

@@ -64,6 +64,8 @@ PRAGMA = b"pragma: allowlist secret"
 PRAGMA_NEXTLINE = b"pragma: allowlist nextline secret"
 
 _TEMPLATE = re.compile(rb"\$\{|\$\(|\{\{|\}\}|\{%|%\(|<[A-Za-z_ -]{2,40}>|^\$[A-Za-z_]|^%[A-Za-z_]+%$|^@[A-Za-z_]+@$")
+_PLACEHOLDER_WORDS = re.compile(b"|".join(re.escape(w.encode()) for w in PLACEHOLDER_WORDS), re.IGNORECASE)
+_LOWER, _UPPER, _DIGIT, _OTHER = (re.compile(p) for p in (rb"[a-z]", rb"[A-Z]", rb"[0-9]", rb"[^A-Za-z0-9]"))
 _REPEAT = re.compile(rb"(.)\1{5,}")
 _HEX = re.compile(rb"[0-9a-fA-F]+")
 _CODE_REF = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+|[A-Za-z_][A-Za-z0-9_]*\(")
@@ -80,8 +82,7 @@ def is_placeholder(value: bytes) -> bool:
         return True
     if _TEMPLATE.search(value) or _REPEAT.search(value):
         return True
-    lowered = value.lower()
-    if any(word.encode() in lowered for word in PLACEHOLDER_WORDS):
+    if _PLACEHOLDER_WORDS.search(value):
         return True
     text = value.decode("utf-8", "replace")
     return is_templated_secret(text) or is_sequential_string(text)
@@ -95,17 +96,12 @@ def shannon_entropy(value: bytes) -> float:
 
 
 def char_classes(value: bytes) -> int:
-    lower = upper = digit = other = 0
-    for b in value:
-        if 97 <= b <= 122:
-            lower = 1
-        elif 65 <= b <= 90:
-            upper = 1
-        elif 48 <= b <= 57:
-            digit = 1
-        else:
-            other = 1
-    return lower + upper + digit + other
+    """How many of lower case, upper case, digits and other characters `value` uses."""
+    return sum(1 for p in (_LOWER, _UPPER, _DIGIT, _OTHER) if p.search(value))
+
+
+def has_digit(value: bytes) -> bool:
+    return _DIGIT.search(value) is not None
 
 
 def is_digest_or_uuid(value: bytes) -> bool:
@@ -136,7 +132,8 @@ def line_bounds(data: bytes, start: int, end: int) -> tuple[int, int]:
 
 
 def _previous_line_start(data: bytes, line_start: int) -> int:
-    return data.rfind(b"\n", max(0, line_start - 1 - MAX_LINE_SCAN_BYTES), line_start - 1) + 1
+    lo = max(0, line_start - 1 - MAX_LINE_SCAN_BYTES)
+    return data.rfind(b"\n", lo, line_start - 1) + 1 or lo
 
 
 def is_allowlisted(data: bytes, start: int, end: int) -> bool:
