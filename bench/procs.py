@@ -109,8 +109,13 @@ def _wait_channel(server: ServerProc, *, health: bool) -> None:
                     if status.status == health_pb2.HealthCheckResponse.SERVING:
                         return
                 else:
-                    grpc.channel_ready_future(channel).result(timeout=1)
-                    return
+                    ready = grpc.channel_ready_future(channel)
+                    try:
+                        ready.result(timeout=1)
+                        return
+                    finally:
+                        # A pending future keeps polling and complains once the channel closes.
+                        ready.cancel()
             except (grpc.RpcError, grpc.FutureTimeoutError):
                 pass
             time.sleep(0.05)

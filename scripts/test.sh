@@ -7,8 +7,8 @@ cd "$(dirname "$0")/.."
 . scripts/setup-lib.sh
 
 # Real parts the integration tests start on loopback: an OCI registry, skopeo/umoci to build and push images,
-# PostgreSQL, SoftHSM; curl for the metrics check.
-apt_install docker-registry skopeo umoci softhsm2 postgresql-15 curl ca-certificates
+# (later: PostgreSQL, SoftHSM, OpenBao as their backends arrive).
+apt_install docker-registry skopeo umoci ca-certificates
 ensure_venv
 .venv/bin/pip install -q -e '.[test]'
 

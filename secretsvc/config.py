@@ -37,12 +37,19 @@ class ServerConfig:
     allow_non_loopback: bool
 
 
-def parse_host_port(value: str, *, setting: str) -> tuple[str, int]:
+def _split_host_port(value: str) -> tuple[str, int]:
     host, sep, port_text = value.rpartition(":")
     host = host.strip("[]")
     if not sep or not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
-        raise ConfigError(f"{setting} must be HOST:PORT (e.g. {DEFAULT_LISTEN}), got {value!r}")
+        raise ValueError(f"must be HOST:PORT, e.g. {DEFAULT_LISTEN}")
     return host, int(port_text)
+
+
+def parse_host_port(value: str, *, setting: str) -> tuple[str, int]:
+    try:
+        return _split_host_port(value)
+    except ValueError as exc:
+        raise ConfigError(f"{setting} {exc}, got {value!r}") from None
 
 
 def is_loopback(host: str) -> bool:
@@ -59,18 +66,20 @@ def _path(value: Any) -> Path:
 
 
 def _int(value: Any) -> int:
-    if isinstance(value, bool):
-        raise ValueError("not an integer")
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise ValueError("must be a whole number")
     return int(value)
 
 
 def _float(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError("must be a number")
     return float(value)
 
 
 def _str(value: Any) -> str:
     if not isinstance(value, str):
-        raise ValueError("not a string")
+        raise ValueError("must be a string")
     return value
 
 
@@ -82,28 +91,61 @@ def _bool(value: Any) -> bool:
         return True
     if text in {"0", "false", "no", "off", ""}:
         return False
-    raise ValueError("not a boolean")
+    raise ValueError("must be true or false")
+
+
+def _address(value: Any) -> str:
+    text = _str(value)
+    _split_host_port(text)
+    return text
+
+
+def _optional_address(value: Any) -> str:
+    text = _str(value)
+    return _address(text) if text else text
+
+
+def _choice(*allowed: str, fold_case: bool = False) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        text = _str(value)
+        if (text.lower() if fold_case else text) not in allowed:
+            raise ValueError(f"must be one of {', '.join(allowed)}")
+        return text
+
+    return parse
+
+
+def _bounded(parse: Callable[[Any], Any], low: float, high: float) -> Callable[[Any], Any]:
+    def check(value: Any) -> Any:
+        number = parse(value)
+        if not low <= number <= high:
+            raise ValueError(f"must be between {low:g} and {high:g}")
+        return number
+
+    return check
 
 
 @dataclass(frozen=True, slots=True)
 class _Setting:
     name: str  # field name, TOML key and flag name (with dashes)
     env: str
-    parse: Callable[[Any], Any]
+    parse: Callable[[Any], Any]  # raises ValueError with a reason
     default: Any
 
 
 SETTINGS = (
     _Setting("data_dir", "SECRETSVC_DATA_DIR", _path, None),
-    _Setting("listen", "SECRETSVC_LISTEN", _str, DEFAULT_LISTEN),
-    _Setting("metrics_listen", "SECRETSVC_METRICS_LISTEN", _str, DEFAULT_METRICS_LISTEN),
+    _Setting("listen", "SECRETSVC_LISTEN", _address, DEFAULT_LISTEN),
+    _Setting("metrics_listen", "SECRETSVC_METRICS_LISTEN", _optional_address, DEFAULT_METRICS_LISTEN),
     _Setting("admin_token_file", "SECRETSVC_ADMIN_TOKEN_FILE", _path, None),
     _Setting("keyring_passphrase_file", "SECRETSVC_KEYRING_PASSPHRASE_FILE", _path, None),
-    _Setting("log_level", "SECRETSVC_LOG_LEVEL", _str, "info"),
-    _Setting("log_format", "SECRETSVC_LOG_FORMAT", _str, "json"),
-    _Setting("default_max_versions", "SECRETSVC_DEFAULT_MAX_VERSIONS", _int, limits.DEFAULT_MAX_VERSIONS),
-    _Setting("workers", "SECRETSVC_WORKERS", _int, 16),
-    _Setting("shutdown_grace_seconds", "SECRETSVC_SHUTDOWN_GRACE_SECONDS", _float, 10.0),
+    _Setting("log_level", "SECRETSVC_LOG_LEVEL", _choice("debug", "info", "warning", "error", fold_case=True),
+             "info"),
+    _Setting("log_format", "SECRETSVC_LOG_FORMAT", _choice("json", "text"), "json"),
+    _Setting("default_max_versions", "SECRETSVC_DEFAULT_MAX_VERSIONS", _bounded(_int, 1, limits.MAX_MAX_VERSIONS),
+             limits.DEFAULT_MAX_VERSIONS),
+    _Setting("workers", "SECRETSVC_WORKERS", _bounded(_int, 1, 256), 16),
+    _Setting("shutdown_grace_seconds", "SECRETSVC_SHUTDOWN_GRACE_SECONDS", _bounded(_float, 0, 600), 10.0),
     _Setting("allow_non_loopback", "SECRETSVC_ALLOW_NON_LOOPBACK", _bool, False),
 )
 
@@ -125,6 +167,8 @@ def _read_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path}: [server] must be a table")
     known = {s.name for s in SETTINGS}
     unknown = sorted(set(section) - known - {"server"})
+    if "server" in data:
+        unknown += sorted(f"{k} (outside [server])" for k in set(data) - {"server"})
     if unknown:
         raise ConfigError(
             f"config file {path}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
@@ -136,6 +180,7 @@ def load_config(flags: Mapping[str, Any], environ: Mapping[str, str], config_fil
     """Resolve every setting: a flag given on the command line, else the environment, else the file."""
     from_file = _read_file(config_file) if config_file is not None else {}
     values: dict[str, Any] = {}
+    origins: dict[str, str] = {}
     for s in SETTINGS:
         if flags.get(s.name) is not None:
             raw, origin = flags[s.name], f"--{s.name.replace('_', '-')}"
@@ -145,34 +190,21 @@ def load_config(flags: Mapping[str, Any], environ: Mapping[str, str], config_fil
             raw, origin = from_file[s.name], f"{config_file}: {s.name}"
         else:
             values[s.name] = s.default
+            origins[s.name] = f"default {s.name}"
             continue
+        origins[s.name] = origin
         try:
             values[s.name] = s.parse(raw)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{origin}: invalid value {raw!r}") from None
+        except (TypeError, ValueError, OverflowError) as exc:
+            reason = str(exc) if str(exc).startswith("must be") else "must be a valid value"
+            raise ConfigError(f"{origin}: {s.name} {reason}, got {raw!r}") from None
     if values["data_dir"] is None:
-        values["data_dir"] = default_data_dir()
+        values["data_dir"] = default_data_dir(environ)
     config = ServerConfig(**values)
-    _validate(config)
-    return config
-
-
-def _validate(config: ServerConfig) -> None:
-    host, _ = parse_host_port(config.listen, setting="listen")
+    host, _ = _split_host_port(config.listen)
     if not is_loopback(host) and not config.allow_non_loopback:
         raise ConfigError(
-            f"listen address {config.listen} is not loopback; bearer tokens would cross the network in the "
-            "clear. Use a loopback address, or pass --allow-non-loopback behind a TLS-terminating proxy"
+            f"{origins['listen']}: listen address {config.listen} is not loopback; bearer tokens would cross the "
+            "network in the clear. Use a loopback address, or --allow-non-loopback behind a TLS-terminating proxy"
         )
-    if config.metrics_listen:
-        parse_host_port(config.metrics_listen, setting="metrics_listen")
-    if config.log_level.lower() not in {"debug", "info", "warning", "error"}:
-        raise ConfigError(f"log_level must be debug, info, warning or error, got {config.log_level!r}")
-    if config.log_format not in {"json", "text"}:
-        raise ConfigError(f"log_format must be json or text, got {config.log_format!r}")
-    if not 1 <= config.default_max_versions <= limits.MAX_MAX_VERSIONS:
-        raise ConfigError(f"default_max_versions must be 1..{limits.MAX_MAX_VERSIONS}")
-    if not 1 <= config.workers <= 256:
-        raise ConfigError("workers must be 1..256")
-    if not 0 <= config.shutdown_grace_seconds <= 600:
-        raise ConfigError("shutdown_grace_seconds must be 0..600")
+    return config

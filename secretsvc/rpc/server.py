@@ -163,6 +163,14 @@ def start(config: ServerConfig) -> RunningServer:
 
 def serve(config: ServerConfig) -> int:
     """Run until SIGTERM or SIGINT, then drain in-flight RPCs for up to the grace period."""
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    # Installed before the server starts, so a signal that arrives as soon as it is healthy still drains it.
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     try:
         running = start(config)
     except KeyringError as exc:
@@ -173,13 +181,6 @@ def serve(config: ServerConfig) -> int:
                                "metrics": config.metrics_listen or None})
     print(f"secretsvc: listening on {host}:{running.port} (data dir {config.data_dir})", file=sys.stderr,
           flush=True)
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
     stop.wait()
     log.info("shutting down", extra={"grace_seconds": config.shutdown_grace_seconds})
     running.stop(config.shutdown_grace_seconds)

@@ -13,7 +13,7 @@ A `Finding` never holds it: only `redacted` and a keyed `fingerprint`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum, IntEnum
+from enum import IntEnum, StrEnum
 
 
 class Severity(IntEnum):
@@ -34,7 +34,7 @@ class Severity(IntEnum):
             raise ValueError(f"unknown severity {text!r} (expected one of: low, medium, high, critical)") from None
 
 
-class Location(str, Enum):
+class Location(StrEnum):
     FILE = "file"
     DELETED_FILE = "deleted_file"  # a later layer whited it out, but anyone who pulls the image has it
     OVERWRITTEN_FILE = "overwritten_file"  # a later layer replaced it

@@ -22,11 +22,23 @@ def _shown(text: str) -> str:
     return repr(text[:64] + ("…" if len(text) > 64 else ""))
 
 
+def _byte_length(text: str) -> int:
+    # surrogatepass: a lone surrogate must count toward the limit, not crash the count.
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def _require_ascii(text: str, what: str) -> None:
+    # Every allowed alphabet is ASCII; checking first also keeps lone surrogates away from str.encode().
+    if not text.isascii():
+        raise InvalidArgument(f"{what} {_shown(text)} has a character outside the allowed ASCII alphabet")
+
+
 def check_namespace(namespace: str) -> str:
     if not namespace:
         raise InvalidArgument("namespace is empty")
-    if len(namespace.encode()) > limits.MAX_NAMESPACE_BYTES:
+    if _byte_length(namespace) > limits.MAX_NAMESPACE_BYTES:
         raise LimitExceeded(f"namespace is longer than MAX_NAMESPACE_BYTES={limits.MAX_NAMESPACE_BYTES}")
+    _require_ascii(namespace, "namespace")
     if not _NAME.fullmatch(namespace) or namespace in {".", ".."}:
         raise InvalidArgument(f"namespace {_shown(namespace)} may only contain letters, digits, '.', '_', '-'")
     return namespace
@@ -35,8 +47,9 @@ def check_namespace(namespace: str) -> str:
 def check_path(path: str) -> str:
     if not path:
         raise InvalidArgument("secret path is empty")
-    if len(path.encode()) > limits.MAX_PATH_BYTES:
+    if _byte_length(path) > limits.MAX_PATH_BYTES:
         raise LimitExceeded(f"secret path is longer than MAX_PATH_BYTES={limits.MAX_PATH_BYTES}")
+    _require_ascii(path, "secret path")
     segments = path.split("/")
     if len(segments) > limits.MAX_PATH_SEGMENTS:
         raise LimitExceeded(f"secret path has more than MAX_PATH_SEGMENTS={limits.MAX_PATH_SEGMENTS} segments")
@@ -45,7 +58,7 @@ def check_path(path: str) -> str:
             raise InvalidArgument(f"secret path {_shown(path)} has an empty segment (leading, trailing or '//')")
         if segment in {".", ".."}:
             raise InvalidArgument(f"secret path {_shown(path)} has a '{segment}' segment")
-        if len(segment.encode()) > limits.MAX_PATH_SEGMENT_BYTES:
+        if _byte_length(segment) > limits.MAX_PATH_SEGMENT_BYTES:
             raise LimitExceeded(
                 f"a segment of secret path {_shown(path)} is longer than "
                 f"MAX_PATH_SEGMENT_BYTES={limits.MAX_PATH_SEGMENT_BYTES}"
@@ -61,8 +74,9 @@ def check_prefix(prefix: str) -> str:
     """A list prefix: like a path, but may be empty or end in '/' or mid-segment."""
     if not prefix:
         return prefix
-    if len(prefix.encode()) > limits.MAX_PATH_BYTES:
+    if _byte_length(prefix) > limits.MAX_PATH_BYTES:
         raise LimitExceeded(f"prefix is longer than MAX_PATH_BYTES={limits.MAX_PATH_BYTES}")
+    _require_ascii(prefix, "prefix")
     trimmed = prefix[:-1] if prefix.endswith("/") else prefix
     if trimmed:
         check_path(trimmed)
@@ -72,8 +86,9 @@ def check_prefix(prefix: str) -> str:
 def check_key_name(name: str) -> str:
     if not name:
         raise InvalidArgument("key name is empty")
-    if len(name.encode()) > limits.MAX_KEY_NAME_BYTES:
+    if _byte_length(name) > limits.MAX_KEY_NAME_BYTES:
         raise LimitExceeded(f"key name is longer than MAX_KEY_NAME_BYTES={limits.MAX_KEY_NAME_BYTES}")
+    _require_ascii(name, "key name")
     if not _NAME.fullmatch(name) or name in {".", ".."}:
         raise InvalidArgument(f"key name {_shown(name)} may only contain letters, digits, '.', '_', '-'")
     return name

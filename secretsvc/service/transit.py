@@ -167,7 +167,11 @@ class TransitService:
         check_key_name(name)
         _check_sizes(0, len(associated_data))
         keyset = self._keyset_for(name, ciphertext)
-        rewrapped = rewrap(keyset, ciphertext, EnvelopeContext.for_transit(name, associated_data))
+        context = EnvelopeContext.for_transit(name, associated_data)
+        # Rewrap alone checks only the wrapped data key; opening first means a damaged payload is refused
+        # here instead of being handed back under a fresh header that looks good.
+        open_envelope(keyset, ciphertext, context)
+        rewrapped = rewrap(keyset, ciphertext, context)
         return Ciphertext(rewrapped, keyset.primary_version())
 
     def encrypt_batch(self, name: str, items: Sequence[tuple[bytes, bytes]]) -> list[ItemOutcome]:

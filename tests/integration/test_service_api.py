@@ -83,7 +83,7 @@ def test_delete_undelete_destroy(stubs: Stubs) -> None:
 
 
 def test_list_pages_through_everything(stubs: Stubs) -> None:
-    paths = sorted(f"svc/{i:03d}" for i in range(45)) + ["other/x"]
+    paths = [*sorted(f"svc/{i:03d}" for i in range(45)), "other/x"]
     for p in paths:
         put(stubs, p, b"v")
     seen: list[str] = []

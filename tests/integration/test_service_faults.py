@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import signal
 import sqlite3
@@ -218,3 +219,51 @@ def test_metrics_endpoint_counts_requests(server: ServerProcess) -> None:
     assert 'secretsvc_rpc_requests_total{code="OK",method="PutSecret"} 1.0' in body
     assert 'secretsvc_rpc_requests_total{code="NOT_FOUND",method="GetSecret"} 1.0' in body
     assert "secretsvc_rpc_duration_seconds_bucket" in body
+
+
+def test_sealed_keyring_needs_its_passphrase(tmp_path: Path) -> None:
+    passphrase = random.Random(40).randbytes(12).hex()
+    server = ServerProcess(data_dir=tmp_path / "data", env={"SECRETSVC_KEYRING_PASSPHRASE": passphrase}).start()
+    stubs = Stubs(server)
+    put(stubs, "sealed", b"value")
+    stubs.close()
+    server.stop()
+    assert passphrase not in (server.data_dir / "keyring.json").read_text()
+    argv = cli_command("serve", "--data-dir", str(server.data_dir), "--listen", "127.0.0.1:0", "--metrics-listen", "")
+    for env_passphrase in (None, "wrong-" + passphrase):
+        env = {k: v for k, v in os.environ.items() if k != "SECRETSVC_KEYRING_PASSPHRASE"}
+        if env_passphrase is not None:
+            env["SECRETSVC_KEYRING_PASSPHRASE"] = env_passphrase
+        result = subprocess.run(argv, capture_output=True, timeout=30, check=False, env=env)
+        assert result.returncode == 1
+        assert b"keyring" in result.stderr.lower()
+        assert passphrase.encode() not in result.stderr
+    server.start()
+    stubs = Stubs(server)
+    assert get(stubs, "sealed").value == b"value"
+    stubs.close()
+
+
+def test_sigterm_lets_in_flight_calls_finish(server: ServerProcess) -> None:
+    """Calls already running when SIGTERM arrives complete successfully; later ones are refused cleanly."""
+    stubs = Stubs(server)
+    values = {f"inflight/{i}": random.Random(50 + i).randbytes(64) for i in range(40)}
+    futures = [
+        stubs.secrets.PutSecret.future(secrets_pb2.PutSecretRequest(ref=ref(path), value=value), metadata=stubs.md)
+        for path, value in values.items()
+    ]
+    server.proc.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
+    acknowledged = {}
+    for (path, value), future in zip(values.items(), futures, strict=True):
+        try:
+            future.result(timeout=30)
+            acknowledged[path] = value
+        except grpc.RpcError as exc:
+            assert exc.code() in {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED}, exc
+    stubs.close()
+    assert server.proc.wait(timeout=30) == 0  # type: ignore[union-attr]
+    server.start()
+    stubs = Stubs(server)
+    for path, value in acknowledged.items():
+        assert get(stubs, path).value == value
+    stubs.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -78,7 +79,7 @@ def _origin_text(origin: str, name: str, file: Path | None) -> str:
 
 
 def test_defaults(_pinned_data_home: Path) -> None:
-    config = load_config({}, {}, None)
+    config = load_config({}, dict(os.environ), None)
     assert config == ServerConfig(
         data_dir=_pinned_data_home / "secretsvc",
         listen=DEFAULT_LISTEN,
@@ -191,11 +192,6 @@ def test_paths_expand_the_home_directory(monkeypatch: pytest.MonkeyPatch, tmp_pa
     assert load_config({"data_dir": "~/data"}, {}, None).data_dir == tmp_path / "data"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="load_config calls default_data_dir() without the environ it was given, so the default data "
-    "directory comes from os.environ instead",
-)
 def test_default_data_dir_follows_the_given_environment(tmp_path: Path) -> None:
     config = load_config({}, {"XDG_DATA_HOME": str(tmp_path / "given")}, None)
     assert config.data_dir == tmp_path / "given" / "secretsvc"
@@ -245,7 +241,7 @@ def test_bad_host_port_names_the_setting(setting: str, address: str) -> None:
     with pytest.raises(ConfigError) as info:
         load_config({setting: address}, {}, None)
     message = str(info.value)
-    assert message.startswith(f"{setting} must be HOST:PORT")
+    assert f"{setting} must be HOST:PORT" in message
     assert repr(address) in message
 
 
@@ -299,11 +295,6 @@ def test_non_finite_grace_period_is_refused(raw: str) -> None:
         load_config({}, {"SECRETSVC_SHUTDOWN_GRACE_SECONDS": raw}, None)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_validate's messages name the setting but not where its value came from (flag, variable or "
-    "file), unlike parse errors",
-)
 @pytest.mark.parametrize("origin", ["env", "file"])
 @pytest.mark.parametrize(("name", "raw", "fragment"), [
     *INVALID_VALUES, ("listen", "0.0.0.0:1", "loopback"), ("listen", "nope", "HOST:PORT"),
@@ -352,13 +343,10 @@ def test_unparsable_values_name_the_setting_and_origin(
     with pytest.raises(ConfigError) as info:
         load_config(flags, environ, file)
     message = str(info.value)
-    assert message.startswith(f"{where}: invalid value")
+    assert message.startswith(f"{where}: {name} must be")
     assert (name in message) or (ENV[name] in message) or (name.replace("_", "-") in message)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="_int() calls int() on a TOML float, so workers = 2.7 silently becomes 2"
-)
 def test_a_fractional_integer_setting_is_refused(write_file: Callable[..., Path]) -> None:
     with pytest.raises(ConfigError, match="workers"):
         load_config({}, {}, write_file(workers=2.7))
@@ -383,11 +371,6 @@ def test_a_misspelled_table_is_an_unknown_key(write_file: Callable[..., Path]) -
         load_config({}, {}, file)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_read_file takes only the [server] table when there is one and ignores every other top-level "
-    "key without a word",
-)
 def test_keys_outside_the_server_table_are_not_ignored(write_file: Callable[..., Path]) -> None:
     file = write_file('workers = 4\n[server]\nlog_format = "text"\n')
     with pytest.raises(ConfigError, match="workers"):

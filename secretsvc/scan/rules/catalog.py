@@ -60,10 +60,26 @@ def _near(needles: tuple[bytes, ...], distance: int = CONTEXT_BYTES) -> Check:
     return check
 
 
-def _kubeconfig_context(data: bytes, s: int, e: int) -> bool:
-    lo = max(0, s - 16 * CONTEXT_BYTES)
-    head = data[lo:s]
-    return b"users:" in head and (b"kind: Config" in data[lo : e + CONTEXT_BYTES] or b"clusters:" in data)
+KUBECONFIG_REACH = 16 * CONTEXT_BYTES  # how far from a token its kubeconfig's `users:` / `kind:` may be
+
+
+def _kubeconfig_confirmer(inner: Confirmer) -> Confirmer:
+    """Tokens under a `users:` list, in a document with `kind: Config` or `clusters:`.
+
+    The context is looked up once per window, not per candidate, so a flood of `token:` lines costs
+    linear time.
+    """
+
+    def confirm(data: bytes, start: int, end: int) -> Iterator[tuple[int, int]]:
+        lo, hi = max(0, start - KUBECONFIG_REACH), min(len(data), end + KUBECONFIG_REACH)
+        users = data.find(b"users:", lo, end)
+        if users < 0 or (data.find(b"kind: Config", lo, hi) < 0 and data.find(b"clusters:", lo, hi) < 0):
+            return
+        for s, e in inner(data, start, end):
+            if s > users:
+                yield s, e
+
+    return confirm
 
 
 def _trim(data: bytes, s: int, e: int) -> tuple[int, int]:
@@ -119,9 +135,8 @@ def _generic_value_ok(value: bytes) -> bool:
         return False
     if filters.is_documented_example(value):
         return False
-    if b"://" in value or value.startswith((b"/", b"./", b"~/", b"$", b":", b"=")) or _YAML_ALIAS.fullmatch(value):
-        return False
-    return True
+    is_url_or_path = b"://" in value or value.startswith((b"/", b"./", b"~/"))
+    return not (is_url_or_path or value.startswith((b"$", b":", b"=")) or _YAML_ALIAS.fullmatch(value))
 
 
 def _password_ok(value: bytes) -> bool:
@@ -316,10 +331,10 @@ def _places() -> list[Rule]:
                  _value(checks.kube_client_key_valid), max_extent=4 * MAX_PEM_BYTES), back=24, forward=256),),
              priority=CONTEXT),
         Rule(RuleInfo("kubeconfig-token", Severity.HIGH, "Bearer token of a kubeconfig user", ("token:",)),
-             (Detector(r"\stoken:[ \t]*[\"']?[A-Za-z0-9._~+/=-]{20}", regex_confirmer(
+             (Detector(r"\stoken:[ \t]*[\"']?[A-Za-z0-9._~+/=-]{20}", _kubeconfig_confirmer(regex_confirmer(
                  r"(?m)^[ \t]+(?:-[ \t]+)?token:[ \t]*(?P<q>[\"']?)(?P<secret>[A-Za-z0-9._~+/=-]{20,4096})(?P=q)"
-                 r"[ \t]*\r?$", _kubeconfig_context, _value(lambda v: filters.looks_random(v, min_len=20)),
-                 _not(filters.is_placeholder)), back=256, forward=4200),),
+                 r"[ \t]*\r?$", _value(lambda v: filters.looks_random(v, min_len=20)),
+                 _not(filters.is_placeholder))), back=256, forward=4200),),
              priority=CONTEXT),
         Rule(RuleInfo("jwt", Severity.MEDIUM, "JSON Web Token with a signature", ("eyJ",)),
              (Detector(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ", regex_confirmer(
@@ -343,7 +358,8 @@ def _places() -> list[Rule]:
         Rule(RuleInfo("netrc-password", Severity.HIGH, "Password of a .netrc machine entry", ("machine",)),
              (Detector(r"machine[ \t]+\S+\s+(?:login|password|account)\s", regex_confirmer(
                  r"(?:machine[ \t]+[!-~]{1,256}+|default)(?:\s++(?:login|account)[ \t]+[!-~]{1,256}+){0,2}+"
-                 r"\s++password[ \t]++(?P<secret>[!-~]{1,256}+)(?=\s|$)", _value(_password_ok)), back=300, forward=800),),
+                 r"\s++password[ \t]++(?P<secret>[!-~]{1,256}+)(?=\s|$)", _value(_password_ok)),
+                 back=300, forward=800),),
              priority=PLACE),
     ]  # fmt: skip
 

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
-MAX_HITS_PER_SCAN = 50_000  # trigger hits examined per Content; the rest are dropped and logged
+MAX_HITS_PER_SCAN = 20_000  # trigger hits examined per Content; the rest are dropped and logged
 
 
 class TriggerEngine(Protocol):

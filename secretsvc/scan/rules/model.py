@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from secretsvc.scan.model import Severity
 
@@ -54,7 +54,6 @@ class Rule:
     # When two rules claim overlapping spans the higher priority wins: a token whose format proves what
     # it is beats the context it was found in, which beats a generic heuristic.
     priority: int = 2
-    tags: tuple[str, ...] = field(default=())
 
 
 def regex_confirmer(

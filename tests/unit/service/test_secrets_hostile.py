@@ -196,11 +196,6 @@ def test_any_name_through_the_service_is_stored_or_invalid(
 _SURROGATE_TEXT = st.text(st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF), min_size=1, max_size=4)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="naming.check_* measure len(name.encode()) before validating, so a lone surrogate raises "
-    "UnicodeEncodeError instead of InvalidArgument",
-)
 @given(text=_SURROGATE_TEXT)
 @settings(max_examples=20, deadline=None)
 def test_lone_surrogates_are_invalid_not_a_crash(text: str) -> None:

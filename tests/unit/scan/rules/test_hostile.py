@@ -20,6 +20,7 @@ FLOODS = {
     "url-userinfo": b"https://a:bcdefgh@" * 200_000,
     "long-run": b'"auth": "' + b"A" * 3_000_000,
     "nul-bytes": b"\x00" * 4_000_000,
+    "kubeconfig-tokens": b"kind: Config\nclusters:\nusers:\n" + b"  token: Zq9xY7wv3T41Zq9xY7wv3T41aa\n" * 150_000,
 }
 
 
