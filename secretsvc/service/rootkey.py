@@ -58,7 +58,9 @@ class RootKeyService:
         """
         if not 0 <= batch_size <= limits.MAX_REWRAP_BATCH:
             raise LimitExceeded(f"batch_size must be 0..MAX_REWRAP_BATCH={limits.MAX_REWRAP_BATCH}")
-        batch = batch_size or limits.DEFAULT_REWRAP_BATCH
+        return self._rewrap_batches(batch_size or limits.DEFAULT_REWRAP_BATCH)
+
+    def _rewrap_batches(self, batch: int) -> Iterator[RewrapProgress]:
         primary = self._kek.primary_version()
         scanned = rewrapped = current = skipped = 0
         for ref in iter_all_envelopes(self._store, batch):

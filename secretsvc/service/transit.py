@@ -42,6 +42,7 @@ from secretsvc.store.base import SecretStore, TransitKeyRecord
 
 KEY_CACHE_TTL_SECONDS = 5.0
 KEY_CACHE_MAX_KEYS = 1024
+KEY_REFRESH_MIN_SECONDS = 0.5
 
 
 def transit_key_id(name: str) -> str:
@@ -205,8 +206,10 @@ class TransitService:
         if header.key_id != transit_key_id(name):
             raise DecryptionFailed()
         cached = self._load(name)
-        if header.key_version > cached.record.latest_version:
-            # Another replica may have rotated since we cached the key; look once more before failing.
+        if (header.key_version > cached.record.latest_version
+                and self._clock() - cached.loaded_at >= KEY_REFRESH_MIN_SECONDS):
+            # Another replica may have rotated since we cached the key; look once more before failing. Not
+            # more often than KEY_REFRESH_MIN_SECONDS, so forged version numbers cannot force a reload per call.
             self._forget(name)
             cached = self._load(name)
         if header.key_version < cached.record.min_decryption_version:
