@@ -20,11 +20,13 @@ import platform
 import random
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from queue import Empty
 from typing import Any
 
 import grpc
@@ -148,7 +150,15 @@ def run_case(case: Case, server: procs.ServerProc, token: str, args: argparse.Na
     for w in workers:
         w.start()
     try:
-        ready.wait(timeout=SPAWN_TIMEOUT_S)
+        try:
+            ready.wait(timeout=SPAWN_TIMEOUT_S)
+        except threading.BrokenBarrierError:
+            # A client process failed before the start line; it reported why on the queue.
+            try:
+                index, why = queue.get(timeout=SPAWN_TIMEOUT_S)
+            except Empty:
+                index, why = -1, "no report (timed out or died)"
+            raise RuntimeError(f"client process {index} of {case.label} failed: {why}") from None
         time.sleep(args.warmup)
         before = procs.usage(server.pid)
         time.sleep(args.duration)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import os
+from pathlib import Path
 
 import echo_server
 import loadgen
@@ -164,3 +165,14 @@ def test_load_loop_counts_errors_by_status_code() -> None:
     assert result.latencies_s == ()
     assert result.errors > 0
     assert result.first_error == "UNIMPLEMENTED"
+
+
+def test_a_failing_client_process_is_reported_not_waited_for(tmp_path: Path) -> None:
+    server = procs.start_echo(tmp_path, workers=2, env={})
+    try:
+        args = service_bench.parse_args(["--duration", "0.2", "--warmup", "0"])
+        with pytest.raises(RuntimeError, match=r"client process 0 of bogus 1KiB c1 failed: ValueError: unknown"):
+            service_bench.run_case(Case("bogus", KIB, 1), server, "t", args)
+        server.check_alive()
+    finally:
+        assert server.stop() == 0

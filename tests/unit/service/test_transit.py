@@ -18,7 +18,12 @@ from secretsvc.errors import (
 )
 from secretsvc.kek.local import LocalKeyring
 from secretsvc.service import limits
-from secretsvc.service.transit import KEY_CACHE_TTL_SECONDS, TransitService, transit_key_id
+from secretsvc.service.transit import (
+    KEY_CACHE_TTL_SECONDS,
+    KEY_REFRESH_MIN_SECONDS,
+    TransitService,
+    transit_key_id,
+)
 from secretsvc.store.sqlite import SqliteStore
 from tests.unit.service.support import ManualClock
 
@@ -427,6 +432,7 @@ def test_another_replica_sees_a_rotation_when_it_meets_a_newer_ciphertext(
     try:
         replica = TransitService(replica_store, keyring, clock)
         old = replica.encrypt("orders", b"before")  # warms the replica's cache at version 1
+        clock.advance(KEY_REFRESH_MIN_SECONDS)  # the rotation comes a moment after the replica loaded the key
         keyed.rotate_key("orders")
         newer = keyed.encrypt("orders", b"after")
         assert newer.key_version == 2
