@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from secretsvc.boundedio import read_bounded
 from secretsvc.datadir import default_data_dir
 from secretsvc.errors import ConfigError
 from secretsvc.service import limits
@@ -151,13 +152,8 @@ SETTINGS = (
 
 
 def _read_file(path: Path) -> dict[str, Any]:
-    try:
-        with path.open("rb") as f:
-            raw = f.read(MAX_CONFIG_FILE_BYTES + 1)
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
-    if len(raw) > MAX_CONFIG_FILE_BYTES:
-        raise ConfigError(f"config file {path} is larger than {MAX_CONFIG_FILE_BYTES} bytes")
+    raw = read_bounded(path, MAX_CONFIG_FILE_BYTES, what="config file", limit_name="MAX_CONFIG_FILE_BYTES",
+                       error=ConfigError)
     try:
         data = tomllib.loads(raw.decode())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:

@@ -12,7 +12,9 @@ from typing import Any
 
 import grpc
 
+from secretsvc.boundedio import read_bounded
 from secretsvc.config import DEFAULT_LISTEN
+from secretsvc.errors import InvalidArgument
 from secretsvc.service import limits
 
 MAX_TOKEN_FILE_BYTES = 4096
@@ -37,12 +39,10 @@ def _token(args: argparse.Namespace) -> str:
     token_file: Path | None = args.token_file
     if token_file is not None:
         try:
-            with token_file.open("rb") as f:
-                raw = f.read(MAX_TOKEN_FILE_BYTES + 1)
-        except OSError as exc:
-            raise UsageError(f"cannot read token file {token_file}: {exc.strerror}") from None
-        if len(raw) > MAX_TOKEN_FILE_BYTES:
-            raise UsageError(f"token file {token_file} is too large to hold a token")
+            raw = read_bounded(token_file, MAX_TOKEN_FILE_BYTES, what="token file",
+                               limit_name="MAX_TOKEN_FILE_BYTES", error=InvalidArgument)
+        except InvalidArgument as exc:
+            raise UsageError(str(exc)) from None
         token = raw.decode("utf-8", "replace").strip()
     else:
         token = os.environ.get("SECRETSVC_TOKEN", "").strip()

@@ -20,6 +20,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from secretsvc.boundedio import read_bounded
 from secretsvc.cli.scan import CREDS_ENV, FINGERPRINT_KEY_ENV, MAX_KEY_FILE_BYTES
 from secretsvc.errors import InvalidArgument, SecretsvcError
 from secretsvc.scan.baseline import write_atomically
@@ -99,15 +100,8 @@ def _is_terminal(stream: TextIO) -> bool:
 
 def _fingerprint_key(args: argparse.Namespace) -> bytes | None:
     if args.fingerprint_key_file is not None:
-        try:
-            with args.fingerprint_key_file.open("rb") as handle:
-                raw = handle.read(MAX_KEY_FILE_BYTES + 1)
-        except OSError as exc:
-            raise InvalidArgument(
-                f"cannot read fingerprint key file {args.fingerprint_key_file}: {exc.strerror or exc}"
-            ) from None
-        if len(raw) > MAX_KEY_FILE_BYTES:
-            raise InvalidArgument(f"fingerprint key file is larger than {MAX_KEY_FILE_BYTES} bytes")
+        raw = read_bounded(args.fingerprint_key_file, MAX_KEY_FILE_BYTES, what="fingerprint key file",
+                           limit_name="MAX_KEY_FILE_BYTES", error=InvalidArgument)
         return _hex_key(raw.decode("ascii", errors="replace"), "fingerprint key file")
     if args.fingerprint_key is not None:
         return _hex_key(args.fingerprint_key, "--fingerprint-key")

@@ -20,6 +20,7 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
 from secretsvc.auth.tokens import MintedToken, TokenAuthenticator, mint_token
+from secretsvc.boundedio import read_bounded
 from secretsvc.config import ServerConfig, parse_host_port
 from secretsvc.crypto.secretbytes import SecretBytes
 from secretsvc.datadir import DataDir
@@ -49,13 +50,8 @@ def _read_passphrase(path: Path | None) -> SecretBytes | None:
     if path is None:
         env = os.environ.get("SECRETSVC_KEYRING_PASSPHRASE")
         return SecretBytes(env.encode()) if env else None
-    try:
-        with path.open("rb") as f:
-            raw = f.read(MAX_PASSPHRASE_BYTES + 1)
-    except OSError as exc:
-        raise ConfigError(f"cannot read keyring passphrase file {path}: {exc.strerror}") from None
-    if len(raw) > MAX_PASSPHRASE_BYTES:
-        raise ConfigError(f"keyring passphrase file {path} is longer than {MAX_PASSPHRASE_BYTES} bytes")
+    raw = read_bounded(path, MAX_PASSPHRASE_BYTES, what="keyring passphrase file", limit_name="MAX_PASSPHRASE_BYTES",
+                       error=ConfigError)
     passphrase = raw.rstrip(b"\r\n")
     if not passphrase:
         raise ConfigError(f"keyring passphrase file {path} is empty")

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from secretsvc.boundedio import read_bounded
 from secretsvc.errors import InvalidArgument
 from secretsvc.scan.model import Finding
 
@@ -63,13 +64,8 @@ class Baseline:
 
 def load_baseline(path: Path) -> Baseline:
     """Read and check a baseline file; `InvalidArgument` names the file and the problem."""
-    try:
-        with path.open("rb") as handle:
-            raw = handle.read(MAX_BASELINE_BYTES + 1)
-    except OSError as exc:
-        raise InvalidArgument(f"cannot read baseline {path}: {exc.strerror or exc}") from None
-    if len(raw) > MAX_BASELINE_BYTES:
-        raise InvalidArgument(f"baseline {path} is larger than MAX_BASELINE_BYTES ({MAX_BASELINE_BYTES})")
+    raw = read_bounded(path, MAX_BASELINE_BYTES, what="baseline", limit_name="MAX_BASELINE_BYTES",
+                       error=InvalidArgument)
     try:
         document = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

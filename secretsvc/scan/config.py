@@ -20,6 +20,7 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
+from secretsvc.boundedio import read_bounded
 from secretsvc.errors import ConfigError
 from secretsvc.scan.model import Finding
 
@@ -77,13 +78,8 @@ def path_ignored(path: str, patterns: Iterable[str]) -> bool:
 
 def load_config(path: Path) -> ScanConfig:
     """Read and check a scan config file; `ConfigError` names the file and what is wrong with it."""
-    try:
-        with path.open("rb") as handle:
-            raw = handle.read(MAX_CONFIG_FILE_BYTES + 1)
-    except OSError as exc:
-        raise ConfigError(f"cannot read scan config {path}: {exc.strerror or exc}") from None
-    if len(raw) > MAX_CONFIG_FILE_BYTES:
-        raise ConfigError(f"scan config {path} is over MAX_CONFIG_FILE_BYTES ({MAX_CONFIG_FILE_BYTES})")
+    raw = read_bounded(path, MAX_CONFIG_FILE_BYTES, what="scan config", limit_name="MAX_CONFIG_FILE_BYTES",
+                       error=ConfigError)
     try:
         document = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
