@@ -3,6 +3,9 @@
 A token reads `svc_<token id>_<secret>`. The id is public and indexes the stored record; the secret part
 carries 256 bits from the OS RNG, so a plain SHA-256 (domain-separated) is a sound verifier: there is no
 password to brute-force. Every failure says the same thing, so probing learns nothing.
+
+Every RPC presents a token, so `TokenAuthenticator` keeps a small cache of tokens it has verified (see
+`VerifiedTokenCache`): a busy client costs one store lookup per TTL instead of one per call.
 """
 
 from __future__ import annotations
@@ -11,6 +14,10 @@ import base64
 import hashlib
 import hmac
 import secrets
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from secretsvc.auth.principal import Principal, PrincipalId
@@ -20,7 +27,13 @@ from secretsvc.store.base import SecretStore, TokenRecord
 TOKEN_PREFIX = "svc"  # noqa: S105 - a public prefix, not a credential
 MAX_TOKEN_BYTES = 256
 _HASH_DOMAIN = b"secretsvc.token.v1\x00"
+_CACHE_KEY_DOMAIN = b"secretsvc.token-cache.v1\x00"
 _INVALID = "missing or invalid bearer token"
+
+# A revoked or reissued token keeps working from the cache for at most this long.
+TOKEN_CACHE_TTL_SECONDS = 30.0
+# Distinct verified tokens remembered at once; the least recently used is dropped beyond it.
+TOKEN_CACHE_MAX_ENTRIES = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,15 +57,103 @@ def mint_token(name: str, *, now: float, policies: tuple[str, ...] = ()) -> Mint
     return MintedToken(record=record, token=f"{TOKEN_PREFIX}_{token_id}_{secret_part}")
 
 
-class TokenAuthenticator:
-    """Turns a bearer token into a Principal, or raises Unauthenticated."""
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    principal: Principal
+    expires_at: float
 
-    def __init__(self, store: SecretStore) -> None:
+
+class VerifiedTokenCache:
+    """Principals of recently verified tokens, keyed by a domain-separated SHA-256 of the whole presented
+    token (never the token itself), bounded in count and in age.
+
+    Only tokens that verified against the store are added, and only the exact token string that verified
+    hashes to its key, so unauthenticated callers cannot fill the cache or evict real entries with junk;
+    failures are never cached and always take the full path through the store. An entry lives
+    `ttl_seconds` from its verification (not from its last use), so a token revoked or reissued in the
+    store stops working here within that time; `clear()` makes it immediate for revocations made in this
+    process. Thread-safe.
+    """
+
+    def __init__(self, *, ttl_seconds: float = TOKEN_CACHE_TTL_SECONDS,
+                 max_entries: int = TOKEN_CACHE_MAX_ENTRIES,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        if ttl_seconds < 0:
+            raise ValueError("ttl_seconds must be 0 or more (0 disables the cache)")
+        if max_entries < 0:
+            raise ValueError("max_entries must be 0 or more (0 disables the cache)")
+        self._ttl = ttl_seconds
+        self._max = max_entries
+        self._clock = clock
+        self._entries: OrderedDict[bytes, _Entry] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key_for(token: str) -> bytes:
+        return hashlib.sha256(_CACHE_KEY_DOMAIN + token.encode()).digest()
+
+    def get(self, key: bytes) -> Principal | None:
+        now = self._clock()
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            if now >= entry.expires_at:
+                del self._entries[key]
+                return None
+            self._entries.move_to_end(key)
+            return entry.principal
+
+    def put(self, key: bytes, principal: Principal) -> None:
+        if self._ttl == 0 or self._max == 0:
+            return
+        expires_at = self._clock() + self._ttl
+        with self._lock:
+            self._entries[key] = _Entry(principal, expires_at)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._max:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._entries)
+
+    def __repr__(self) -> str:
+        return f"VerifiedTokenCache(entries={len(self)}, max_entries={self._max}, ttl_seconds={self._ttl})"
+
+
+class TokenAuthenticator:
+    """Turns a bearer token into a Principal, or raises Unauthenticated.
+
+    Verified tokens are cached for `TOKEN_CACHE_TTL_SECONDS` (pass `cache=` to change that), so revoking or
+    reissuing a token in the store takes effect within that time, not at once; `forget_verified()` drops
+    every cached verification immediately.
+    """
+
+    def __init__(self, store: SecretStore, *, cache: VerifiedTokenCache | None = None) -> None:
         self._store = store
+        self._cache = cache if cache is not None else VerifiedTokenCache()
 
     def authenticate(self, token: str) -> Principal:
         if not token or len(token) > MAX_TOKEN_BYTES or not token.isascii():
             raise Unauthenticated(_INVALID)
+        key = self._cache.key_for(token)
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
+        principal = self._verify(token)
+        self._cache.put(key, principal)
+        return principal
+
+    def forget_verified(self) -> None:
+        """Drop every cached verification, e.g. right after revoking a token in this process."""
+        self._cache.clear()
+
+    def _verify(self, token: str) -> Principal:
         prefix, _, rest = token.partition("_")
         token_id, _, secret_part = rest.partition("_")
         if prefix != TOKEN_PREFIX or not token_id or not secret_part:

@@ -16,6 +16,8 @@ def run(args: argparse.Namespace) -> int:
     from secretsvc import logs
     from secretsvc.rpc.server import serve
 
+    # Everything the server creates (database, WAL, keyring, token file) is for its own user only.
+    os.umask(0o077)
     flags = {k: v for k, v in vars(args).items() if k not in {"run", "command", "config"}}
     config_file = args.config or (Path(os.environ["SECRETSVC_CONFIG"]) if os.environ.get("SECRETSVC_CONFIG") else None)
     try:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
@@ -12,6 +13,9 @@ class RpcMetrics:
     registry: CollectorRegistry
     requests: Counter
     latency: Histogram
+    # labels() hashes and locks on every call; the labelled children are kept per (method, code) instead.
+    # Keys come from the server's registered methods and gRPC's status codes, so the dict stays small.
+    _children: dict[tuple[str, str], tuple[Any, Any]] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def create(cls) -> RpcMetrics:
@@ -32,5 +36,11 @@ class RpcMetrics:
         return cls(registry, requests, latency)
 
     def observe(self, method: str, code: str, seconds: float) -> None:
-        self.requests.labels(method=method, code=code).inc()
-        self.latency.labels(method=method).observe(seconds)
+        key = (method, code)
+        children = self._children.get(key)
+        if children is None:
+            # Two threads may both get here; labels() hands both the same children, so either store is right.
+            children = (self.requests.labels(method=method, code=code), self.latency.labels(method=method))
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)

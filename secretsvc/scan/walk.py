@@ -26,13 +26,12 @@ from __future__ import annotations
 import io
 import os
 import posixpath
-import re
-import tarfile
+import struct
 import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Protocol, cast
+from typing import Any, Protocol
 
 import zstandard
 
@@ -64,16 +63,18 @@ _BINARY_MAGICS = (
     b"BZh",
     b"\xfd7zXZ",
 )
-_LONG_HEADER_TYPES = frozenset(
-    {
-        tarfile.GNUTYPE_LONGNAME,
-        tarfile.GNUTYPE_LONGLINK,
-        tarfile.XHDTYPE,
-        tarfile.XGLTYPE,
-        tarfile.SOLARIS_XHDTYPE,
-    }
-)
-_TAR_BUFSIZE = 64 * 1024  # tarfile's stream buffer: large enough to amortise calls, small enough to slice
+_BLOCKSIZE = 512
+_ZERO_BLOCK = bytes(_BLOCKSIZE)
+_AREGTYPE, _DIRTYPE = 0, ord("5")
+_GNU_LONGNAME, _GNU_LONGLINK, _GNU_SPARSE = ord("L"), ord("K"), ord("S")
+_PAX_GLOBAL = ord("g")
+_REGULAR_TYPES = frozenset(b"07S\0")
+_KNOWN_TYPES = frozenset(b"01234567LKSxgX\0")
+_GNU_TYPES = frozenset(b"LKS")
+_EXTENDED_TYPES = frozenset(b"LKxgX")  # read whole into memory: bounded by max_tar_header_bytes
+_GNU_MAGIC = b"ustar  \0"
+_PAX_KEPT = frozenset({b"path", b"size"})
+_TAR_READ_BYTES = 1 << 20  # per read from the layer stream (its worker hands out blocks of about this size)
 _RUN_CHAR = b"a"
 _PRINTABLE_MASK = bytes(0x61 if 0x20 <= b <= 0x7E or b == 0x09 else 0 for b in range(256))
 
@@ -132,23 +133,247 @@ class LayerIndex:
         return state
 
 
-class _HeaderTooLarge(Exception):
-    pass
-
-
-def _bounded_tarinfo(max_header: int) -> type[tarfile.TarInfo]:
-    class BoundedTarInfo(tarfile.TarInfo):
-        # pax and GNU long-name headers are read whole into memory by tarfile: refuse huge ones first.
-        def _proc_member(self, tf: tarfile.TarFile) -> tarfile.TarInfo:
-            if self.type in _LONG_HEADER_TYPES and self.size > max_header:
-                raise _HeaderTooLarge(f"tar extended header of {self.size} bytes (limit {max_header})")
-            return cast(tarfile.TarInfo, super()._proc_member(tf))  # type: ignore[misc]
-
-    return BoundedTarInfo
-
-
 class _Reader(Protocol):
     def read(self, n: int = -1, /) -> bytes: ...
+
+
+class _TarError(Exception):
+    """A tar stream that cannot be read on; `code` is the warning code to report."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class _Buffered:
+    """Exact-size reads over a stream that hands out blocks, copying only what a caller keeps."""
+
+    __slots__ = ("_buf", "_pos", "_raw", "consumed")
+
+    def __init__(self, raw: _Reader) -> None:
+        self._raw = raw
+        self._buf = b""
+        self._pos = 0
+        self.consumed = 0  # bytes taken or skipped so far
+
+    def take(self, n: int) -> bytes:
+        """`n` bytes, or fewer only at the end of the stream."""
+        buf, pos = self._buf, self._pos
+        end = pos + n
+        if end <= len(buf):
+            self._pos = end
+            self.consumed += n
+            return buf[pos:end]
+        parts = [buf[pos:]] if pos < len(buf) else []
+        got = len(buf) - pos
+        self._buf, self._pos = b"", 0
+        while got < n:
+            block = self._raw.read(_TAR_READ_BYTES)
+            if not block:
+                break
+            need = n - got
+            if len(block) > need:
+                parts.append(block[:need])
+                self._buf, self._pos = block, need
+                got = n
+                break
+            parts.append(block)
+            got += len(block)
+        self.consumed += got
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def skip(self, n: int) -> int:
+        """Discard up to `n` bytes; returns how many were there."""
+        left = n
+        while left > 0:
+            avail = len(self._buf) - self._pos
+            if avail <= 0:
+                block = self._raw.read(_TAR_READ_BYTES)
+                if not block:
+                    break
+                self._buf, self._pos = block, 0
+                continue
+            step = min(avail, left)
+            self._pos += step
+            left -= step
+        self.consumed += n - left
+        return n - left
+
+
+class _MemberData:
+    """The data of one tar member, read through the shared buffer (never past the member's end)."""
+
+    __slots__ = ("_src", "left", "size")
+
+    def __init__(self, src: _Buffered, size: int) -> None:
+        self._src = src
+        self.size = size
+        self.left = size
+
+    def read(self, n: int = -1, /) -> bytes:
+        if n < 0 or n > self.left:
+            n = self.left
+        if n <= 0:
+            return b""
+        data = self._src.take(n)
+        self.left -= len(data)
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class _TarMember:
+    name: str
+    type: int  # the typeflag byte
+    size: int  # data bytes that follow the header
+
+    @property
+    def isdir(self) -> bool:
+        return self.type == _DIRTYPE
+
+    @property
+    def isreg(self) -> bool:
+        return self.type in _REGULAR_TYPES
+
+
+def _tar_number(field: bytes) -> int:
+    """A numeric header field: octal text, or GNU base-256 for values too large for it."""
+    if field and field[0] in (0x80, 0xFF):
+        n = int.from_bytes(field[1:], "big")
+        return n - (1 << (8 * (len(field) - 1))) if field[0] == 0xFF else n
+    text = field.split(b"\0", 1)[0].strip()
+    if text and not text.isdigit():
+        raise _TarError("tar.corrupt", "malformed number in tar header")
+    try:
+        return int(text or b"0", 8)
+    except ValueError:
+        raise _TarError("tar.corrupt", "malformed number in tar header") from None
+
+
+def _tar_text(field: bytes) -> str:
+    return field.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+
+
+def _checksum_ok(hdr: bytes) -> bool:
+    stored = _tar_number(hdr[148:156])
+    # The checksum field itself counts as eight spaces (8 * 0x20 = 256).
+    if 256 + sum(hdr) - sum(hdr[148:156]) == stored:
+        return True
+    signed: tuple[int, ...] = struct.unpack_from("148b8x356b", hdr)  # some old writers summed signed chars
+    return 256 + sum(signed) == stored
+
+
+def _pax_records(data: bytes) -> Iterator[tuple[bytes, bytes]]:
+    """(keyword, value) of each "LEN KEY=VALUE\\n" record of a pax extended header."""
+    pos, end = 0, len(data)
+    while pos < end and data[pos] != 0:
+        space = data.find(b" ", pos, min(end, pos + 20))
+        length_text = data[pos:space] if space > pos else b""
+        if not length_text.isdigit():
+            raise _TarError("tar.corrupt", "malformed pax extended header")
+        length = int(length_text)
+        record = data[space + 1 : pos + length]
+        if length <= len(length_text) + 1 or pos + length > end or not record.endswith(b"\n") or b"=" not in record:
+            raise _TarError("tar.corrupt", "malformed pax extended header")
+        key, _, value = record[:-1].partition(b"=")
+        yield key, value
+        pos += length
+
+
+class _TarReader:
+    """Tar headers (ustar, GNU long names, pax, old GNU sparse) read from a stream, bounded and checked.
+
+    Only what the walker needs is parsed: the path, the type and the data size. Extended headers larger
+    than `max_header` are refused before they are read. Errors raise `_TarError` with a warning code.
+    """
+
+    def __init__(self, raw: _Reader, max_header: int) -> None:
+        self.src = _Buffered(raw)
+        self._max_header = max_header
+        self._global: dict[bytes, bytes] = {}  # pax global header: only path and size are kept
+        self._members = 0
+        self._complete = True  # the previous member's data was all there
+
+    def next(self) -> _TarMember | None:
+        """The next member whose data follows; None at the end of the archive."""
+        long_name: str | None = None
+        pax: dict[bytes, bytes] = {}
+        while True:
+            hdr = self.src.take(_BLOCKSIZE)
+            if len(hdr) < _BLOCKSIZE:
+                if not hdr and self._complete and not pax and long_name is None:
+                    return None  # an empty stream, or a writer that omits the end-of-archive blocks
+                if self._members == 0 and not pax and long_name is None:
+                    raise _TarError("tar.corrupt", "not a readable tar: shorter than one header")
+                raise _TarError("tar.truncated", "tar stream stops inside a header")
+            if hdr == _ZERO_BLOCK:
+                return None
+            if not _checksum_ok(hdr):
+                what = "not a readable tar" if self._members == 0 else "tar stream stops"
+                raise _TarError("tar.corrupt", f"{what}: bad tar header checksum")
+            typ = hdr[156]
+            size = _tar_number(hdr[124:136])
+            if size < 0:
+                raise _TarError("tar.corrupt", "negative size in tar header")
+            if typ in _EXTENDED_TYPES:
+                if size > self._max_header:
+                    raise _TarError(
+                        "limit.tar_header",
+                        f"tar extended header of {size} bytes (limit {self._max_header}); rest of the tar skipped",
+                    )
+                data = self.src.take(size)
+                if len(data) < size or self.src.skip(-size % _BLOCKSIZE) < -size % _BLOCKSIZE:
+                    raise _TarError("tar.truncated", "tar stream stops inside an extended header")
+                if typ == _GNU_LONGNAME:
+                    long_name = _tar_text(data)
+                elif typ == _PAX_GLOBAL:
+                    for key, value in _pax_records(data):
+                        if key in _PAX_KEPT:
+                            self._global[key] = value
+                elif typ != _GNU_LONGLINK:
+                    # Only the keys used are kept, so a chain of extended headers cannot grow memory.
+                    pax.update(kv for kv in _pax_records(data) if kv[0] in _PAX_KEPT)
+                continue
+            if typ == _GNU_SPARSE and hdr[482]:
+                self._skip_sparse_extensions()
+            name = _tar_text(hdr[0:100])
+            if hdr[257:265] != _GNU_MAGIC and hdr[345] and typ not in _GNU_TYPES:
+                name = _tar_text(hdr[345:500]) + "/" + name
+            if long_name is not None:
+                name = long_name
+            merged = {**self._global, **pax} if self._global else pax
+            if b"path" in merged:
+                name = merged[b"path"].decode("utf-8", "surrogateescape")
+            if b"size" in merged:
+                if not merged[b"size"].isdigit():
+                    raise _TarError("tar.corrupt", "malformed size in pax header")
+                size = int(merged[b"size"])
+            if typ == _AREGTYPE and name.endswith("/"):
+                typ = _DIRTYPE
+            if typ == _DIRTYPE:
+                name = name.rstrip("/")
+            # As tarfile: data follows regular files and unknown types, not links, dirs or devices.
+            if typ not in _REGULAR_TYPES and typ in _KNOWN_TYPES:
+                size = 0
+            self._members += 1
+            return _TarMember(name=name, type=typ, size=size)
+
+    def _skip_sparse_extensions(self) -> None:
+        while True:
+            ext = self.src.take(_BLOCKSIZE)
+            if len(ext) < _BLOCKSIZE:
+                raise _TarError("tar.truncated", "tar stream stops inside a sparse header")
+            if not ext[504]:
+                return
+
+    def finish_member(self, data: _MemberData) -> None:
+        """Skip what the walker left of a member's data, and its padding."""
+        left = data.left
+        skipped = self.src.skip(left) if left else 0
+        self._complete = skipped == left
+        if not self._complete:
+            raise _TarError("tar.truncated", "tar stream stops inside a member's data")
+        # The padding may be missing at the very end of the stream: `next` then sees a clean end.
+        self.src.skip(-data.size % _BLOCKSIZE)
 
 
 def clean_path(name: str) -> tuple[str, bool]:
@@ -172,10 +397,7 @@ class _Walker:
         self.index = index
         self.on_warning = on_warning
         self.on_progress = on_progress
-        # Printable runs are found on a two-letter mask of the data: a literal-prefix search that re runs
-        # several times faster than a character-class repetition over raw binary.
-        self.runs = re.compile(re.escape(_RUN_CHAR * max(limits.min_printable_run, 1)) + b"+")
-        self.tarinfo = _bounded_tarinfo(limits.max_tar_header_bytes)
+        self.run_needle = _RUN_CHAR * max(limits.min_printable_run, 1)
 
     def warn(self, code: str, message: str, layer: int | None, path: str | None) -> None:
         self.on_warning(ScanWarning(code=code, message=message, layer_index=layer, path=path))
@@ -235,10 +457,10 @@ class _Walker:
                 offset=offset - len(tail),
                 first_line=line - tail.count(b"\n"),
             )
-            line += data.count(b"\n")
             offset += len(data)
             if offset >= to_read:
                 return
+            line += data.count(b"\n")
             tail = block[-lim.chunk_overlap_bytes :] if lim.chunk_overlap_bytes else b""
             data = f.read(min(lim.chunk_bytes, to_read - offset))
             if not data:
@@ -253,19 +475,14 @@ class _Walker:
             start = offset - len(carry)
             offset += len(data)
             last = offset >= to_read
-            runs = [m.span() for m in self.runs.finditer(buf.translate(_PRINTABLE_MASK))]
-            carry = b""
-            # A run touching the end of the block may continue in the next one: keep it for then.
-            if runs and not last and runs[-1][1] == len(buf) and len(buf) - runs[-1][0] < lim.chunk_bytes:
-                carry = buf[runs[-1][0] :]
-                runs.pop()
+            runs, first, carry = self._printable_runs(buf, last)
             if runs:
                 yield Content(
-                    data=b"\n".join([buf[a:b] for a, b in runs]),
+                    data=b"\n".join(runs),
                     path=path,
                     layer_index=layer,
                     location=Location.FILE,
-                    offset=start + runs[0][0],
+                    offset=start + first,
                     first_line=1,
                     binary=True,
                 )
@@ -277,6 +494,34 @@ class _Walker:
                 if carry:
                     yield Content(carry, path, layer, Location.FILE, offset=offset - len(carry), binary=True)
                 return
+
+    def _printable_runs(self, buf: bytes, last: bool) -> tuple[list[bytes], int, bytes]:
+        """Printable runs of `buf` (at least `min_printable_run` long), the first one's offset, and the carry.
+
+        The runs are found on a mask of the data (printable -> "a", other -> NUL) with `bytes.find`, which
+        skips ahead in C: one call finds the next run's start, one its end. A run touching the end of the
+        block may go on in the next one, so it is handed back as the carry (unless the block is the last).
+        """
+        mask = buf.translate(_PRINTABLE_MASK)
+        needle = self.run_needle
+        find = mask.find
+        size = len(buf)
+        runs: list[bytes] = []
+        first = -1
+        pos = 0
+        while True:
+            s = find(needle, pos)
+            if s < 0:
+                return runs, first, b""
+            e = find(b"\0", s + len(needle))
+            if e < 0:
+                if not last and size - s < self.limits.chunk_bytes:
+                    return runs, first, buf[s:]
+                e = size
+            if first < 0:
+                first = s
+            runs.append(buf[s:e])
+            pos = e
 
     def expand(
         self, data: bytes, kind: str, path: str, *, layer: int, depth: int, budget: ExpansionBudget | None
@@ -321,50 +566,24 @@ class _Walker:
         """Contents of one tar; malformed input ends the walk with a warning (never an exception)."""
         top = depth == 0
         where = prefix.rstrip("!") or None
-        try:
-            tf = tarfile.open(  # noqa: SIM115 - closed by the with below
-                fileobj=cast(IO[bytes], stream), mode="r|", tarinfo=self.tarinfo, bufsize=_TAR_BUFSIZE
-            )
-        except tarfile.ReadError as exc:
-            if "empty file" in str(exc):
-                return
-            self.warn("tar.corrupt", f"not a readable tar: {exc}", layer, where)
-            return
-        except _HeaderTooLarge as exc:
-            self.warn("limit.tar_header", str(exc), layer, where)
-            return
-        data_end: int | None = None  # where the last member's data ended in the stream
+        reader = _TarReader(stream, self.limits.max_tar_header_bytes)
         try:
             while True:
-                try:
-                    ti = tf.next()
-                except _HeaderTooLarge as exc:
-                    self.warn("limit.tar_header", f"{exc}; rest of the tar skipped", layer, where)
+                member = reader.next()
+                if member is None:
                     return
-                except tarfile.ReadError as exc:
-                    if data_end is not None and tf.fileobj.tell() == data_end:
-                        # Some writers (umoci 0.4) omit the final padding and end blocks: nothing is lost.
-                        return
-                    code = "tar.truncated" if "unexpected end" in str(exc) else "tar.corrupt"
-                    self.warn(code, f"tar stream stops: {exc}", layer, where)
-                    return
-                if ti is None:
-                    return
-                data_end = ti.offset_data + ti.size
-                tf.members = []  # type: ignore[attr-defined]  # stream mode keeps every header otherwise
-                yield from self._member(tf, ti, layer=layer, prefix=prefix, depth=depth, top=top, budget=budget)
+                data = _MemberData(reader.src, member.size)
+                yield from self._member(data, member, layer=layer, prefix=prefix, depth=depth, top=top, budget=budget)
+                reader.finish_member(data)
                 if progress is not None:
                     progress()
-        except (tarfile.TarError, EOFError) as exc:
-            code = "tar.truncated" if "unexpected end" in str(exc) or isinstance(exc, EOFError) else "tar.corrupt"
-            self.warn(code, f"tar stream stops: {exc}", layer, where)
-        finally:
-            tf.close()
+        except _TarError as exc:
+            self.warn(exc.code, str(exc), layer, where)
 
     def _member(
         self,
-        tf: tarfile.TarFile,
-        ti: tarfile.TarInfo,
+        data: _MemberData,
+        member: _TarMember,
         *,
         layer: int,
         prefix: str,
@@ -372,30 +591,30 @@ class _Walker:
         top: bool,
         budget: ExpansionBudget | None,
     ) -> Iterator[Content]:
-        if len(ti.name.encode("utf-8", "surrogateescape")) > self.limits.max_path_bytes:
+        name = member.name
+        if len(name) * 4 > self.limits.max_path_bytes and (
+            len(name.encode("utf-8", "surrogateescape")) > self.limits.max_path_bytes
+        ):
             self.warn("limit.path", f"path longer than {self.limits.max_path_bytes} bytes; skipped", layer, None)
             return
-        path, unsafe = clean_path(ti.name)
+        path, unsafe = clean_path(name)
         if unsafe:
             self.warn("path.unsafe", "absolute or '..' path in tar; normalised", layer, prefix + path)
         if not path or path == ".":
             return
-        base = posixpath.basename(path)
-        if top and base.startswith(WHITEOUT_PREFIX) and self.index is not None:
-            parent = posixpath.dirname(path)
-            if base == OPAQUE_MARKER:
-                self.index.opaque(layer, parent)
-            else:
-                self.index.whiteout(layer, posixpath.join(parent, base[len(WHITEOUT_PREFIX) :]))
-            return
         if top and self.index is not None:
-            self.index.add(layer, path, is_dir=ti.isdir())
-        if not ti.isreg() or ti.size == 0:
+            base = posixpath.basename(path)
+            if base.startswith(WHITEOUT_PREFIX):
+                parent = posixpath.dirname(path)
+                if base == OPAQUE_MARKER:
+                    self.index.opaque(layer, parent)
+                else:
+                    self.index.whiteout(layer, posixpath.join(parent, base[len(WHITEOUT_PREFIX) :]))
+                return
+            self.index.add(layer, path, is_dir=member.isdir)
+        if not member.isreg or member.size == 0:
             return  # directories, links (content already seen via the target), devices, fifos
-        f = tf.extractfile(ti)
-        if f is None:
-            return
-        yield from self.scan_file(f, ti.size, prefix + path, layer=layer, depth=depth, budget=budget)
+        yield from self.scan_file(data, member.size, prefix + path, layer=layer, depth=depth, budget=budget)
 
 
 def config_contents(config: Mapping[str, Any] | None) -> Iterator[Content]:
@@ -480,10 +699,15 @@ def walk_image(
                             on_progress(now - seen)
                             seen = now
 
-                yield from walker.walk_tar(stream, layer=i, progress=progress)
-                stream.drain(limits.read_block_bytes)
-                progress()
-                stream.verify()
+                try:
+                    yield from walker.walk_tar(stream, layer=i, progress=progress)
+                    stream.drain(limits.read_block_bytes)
+                    progress()
+                    stream.verify()
+                finally:
+                    # The worker thread must be gone before the opener closes the raw blob, including
+                    # when the consumer abandons the walk half-way.
+                    stream.stop()
         except DigestMismatch as exc:
             walker.warn("digest.mismatch", str(exc), i, None)
         except CorruptStream as exc:

@@ -113,15 +113,15 @@ class SecretService:
         metadata = check_custom_metadata(custom_metadata) if custom_metadata is not None else None
 
         for _ in range(_MAX_PUT_ATTEMPTS):
-            meta = self._store.read_meta(namespace, path)
-            current = meta.current_version if meta else 0
+            head = self._store.current_version(namespace, path)
+            current = head.current_version if head else 0
             if cas is not None and cas != current:
                 raise VersionConflict(
                     f"check-and-set failed for {namespace}/{path}: expected version {cas}, current is {current}"
                 )
             version = current + 1
             envelope = seal(self._kek, value, EnvelopeContext.for_secret(namespace, path, version))
-            keep = max_versions or (meta.max_versions if meta else 0) or self._default_max_versions
+            keep = max_versions or (head.max_versions if head else 0) or self._default_max_versions
             now = self._clock()
             try:
                 pruned = self._store.insert_version(

@@ -47,6 +47,14 @@ class SecretMeta:
 
 
 @dataclass(frozen=True, slots=True)
+class SecretHead:
+    """What a writer needs before sealing the next version, without the list of versions."""
+
+    current_version: int
+    max_versions: int  # 0 = the service default
+
+
+@dataclass(frozen=True, slots=True)
 class StoredVersion:
     namespace: str
     path: str
@@ -112,6 +120,11 @@ class SecretStore(Protocol):
     # --- secrets -------------------------------------------------------------------------------------------
     def read_meta(self, namespace: str, path: str) -> SecretMeta | None:
         """The secret's metadata with its kept versions, or None if it does not exist."""
+        ...
+
+    def current_version(self, namespace: str, path: str) -> SecretHead | None:
+        """The secret's current version and its own max_versions setting, or None if it does not exist.
+        A narrow read for writers: `read_meta` also loads every kept version."""
         ...
 
     def insert_version(

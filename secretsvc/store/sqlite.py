@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import TypeVar
 
 from secretsvc.errors import (
     AlreadyExists,
@@ -37,6 +38,7 @@ from secretsvc.store._sqlite_conn import (
     DEFAULT_BUSY_TIMEOUT_S,
     ConnectionPool,
     ConnectionSettings,
+    GroupCommitter,
     read_settings,
     storage_error,
 )
@@ -44,6 +46,7 @@ from secretsvc.store._sqlite_schema import migrate
 from secretsvc.store.base import (
     EnvelopeRef,
     ListPage,
+    SecretHead,
     SecretMeta,
     StoredVersion,
     TokenRecord,
@@ -66,6 +69,7 @@ TRANSIT_KIND = "transit_key"
 _KINDS = (SECRET_KIND, TRANSIT_KIND)
 
 _Row = tuple[object, ...]
+_T = TypeVar("_T")
 
 
 class SqliteStore:
@@ -74,6 +78,7 @@ class SqliteStore:
 
     def __init__(self, path: Path, *, busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S) -> None:
         self._pool = ConnectionPool(Path(path), busy_timeout_s)
+        self._writes = GroupCommitter(self._pool)
         try:
             with self._pool.connection("open") as conn:
                 migrate(conn, self._pool.location)
@@ -89,11 +94,16 @@ class SqliteStore:
         return Path(self._pool.location)
 
     # --- transactions --------------------------------------------------------------------------------------
+    def _write(self, op: str, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Run `fn` as one atomic write, committed together with whatever other writes are pending."""
+        return self._writes.run(op, fn)
+
     @contextmanager
-    def _transaction(self, op: str, *, write: bool) -> Iterator[sqlite3.Connection]:
+    def _transaction(self, op: str) -> Iterator[sqlite3.Connection]:
+        """A read transaction: one snapshot across several queries."""
         try:
             with self._pool.connection(op) as conn:
-                conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                conn.execute("BEGIN")
                 try:
                     yield conn
                     conn.execute("COMMIT")
@@ -110,8 +120,16 @@ class SqliteStore:
 
     # --- secrets -------------------------------------------------------------------------------------------
     def read_meta(self, namespace: str, path: str) -> SecretMeta | None:
-        with self._transaction("read_meta", write=False) as conn:
+        with self._transaction("read_meta") as conn:
             return _load_meta(conn, namespace, path)
+
+    def current_version(self, namespace: str, path: str) -> SecretHead | None:
+        with self._transaction("current_version") as conn:
+            row = conn.execute(
+                "SELECT current_version, max_versions FROM secrets WHERE namespace = ? AND path = ?",
+                (namespace, path),
+            ).fetchone()
+        return None if row is None else SecretHead(current_version=int(row[0]), max_versions=int(row[1]))
 
     def insert_version(
         self,
@@ -137,7 +155,9 @@ class SqliteStore:
         _check_envelope(envelope)
         _check_name(namespace, path)
         metadata_json = None if custom_metadata is None else _metadata_to_json(custom_metadata)
-        with self._transaction("insert_version", write=True) as conn:
+        envelope = bytes(envelope)
+
+        def write(conn: sqlite3.Connection) -> list[int]:
             row = conn.execute(
                 "SELECT current_version FROM secrets WHERE namespace = ? AND path = ?", (namespace, path)
             ).fetchone()
@@ -172,14 +192,16 @@ class SqliteStore:
             conn.execute(
                 "INSERT INTO secret_versions (namespace, path, version, state, envelope, created_at)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
-                (namespace, path, version, VersionState.ACTIVE.value, bytes(envelope), now),
+                (namespace, path, version, VersionState.ACTIVE.value, envelope, now),
             )
             return _prune(conn, namespace, path, max_versions)
+
+        return self._write("insert_version", write)
 
     def read_version(self, namespace: str, path: str, version: int | None) -> StoredVersion:
         if version is not None and version < 1:
             raise InvalidArgument(f"version must be 1 or more, got {version}")
-        with self._transaction("read_version", write=False) as conn:
+        with self._transaction("read_version") as conn:
             if version is None:
                 row = conn.execute(
                     "SELECT current_version FROM secrets WHERE namespace = ? AND path = ?",
@@ -220,7 +242,7 @@ class SqliteStore:
             params.append(after)
         params.append(page_size + 1)
         sql = f"SELECT path FROM secrets WHERE {' AND '.join(clauses)} ORDER BY path LIMIT ?"  # noqa: S608
-        with self._transaction("list_paths", write=False) as conn:
+        with self._transaction("list_paths") as conn:
             paths = [str(row[0]) for row in conn.execute(sql, params)]
         if len(paths) <= page_size:
             return ListPage(paths=paths, next_page_token="")
@@ -235,7 +257,7 @@ class SqliteStore:
             from_state, to_state, deleted_at = VersionState.ACTIVE, VersionState.DELETED, now
         else:
             from_state, to_state, deleted_at = VersionState.DELETED, VersionState.ACTIVE, None
-        with self._transaction("set_versions_deleted", write=True) as conn:
+        def write(conn: sqlite3.Connection) -> list[int]:
             _require_secret(conn, namespace, path)
             changed = [
                 v
@@ -251,11 +273,13 @@ class SqliteStore:
                 _touch(conn, namespace, path, now)
             return changed
 
+        return self._write("set_versions_deleted", write)
+
     def destroy_versions(
         self, namespace: str, path: str, versions: Sequence[int], *, now: float
     ) -> list[int]:
         wanted = _check_versions(versions)
-        with self._transaction("destroy_versions", write=True) as conn:
+        def write(conn: sqlite3.Connection) -> list[int]:
             _require_secret(conn, namespace, path)
             destroyed = [
                 v
@@ -269,16 +293,21 @@ class SqliteStore:
             ]
             if destroyed:
                 _touch(conn, namespace, path, now)
+            return destroyed
+
+        destroyed = self._write("destroy_versions", write)
         if destroyed:
             self._shred_wal()
         return destroyed
 
     def delete_secret(self, namespace: str, path: str) -> bool:
-        with self._transaction("delete_secret", write=True) as conn:
+        def write(conn: sqlite3.Connection) -> int:
             conn.execute("DELETE FROM secret_versions WHERE namespace = ? AND path = ?", (namespace, path))
-            removed = conn.execute(
+            return int(conn.execute(
                 "DELETE FROM secrets WHERE namespace = ? AND path = ?", (namespace, path)
-            ).rowcount
+            ).rowcount)
+
+        removed = self._write("delete_secret", write)
         if removed:
             self._shred_wal()
         return removed > 0
@@ -295,7 +324,7 @@ class SqliteStore:
         if max_versions is not None and max_versions < 0:
             raise InvalidArgument(f"max_versions must be 0 (the default) or more, got {max_versions}")
         metadata_json = None if custom_metadata is None else _metadata_to_json(custom_metadata)
-        with self._transaction("update_meta", write=True) as conn:
+        def write(conn: sqlite3.Connection) -> SecretMeta | None:
             _require_secret(conn, namespace, path)
             if max_versions is not None:
                 conn.execute(
@@ -310,7 +339,9 @@ class SqliteStore:
                     (metadata_json, namespace, path),
                 )
             _touch(conn, namespace, path, now)
-            meta = _load_meta(conn, namespace, path)
+            return _load_meta(conn, namespace, path)
+
+        meta = self._write("update_meta", write)
         assert meta is not None  # the row was checked inside the same transaction
         return meta
 
@@ -323,7 +354,7 @@ class SqliteStore:
         if after is not None and after[0] not in _KINDS:
             raise InvalidArgument(f"unknown envelope kind {after[0]!r}")
         refs: list[EnvelopeRef] = []
-        with self._transaction("scan_envelopes", write=False) as conn:
+        with self._transaction("scan_envelopes") as conn:
             if after is None or after[0] == SECRET_KIND:
                 sql = (
                     "SELECT namespace, path, version, envelope FROM secret_versions"
@@ -364,14 +395,13 @@ class SqliteStore:
             params = (bytes(new_envelope), ref.path, ref.version, bytes(ref.envelope))
         else:
             raise InvalidArgument(f"unknown envelope kind {ref.kind!r}")
-        with self._transaction("replace_envelope", write=True) as conn:
-            return conn.execute(sql, params).rowcount == 1
+        return self._write("replace_envelope", lambda conn: conn.execute(sql, params).rowcount == 1)
 
     # --- transit keys --------------------------------------------------------------------------------------
     def create_transit_key(self, name: str, wrapped_material: bytes, *, now: float) -> TransitKeyRecord:
         _check_envelope(wrapped_material)
         _check_name(name)
-        with self._transaction("create_transit_key", write=True) as conn:
+        def write(conn: sqlite3.Connection) -> TransitKeyRecord | None:
             if conn.execute("SELECT 1 FROM transit_keys WHERE name = ?", (name,)).fetchone() is not None:
                 raise AlreadyExists(f"transit key {name!r} already exists")
             conn.execute(
@@ -383,12 +413,14 @@ class SqliteStore:
                 " VALUES (?, 1, ?, ?)",
                 (name, bytes(wrapped_material), now),
             )
-            record = _load_transit_key(conn, name)
+            return _load_transit_key(conn, name)
+
+        record = self._write("create_transit_key", write)
         assert record is not None
         return record
 
     def read_transit_key(self, name: str) -> TransitKeyRecord | None:
-        with self._transaction("read_transit_key", write=False) as conn:
+        with self._transaction("read_transit_key") as conn:
             return _load_transit_key(conn, name)
 
     def add_transit_key_version(
@@ -397,7 +429,7 @@ class SqliteStore:
         if version < 1:
             raise InvalidArgument(f"version must be 1 or more, got {version}")
         _check_envelope(wrapped_material)
-        with self._transaction("add_transit_key_version", write=True) as conn:
+        def write(conn: sqlite3.Connection) -> TransitKeyRecord | None:
             latest = _transit_latest(conn, name)
             if version != latest + 1:
                 raise VersionConflict(
@@ -408,12 +440,14 @@ class SqliteStore:
                 " VALUES (?, ?, ?, ?)",
                 (name, version, bytes(wrapped_material), now),
             )
-            record = _load_transit_key(conn, name)
+            return _load_transit_key(conn, name)
+
+        record = self._write("add_transit_key_version", write)
         assert record is not None
         return record
 
     def set_transit_min_decryption_version(self, name: str, version: int) -> TransitKeyRecord:
-        with self._transaction("set_transit_min_decryption_version", write=True) as conn:
+        def write(conn: sqlite3.Connection) -> TransitKeyRecord | None:
             latest = _transit_latest(conn, name)
             if not 1 <= version <= latest:
                 raise InvalidArgument(
@@ -421,12 +455,14 @@ class SqliteStore:
                     f"got {version}"
                 )
             conn.execute("UPDATE transit_keys SET min_decryption_version = ? WHERE name = ?", (version, name))
-            record = _load_transit_key(conn, name)
+            return _load_transit_key(conn, name)
+
+        record = self._write("set_transit_min_decryption_version", write)
         assert record is not None
         return record
 
     def list_transit_keys(self) -> list[str]:
-        with self._transaction("list_transit_keys", write=False) as conn:
+        with self._transaction("list_transit_keys") as conn:
             return [str(row[0]) for row in conn.execute("SELECT name FROM transit_keys ORDER BY name")]
 
     # --- tokens --------------------------------------------------------------------------------------------
@@ -435,7 +471,7 @@ class SqliteStore:
         policies = list(record.policies)
         if not all(isinstance(p, str) for p in policies):
             raise InvalidArgument("token policies must be strings")
-        with self._transaction("put_token", write=True) as conn:
+        def write(conn: sqlite3.Connection) -> None:
             conn.execute(
                 "INSERT INTO tokens (token_id, name, token_hash, created_at, policies) VALUES (?, ?, ?, ?, ?)"
                 " ON CONFLICT (token_id) DO UPDATE SET name = excluded.name,"
@@ -445,8 +481,10 @@ class SqliteStore:
                  json.dumps(policies)),
             )
 
+        self._write("put_token", write)
+
     def find_token(self, token_id: str) -> TokenRecord | None:
-        with self._transaction("find_token", write=False) as conn:
+        with self._transaction("find_token") as conn:
             row = conn.execute(
                 "SELECT name, token_hash, created_at, policies FROM tokens WHERE token_id = ?", (token_id,)
             ).fetchone()
@@ -464,7 +502,7 @@ class SqliteStore:
         )
 
     def count_tokens(self) -> int:
-        with self._transaction("count_tokens", write=False) as conn:
+        with self._transaction("count_tokens") as conn:
             row = conn.execute("SELECT COUNT(*) FROM tokens").fetchone()
         return int(row[0])
 

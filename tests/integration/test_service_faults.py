@@ -190,7 +190,8 @@ def test_first_start_prints_token_once(tmp_path: Path) -> None:
         proc.stderr.close()
         text = b"".join(lines)
         assert (b"svc_" in text) == (run == 0), text
-    assert oct((data / "keyring.json").stat().st_mode & 0o777) == "0o600"
+    for name in ("keyring.json", "secretsvc.db"):
+        assert oct((data / name).stat().st_mode & 0o777) == "0o600", name
 
 
 def test_bad_configuration_is_reported_at_start(tmp_path: Path) -> None:

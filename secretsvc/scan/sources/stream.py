@@ -9,11 +9,17 @@ the error into a "digest.mismatch" warning, so findings in a tampered layer are 
 
 The compression is detected from the first bytes (gzip, zstd, or none), never from the media type alone,
 and every read returns at most the size asked for, so memory stays bounded whatever the compression ratio.
+Reading, decompressing and hashing run on one worker thread per open layer, at most `READ_AHEAD_BLOCKS`
+blocks ahead of the walker, so they overlap with tar parsing and rule matching on a second core.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import queue
+import threading
+import weakref
 import zlib
 from types import TracebackType
 from typing import IO, Protocol
@@ -25,6 +31,11 @@ from secretsvc import errors
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _SHA256_PREFIX = "sha256:"
+#: Uncompressed blocks the worker thread may decompress ahead of the reader (memory: this many blocks).
+READ_AHEAD_BLOCKS = 8
+#: Smallest read from the blob; tiny reads would make the worker thread's hand-offs dominate.
+MIN_BLOCK_BYTES = 64 * 1024
+_PUT_POLL_S = 0.05  # how often a worker blocked on a full queue checks whether it was stopped
 
 
 class DigestMismatch(errors.InvalidArgument):
@@ -198,11 +209,69 @@ def compression_of(head: bytes) -> str:
     return "none"
 
 
+class _Pump:
+    """Runs the read-hash-decompress-hash chain on a worker thread, a bounded number of blocks ahead.
+
+    zlib, zstandard and hashlib release the GIL on large buffers, so decompression and both digests run
+    on a second core while the walker parses tar headers and matches rules. The queue bounds memory to
+    `READ_AHEAD_BLOCKS` blocks. The thread holds no reference to its `LayerStream`: when the stream is
+    stopped (or garbage-collected) the thread notices at its next put and exits.
+    """
+
+    def __init__(self, source: Readable, block: int) -> None:
+        self._queue: queue.Queue[bytes | BaseException | None] = queue.Queue(READ_AHEAD_BLOCKS)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=_pump, args=(source, block, self._queue, self._stop), name="layer-reader", daemon=True
+        )
+        self._thread.start()
+
+    def get(self) -> bytes | BaseException | None:
+        """The next block; an exception the chain raised; None at the end."""
+        return self._queue.get()
+
+    def stop(self) -> None:
+        self._stop.set()
+        # Unblock a worker waiting to put, then wait for it so the caller may close the raw stream.
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self._queue.get_nowait()
+        self._thread.join()
+
+
+def _pump(
+    source: Readable,
+    block: int,
+    out: queue.Queue[bytes | BaseException | None],
+    stop: threading.Event,
+) -> None:
+    def put(item: bytes | BaseException | None) -> bool:
+        while not stop.is_set():
+            try:
+                out.put(item, timeout=_PUT_POLL_S)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    try:
+        while not stop.is_set():
+            data = source.read(block)
+            if not data:
+                put(None)
+                return
+            if not put(data):
+                return
+    except Exception as exc:  # handed to the reading thread, which raises it where a read would have
+        put(exc)
+
+
 class LayerStream:
     """The uncompressed tar of one layer, verified against both digests as it is read.
 
     Once the stream has been read to its end, `verify` raises DigestMismatch if either digest is wrong
     (leaving the `open_layer` context does so too); `read` raises CorruptStream for bad compression.
+    Decompression and hashing run on a worker thread started by the first read; `stop` (or `close`) ends it.
     """
 
     def __init__(
@@ -214,25 +283,68 @@ class LayerStream:
         block: int,
     ) -> None:
         self._raw = raw
+        self._block = max(block, MIN_BLOCK_BYTES)
         self.blob = HashingReader(raw, blob_digest, "layer blob")
-        head = self.blob.read(block)
+        head = self.blob.read(self._block)
         self.compression = compression_of(head)
         source = _Prepend(head, self.blob)
         inner: Readable
         if self.compression == "gzip":
-            inner = _GzipReader(source, block)
+            inner = _GzipReader(source, self._block)
         elif self.compression == "zstd":
-            inner = _ZstdReader(source, block)
+            inner = _ZstdReader(source, self._block)
         else:
             inner = source
         self.tar = HashingReader(inner, diff_id, "layer diff_id")
+        self._pump: _Pump | None = None
+        self._stopper: weakref.finalize[[], LayerStream] | None = None
+        self._buf = b""
+        self._pos = 0
+        self._consumed = 0
+        self._eof = False
+
+    def _next_block(self) -> bool:
+        """Refill the buffer from the worker; False at the end of the stream."""
+        if self._eof:
+            return False
+        if self._pump is None:
+            self._pump = _Pump(self.tar, self._block)
+            self._stopper = weakref.finalize(self, self._pump.stop)
+        item = self._pump.get()
+        if item is None:
+            self._eof = True
+            return False
+        if isinstance(item, BaseException):
+            self._eof = True
+            raise item
+        self._buf, self._pos = item, 0
+        return True
 
     def read(self, n: int = -1, /) -> bytes:
-        return self.tar.read(n)
+        """Up to `n` bytes (at most one worker block when `n` is larger; everything left when negative)."""
+        if n == 0:
+            return b""
+        if self._pos >= len(self._buf) and not self._next_block():
+            return b""
+        if n < 0:
+            parts = [self._buf[self._pos :]]
+            self._consumed += len(parts[0])
+            self._buf, self._pos = b"", 0
+            while self._next_block():
+                parts.append(self._buf)
+                self._consumed += len(self._buf)
+                self._buf = b""
+            return b"".join(parts)
+        start = self._pos
+        out = self._buf[start : start + n]  # the whole block itself (no copy) when n covers it
+        self._pos = start + len(out)
+        self._consumed += len(out)
+        return out
 
     @property
     def bytes_out(self) -> int:
-        return self.tar.bytes_read
+        """Uncompressed bytes handed to the reader so far."""
+        return self._consumed
 
     def drain(self, block: int) -> None:
         """Read to the end so both digests are checked (tar readers stop at the end-of-archive marker)."""
@@ -241,7 +353,7 @@ class LayerStream:
 
     @property
     def finished(self) -> bool:
-        return self.tar.finished
+        return self._eof and self.tar.finished
 
     def verify(self) -> None:
         """Raise DigestMismatch if the stream, read to its end, did not match (blob first, then diff_id)."""
@@ -249,7 +361,13 @@ class LayerStream:
             if reader.mismatch is not None:
                 raise reader.mismatch
 
+    def stop(self) -> None:
+        """End the worker thread (idempotent); the raw stream may be closed after this returns."""
+        if self._stopper is not None:
+            self._stopper()
+
     def close(self) -> None:
+        self.stop()
         self._raw.close()
 
     def __enter__(self) -> LayerStream:
