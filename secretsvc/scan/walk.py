@@ -1,11 +1,18 @@
 """The layer walker: image config and layer tars -> `Content` units, plus warnings and a `LayerIndex`.
 
-Layers are read as streams (tarfile "r|") and never extracted: each regular file is read up to
+Layers are read as streams and never extracted: each regular file is read up to
 `max_file_bytes` and handed on in `chunk_bytes` pieces that overlap by `chunk_overlap_bytes` (so a match
 inside the overlap can be seen twice: deduplicate on `offset + match.start`). Whiteouts, opaque directories,
 links and every added path are recorded in the `LayerIndex` so the pipeline can later say whether a file a
 finding came from was deleted or overwritten by a later layer. Links are recorded, never followed: a hard
 link's content is its target's, which this layer already yielded.
+
+Tar headers are parsed here rather than by `tarfile`, whose stream mode costs more per member than
+scanning the member does: `_TarReader` reads ustar, GNU (long names, base-256 numbers, old sparse) and
+pax headers, checks every header checksum, refuses extended headers over `max_tar_header_bytes` before
+reading them, keeps only the pax keys it uses, and hands member data out of the stream's blocks with
+one copy. Like `tarfile`, it stops at the first zero block and accepts a stream that ends right after
+the last member's data (some writers omit the padding and end blocks).
 
 Nested archives are expanded in memory to `max_nested_depth` (paths "outer.zip!inner/file"); binary files
 yield their printable runs (`binary=True`). Anything malformed or over a limit becomes a `ScanWarning`
@@ -255,8 +262,10 @@ def _tar_text(field: bytes) -> str:
 
 def _checksum_ok(hdr: bytes) -> bool:
     stored = _tar_number(hdr[148:156])
+    # The byte sum, in C: adler32's low half is 1 + the sum mod 65521, exact for 256 bytes (at most 65280).
+    total = (zlib.adler32(hdr[:256]) & 0xFFFF) + (zlib.adler32(hdr[256:]) & 0xFFFF) - 2
     # The checksum field itself counts as eight spaces (8 * 0x20 = 256).
-    if 256 + sum(hdr) - sum(hdr[148:156]) == stored:
+    if 256 + total - sum(hdr[148:156]) == stored:
         return True
     signed: tuple[int, ...] = struct.unpack_from("148b8x356b", hdr)  # some old writers summed signed chars
     return 256 + sum(signed) == stored
@@ -491,7 +500,7 @@ class _Walker:
             data = f.read(min(lim.chunk_bytes, to_read - offset))
             if not data:
                 self._short(path, layer, offset, to_read)
-                if carry:
+                if len(carry) >= len(self.run_needle):
                     yield Content(carry, path, layer, Location.FILE, offset=offset - len(carry), binary=True)
                 return
 
@@ -499,28 +508,34 @@ class _Walker:
         """Printable runs of `buf` (at least `min_printable_run` long), the first one's offset, and the carry.
 
         The runs are found on a mask of the data (printable -> "a", other -> NUL) with `bytes.find`, which
-        skips ahead in C: one call finds the next run's start, one its end. A run touching the end of the
-        block may go on in the next one, so it is handed back as the carry (unless the block is the last).
+        skips ahead in C: one call finds the next run's start, one its end. The printable bytes touching the
+        end of a block (however few) may go on in the next one, so unless the block is the last they are
+        handed back as the carry, to be prefixed to the next block.
         """
         mask = buf.translate(_PRINTABLE_MASK)
+        end = len(buf)
+        carry = b""
+        if not last:
+            tail = mask.rfind(b"\0") + 1
+            if tail < end and end - tail < self.limits.chunk_bytes:
+                carry, end = buf[tail:], tail
         needle = self.run_needle
+        width = len(needle)
         find = mask.find
-        size = len(buf)
         runs: list[bytes] = []
+        keep = runs.append
         first = -1
         pos = 0
         while True:
-            s = find(needle, pos)
+            s = find(needle, pos, end)
             if s < 0:
-                return runs, first, b""
-            e = find(b"\0", s + len(needle))
+                return runs, first, carry
+            e = find(b"\0", s + width, end)
             if e < 0:
-                if not last and size - s < self.limits.chunk_bytes:
-                    return runs, first, buf[s:]
-                e = size
+                e = end
             if first < 0:
                 first = s
-            runs.append(buf[s:e])
+            keep(buf[s:e])
             pos = e
 
     def expand(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from concurrent import futures
 from pathlib import Path
@@ -211,3 +212,29 @@ def test_health_checks_need_no_credentials(harness: Harness) -> None:
 def test_no_principal_outside_a_call() -> None:
     with pytest.raises(errors.Unauthenticated):
         current_principal()
+
+
+def _rpc_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == "secretsvc.rpc"]
+
+
+def test_successful_calls_log_their_fields_at_info(harness: Harness, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="secretsvc.rpc")
+    harness.unary("Whoami", b"", (*harness.auth(), ("x-request-id", "req-log")))
+    (record,) = _rpc_records(caplog)
+    fields: Any = record
+    assert (record.getMessage(), fields.method, fields.code, fields.request_id) == ("rpc", "Whoami", "OK", "req-log")
+    assert fields.principal == "token:tester"
+    assert fields.duration_ms >= 0
+    assert harness.token.token not in repr(record.__dict__)
+
+
+def test_successful_calls_log_nothing_above_info(harness: Harness, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="secretsvc.rpc")
+    harness.unary("Whoami", b"")
+    with pytest.raises(grpc.RpcError):
+        harness.unary("Raise", b"crash")
+    records = _rpc_records(caplog)
+    assert [(r.levelname, r.getMessage()) for r in records] == [("ERROR", "rpc crashed")]
+    crashed: Any = records[0]
+    assert (crashed.method, crashed.code) == ("Raise", "INTERNAL")
