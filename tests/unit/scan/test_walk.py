@@ -15,7 +15,8 @@ import pytest
 from secretsvc.scan.limits import ScanLimits
 from secretsvc.scan.model import Content, Location, ScanWarning
 from secretsvc.scan.sources import open_source
-from secretsvc.scan.walk import LayerIndex, clean_path, config_contents, walk_image, walk_path
+from secretsvc.scan.tarstream import clean_path
+from secretsvc.scan.walk import LayerIndex, config_contents, walk_image, walk_path
 from tests import fakecreds
 from tests.scanimages import (
     BuiltImage,
