@@ -3,8 +3,8 @@
 The plan (what is planted where) is a pure function of the seed, so the benchmark can rebuild it to score
 any run without the secrets ever being written outside the work directory. Noise is real files from this
 machine's /usr/lib (mostly binaries) and /usr/share (mostly text), chosen by the same seed, so every tool
-reads the same bytes. Layers are written with tarfile straight to disk and gzip-compressed by the `gzip`
-program, so a 1 GB image never has to fit in memory.
+reads the same bytes. Layers are written with tarfile straight to disk and compressed by the `gzip` (or
+`zstd`) program, so a 1 GB image never has to fit in memory.
 
 Layer 0 holds half the noise, the planted files, the files later deleted or overwritten, the nested
 archives and the decoys; layer 1 holds more noise, the whiteouts (single-file and opaque-directory) and the
@@ -121,7 +121,7 @@ class Corpus:
     """A written corpus: the image, its compressed layers (as stored in the archive) and their sizes."""
 
     root: Path
-    image: Path  # docker-archive with gzip layers
+    image: Path  # docker-archive with gzip (or zstd) layers
     layer_blobs: tuple[Path, ...]
     layer_tar_bytes: tuple[int, ...]  # uncompressed size of each layer
     noise_files: int
@@ -490,11 +490,28 @@ def _sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def write_corpus(plan: Plan, root: Path, size_bytes: int, *, sample_noise_bytes: int = 20 * 1024 * 1024) -> Corpus:
+#: How layers are compressed: the program's command line and the blob suffix.
+COMPRESSORS = {
+    "gzip": (["gzip", "-6", "-f", "-n"], ".gz", ".tar.gz"),  # docker's default level
+    "zstd": (["zstd", "-3", "-q", "-f", "--rm"], ".zst", ".tar.zst"),
+}
+
+
+def write_corpus(
+    plan: Plan,
+    root: Path,
+    size_bytes: int,
+    *,
+    sample_noise_bytes: int = 20 * 1024 * 1024,
+    compression: str = "gzip",
+) -> Corpus:
     """Write the image (and a detect-secrets sample directory) under `root`; reuse it when already written."""
+    if compression not in COMPRESSORS:
+        raise ValueError(f"compression must be one of {sorted(COMPRESSORS)}")
     noise = pick_noise(size_bytes, plan.seed)
     stamp = {
         "plan": plan.digest(),
+        "compression": compression,
         "size": size_bytes,
         "noise": hashlib.sha256(json.dumps(noise).encode()).hexdigest()[:16],
     }
@@ -516,7 +533,9 @@ def write_corpus(plan: Plan, root: Path, size_bytes: int, *, sample_noise_bytes:
     root.mkdir(parents=True, exist_ok=True)
     stamp_file.unlink(missing_ok=True)
     layers_dir = root / "layers"
-    layers_dir.mkdir(exist_ok=True)
+    if layers_dir.exists():
+        subprocess.run(["rm", "-rf", str(layers_dir)], check=True)
+    layers_dir.mkdir()
     tars: list[Path] = []
     for i, (part, files) in enumerate(zip(parts, [plan.layer0, plan.layer1, ()], strict=True)):
         t = layers_dir / f"layer{i}.tar"
@@ -524,16 +543,17 @@ def write_corpus(plan: Plan, root: Path, size_bytes: int, *, sample_noise_bytes:
         tars.append(t)
     diff_ids = [_sha256_file(t) for t in tars]
     tar_bytes = [t.stat().st_size for t in tars]
-    # gzip -6 (docker's default level) by the gzip program, two layers at a time on two cores.
-    procs = [subprocess.Popen(["gzip", "-6", "-f", "-n", str(t)]) for t in tars]
+    # Compressed by the real program, all layers at once: the machine's two cores share the work.
+    argv, out_suffix, blob_suffix = COMPRESSORS[compression]
+    procs = [subprocess.Popen([*argv, str(t)]) for t in tars]
     for p in procs:
         if p.wait() != 0:
-            raise RuntimeError("gzip failed")
+            raise RuntimeError(f"{compression} failed")
     blobs: list[Path] = []
     for t in tars:
-        gz = t.with_name(t.name + ".gz")
-        final = layers_dir / (_sha256_file(gz) + ".tar.gz")
-        gz.rename(final)
+        packed = t.with_name(t.name + out_suffix)
+        final = layers_dir / (_sha256_file(packed) + blob_suffix)
+        packed.rename(final)
         blobs.append(final)
     config = {
         "architecture": "amd64",
@@ -596,6 +616,7 @@ def unpack(corpus: Corpus, dest: Path) -> Unpacked:
     for i, blob in enumerate(corpus.layer_blobs):
         d = dest / "layers" / str(i)
         d.mkdir(parents=True)
-        subprocess.run(["tar", "-xzf", str(blob), "-C", str(d), "--no-same-owner"], check=True)
+        flag = "--zstd" if blob.name.endswith(".zst") else "--gzip"
+        subprocess.run(["tar", flag, "-xf", str(blob), "-C", str(d), "--no-same-owner"], check=True)
         dirs.append(d)
     return Unpacked(dest, tuple(dirs), cfg)

@@ -7,6 +7,7 @@ key is never called inside a store transaction, so a slow remote KEK cannot hold
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
@@ -29,6 +30,11 @@ from secretsvc.store.base import ListPage, SecretMeta, SecretStore, VersionState
 
 # Writers without check-and-set retry when another writer slips in between read and insert.
 _MAX_PUT_ATTEMPTS = 8
+# Puts without check-and-set to one secret take turns within this process. The store commits pending writes
+# in groups, so racing writers would all read the same version, meet in one batch where only the first wins,
+# and lose again together on every retry; taking turns leaves conflicts to writers in other processes.
+# Striped, so the lock table stays bounded whatever the number of paths.
+_PUT_LOCK_STRIPES = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +98,7 @@ class SecretService:
         self._kek = kek
         self._clock = clock
         self._default_max_versions = default_max_versions
+        self._put_locks = tuple(threading.Lock() for _ in range(_PUT_LOCK_STRIPES))
 
     def put(
         self,
@@ -111,7 +118,13 @@ class SecretService:
         if cas is not None and cas < 0:
             raise InvalidArgument("cas must be a version number (0: the secret must not exist)")
         metadata = check_custom_metadata(custom_metadata) if custom_metadata is not None else None
+        if cas is not None:
+            return self._put(namespace, path, value, cas, metadata, max_versions)
+        with self._put_locks[hash((namespace, path)) % _PUT_LOCK_STRIPES]:
+            return self._put(namespace, path, value, cas, metadata, max_versions)
 
+    def _put(self, namespace: str, path: str, value: SecretBytes, cas: int | None,
+             metadata: Mapping[str, str] | None, max_versions: int) -> PutResult:
         for _ in range(_MAX_PUT_ATTEMPTS):
             head = self._store.current_version(namespace, path)
             current = head.current_version if head else 0
