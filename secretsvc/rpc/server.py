@@ -217,7 +217,10 @@ def serve(config: ServerConfig) -> int:
                                "metrics": config.metrics_listen or None})
     print(f"secretsvc: listening on {host}:{running.port} (data dir {config.data_dir})", file=sys.stderr,
           flush=True)
-    stop.wait()
+    # Wait in short slices: the kernel may deliver SIGTERM to one of gRPC's threads, and then the main thread
+    # runs the Python handler only once it wakes up on its own.
+    while not stop.wait(0.2):
+        pass
     log.info("shutting down", extra={"grace_seconds": config.shutdown_grace_seconds})
     running.stop(config.shutdown_grace_seconds)
     log.info("stopped")
