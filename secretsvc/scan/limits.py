@@ -29,7 +29,6 @@ class ScanLimits:
     max_path_bytes: int = 4096
     max_index_depth: int = 4  # index -> index -> ... -> manifest
     binary_sniff_bytes: int = 8 * KIB  # a NUL byte in this prefix marks a file binary
-    min_printable_run: int = 8  # shortest printable run kept from a binary file
     read_block_bytes: int = 1 * MIB  # block size for reading compressed layer blobs
 
     def __post_init__(self) -> None:

@@ -69,7 +69,7 @@ class Content:
     location: Location  # FILE for layer files; resolved to deleted/overwritten by the pipeline
     offset: int = 0  # byte offset of `data` within the file
     first_line: int = 1  # line number of data[0]
-    binary: bool = False  # printable runs were extracted from a binary file; line numbers are approximate
+    binary: bool = False  # a binary file, non-printable bytes read as newlines: no line numbers
 
     def __repr__(self) -> str:
         return f"Content(path={self.path!r}, layer={self.layer_index}, {len(self.data)} bytes @ {self.offset})"

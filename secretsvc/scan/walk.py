@@ -15,8 +15,8 @@ one copy. Like `tarfile`, it stops at the first zero block and accepts a stream 
 the last member's data (some writers omit the padding and end blocks).
 
 Nested archives are expanded in memory to `max_nested_depth` (paths "outer.zip!inner/file"); binary files
-yield their printable runs (`binary=True`). Anything malformed or over a limit becomes a `ScanWarning`
-with a stable code and the walk goes on with the next file or layer:
+are scanned with every non-printable byte read as a newline (`binary=True`). Anything malformed or over a
+limit becomes a `ScanWarning` with a stable code and the walk goes on with the next file or layer:
 
     digest.mismatch      the layer blob or its uncompressed tar does not match its digest (the findings
                          in it are still reported: the bytes are what anyone pulling the image gets)
@@ -70,8 +70,19 @@ _BINARY_MAGICS = (
     b"BZh",
     b"\xfd7zXZ",
 )
-_RUN_CHAR = b"a"
-_PRINTABLE_MASK = bytes(0x61 if 0x20 <= b <= 0x7E or b == 0x09 else 0 for b in range(256))
+_BINARY_AS_TEXT = bytes(b if 0x20 <= b <= 0x7E or b == 0x09 else 0x0A for b in range(256))
+
+
+class _Translating:
+    """A reader that hands out a binary file's bytes already mapped through `_BINARY_AS_TEXT`."""
+
+    __slots__ = ("_raw",)
+
+    def __init__(self, raw: Reader) -> None:
+        self._raw = raw
+
+    def read(self, n: int = -1, /) -> bytes:
+        return self._raw.read(n).translate(_BINARY_AS_TEXT)
 
 
 @dataclass(slots=True)
@@ -140,7 +151,6 @@ class _Walker:
         self.index = index
         self.on_warning = on_warning
         self.on_progress = on_progress
-        self.run_needle = _RUN_CHAR * max(limits.min_printable_run, 1)
 
     def warn(self, code: str, message: str, layer: int | None, path: str | None) -> None:
         self.on_warning(ScanWarning(code=code, message=message, layer_index=layer, path=path))
@@ -187,7 +197,9 @@ class _Walker:
     def _short(self, path: str, layer: int, got: int, wanted: int) -> None:
         self.warn("tar.truncated", f"file data ends after {got} of {wanted} bytes", layer, path)
 
-    def text_chunks(self, head: bytes, f: Reader, to_read: int, path: str, layer: int) -> Iterator[Content]:
+    def text_chunks(
+        self, head: bytes, f: Reader, to_read: int, path: str, layer: int, *, binary: bool = False
+    ) -> Iterator[Content]:
         lim = self.limits
         data, offset, line, tail = head, 0, 1, b""
         while True:
@@ -198,12 +210,14 @@ class _Walker:
                 layer_index=layer,
                 location=Location.FILE,
                 offset=offset - len(tail),
-                first_line=line - tail.count(b"\n"),
+                first_line=1 if binary else line - tail.count(b"\n"),
+                binary=binary,
             )
             offset += len(data)
             if offset >= to_read:
                 return
-            line += data.count(b"\n")
+            if not binary:  # line numbers mean nothing in a binary file
+                line += data.count(b"\n")
             tail = block[-lim.chunk_overlap_bytes :] if lim.chunk_overlap_bytes else b""
             data = f.read(min(lim.chunk_bytes, to_read - offset))
             if not data:
@@ -211,66 +225,14 @@ class _Walker:
                 return
 
     def binary_chunks(self, head: bytes, f: Reader, to_read: int, path: str, layer: int) -> Iterator[Content]:
-        lim = self.limits
-        data, offset, carry = head, 0, b""
-        while True:
-            buf = carry + data if carry else data
-            start = offset - len(carry)
-            offset += len(data)
-            last = offset >= to_read
-            runs, first, carry = self._printable_runs(buf, last)
-            if runs:
-                yield Content(
-                    data=b"\n".join(runs),
-                    path=path,
-                    layer_index=layer,
-                    location=Location.FILE,
-                    offset=start + first,
-                    first_line=1,
-                    binary=True,
-                )
-            if last:
-                return
-            data = f.read(min(lim.chunk_bytes, to_read - offset))
-            if not data:
-                self._short(path, layer, offset, to_read)
-                if len(carry) >= len(self.run_needle):
-                    yield Content(carry, path, layer, Location.FILE, offset=offset - len(carry), binary=True)
-                return
+        """A binary file as text: every byte outside printable ASCII becomes a newline, in one C-level pass.
 
-    def _printable_runs(self, buf: bytes, last: bool) -> tuple[list[bytes], int, bytes]:
-        """Printable runs of `buf` (at least `min_printable_run` long), the first one's offset, and the carry.
-
-        The runs are found on a mask of the data (printable -> "a", other -> NUL) with `bytes.find`, which
-        skips ahead in C: one call finds the next run's start, one its end. The printable bytes touching the
-        end of a block (however few) may go on in the next one, so unless the block is the last they are
-        handed back as the carry, to be prefixed to the next block.
+        The patterns only match printable characters, so nothing is lost, offsets stay those of the file,
+        and there is no per-string Python work however many strings a binary holds.
         """
-        mask = buf.translate(_PRINTABLE_MASK)
-        end = len(buf)
-        carry = b""
-        if not last:
-            tail = mask.rfind(b"\0") + 1
-            if tail < end and end - tail < self.limits.chunk_bytes:
-                carry, end = buf[tail:], tail
-        needle = self.run_needle
-        width = len(needle)
-        find = mask.find
-        runs: list[bytes] = []
-        keep = runs.append
-        first = -1
-        pos = 0
-        while True:
-            s = find(needle, pos, end)
-            if s < 0:
-                return runs, first, carry
-            e = find(b"\0", s + width, end)
-            if e < 0:
-                e = end
-            if first < 0:
-                first = s
-            keep(buf[s:e])
-            pos = e
+        yield from self.text_chunks(
+            head.translate(_BINARY_AS_TEXT), _Translating(f), to_read, path, layer, binary=True
+        )
 
     def expand(
         self, data: bytes, kind: str, path: str, *, layer: int, depth: int, budget: ExpansionBudget | None

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import io
 import random
-import re
 import tarfile
 import threading
 from pathlib import Path
@@ -213,12 +212,12 @@ def test_extended_header_at_the_limit_is_read_one_over_is_refused(tmp_path: Path
         assert len(paths(contents)) == (0 if expected else 1)
 
 
-# -- printable runs ---------------------------------------------------------------------------------
+# -- binary files ------------------------------------------------------------------------------------
 
-PRINTABLE = re.compile(rb"[\t\x20-\x7e]{8,}")
+AS_TEXT = bytes(b if 0x20 <= b <= 0x7E or b == 0x09 else 0x0A for b in range(256))
 
 
-def runs_of(data: bytes, chunk: int) -> list[Content]:
+def binary_contents(data: bytes, chunk: int) -> list[Content]:
     lim = ScanLimits(chunk_bytes=chunk, chunk_overlap_bytes=min(64, chunk - 1))
     walker = _Walker(lim, None, lambda w: None, None)
     return list(walker.binary_chunks(data[:chunk], io.BytesIO(data[chunk:]), len(data), "f", 0))
@@ -226,24 +225,25 @@ def runs_of(data: bytes, chunk: int) -> list[Content]:
 
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=3000), st.sampled_from([64, 256, 4096]))
-def test_printable_runs_match_the_reference(data: bytes, chunk: int) -> None:
-    data = data.replace(b"\n", b"\0")  # runs are joined with newlines; keep them unambiguous
-    got = [run for c in runs_of(data, chunk) for run in c.data.split(b"\n") if run]
-    expected = PRINTABLE.findall(data)
-    if chunk >= len(data):
-        assert got == expected
-    else:
-        # Only a run longer than a chunk may be cut where it crosses a block boundary.
-        joined = b"\0".join(expected)
-        assert all(run in joined for run in got)
-        assert [r for r in expected if len(r) < chunk] == [r for r in got if r in expected and len(r) < chunk]
+def test_binary_chunks_are_the_file_read_as_text(data: bytes, chunk: int) -> None:
+    contents = binary_contents(data, chunk)
+    for c in contents:
+        assert c.binary
+        # Every byte keeps its offset; only non-printable bytes change, into newlines.
+        assert c.data == data[c.offset : c.offset + len(c.data)].translate(AS_TEXT)
+    if data:
+        covered = max(c.offset + len(c.data) for c in contents)
+        assert covered == len(data)
+        assert contents[0].offset == 0
 
 
-def test_binary_content_offset_is_the_first_runs(rng: random.Random) -> None:
+def test_binary_content_offsets_are_the_files(rng: random.Random) -> None:
     token = fakecreds.fake_slack_token(rng).encode()
     data = b"\x7fELF\0\0\x01" + b"\0" * 93 + token + b"\0abc\0"
-    (c,) = runs_of(data, 4096)
-    assert c.binary and c.data == token and c.offset == 100
+    (c,) = binary_contents(data, 4096)
+    assert c.binary and c.offset == 0
+    assert c.data.index(token) == 100
+    assert set(c.data) <= set(range(0x20, 0x7F)) | {0x09, 0x0A}
 
 
 # -- the threaded layer stream ----------------------------------------------------------------------
