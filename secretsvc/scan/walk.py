@@ -70,6 +70,7 @@ _BINARY_MAGICS = (
     b"BZh",
     b"\xfd7zXZ",
 )
+_TAR_SNIFF_BYTES = 512  # a tar's magic sits in its first header block
 _BINARY_AS_TEXT = bytes(b if 0x20 <= b <= 0x7E or b == 0x09 else 0x0A for b in range(256))
 
 
@@ -249,7 +250,12 @@ class _Walker:
                 )
         elif kind == "gzip":
             member = gunzip_member(data, path, lim, budget, warn)
-            if member is not None:
+            if member is not None and archive_kind(member.data[:_TAR_SNIFF_BYTES]) == "tar":
+                # A .tar.gz is one archive to its users: members read "x.tar.gz!inner", not "x.tar.gz!x.tar!inner".
+                yield from self.walk_tar(
+                    io.BytesIO(member.data), layer=layer, prefix=path + "!", depth=depth + 1, budget=budget
+                )
+            elif member is not None:
                 inner = f"{path}!{member.name}"
                 yield from self.scan_file(
                     io.BytesIO(member.data),

@@ -41,7 +41,17 @@ NON_SECRET_KEY_SUFFIXES = (
 PLACEHOLDER_USERS = frozenset(
     {b"user", b"username", b"usr", b"foo", b"name", b"login", b"me", b"you", b"someone", b"myuser"}
 )
-DEFAULT_CREDENTIAL_WORDS = frozenset({b"pass", b"pw", b"root", b"admin", b"user", b"guest", b"postgres", b"mysql"})
+DEFAULT_CREDENTIAL_WORDS = frozenset({
+    b"pass", b"pw", b"root", b"admin", b"user", b"guest", b"postgres", b"mysql",
+    # "password" in the languages manuals are translated into: a stand-in, not a credential
+    b"passwort", b"kennwort", b"passwd", b"motdepasse", b"contrasena", b"senha", b"wachtwoord", b"haslo",
+})  # fmt: skip
+# Names reserved for documentation and tests (RFC 2606, RFC 6761): credentials for them are examples.
+_DOCUMENTATION_HOST = re.compile(
+    rb"(?i)(?:[a-z0-9-]+\.)*(?:example(?:\.(?:com|org|net|edu))?|[a-z0-9-]+\.(?:example|test|invalid))(?![a-z0-9.-])"
+)
+_ROFF_ESCAPE = b"\\&"  # man pages write "example\&.org" to stop roff from breaking the line there
+HOST_LOOKAHEAD_BYTES = 256
 
 
 def _value(pred: Callable[[bytes], bool]) -> Check:
@@ -153,6 +163,24 @@ def _url_user_ok(data: bytes, s: int, e: int) -> bool:
     scheme = data.rfind(b"://", max(0, s - 200), s)
     user = data[scheme + 3 : s - 1].lower() if scheme >= 0 else b""
     return user not in PLACEHOLDER_USERS
+
+
+def _is_documentation_host(text: bytes) -> bool:
+    """Whether `text` (a host, maybe followed by :port or /path) starts with a documentation-only name."""
+    return _DOCUMENTATION_HOST.match(text.replace(_ROFF_ESCAPE, b"")) is not None
+
+
+def _url_host_ok(data: bytes, s: int, e: int) -> bool:
+    """`scheme://user:secret@HOST`: the host right after the secret's `@` is not a documentation name."""
+    return not _is_documentation_host(data[e + 1 : e + 1 + HOST_LOOKAHEAD_BYTES])
+
+
+def _netrc_host_ok(data: bytes, s: int, e: int) -> bool:
+    """A .netrc password belongs to the nearest `machine HOST` before it; example hosts are documentation."""
+    at = data.rfind(b"machine", max(0, s - 800), s)
+    if at < 0:
+        return True  # a `default` entry
+    return not _is_documentation_host(data[at + len(b"machine") : at + len(b"machine") + HOST_LOOKAHEAD_BYTES].lstrip())
 
 
 def _docker_password_ok(value: bytes) -> bool:
@@ -346,19 +374,19 @@ def _places() -> list[Rule]:
                       ("postgres://", "mysql://", "mongodb://", "redis://", "amqp://")),
              (Detector(db_schemes + r"[^\s:@/]*:", regex_confirmer(
                  rf"(?i:{db_schemes})(?P<user>[^{_NP}:@/'\"]{{0,64}}):(?P<secret>[^{_NP}@/'\"]{{1,256}})@[A-Za-z0-9._\[-]",
-                 _value(_password_ok), _url_user_ok), back=48, forward=300, caseless=True),),
+                 _value(_password_ok), _url_user_ok, _url_host_ok), back=48, forward=300, caseless=True),),
              priority=PLACE),
         Rule(RuleInfo("git-credentials", Severity.HIGH, "Password or token in an http(s) URL (.git-credentials, "
                       "remote URLs)", ("https://", "http://")),
              (Detector(r"https?://[^\s:@/]+:[^\s@/]+@", regex_confirmer(
                  rf"(?i:https?)://(?P<user>[^{_NP}:@/'\"]{{1,128}}):(?P<secret>[^{_NP}@/'\"]{{4,256}})@[A-Za-z0-9.\[-]",
-                 _value(lambda v: _password_ok(v) and filters.shannon_entropy(v) >= 2.5), _url_user_ok),
+                 _value(lambda v: _password_ok(v) and filters.shannon_entropy(v) >= 2.5), _url_user_ok, _url_host_ok),
                  back=400, forward=16, caseless=True),),
              priority=PLACE),
         Rule(RuleInfo("netrc-password", Severity.HIGH, "Password of a .netrc machine entry", ("machine",)),
              (Detector(r"machine[ \t]+\S+\s+(?:login|password|account)\s", regex_confirmer(
                  r"(?:machine[ \t]+[!-~]{1,256}+|default)(?:\s++(?:login|account)[ \t]+[!-~]{1,256}+){0,2}+"
-                 r"\s++password[ \t]++(?P<secret>[!-~]{1,256}+)(?=\s|$)", _value(_password_ok)),
+                 r"\s++password[ \t]++(?P<secret>[!-~]{1,256}+)(?=\s|$)", _value(_password_ok), _netrc_host_ok),
                  back=300, forward=800),),
              priority=PLACE),
     ]  # fmt: skip

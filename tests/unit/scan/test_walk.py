@@ -243,7 +243,7 @@ def test_nested_archives_are_expanded_with_bang_paths(tmp_path: Path, rng: rando
     paths = {c.path for c in contents if token.encode() in c.data}
     assert paths == {
         "opt/app.jar!BOOT-INF/lib/dep.jar!conf/app.properties",
-        "opt/bundle.tgz!bundle.tar!etc/.npmrc",
+        "opt/bundle.tgz!etc/.npmrc",
         "opt/plain.tar!a/b.txt",
         "opt/notes.txt.gz!notes.txt",
         "opt/lib.whl!pkg/settings.py",
