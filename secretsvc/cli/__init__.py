@@ -20,8 +20,8 @@ examples:
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from secretsvc.cli import keys_cmds, scan, secrets_cmds, serve
+def build_parser(*, only_scan: bool = False) -> argparse.ArgumentParser:
+    from secretsvc.cli import scan
 
     parser = argparse.ArgumentParser(
         prog="secretsvc",
@@ -31,16 +31,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"secretsvc {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    serve.add_parser(subparsers)
-    secrets_cmds.add_parsers(subparsers)
-    keys_cmds.add_parsers(subparsers)
+    if not only_scan:
+        from secretsvc.cli import keys_cmds, secrets_cmds, serve
+
+        serve.add_parser(subparsers)
+        secrets_cmds.add_parsers(subparsers)
+        keys_cmds.add_parsers(subparsers)
     scan.add_parser(subparsers)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    # CI runs `secretsvc scan` on every image: spare it the gRPC and protobuf imports of the client commands.
+    parser = build_parser(only_scan=arguments[:1] == ["scan"])
+    args = parser.parse_args(arguments)
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
