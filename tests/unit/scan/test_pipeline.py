@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import random
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -17,77 +16,17 @@ from secretsvc.scan.pipeline import ScanOptions, ScanReport, scan
 from secretsvc.scan.reporters import write_report
 from tests import fakecreds
 from tests import scanimages as si
-
-
-@dataclass(frozen=True)
-class Planted:
-    """Every location a secret can hide in, and the value planted there."""
-
-    file: str
-    deleted: str
-    opaque_deleted: str
-    overwritten: str
-    nested: str
-    env: str
-    label: str
-    history: str
-    cmd: str
-
-    def all(self) -> list[str]:
-        return [getattr(self, name) for name in self.__dataclass_fields__]
-
-
-def plant(seed: int) -> Planted:
-    rng = random.Random(seed)
-    return Planted(
-        file=fakecreds.fake_github_token(rng),
-        deleted=fakecreds.fake_slack_token(rng),
-        opaque_deleted=fakecreds.fake_stripe_secret_key(rng),
-        overwritten=fakecreds.fake_gitlab_token(rng),
-        nested=fakecreds.fake_npm_token(rng),
-        env=fakecreds.fake_aws_access_key_id(rng),
-        label=fakecreds.fake_sendgrid_api_key(rng),
-        history=fakecreds.fake_github_token(rng),
-        cmd=fakecreds.fake_openai_api_key(rng),
-    )
-
-
-def build(p: Planted, *, compression: str = "gzip") -> si.BuiltImage:
-    nested_zip = si.make_zip({"config/app.properties": f"registry.token={p.nested}\n"})
-    layers = [
-        [
-            si.directory("srv"),
-            si.file("srv/app/.env", f"# settings\nLOG=info\nGITHUB_TOKEN={p.file}\n"),
-            si.file("root/.slack", f"token: {p.deleted}\n"),
-            si.file("opt/cache/stripe.env", f"STRIPE={p.opaque_deleted}\n"),
-            si.file("etc/gitlab.env", f"\n\nGL={p.overwritten}\n"),
-        ],
-        [si.file("opt/lib/app.jar", nested_zip), si.whiteout("root/.slack")],
-        [si.opaque("opt/cache"), si.file("etc/gitlab.env", "GL=${GITLAB_TOKEN}\n")],
-    ]
-    return si.build_image(
-        layers,
-        compression=compression,
-        env=["PATH=/usr/bin", f"OPENAI_ORG_TOKEN_ID={p.env}"],
-        labels={"maintainer": "ops", "ci.token": p.label},
-        cmd=["/srv/app/run", "--token", p.cmd],
-        history=[
-            {"created_by": "ADD rootfs /"},
-            {"created_by": f"/bin/sh -c echo {p.history} > /tmp/t && make install"},
-            {"created_by": "ENV X=1", "empty_layer": True},
-            {"created_by": "/bin/sh -c rm -rf /opt/cache"},
-        ],
-    )
+from tests.leakyimage import EXPECTED, Leaks, leaky_image, plant_leaks
 
 
 @pytest.fixture(scope="module")
-def planted() -> Planted:
-    return plant(11)
+def planted() -> Leaks:
+    return plant_leaks(11)
 
 
 @pytest.fixture(scope="module")
-def image(planted: Planted) -> si.BuiltImage:
-    return build(planted)
+def image(planted: Leaks) -> si.BuiltImage:
+    return leaky_image(planted)
 
 
 @pytest.fixture(scope="module")
@@ -109,13 +48,7 @@ def _one(report: ScanReport, path: str) -> Finding:
 def test_every_location_is_found_and_attributed(report: ScanReport, image: si.BuiltImage) -> None:
     # The digests of the very image scanned: a rebuild may differ (tar mtimes follow the clock).
     digests = image.diff_ids
-    expected = {
-        "srv/app/.env": (Location.FILE, 0, 3),
-        "root/.slack": (Location.DELETED_FILE, 0, 1),
-        "opt/cache/stripe.env": (Location.DELETED_FILE, 0, 1),
-        "etc/gitlab.env": (Location.OVERWRITTEN_FILE, 0, 3),
-        "opt/lib/app.jar!config/app.properties": (Location.FILE, 1, 1),
-    }
+    expected = {path: (Location(location), layer, line) for path, (location, layer, line) in EXPECTED.items()}
     for path, (location, layer, line) in expected.items():
         finding = _one(report, path)
         assert (finding.location, finding.layer_index, finding.line) == (location, layer, line), path
@@ -137,7 +70,7 @@ def test_every_location_is_found_and_attributed(report: ScanReport, image: si.Bu
     assert report.exit_code == 1
 
 
-def test_no_output_format_contains_a_planted_secret(report: ScanReport, planted: Planted) -> None:
+def test_no_output_format_contains_a_planted_secret(report: ScanReport, planted: Leaks) -> None:
     outputs = []
     for fmt in ("json", "sarif", "text"):
         out = io.StringIO()
@@ -168,8 +101,8 @@ def test_fail_on_threshold(archive: Path, report: ScanReport) -> None:
         assert quiet.exit_code == 0 and quiet.findings
 
 
-def test_baseline_round_trip_across_a_rebuild(tmp_path: Path, planted: Planted, report: ScanReport) -> None:
-    first = si.write_docker_archive(tmp_path / "v1.tar", build(planted))
+def test_baseline_round_trip_across_a_rebuild(tmp_path: Path, planted: Leaks, report: ScanReport) -> None:
+    first = si.write_docker_archive(tmp_path / "v1.tar", leaky_image(planted))
     baseline = tmp_path / "baseline.json"
     written = scan(f"docker-archive:{first}", ScanOptions(write_baseline=baseline))
     assert written.baseline_written == len(report.findings)
@@ -185,7 +118,7 @@ def test_baseline_round_trip_across_a_rebuild(tmp_path: Path, planted: Planted, 
     # A rebuild with zstd layers (new digests) and one new leak: only the new leak is reported.
     rng = random.Random(99)
     extra = fakecreds.fake_github_token(rng)
-    image = build(planted, compression="zstd")
+    image = leaky_image(planted, compression="zstd")
     layout = si.write_oci_layout(tmp_path / "v2", [image])
     rebuilt = scan(f"oci:{layout}", ScanOptions(baseline=baseline))
     assert rebuilt.findings == ()
@@ -254,11 +187,11 @@ def test_plain_directory(tmp_path: Path) -> None:
     assert result.stats.files_scanned == 2 and result.stats.layers == 0
 
 
-def test_progress_reports_uncompressed_layer_bytes(archive: Path, planted: Planted) -> None:
+def test_progress_reports_uncompressed_layer_bytes(archive: Path, planted: Leaks) -> None:
     seen: list[int] = []
     scan(f"docker-archive:{archive}", ScanOptions(progress=seen.append))
     assert all(step > 0 for step in seen)
-    assert sum(seen) == sum(len(t) for t in build(planted).tars)
+    assert sum(seen) == sum(len(t) for t in leaky_image(planted).tars)
 
 
 def test_warnings_are_reported_and_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
