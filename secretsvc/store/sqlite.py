@@ -38,11 +38,11 @@ from secretsvc.store._sqlite_conn import (
     DEFAULT_BUSY_TIMEOUT_S,
     ConnectionPool,
     ConnectionSettings,
-    GroupCommitter,
     read_settings,
     storage_error,
 )
 from secretsvc.store._sqlite_schema import migrate
+from secretsvc.store._sqlite_writer import GroupCommitter
 from secretsvc.store.base import (
     EnvelopeRef,
     ListPage,

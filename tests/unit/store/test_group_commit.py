@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 
 from secretsvc.errors import InvalidArgument, NotFound, StorageError, VersionConflict
-from secretsvc.store import _sqlite_conn
-from secretsvc.store._sqlite_conn import ConnectionPool, GroupCommitter
+from secretsvc.store import _sqlite_writer
+from secretsvc.store._sqlite_conn import ConnectionPool
+from secretsvc.store._sqlite_writer import GroupCommitter
 from secretsvc.store.sqlite import SqliteStore
 
 NS = "ns"
@@ -176,7 +177,7 @@ def test_a_failed_commit_fails_every_write_in_the_batch_and_saves_none(pool: Con
 
 
 def test_the_batch_size_is_bounded(pool: ConnectionPool, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_sqlite_conn, "MAX_GROUP_COMMIT_OPS", 4)
+    monkeypatch.setattr(_sqlite_writer, "MAX_GROUP_COMMIT_OPS", 4)
     held = HeldLead(GroupCommitter(pool))
     log: list[tuple[int, int, int]] = []
     for k in range(10):
