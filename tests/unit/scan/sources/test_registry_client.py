@@ -156,9 +156,8 @@ def test_pull_with_each_auth_scheme(registry: FakeRegistry, tmp_path: Path) -> N
         assert len(read_all(f"docker://{registry.host}/team/app:v1", docker_config=cfg)) == 2
 
 
+@pytest.mark.parametrize("registry", ["basic", "bearer"], indirect=True)  # anonymous has no auth to fail
 def test_auth_failures(registry: FakeRegistry, tmp_path: Path) -> None:
-    if registry.mode == "anon":
-        pytest.skip("no auth to fail")
     with pytest.raises(errors.Unauthenticated) as info:
         read_all(f"docker://{registry.host}/team/app:v1", creds="user:wrong-password")
     assert "wrong-password" not in str(info.value)
