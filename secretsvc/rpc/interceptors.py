@@ -77,14 +77,28 @@ class ServerInterceptor(_Interceptor):
     def __init__(self, authenticator: TokenAuthenticator, metrics: RpcMetrics) -> None:
         self._auth = authenticator
         self._metrics = metrics
+        # Wrapped handlers, built once per method rather than on every call. The registered handlers never
+        # change once the server runs, so this is keyed by method name alone (bounded by the API's size).
+        self._wrapped: dict[str, Handler | None] = {}
 
     def intercept_service(
         self, continuation: Callable[[grpc.HandlerCallDetails], Handler | None],
         details: grpc.HandlerCallDetails,
     ) -> Handler | None:
-        handler = continuation(details)
         method: str = details.method
-        if handler is None or method.startswith(_PUBLIC_SERVICES):
+        try:
+            return self._wrapped[method]
+        except KeyError:
+            pass
+        handler = continuation(details)
+        if handler is None:
+            return None  # unknown methods are not cached: any client can make up names
+        wrapped = self._wrap(method, handler)
+        self._wrapped[method] = wrapped
+        return wrapped
+
+    def _wrap(self, method: str, handler: Handler) -> Handler:
+        if method.startswith(_PUBLIC_SERVICES):
             return handler
         short = method.rsplit("/", 1)[-1]
         if handler.unary_unary is not None:

@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import grpc
@@ -65,8 +66,8 @@ def test_missing_or_wrong_token_over_cli(server: ServerProcess) -> None:
     assert b"unauthenticated" in result.stderr
 
 
-def test_corrupted_keyring_refuses_to_start(tmp_path: Path) -> None:
-    server = ServerProcess(data_dir=tmp_path / "data").start()
+def test_corrupted_keyring_refuses_to_start(make_server: Callable[..., ServerProcess]) -> None:
+    server = make_server().start()
     server.stop()
     keyring = server.data_dir / "keyring.json"
     original = keyring.read_bytes()
@@ -222,9 +223,9 @@ def test_metrics_endpoint_counts_requests(server: ServerProcess) -> None:
     assert "secretsvc_rpc_duration_seconds_bucket" in body
 
 
-def test_sealed_keyring_needs_its_passphrase(tmp_path: Path) -> None:
+def test_sealed_keyring_needs_its_passphrase(make_server: Callable[..., ServerProcess]) -> None:
     passphrase = random.Random(40).randbytes(12).hex()
-    server = ServerProcess(data_dir=tmp_path / "data", env={"SECRETSVC_KEYRING_PASSPHRASE": passphrase}).start()
+    server = make_server(env={"SECRETSVC_KEYRING_PASSPHRASE": passphrase}).start()
     stubs = Stubs(server)
     put(stubs, "sealed", b"value")
     stubs.close()
