@@ -23,7 +23,7 @@ import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from secretsvc.errors import (
     AlreadyExists,
@@ -118,6 +118,17 @@ class SqliteStore:
             # A lone surrogate in a name cannot be bound as UTF-8 text.
             raise InvalidArgument(f"{op}: names and metadata must be valid UTF-8 text") from None
 
+    def _query_one(self, op: str, sql: str, params: tuple[object, ...]) -> tuple[Any, ...] | None:
+        """The first row of a single read statement (atomic on its own: no transaction needed)."""
+        try:
+            with self._pool.connection(op) as conn:
+                row: tuple[Any, ...] | None = conn.execute(sql, params).fetchone()
+                return row
+        except sqlite3.Error as exc:
+            raise storage_error(op, self._pool.location, exc) from None
+        except UnicodeEncodeError:
+            raise InvalidArgument(f"{op}: names and metadata must be valid UTF-8 text") from None
+
     # --- secrets -------------------------------------------------------------------------------------------
     def read_meta(self, namespace: str, path: str) -> SecretMeta | None:
         with self._transaction("read_meta") as conn:
@@ -201,30 +212,30 @@ class SqliteStore:
     def read_version(self, namespace: str, path: str, version: int | None) -> StoredVersion:
         if version is not None and version < 1:
             raise InvalidArgument(f"version must be 1 or more, got {version}")
-        with self._transaction("read_version") as conn:
-            if version is None:
-                row = conn.execute(
-                    "SELECT current_version FROM secrets WHERE namespace = ? AND path = ?",
-                    (namespace, path),
-                ).fetchone()
-                if row is None:
-                    raise NotFound(f"secret {namespace}/{path} does not exist")
-                version = int(row[0])
-            found = conn.execute(
-                "SELECT state, envelope, created_at FROM secret_versions"
-                " WHERE namespace = ? AND path = ? AND version = ?",
-                (namespace, path, version),
-            ).fetchone()
+        # The hot path of every get: one statement, which SQLite runs on one snapshot without BEGIN/COMMIT.
+        found = self._query_one(
+            "read_version",
+            "SELECT v.version, v.state, v.envelope, v.created_at FROM secrets s JOIN secret_versions v"
+            " ON v.namespace = s.namespace AND v.path = s.path"
+            " AND v.version = COALESCE(?, s.current_version)"
+            " WHERE s.namespace = ? AND s.path = ?",
+            (version, namespace, path),
+        )
         if found is None:
+            exists = self._query_one(
+                "read_version", "SELECT 1 FROM secrets WHERE namespace = ? AND path = ?", (namespace, path)
+            )
+            if exists is None:
+                raise NotFound(f"secret {namespace}/{path} does not exist")
             raise NotFound(f"secret {namespace}/{path} has no version {version}")
-        envelope = found[1]
+        envelope = found[2]
         return StoredVersion(
             namespace=namespace,
             path=path,
-            version=version,
-            state=_state(found[0]),
+            version=int(found[0]),
+            state=_state(found[1]),
             envelope=None if envelope is None else bytes(envelope),
-            created_at=float(found[2]),
+            created_at=float(found[3]),
         )
 
     def list_paths(self, namespace: str, prefix: str, *, page_size: int, page_token: str) -> ListPage:
