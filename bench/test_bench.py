@@ -6,6 +6,7 @@ The load loop is exercised against a real in-process echo server, not a stand-in
 from __future__ import annotations
 
 import math
+import mmap
 import os
 from pathlib import Path
 
@@ -81,7 +82,10 @@ def test_make_call_refuses_unknown_kind() -> None:
 def test_usage_reads_this_process() -> None:
     before = procs.usage(os.getpid())
     sum(i * i for i in range(200_000))
-    _ = bytearray(8 * 1024 * 1024)
+    # A fresh anonymous mapping, written page by page, faults for certain (a heap buffer may reuse pages).
+    with mmap.mmap(-1, 8 * 1024 * 1024) as fresh:
+        for offset in range(0, len(fresh), mmap.PAGESIZE):
+            fresh[offset] = 1
     delta = procs.usage(os.getpid()).minus(before)
     assert delta.user_s >= 0 and delta.sys_s >= 0
     assert delta.minor_faults > 0
