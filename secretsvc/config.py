@@ -21,6 +21,8 @@ from secretsvc.service import limits
 DEFAULT_LISTEN = "127.0.0.1:8290"
 DEFAULT_METRICS_LISTEN = "127.0.0.1:9290"
 MAX_CONFIG_FILE_BYTES = 1024 * 1024
+# Streaming calls one client address may hold open at once (see secretsvc/rpc/streamslots.py).
+DEFAULT_MAX_STREAMS_PER_PEER = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +38,14 @@ class ServerConfig:
     workers: int
     shutdown_grace_seconds: float
     allow_non_loopback: bool
+    max_streams: int  # 0: half the workers
+    max_streams_per_peer: int
+    reflection: bool
+
+    @property
+    def stream_limit(self) -> int:
+        """Streams open at once; always below the worker count, so unary calls keep a thread."""
+        return self.max_streams or max(1, self.workers // 2)
 
 
 def _split_host_port(value: str) -> tuple[str, int]:
@@ -148,6 +158,10 @@ SETTINGS = (
     _Setting("workers", "SECRETSVC_WORKERS", _bounded(_int, 1, 256), 16),
     _Setting("shutdown_grace_seconds", "SECRETSVC_SHUTDOWN_GRACE_SECONDS", _bounded(_float, 0, 600), 10.0),
     _Setting("allow_non_loopback", "SECRETSVC_ALLOW_NON_LOOPBACK", _bool, False),
+    _Setting("max_streams", "SECRETSVC_MAX_STREAMS", _bounded(_int, 0, 255), 0),
+    _Setting("max_streams_per_peer", "SECRETSVC_MAX_STREAMS_PER_PEER", _bounded(_int, 1, 255),
+             DEFAULT_MAX_STREAMS_PER_PEER),
+    _Setting("reflection", "SECRETSVC_REFLECTION", _bool, False),
 )
 
 
@@ -197,6 +211,13 @@ def load_config(flags: Mapping[str, Any], environ: Mapping[str, str], config_fil
     if values["data_dir"] is None:
         values["data_dir"] = default_data_dir(environ)
     config = ServerConfig(**values)
+    if config.workers < 2:
+        raise ConfigError(f"{origins['workers']}: workers must be at least 2, so a stream cannot take the only one")
+    if config.max_streams >= config.workers:
+        raise ConfigError(
+            f"{origins['max_streams']}: max_streams ({config.max_streams}) must be below workers ({config.workers}): "
+            "each open stream holds a worker thread, and unary calls and health checks need some left"
+        )
     host, _ = _split_host_port(config.listen)
     if not is_loopback(host) and not config.allow_non_loopback:
         raise ConfigError(

@@ -14,10 +14,11 @@ version numbers and sizes.
     │   ├── VersionConflict    check-and-set saw a different current version
     │   └── VersionUnavailable the version exists but was deleted or destroyed
     ├── Unauthenticated        no or unknown credentials
+    ├── ResourceExhausted      a bound on server capacity was reached (open streams, request size)
     ├── PermissionDenied       a known caller may not do this
     ├── DecryptionFailed       ciphertext did not authenticate (uniform, no detail: no oracle)
     ├── KeyringError           the key-encryption keyring cannot be loaded or used
-    ├── StorageError           the store failed (I/O, corruption, lock)
+    ├── StorageError           the store failed (I/O, corruption, lock); callers see only its public_reason
     │   ├── DataDirLocked      another server holds the data directory
     │   └── CorruptRecord      a stored ciphertext failed to authenticate (tampered or damaged at rest)
     └── ConfigError            configuration is invalid (raised at start-up)
@@ -62,6 +63,10 @@ class Unauthenticated(SecretsvcError):
     """No credentials, or credentials that match no identity."""
 
 
+class ResourceExhausted(SecretsvcError):
+    """A bound on what one caller, or all callers together, may hold was reached; retry later or send less."""
+
+
 class PermissionDenied(SecretsvcError):
     """The caller is known but may not perform this operation."""
 
@@ -82,7 +87,15 @@ class KeyringError(SecretsvcError):
 
 
 class StorageError(SecretsvcError):
-    """The storage backend failed."""
+    """The storage backend failed.
+
+    The message is for the operator's log and may name files. Callers are told only `public_reason`, which
+    says what kind of failure it was (busy, full, damaged) and nothing about where the data lives.
+    """
+
+    def __init__(self, message: str, *, public_reason: str = "storage failed") -> None:
+        super().__init__(message)
+        self.public_reason = public_reason
 
 
 class DataDirLocked(StorageError):
@@ -90,7 +103,14 @@ class DataDirLocked(StorageError):
 
 
 class CorruptRecord(StorageError):
-    """A stored record failed its integrity check: tampered with, or damaged at rest."""
+    """A stored record failed its integrity check: tampered with, or damaged at rest.
+
+    Messages name the record (namespace, path, version), which the caller already knows, so the whole
+    message is public unless a `public_reason` is given.
+    """
+
+    def __init__(self, message: str, *, public_reason: str | None = None) -> None:
+        super().__init__(message, public_reason=message if public_reason is None else public_reason)
 
 
 class ConfigError(SecretsvcError):

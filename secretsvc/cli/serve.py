@@ -62,4 +62,10 @@ def add_parser(subparsers: Any) -> None:
                    help="how long in-flight RPCs may finish on SIGTERM (default 10)")
     p.add_argument("--allow-non-loopback", action="store_const", const=True, default=None,
                    help="allow a non-loopback --listen (only behind a TLS-terminating proxy)")
+    p.add_argument("--max-streams", type=int, metavar="N",
+                   help="streaming calls open at once, below --workers (default: half the workers)")
+    p.add_argument("--max-streams-per-peer", type=int, metavar="N",
+                   help="streaming calls one client address may hold open (default 4)")
+    p.add_argument("--reflection", action="store_const", const=True, default=None,
+                   help="serve gRPC reflection (for grpcurl); it needs a token like every other method")
     p.set_defaults(run=run)

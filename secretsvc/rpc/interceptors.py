@@ -1,7 +1,16 @@
-"""The one interceptor every RPC passes through: request id, identity, metrics, logs, error mapping.
+"""The one interceptor every RPC passes through: request id, identity, admission, metrics, logs, error mapping.
 
 This is where the identity of a call is decided (bearer tokens now; mTLS and Kubernetes service-account
 tokens later), so servicers and the service layer receive a `Principal` and never look at credentials.
+
+Order matters for what an unauthenticated caller can cost the server:
+
+1. When the handler is looked up, before any request body is read, a call to a method that needs credentials
+   but carries no bearer token is given a handler that refuses it without reading the body.
+2. Request bodies reach the wrapper as raw bytes (the registered deserializer is held back): the token is
+   verified first, then the body's size is checked against the method's bound (`requestlimits`), and only
+   then is it parsed. A body that does not parse is INVALID_ARGUMENT, counted and logged like any refusal.
+3. Streaming calls take a slot from `StreamSlots` before they run, so open streams never hold every worker.
 """
 
 from __future__ import annotations
@@ -10,16 +19,20 @@ import contextvars
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from secretsvc.auth.principal import Principal
 from secretsvc.auth.tokens import TokenAuthenticator
-from secretsvc.errors import SecretsvcError, Unauthenticated
+from secretsvc.errors import InvalidArgument, ResourceExhausted, SecretsvcError, Unauthenticated
 from secretsvc.rpc.metrics import RpcMetrics
-from secretsvc.rpc.status import status_for
+from secretsvc.rpc.requestlimits import max_request_bytes
+from secretsvc.rpc.status import public_message, status_for
+from secretsvc.rpc.streamslots import StreamSlots
 from secretsvc.service import limits
 
 log = logging.getLogger("secretsvc.rpc")
@@ -27,9 +40,11 @@ log = logging.getLogger("secretsvc.rpc")
 _principal: contextvars.ContextVar[Principal | None] = contextvars.ContextVar("principal", default=None)
 _request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 
-# Health checks and reflection must answer without credentials (load balancers and grpcurl use them).
-_PUBLIC_SERVICES = ("/grpc.health.v1.Health/", "/grpc.reflection.v1alpha.ServerReflection/",
-                    "/grpc.reflection.v1.ServerReflection/")
+# Health checks must answer without credentials (load balancers and kubelet probes use them). Reflection is
+# not here: it is off unless enabled, and then needs a token like any other method.
+PUBLIC_SERVICES = ("/grpc.health.v1.Health/",)
+
+_UNAUTHENTICATED = "missing or invalid bearer token"
 
 
 def current_principal() -> Principal:
@@ -43,21 +58,25 @@ def current_request_id() -> str:
     return _request_id.get()
 
 
-def _metadata(context: grpc.ServicerContext, key: str) -> str:
-    for k, v in context.invocation_metadata() or ():
+def _metadata(pairs: Iterable[tuple[str, str | bytes]] | None, key: str) -> str:
+    for k, v in pairs or ():
         if k == key:
             return v if isinstance(v, str) else v.decode("latin-1")
     return ""
 
 
-def _request_id_of(request: Any, context: grpc.ServicerContext) -> str:
-    rid = getattr(request, "request_id", "") or _metadata(context, "x-request-id")
+def _bearer(pairs: Iterable[tuple[str, str | bytes]] | None) -> str:
+    scheme, _, token = _metadata(pairs, "authorization").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+def _checked_request_id(rid: str) -> str:
     if not rid:
         return uuid.uuid4().hex[:16]
     if len(rid) > limits.MAX_REQUEST_ID_BYTES or not rid.isprintable():
         # Don't echo it: an id that is not printable could forge log lines.
         return "invalid-" + uuid.uuid4().hex[:8]
-    return str(rid)
+    return rid
 
 
 def _log_fields(method: str, rid: str, code: grpc.StatusCode, elapsed: float,
@@ -73,115 +92,236 @@ else:
     _Interceptor = grpc.ServerInterceptor
 
 
+@dataclass(frozen=True, slots=True)
+class _Method:
+    """What the wrapper knows of one registered method."""
+
+    name: str  # short name, for metrics and logs
+    public: bool
+    max_request_bytes: int
+    parse: Callable[[bytes], Any] | None  # the registered deserializer; None: the handler takes bytes
+    streaming: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Routes:
+    handler: Handler
+    refuse: Handler  # for calls that carry no credentials: answered without reading the body
+
+
+class _Call:
+    """The bookkeeping of one call: request id, principal, timing, and how it ended."""
+
+    __slots__ = ("context", "method", "principal", "rid", "started")
+
+    def __init__(self, method: _Method, context: grpc.ServicerContext) -> None:
+        self.started = time.perf_counter()
+        self.method = method
+        self.context = context
+        self.principal: Principal | None = None
+        self.rid = _checked_request_id(_metadata(context.invocation_metadata(), "x-request-id"))
+        _request_id.set(self.rid)
+
+    def adopt_request_id(self, request: Any) -> None:
+        rid = getattr(request, "request_id", "")
+        if rid:
+            self.rid = _checked_request_id(str(rid))
+            _request_id.set(self.rid)
+
+
 class ServerInterceptor(_Interceptor):
-    def __init__(self, authenticator: TokenAuthenticator, metrics: RpcMetrics) -> None:
+    def __init__(self, authenticator: TokenAuthenticator, metrics: RpcMetrics, *,
+                 streams: StreamSlots | None = None) -> None:
         self._auth = authenticator
         self._metrics = metrics
+        self._streams = streams or StreamSlots(max_total=8, max_per_peer=4)
         # Wrapped handlers, built once per method rather than on every call. The registered handlers never
         # change once the server runs, so this is keyed by method name alone (bounded by the API's size).
-        self._wrapped: dict[str, Handler | None] = {}
+        self._routes: dict[str, _Routes | None] = {}
 
     def intercept_service(
         self, continuation: Callable[[grpc.HandlerCallDetails], Handler | None],
         details: grpc.HandlerCallDetails,
     ) -> Handler | None:
         method: str = details.method
-        try:
-            return self._wrapped[method]
-        except KeyError:
-            pass
-        handler = continuation(details)
-        if handler is None:
-            return None  # unknown methods are not cached: any client can make up names
-        wrapped = self._wrap(method, handler)
-        self._wrapped[method] = wrapped
-        return wrapped
+        routes = self._routes.get(method)
+        if routes is None:
+            handler = continuation(details)
+            if handler is None:
+                return None  # unknown methods are not cached: any client can make up names
+            routes = self._build(method, handler)
+            self._routes[method] = routes
+        if not _bearer(details.invocation_metadata) and not method.startswith(PUBLIC_SERVICES):
+            return routes.refuse
+        return routes.handler
 
-    def _wrap(self, method: str, handler: Handler) -> Handler:
-        if method.startswith(_PUBLIC_SERVICES):
-            return handler
-        short = method.rsplit("/", 1)[-1]
+    # -- building wrapped handlers ------------------------------------------------------------------------
+
+    def _build(self, full_name: str, handler: Handler) -> _Routes:
+        public = full_name.startswith(PUBLIC_SERVICES)
+        method = _Method(
+            name=full_name.rsplit("/", 1)[-1],
+            public=public,
+            max_request_bytes=max_request_bytes(full_name, public=public),
+            parse=handler.request_deserializer,
+            streaming=handler.request_streaming or handler.response_streaming,
+        )
+        out = handler.response_serializer
+        refuse = grpc.stream_unary_rpc_method_handler(self._refusal(method), response_serializer=out)
         if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(
-                self._wrap_unary(short, handler.unary_unary),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream is not None:
-            return grpc.unary_stream_rpc_method_handler(
-                self._wrap_stream(short, handler.unary_stream),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        return handler
-
-    def _authenticate(self, context: grpc.ServicerContext) -> Principal:
-        header = _metadata(context, "authorization")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer":
-            raise Unauthenticated("missing or invalid bearer token")
-        return self._auth.authenticate(token.strip())
-
-    def _begin(self, request: Any, context: grpc.ServicerContext) -> str:
-        rid = _request_id_of(request, context)
-        _request_id.set(rid)
-        context.set_trailing_metadata((("x-request-id", rid),))
-        return rid
-
-    def _identify(self, context: grpc.ServicerContext) -> Principal:
-        principal = self._authenticate(context)
-        _principal.set(principal)
-        return principal
-
-    def _finish(self, method: str, rid: str, principal: Principal | None, started: float,
-                error: BaseException | None, context: grpc.ServicerContext) -> None:
-        """Record the outcome, and turn an error into the gRPC status the client sees."""
-        elapsed = time.perf_counter() - started
-        if error is None:
-            code = grpc.StatusCode.OK
-        elif isinstance(error, SecretsvcError):
-            code = status_for(error)
+            wrapped = grpc.unary_unary_rpc_method_handler(self._unary_unary(method, handler.unary_unary),
+                                                          response_serializer=out)
+        elif handler.unary_stream is not None:
+            wrapped = grpc.unary_stream_rpc_method_handler(self._unary_stream(method, handler.unary_stream),
+                                                           response_serializer=out)
+        elif handler.stream_unary is not None:
+            wrapped = grpc.stream_unary_rpc_method_handler(self._stream_unary(method, handler.stream_unary),
+                                                           response_serializer=out)
+        elif handler.stream_stream is not None:
+            wrapped = grpc.stream_stream_rpc_method_handler(self._stream_stream(method, handler.stream_stream),
+                                                            response_serializer=out)
         else:
-            code = grpc.StatusCode.INTERNAL
-        self._metrics.observe(method, code.name, elapsed)
-        if error is None:
-            # The fields dict costs more than the rest of this method; skip it when INFO is off.
-            if log.isEnabledFor(logging.INFO):
-                log.info("rpc", extra=_log_fields(method, rid, code, elapsed, principal))
-            return
-        fields = _log_fields(method, rid, code, elapsed, principal)
-        if isinstance(error, SecretsvcError):
-            log.info("rpc failed: %s", error, extra=fields)
-            context.abort(code, str(error))
-        log.error("rpc crashed", exc_info=error, extra=fields)
-        context.abort(code, f"internal error (request id {rid})")
+            raise TypeError(f"handler for {full_name} has no behaviour of a known kind")
+        return _Routes(handler=wrapped, refuse=refuse)
 
-    def _wrap_unary(self, method: str, behavior: Callable[[Any, grpc.ServicerContext], Any]) -> Callable[..., Any]:
-        def wrapped(request: Any, context: grpc.ServicerContext) -> Any:
-            started = time.perf_counter()
-            rid, principal = self._begin(request, context), None
+    def _refusal(self, method: _Method) -> Callable[[Iterator[bytes], grpc.ServicerContext], Any]:
+        def refuse(requests: Iterator[bytes], context: grpc.ServicerContext) -> Any:
+            call = _Call(method, context)
+            self._fail(call, Unauthenticated(_UNAUTHENTICATED))
+
+        return refuse
+
+    # -- the steps of a call ------------------------------------------------------------------------------
+
+    def _admit(self, call: _Call) -> Callable[[], None] | None:
+        """Authenticate (unless public) and, for a stream, take a slot; returns the slot's release."""
+        if not call.method.public:
+            token = _bearer(call.context.invocation_metadata())
+            if not token:
+                raise Unauthenticated(_UNAUTHENTICATED)
+            call.principal = self._auth.authenticate(token)
+            _principal.set(call.principal)
+        if not call.method.streaming:
+            return None
+        release = self._streams.acquire(call.context.peer(), public=call.method.public)
+        if not call.context.add_callback(release):
+            release()  # the call has already ended
+            raise ResourceExhausted("the call ended before it started")
+        return release
+
+    def _parse(self, call: _Call, raw: Any) -> Any:
+        method = call.method
+        if method.parse is None:
+            return raw
+        if len(raw) > method.max_request_bytes:
+            raise ResourceExhausted(
+                f"request of {len(raw)} bytes exceeds this method's maximum of {method.max_request_bytes}"
+            )
+        try:
+            request = method.parse(raw)
+        except (DecodeError, RecursionError, ValueError):
+            raise InvalidArgument(f"request body is not a valid {method.name} request message") from None
+        call.adopt_request_id(request)
+        return request
+
+    def _parse_each(self, call: _Call, raw_requests: Iterator[Any]) -> Iterator[Any]:
+        for raw in raw_requests:
+            yield self._parse(call, raw)
+
+    def _succeed(self, call: _Call) -> None:
+        elapsed = time.perf_counter() - call.started
+        self._metrics.observe(call.method.name, "OK", elapsed)
+        call.context.set_trailing_metadata((("x-request-id", call.rid),))
+        # The fields dict costs more than the rest of this method; skip it when INFO is off.
+        if log.isEnabledFor(logging.INFO):
+            log.info("rpc", extra=_log_fields(call.method.name, call.rid, grpc.StatusCode.OK, elapsed,
+                                              call.principal))
+
+    def _fail(self, call: _Call, error: BaseException) -> None:
+        """Record the outcome and end the call with the status the client sees. Raises, unless the client
+        had already gone (a cancelled stream's request iterator raises when it is read)."""
+        elapsed = time.perf_counter() - call.started
+        if not call.context.is_active():
+            self._metrics.observe(call.method.name, grpc.StatusCode.CANCELLED.name, elapsed)
+            log.info("rpc cancelled", extra=_log_fields(call.method.name, call.rid, grpc.StatusCode.CANCELLED,
+                                                        elapsed, call.principal))
+            return
+        code = status_for(error) if isinstance(error, SecretsvcError) else grpc.StatusCode.INTERNAL
+        self._metrics.observe(call.method.name, code.name, elapsed)
+        call.context.set_trailing_metadata((("x-request-id", call.rid),))
+        fields = _log_fields(call.method.name, call.rid, code, elapsed, call.principal)
+        if isinstance(error, SecretsvcError):
+            message = public_message(error, call.rid)
+            if code in (grpc.StatusCode.INTERNAL, grpc.StatusCode.DATA_LOSS, grpc.StatusCode.UNAVAILABLE):
+                log.warning("rpc failed: %s", error, extra=fields)  # the full message, paths included
+            else:
+                log.info("rpc failed: %s", error, extra=fields)
+            call.context.abort(code, message)
+        log.error("rpc crashed", exc_info=error, extra=fields)
+        call.context.abort(code, f"internal error (request id {call.rid})")
+
+    # -- one wrapper per handler kind -------------------------------------------------------------------
+
+    def _unary_unary(self, method: _Method, behavior: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapped(raw: Any, context: grpc.ServicerContext) -> Any:
+            call = _Call(method, context)
             try:
-                principal = self._identify(context)
-                response = behavior(request, context)
+                self._admit(call)
+                response = behavior(self._parse(call, raw), context)
             except Exception as exc:  # every error must become a status; none may escape raw
-                self._finish(method, rid, principal, started, exc, context)
-                raise AssertionError("unreachable: abort raises") from None
-            self._finish(method, rid, principal, started, None, context)
+                self._fail(call, exc)
+                return None
+            self._succeed(call)
             return response
 
         return wrapped
 
-    def _wrap_stream(self, method: str, behavior: Callable[[Any, grpc.ServicerContext], Iterator[Any]]
-                     ) -> Callable[..., Iterator[Any]]:
-        def wrapped(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-            started = time.perf_counter()
-            rid, principal = self._begin(request, context), None
+    def _unary_stream(self, method: _Method, behavior: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]]:
+        def wrapped(raw: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+            call, release = _Call(method, context), None
             try:
-                principal = self._identify(context)
-                yield from behavior(request, context)
+                release = self._admit(call)
+                yield from behavior(self._parse(call, raw), context)
             except Exception as exc:
-                self._finish(method, rid, principal, started, exc, context)
+                self._fail(call, exc)
                 return
-            self._finish(method, rid, principal, started, None, context)
+            finally:
+                if release is not None:
+                    release()
+            self._succeed(call)
+
+        return wrapped
+
+    def _stream_unary(self, method: _Method, behavior: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapped(raw_requests: Iterator[Any], context: grpc.ServicerContext) -> Any:
+            call, release = _Call(method, context), None
+            try:
+                release = self._admit(call)
+                response = behavior(self._parse_each(call, raw_requests), context)
+            except Exception as exc:
+                self._fail(call, exc)
+                return None
+            finally:
+                if release is not None:
+                    release()
+            self._succeed(call)
+            return response
+
+        return wrapped
+
+    def _stream_stream(self, method: _Method, behavior: Callable[..., Iterator[Any]]
+                       ) -> Callable[..., Iterator[Any]]:
+        def wrapped(raw_requests: Iterator[Any], context: grpc.ServicerContext) -> Iterator[Any]:
+            call, release = _Call(method, context), None
+            try:
+                release = self._admit(call)
+                yield from behavior(self._parse_each(call, raw_requests), context)
+            except Exception as exc:
+                self._fail(call, exc)
+                return
+            finally:
+                if release is not None:
+                    release()
+            self._succeed(call)
 
         return wrapped

@@ -26,16 +26,16 @@ from secretsvc.config import ServerConfig, parse_host_port
 from secretsvc.crypto.secretbytes import SecretBytes
 from secretsvc.datadir import DataDir
 from secretsvc.errors import ConfigError, KeyringError
-from secretsvc.kek.local import LocalKeyring
 from secretsvc.rpc.interceptors import ServerInterceptor
 from secretsvc.rpc.metrics import RpcMetrics
 from secretsvc.rpc.servicers import AdminServicer, SecretsServicer, TransitServicer
+from secretsvc.rpc.streamslots import StreamSlots
 from secretsvc.service import limits
 from secretsvc.service.rootkey import RootKeyService
 from secretsvc.service.secrets import SecretService
 from secretsvc.service.transit import TransitService
-from secretsvc.store.sqlite import SqliteStore
 from secretsvc.v1 import admin_pb2, admin_pb2_grpc, secrets_pb2, secrets_pb2_grpc, transit_pb2, transit_pb2_grpc
+from secretsvc.wiring import Backends, open_backends
 
 log = logging.getLogger("secretsvc.server")
 
@@ -99,10 +99,10 @@ class RunningServer:
 
 def start(config: ServerConfig) -> RunningServer:
     datadir = DataDir.open(config.data_dir)
-    store: SqliteStore | None = None
+    backends: Backends | None = None
     try:
-        keyring = LocalKeyring.open_or_create(datadir.keyring, _read_passphrase(config.keyring_passphrase_file))
-        store = SqliteStore(datadir.database)
+        backends = open_backends(datadir, _read_passphrase(config.keyring_passphrase_file))
+        store, keyring = backends.store, backends.kek
         if store.count_tokens() == 0:
             minted = mint_token("admin", now=time.time(), policies=("admin",))
             store.put_token(minted.record)
@@ -111,7 +111,10 @@ def start(config: ServerConfig) -> RunningServer:
         metrics = RpcMetrics.create()
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="rpc"),
-            interceptors=[ServerInterceptor(TokenAuthenticator(store), metrics)],
+            interceptors=[ServerInterceptor(
+                TokenAuthenticator(store), metrics,
+                streams=StreamSlots(max_total=config.stream_limit, max_per_peer=config.max_streams_per_peer),
+            )],
             options=[
                 ("grpc.max_receive_message_length", limits.MAX_MESSAGE_BYTES),
                 ("grpc.max_send_message_length", limits.MAX_MESSAGE_BYTES),
@@ -126,10 +129,12 @@ def start(config: ServerConfig) -> RunningServer:
         admin_pb2_grpc.add_AdminServicer_to_server(AdminServicer(RootKeyService(store, keyring)), server)
         health_servicer = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-        reflection.enable_server_reflection(
-            (*_SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
-            server,
-        )
+        if config.reflection:
+            reflection.enable_server_reflection(
+                (*_SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                 reflection.SERVICE_NAME),
+                server,
+            )
         try:
             port = server.add_insecure_port(config.listen)
         except RuntimeError:
@@ -146,13 +151,13 @@ def start(config: ServerConfig) -> RunningServer:
         for name in ("", *_SERVICE_NAMES):
             health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     except BaseException:
-        if store is not None:
-            store.close()
+        if backends is not None:
+            backends.close()
         datadir.release()
         raise
 
     def close() -> None:
-        store.close()
+        backends.close()
         datadir.release()
 
     return RunningServer(server=server, port=port, health=health_servicer, close=close)

@@ -16,6 +16,7 @@ _CODES: tuple[tuple[type[errors.SecretsvcError], grpc.StatusCode], ...] = (
     (errors.VersionUnavailable, grpc.StatusCode.FAILED_PRECONDITION),
     (errors.FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
     (errors.Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
+    (errors.ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (errors.PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
     # A caller-supplied ciphertext that does not open is the caller's problem, not the server's.
     (errors.DecryptionFailed, grpc.StatusCode.INVALID_ARGUMENT),
@@ -31,6 +32,17 @@ def status_for(error: errors.SecretsvcError) -> grpc.StatusCode:
         if isinstance(error, cls):
             return code
     return grpc.StatusCode.INTERNAL
+
+
+def public_message(error: errors.SecretsvcError, request_id: str) -> str:
+    """What the caller is told. Storage, keyring and configuration errors name files and directories that are
+    the operator's business: the log has the full message, the caller a short reason and the request id to
+    find it by."""
+    if isinstance(error, errors.StorageError):
+        return f"{error.public_reason} (request id {request_id})"
+    if isinstance(error, errors.KeyringError | errors.ConfigError):
+        return f"internal error (request id {request_id})"
+    return str(error)
 
 
 def code_number(code: grpc.StatusCode) -> int:

@@ -14,6 +14,8 @@ MAX_CUSTOM_METADATA_KEY_BYTES = 128
 MAX_CUSTOM_METADATA_VALUE_BYTES = 1024
 
 DEFAULT_MAX_VERSIONS = 10
+# Version numbers are uint64 on the wire but signed 64-bit integers in the database (SQLite and PostgreSQL).
+MAX_VERSION_NUMBER = 2**63 - 1
 MAX_MAX_VERSIONS = 1000
 MAX_VERSIONS_PER_REQUEST = 100
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -10,6 +11,7 @@ from secretsvc.crypto.envelope import EnvelopeContext, parse_header, rewrap
 from secretsvc.errors import CorruptRecord, DecryptionFailed, LimitExceeded
 from secretsvc.kek.base import KeyEncryptionKey, KeyVersionInfo
 from secretsvc.service import limits
+from secretsvc.service.clock import Clock
 from secretsvc.store.base import EnvelopeRef, SecretStore, iter_all_envelopes
 
 log = logging.getLogger(__name__)
@@ -38,15 +40,19 @@ def _context(ref: EnvelopeRef) -> EnvelopeContext:
 
 
 class RootKeyService:
-    def __init__(self, store: SecretStore, kek: KeyEncryptionKey) -> None:
+    def __init__(self, store: SecretStore, kek: KeyEncryptionKey, clock: Clock = time.time) -> None:
         self._store = store
         self._kek = kek
+        self._clock = clock
 
     def info(self) -> RootKeyInfo:
         return RootKeyInfo(self._kek.key_id, self._kek.primary_version(), self._kek.versions())
 
     def rotate(self) -> RootKeyInfo:
         version = self._kek.rotate()
+        # Recorded at once (and again at every start while it is primary), so a later start with a keyring
+        # that lacks this version is refused (service/kekguard.py).
+        self._store.record_kek_version(self._kek.key_id, version, now=self._clock())
         log.info("root key rotated", extra={"key_id": self._kek.key_id, "key_version": version})
         return self.info()
 

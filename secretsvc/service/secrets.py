@@ -78,11 +78,17 @@ def _check_max_versions(max_versions: int) -> int:
     return max_versions
 
 
+def check_version(version: int, what: str = "version") -> int:
+    if not 1 <= version <= limits.MAX_VERSION_NUMBER:
+        raise InvalidArgument(f"{what} must be 1..MAX_VERSION_NUMBER={limits.MAX_VERSION_NUMBER}, got {version}")
+    return version
+
+
 def _check_versions(versions: Sequence[int]) -> list[int]:
     if len(versions) > limits.MAX_VERSIONS_PER_REQUEST:
         raise LimitExceeded(f"more than MAX_VERSIONS_PER_REQUEST={limits.MAX_VERSIONS_PER_REQUEST} versions")
-    if any(v < 1 for v in versions):
-        raise InvalidArgument("version numbers start at 1")
+    for version in versions:
+        check_version(version)
     return sorted(set(versions))
 
 
@@ -115,8 +121,11 @@ class SecretService:
         if len(value) > limits.MAX_SECRET_VALUE_BYTES:
             raise LimitExceeded(f"secret value is larger than MAX_SECRET_VALUE_BYTES={limits.MAX_SECRET_VALUE_BYTES}")
         _check_max_versions(max_versions)
-        if cas is not None and cas < 0:
-            raise InvalidArgument("cas must be a version number (0: the secret must not exist)")
+        if cas is not None and not 0 <= cas <= limits.MAX_VERSION_NUMBER:
+            raise InvalidArgument(
+                f"cas must be a version number 0..MAX_VERSION_NUMBER={limits.MAX_VERSION_NUMBER} "
+                "(0: the secret must not exist)"
+            )
         metadata = check_custom_metadata(custom_metadata) if custom_metadata is not None else None
         if cas is not None:
             return self._put(namespace, path, value, cas, metadata, max_versions)
@@ -152,8 +161,8 @@ class SecretService:
     def get(self, namespace: str, path: str, version: int | None = None) -> SecretValue:
         check_namespace(namespace)
         check_path(path)
-        if version is not None and version < 1:
-            raise InvalidArgument("version numbers start at 1")
+        if version is not None:
+            check_version(version)
         record = self._store.read_version(namespace, path, version)
         if record.state is VersionState.DELETED:
             raise VersionUnavailable(

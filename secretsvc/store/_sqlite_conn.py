@@ -14,7 +14,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from secretsvc.errors import StorageError
+from secretsvc.errors import CorruptRecord, StorageError
 
 DEFAULT_BUSY_TIMEOUT_S = 10.0
 # Connections beyond this many idle ones are closed on return; the gRPC pool rarely needs more.
@@ -41,11 +41,13 @@ def storage_error(op: str, location: str, exc: sqlite3.Error) -> StorageError:
     error code name goes into ours."""
     code = getattr(exc, "sqlite_errorname", None) or type(exc).__name__
     if code in _CORRUPT_CODES or "file is not a database" in str(exc):
-        return StorageError(f"{op}: database {location} is corrupt or not a database ({code})")
+        return CorruptRecord(f"{op}: database {location} is corrupt or not a database ({code})",
+                             public_reason="storage is damaged")
     if code.startswith("SQLITE_BUSY") or code.startswith("SQLITE_LOCKED"):
-        return StorageError(f"{op}: database {location} stayed locked by other writers ({code})")
+        return StorageError(f"{op}: database {location} stayed locked by other writers ({code})",
+                            public_reason="storage is busy; retry")
     if code.startswith("SQLITE_FULL"):
-        return StorageError(f"{op}: disk full writing {location} ({code})")
+        return StorageError(f"{op}: disk full writing {location} ({code})", public_reason="storage is full")
     return StorageError(f"{op}: database {location} failed ({code})")
 
 

@@ -58,7 +58,17 @@ _V1: tuple[str, ...] = (
     )""",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1,)
+# Which key-encryption keys wrap stored data, so a start with a missing or different keyring is refused.
+_V2: tuple[str, ...] = (
+    """CREATE TABLE kek_versions (
+        key_id         TEXT    NOT NULL,
+        version        INTEGER NOT NULL CHECK (version >= 1),
+        first_used_at  REAL    NOT NULL,
+        PRIMARY KEY (key_id, version)
+    )""",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
 LATEST_VERSION = len(MIGRATIONS)
 
 

@@ -226,6 +226,19 @@ class SecretStore(Protocol):
     def count_tokens(self) -> int:
         ...
 
+    # --- key-encryption keys -------------------------------------------------------------------------------
+    def record_kek_version(self, key_id: str, version: int, *, now: float) -> None:
+        """Remember that `key_id` at `version` wraps (or is about to wrap) stored data. Idempotent."""
+        ...
+
+    def kek_versions(self) -> list[tuple[str, int]]:
+        """Every (key id, version) recorded, sorted."""
+        ...
+
+    def holds_envelopes(self) -> bool:
+        """Whether any secret version or transit key material is stored (destroyed versions do not count)."""
+        ...
+
     # --- lifecycle -----------------------------------------------------------------------------------------
     def close(self) -> None:
         ...

@@ -33,7 +33,9 @@ from secretsvc.errors import (
     StorageError,
     VersionConflict,
 )
+from secretsvc.store import _columns as col
 from secretsvc.store import _keyset
+from secretsvc.store._columns import MAX_JSON_COLUMN_BYTES
 from secretsvc.store._sqlite_conn import (
     DEFAULT_BUSY_TIMEOUT_S,
     ConnectionPool,
@@ -61,8 +63,8 @@ MAX_ENVELOPE_BYTES = 16 * 1024 * 1024
 # How many version numbers one delete/undelete/destroy call may name.
 MAX_VERSIONS_PER_CALL = 1000
 MAX_SCAN_BATCH = 10_000
-# Custom metadata and token policies are JSON in the database; a larger column means damage.
-MAX_JSON_COLUMN_BYTES = 1024 * 1024
+# INTEGER columns are signed 64-bit; a larger Python int would fail to bind (OverflowError).
+MAX_VERSION = 2**63 - 1
 
 SECRET_KIND = "secret"  # noqa: S105 (an envelope kind, not a credential)
 TRANSIT_KIND = "transit_key"
@@ -140,7 +142,10 @@ class SqliteStore:
                 "SELECT current_version, max_versions FROM secrets WHERE namespace = ? AND path = ?",
                 (namespace, path),
             ).fetchone()
-        return None if row is None else SecretHead(current_version=int(row[0]), max_versions=int(row[1]))
+        if row is None:
+            return None
+        return SecretHead(current_version=col.integer(row[0], "current version"),
+                          max_versions=col.integer(row[1], "max_versions"))
 
     def insert_version(
         self,
@@ -172,7 +177,7 @@ class SqliteStore:
             row = conn.execute(
                 "SELECT current_version FROM secrets WHERE namespace = ? AND path = ?", (namespace, path)
             ).fetchone()
-            actual = 0 if row is None else int(row[0])
+            actual = 0 if row is None else col.integer(row[0], "current version")
             if actual != expected_version:
                 raise VersionConflict(
                     f"check-and-set failed for {namespace}/{path}: expected version {expected_version}, "
@@ -210,8 +215,8 @@ class SqliteStore:
         return self._write("insert_version", write)
 
     def read_version(self, namespace: str, path: str, version: int | None) -> StoredVersion:
-        if version is not None and version < 1:
-            raise InvalidArgument(f"version must be 1 or more, got {version}")
+        if version is not None and not 1 <= version <= MAX_VERSION:
+            raise InvalidArgument(f"version must be 1..{MAX_VERSION}, got {version}")
         # The hot path of every get: one statement, which SQLite runs on one snapshot without BEGIN/COMMIT.
         found = self._query_one(
             "read_version",
@@ -227,15 +232,17 @@ class SqliteStore:
             )
             if exists is None:
                 raise NotFound(f"secret {namespace}/{path} does not exist")
+            if version is None:
+                # The secret row names a current version whose row is gone: damage, not a caller error.
+                raise col.damaged(f"current version of {namespace}/{path}")
             raise NotFound(f"secret {namespace}/{path} has no version {version}")
-        envelope = found[2]
         return StoredVersion(
             namespace=namespace,
             path=path,
-            version=int(found[0]),
+            version=col.integer(found[0], "version number"),
             state=_state(found[1]),
-            envelope=None if envelope is None else bytes(envelope),
-            created_at=float(found[3]),
+            envelope=col.optional_blob(found[2], "envelope"),
+            created_at=col.real(found[3], "creation time"),
         )
 
     def list_paths(self, namespace: str, prefix: str, *, page_size: int, page_token: str) -> ListPage:
@@ -254,7 +261,7 @@ class SqliteStore:
         params.append(page_size + 1)
         sql = f"SELECT path FROM secrets WHERE {' AND '.join(clauses)} ORDER BY path LIMIT ?"  # noqa: S608
         with self._transaction("list_paths") as conn:
-            paths = [str(row[0]) for row in conn.execute(sql, params)]
+            paths = [col.text(row[0], "path") for row in conn.execute(sql, params)]
         if len(paths) <= page_size:
             return ListPage(paths=paths, next_page_token="")
         del paths[page_size:]
@@ -378,7 +385,8 @@ class SqliteStore:
                 sql += " ORDER BY namespace, path, version LIMIT ?"
                 for row in conn.execute(sql, (*params, limit)):
                     refs.append(
-                        EnvelopeRef(SECRET_KIND, str(row[0]), str(row[1]), int(row[2]), bytes(row[3]))
+                        EnvelopeRef(SECRET_KIND, str(row[0]), str(row[1]), col.integer(row[2], "version number"),
+                                    col.blob(row[3], "envelope"))
                     )
             if len(refs) < limit:
                 sql = "SELECT name, version, wrapped_material FROM transit_key_versions"
@@ -388,7 +396,8 @@ class SqliteStore:
                     params = (after[2], after[3])
                 sql += " ORDER BY name, version LIMIT ?"
                 for row in conn.execute(sql, (*params, limit - len(refs))):
-                    refs.append(EnvelopeRef(TRANSIT_KIND, "", str(row[0]), int(row[1]), bytes(row[2])))
+                    refs.append(EnvelopeRef(TRANSIT_KIND, "", str(row[0]), col.integer(row[1], "version number"),
+                                            col.blob(row[2], "transit key material")))
         return refs
 
     def replace_envelope(self, ref: EnvelopeRef, new_envelope: bytes) -> bool:
@@ -474,7 +483,8 @@ class SqliteStore:
 
     def list_transit_keys(self) -> list[str]:
         with self._transaction("list_transit_keys") as conn:
-            return [str(row[0]) for row in conn.execute("SELECT name FROM transit_keys ORDER BY name")]
+            return [col.text(row[0], "transit key name")
+                    for row in conn.execute("SELECT name FROM transit_keys ORDER BY name")]
 
     # --- tokens --------------------------------------------------------------------------------------------
     def put_token(self, record: TokenRecord) -> None:
@@ -501,14 +511,14 @@ class SqliteStore:
             ).fetchone()
         if row is None:
             return None
-        policies = _json_column(row[3], "token policies")
+        policies = col.json_value(row[3], "token policies")
         if not isinstance(policies, list) or not all(isinstance(p, str) for p in policies):
-            raise StorageError("find_token: stored token policies are damaged")
+            raise col.damaged("token policies")
         return TokenRecord(
             token_id=token_id,
-            name=str(row[0]),
-            token_hash=bytes(row[1]),
-            created_at=float(row[2]),
+            name=col.text(row[0], "token name"),
+            token_hash=col.blob(row[1], "token hash"),
+            created_at=col.real(row[2], "token creation time"),
             policies=tuple(policies),
         )
 
@@ -516,6 +526,35 @@ class SqliteStore:
         with self._transaction("count_tokens") as conn:
             row = conn.execute("SELECT COUNT(*) FROM tokens").fetchone()
         return int(row[0])
+
+    # --- key-encryption keys -------------------------------------------------------------------------------
+    def record_kek_version(self, key_id: str, version: int, *, now: float) -> None:
+        _check_name(key_id)
+        if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= MAX_VERSION:
+            raise InvalidArgument(f"key version must be 1..{MAX_VERSION}, got {version!r}")
+
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO kek_versions (key_id, version, first_used_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (key_id, version) DO NOTHING",
+                (key_id, version, now),
+            )
+
+        self._write("record_kek_version", write)
+
+    def kek_versions(self) -> list[tuple[str, int]]:
+        with self._transaction("kek_versions") as conn:
+            rows = conn.execute("SELECT key_id, version FROM kek_versions ORDER BY key_id, version").fetchall()
+        return [(col.text(r[0], "key-encryption key id"), col.integer(r[1], "key-encryption key version"))
+                for r in rows]
+
+    def holds_envelopes(self) -> bool:
+        with self._transaction("holds_envelopes") as conn:
+            return any(
+                conn.execute(sql).fetchone() is not None
+                for sql in ("SELECT 1 FROM secret_versions WHERE envelope IS NOT NULL LIMIT 1",
+                            "SELECT 1 FROM transit_key_versions LIMIT 1")
+            )
 
     # --- SQLite specifics ----------------------------------------------------------------------------------
     def checkpoint(self) -> bool:
@@ -567,11 +606,11 @@ def _load_meta(conn: sqlite3.Connection, namespace: str, path: str) -> SecretMet
         return None
     versions = [
         VersionMeta(
-            version=int(v[0]),
+            version=col.integer(v[0], "version number"),
             state=_state(v[1]),
-            created_at=float(v[2]),
-            deleted_at=None if v[3] is None else float(v[3]),
-            destroyed_at=None if v[4] is None else float(v[4]),
+            created_at=col.real(v[2], "creation time"),
+            deleted_at=col.optional_real(v[3], "deletion time"),
+            destroyed_at=col.optional_real(v[4], "destruction time"),
         )
         for v in conn.execute(
             "SELECT version, state, created_at, deleted_at, destroyed_at FROM secret_versions"
@@ -582,10 +621,10 @@ def _load_meta(conn: sqlite3.Connection, namespace: str, path: str) -> SecretMet
     return SecretMeta(
         namespace=namespace,
         path=path,
-        current_version=int(row[0]),
-        max_versions=int(row[1]),
-        created_at=float(row[3]),
-        updated_at=float(row[4]),
+        current_version=col.integer(row[0], "current version"),
+        max_versions=col.integer(row[1], "max_versions"),
+        created_at=col.real(row[3], "creation time"),
+        updated_at=col.real(row[4], "update time"),
         custom_metadata=_metadata_from_json(row[2]),
         versions=tuple(versions),
     )
@@ -593,7 +632,7 @@ def _load_meta(conn: sqlite3.Connection, namespace: str, path: str) -> SecretMet
 
 def _prune(conn: sqlite3.Connection, namespace: str, path: str, max_versions: int) -> list[int]:
     kept = [
-        int(row[0])
+        col.integer(row[0], "version number")
         for row in conn.execute(
             "SELECT version FROM secret_versions WHERE namespace = ? AND path = ? ORDER BY version",
             (namespace, path),
@@ -622,7 +661,7 @@ def _transit_latest(conn: sqlite3.Connection, name: str) -> int:
     if conn.execute("SELECT 1 FROM transit_keys WHERE name = ?", (name,)).fetchone() is None:
         raise NotFound(f"transit key {name!r} does not exist")
     row = conn.execute("SELECT MAX(version) FROM transit_key_versions WHERE name = ?", (name,)).fetchone()
-    return 0 if row is None or row[0] is None else int(row[0])
+    return 0 if row is None or row[0] is None else col.integer(row[0], "version number")
 
 
 def _load_transit_key(conn: sqlite3.Connection, name: str) -> TransitKeyRecord | None:
@@ -632,7 +671,9 @@ def _load_transit_key(conn: sqlite3.Connection, name: str) -> TransitKeyRecord |
     if row is None:
         return None
     versions = tuple(
-        TransitKeyVersion(version=int(v[0]), wrapped_material=bytes(v[1]), created_at=float(v[2]))
+        TransitKeyVersion(version=col.integer(v[0], "version number"),
+                          wrapped_material=col.blob(v[1], "transit key material"),
+                          created_at=col.real(v[2], "creation time"))
         for v in conn.execute(
             "SELECT version, wrapped_material, created_at FROM transit_key_versions WHERE name = ?"
             " ORDER BY version",
@@ -640,7 +681,8 @@ def _load_transit_key(conn: sqlite3.Connection, name: str) -> TransitKeyRecord |
         )
     )
     return TransitKeyRecord(
-        name=name, created_at=float(row[0]), min_decryption_version=int(row[1]), versions=versions
+        name=name, created_at=col.real(row[0], "creation time"),
+        min_decryption_version=col.integer(row[1], "min_decryption_version"), versions=versions
     )
 
 
@@ -648,7 +690,7 @@ def _state(value: object) -> VersionState:
     try:
         return VersionState(value)
     except ValueError:
-        raise StorageError("stored version state is damaged") from None
+        raise col.damaged("version state") from None
 
 
 def _check_envelope(envelope: bytes) -> None:
@@ -673,8 +715,8 @@ def _check_versions(versions: Sequence[int]) -> list[int]:
             f"{len(versions)} versions in one call exceed the maximum of {MAX_VERSIONS_PER_CALL}"
         )
     for v in versions:
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise InvalidArgument(f"version numbers must be integers of 1 or more, got {v!r}")
+        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_VERSION:
+            raise InvalidArgument(f"version numbers must be integers 1..{MAX_VERSION}, got {v!r}")
     return sorted(set(versions))
 
 
@@ -691,19 +733,9 @@ def _metadata_to_json(metadata: Mapping[str, str]) -> str:
 
 
 def _metadata_from_json(value: object) -> dict[str, str]:
-    parsed = _json_column(value, "custom metadata")
+    parsed = col.json_value(value, "custom metadata")
     if not isinstance(parsed, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in parsed.items()
     ):
-        raise StorageError("stored custom metadata is damaged")
-    return parsed
-
-
-def _json_column(value: object, what: str) -> object:
-    if not isinstance(value, str) or len(value) > MAX_JSON_COLUMN_BYTES:
-        raise StorageError(f"stored {what} is damaged")
-    try:
-        parsed: object = json.loads(value)
-    except ValueError:
-        raise StorageError(f"stored {what} is damaged") from None
+        raise col.damaged("custom metadata")
     return parsed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -92,6 +93,9 @@ def test_defaults(_pinned_data_home: Path) -> None:
         workers=16,
         shutdown_grace_seconds=10.0,
         allow_non_loopback=False,
+        max_streams=0,
+        max_streams_per_peer=4,
+        reflection=False,
     )
 
 
@@ -108,6 +112,9 @@ def test_every_setting_from_the_file(tmp_path: Path, write_file: Callable[..., P
         workers=4,
         shutdown_grace_seconds=2.5,
         allow_non_loopback=True,
+        max_streams=3,
+        max_streams_per_peer=2,
+        reflection=True,
     )
     config = load_config({}, {}, file)
     assert config == ServerConfig(
@@ -122,6 +129,9 @@ def test_every_setting_from_the_file(tmp_path: Path, write_file: Callable[..., P
         workers=4,
         shutdown_grace_seconds=2.5,
         allow_non_loopback=True,
+        max_streams=3,
+        max_streams_per_peer=2,
+        reflection=True,
     )
 
 
@@ -142,6 +152,9 @@ def test_every_setting_from_the_environment(tmp_path: Path) -> None:
         "SECRETSVC_WORKERS": "3",
         "SECRETSVC_SHUTDOWN_GRACE_SECONDS": "0.5",
         "SECRETSVC_ALLOW_NON_LOOPBACK": "yes",
+        "SECRETSVC_MAX_STREAMS": "2",
+        "SECRETSVC_MAX_STREAMS_PER_PEER": "1",
+        "SECRETSVC_REFLECTION": "on",
     }
     assert set(environ) == {s.env for s in SETTINGS}
     config = load_config({}, environ, None)
@@ -154,6 +167,7 @@ def test_every_setting_from_the_environment(tmp_path: Path) -> None:
     assert config.log_format == "text"
     assert (config.default_max_versions, config.workers, config.shutdown_grace_seconds) == (7, 3, 0.5)
     assert config.allow_non_loopback is True
+    assert (config.max_streams, config.max_streams_per_peer, config.reflection) == (2, 1, True)
 
 
 def test_environment_beats_file_and_flags_beat_both(write_file: Callable[..., Path]) -> None:
@@ -433,3 +447,18 @@ def test_a_bad_file_fails_even_when_flags_cover_every_setting(write_file: Callab
     file = write_file("not toml at all ][")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config({"workers": 2}, {}, file)
+
+
+def test_streams_default_to_half_the_workers() -> None:
+    assert load_config({"workers": 16}, {}, None).stream_limit == 8
+    assert load_config({"workers": 3}, {}, None).stream_limit == 1
+    assert load_config({"workers": 16, "max_streams": 12}, {}, None).stream_limit == 12
+
+
+@pytest.mark.parametrize(("flags", "reason"), [
+    ({"workers": 4, "max_streams": 4}, "max_streams (4) must be below workers (4)"),
+    ({"workers": 1}, "workers must be at least 2"),
+])
+def test_streams_must_leave_workers_for_unary_calls(flags: dict[str, int], reason: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(reason)):
+        load_config(flags, {}, None)

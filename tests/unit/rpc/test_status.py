@@ -21,6 +21,7 @@ INTENDED: dict[type[errors.SecretsvcError], grpc.StatusCode] = {
     errors.VersionUnavailable: grpc.StatusCode.FAILED_PRECONDITION,
     errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
     errors.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
+    errors.ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
     # A caller's ciphertext that does not open is the caller's problem.
     errors.DecryptionFailed: grpc.StatusCode.INVALID_ARGUMENT,
     errors.KeyringError: grpc.StatusCode.INTERNAL,

@@ -308,8 +308,9 @@ def test_version_unavailable_is_a_failed_precondition(secrets_svc: SecretService
 def test_lifecycle_calls_check_version_numbers(secrets_svc: SecretService) -> None:
     secrets_svc.put(NS, "p", value(random.Random(24)))
     for call in (secrets_svc.delete_versions, secrets_svc.undelete_versions, secrets_svc.destroy_versions):
-        with pytest.raises(InvalidArgument, match="start at 1"):
-            call(NS, "p", [0])
+        for bad in (0, limits.MAX_VERSION_NUMBER + 1, 2**64 - 1):
+            with pytest.raises(InvalidArgument, match="MAX_VERSION_NUMBER"):
+                call(NS, "p", [bad])
         with pytest.raises(LimitExceeded, match="MAX_VERSIONS_PER_REQUEST"):
             call(NS, "p", list(range(1, limits.MAX_VERSIONS_PER_REQUEST + 2)))
     assert secrets_svc.get(NS, "p").version == 1
@@ -335,9 +336,9 @@ def test_unknown_secret_and_unknown_version_raise_not_found(secrets_svc: SecretS
         secrets_svc.get("other-ns", "p")
 
 
-@pytest.mark.parametrize("bad", [0, -1])
-def test_get_version_below_one_is_invalid(secrets_svc: SecretService, bad: int) -> None:
-    with pytest.raises(InvalidArgument, match="start at 1"):
+@pytest.mark.parametrize("bad", [0, -1, limits.MAX_VERSION_NUMBER + 1, 2**64 - 1])
+def test_get_version_out_of_range_is_invalid(secrets_svc: SecretService, bad: int) -> None:
+    with pytest.raises(InvalidArgument, match="MAX_VERSION_NUMBER"):
         secrets_svc.get(NS, "p", bad)
 
 

@@ -1,0 +1,46 @@
+"""Build the server's backends from its configuration: the store and the key-encryption key.
+
+This is the one place that decides which implementations run; today that is the embedded default (SQLite in
+the data directory and the local keyring beside it). New backends (PostgreSQL, Vault Transit, PKCS#11) plug
+in here, so the gRPC assembly in `rpc/server.py` does not change when they arrive.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+from secretsvc.crypto.secretbytes import SecretBytes
+from secretsvc.datadir import DataDir
+from secretsvc.kek.local import LocalKeyring
+from secretsvc.service import kekguard
+from secretsvc.store.sqlite import SqliteStore
+
+
+@dataclass(frozen=True, slots=True)
+class Backends:
+    store: SqliteStore
+    kek: LocalKeyring
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def open_backends(datadir: DataDir, passphrase: SecretBytes | None) -> Backends:
+    """Open the store, then the keyring it needs: refuse to start if stored data is wrapped by a key the
+    keyring does not hold, or if the keyring file is missing while the database holds data."""
+    store = SqliteStore(datadir.database)
+    try:
+        database = str(datadir.database)
+        keyring_file = datadir.keyring
+        recorded = kekguard.recorded_kek_versions(store, now=time.time())
+        if not os.path.lexists(keyring_file):
+            kekguard.refuse_missing_keyring(recorded, str(keyring_file), database)
+        keyring = LocalKeyring.open_or_create(keyring_file, passphrase)
+        kekguard.check_keyring_opens(recorded, keyring, str(keyring_file), database)
+        store.record_kek_version(keyring.key_id, keyring.primary_version(), now=time.time())
+    except BaseException:
+        store.close()
+        raise
+    return Backends(store=store, kek=keyring)
