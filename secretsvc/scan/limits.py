@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 KIB = 1024
 MIB = 1024 * KIB
+GIB = 1024 * MIB
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,11 +26,25 @@ class ScanLimits:
     max_tar_header_bytes: int = 1 * MIB  # pax / GNU long-name headers
     max_config_bytes: int = 4 * MIB  # image config JSON
     max_manifest_bytes: int = 4 * MIB  # manifests, indexes, manifest.json, token responses
+    max_json_depth: int = 64  # nesting of any JSON document above; real ones nest under 10
     max_layers: int = 1000
     max_path_bytes: int = 4096
     max_index_depth: int = 4  # index -> index -> ... -> manifest
     binary_sniff_bytes: int = 8 * KIB  # a NUL byte in this prefix marks a file binary
     read_block_bytes: int = 1 * MIB  # block size for reading compressed layer blobs
+    # Whole layers, as decompressed. The rest of a layer is decompressed even past max_file_bytes (to check
+    # its digest), so without these a 71 KB zstd layer expands to 2 GiB and a 33 MB one to 1 TiB.
+    # Real layers reach a few GiB (CUDA, ML frameworks, SDKs); 16 GiB leaves room and still ends a bomb.
+    max_layer_expanded_bytes: int = 16 * GIB
+    max_image_expanded_bytes: int = 64 * GIB  # all layers of one image (one platform), in turn
+    # Uncompressed / compressed bytes read so far. Tars of binaries compress 2-4x, text-heavy layers (sources,
+    # node_modules, locales) 5-20x and rarely 50x; gzip tops out near 1030x and zstd goes far beyond. 200
+    # leaves 4x room over the most compressible real layers; a layer that is mostly one zero-filled file (a
+    # preallocated database, a sparse lastlog stored whole) can exceed it and is reported, not scanned on.
+    max_layer_compression_ratio: int = 200
+    # Below this, a layer costs under a second to expand whatever its ratio: small layers of config files or
+    # zeros are often very compressible, and the ratio of the first blocks says little.
+    layer_ratio_check_min_bytes: int = 64 * MIB
 
     def __post_init__(self) -> None:
         for name in self.__slots__:

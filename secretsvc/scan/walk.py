@@ -26,6 +26,8 @@ limit becomes a `ScanWarning` with a stable code and the walk goes on with the n
     archive.corrupt / archive.truncated                           a nested archive cannot be read fully
     limit.file_size  limit.tar_header  limit.path  limit.nested_depth  limit.archive_entries
     limit.compression_ratio  limit.expanded_bytes
+    limit.layer_size  limit.image_size  limit.layer_ratio    a whole layer expands past a limit: decompression
+                         stops there, the rest is not scanned and the layer's digest cannot be verified
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ from secretsvc.scan.archives import (
 from secretsvc.scan.limits import ScanLimits
 from secretsvc.scan.model import Content, Location, ScanWarning
 from secretsvc.scan.sources.image import Image
-from secretsvc.scan.sources.stream import CorruptStream, DigestMismatch
+from secretsvc.scan.sources.stream import CorruptStream, DigestMismatch, ExpansionLimit
 from secretsvc.scan.tarstream import MemberData, Reader, TarError, TarMember, TarReader, clean_path
 
 WHITEOUT_PREFIX = ".wh."
@@ -399,13 +401,24 @@ def walk_image(
 
     `on_progress` receives increments of uncompressed layer bytes consumed (not running totals).
     Problems with one layer become warnings and the walk goes on with the next; see the module docstring.
+    How far layers may expand is bounded by the source's `image.limits`, like the blob reads themselves.
     """
     yield from config_contents(image.config)
     walker = _Walker(limits, index, on_warning, on_progress)
+    expansion = image.expansion()
     for layer in image.layers:
         i = layer.index
+        if expansion.exhausted:
+            walker.warn(
+                "limit.image_size",
+                f"layers {i} to {len(image.layers) - 1} not read: the image's layers expand past"
+                f" max_image_expanded_bytes={expansion.limit}, so their digests could not be verified",
+                i,
+                None,
+            )
+            return
         try:
-            with image.open_layer(i) as stream:
+            with image.open_layer(i, expansion) as stream:
                 seen = 0
 
                 def progress(s: Any = stream) -> None:
@@ -425,6 +438,8 @@ def walk_image(
                     # The worker thread must be gone before the opener closes the raw blob, including
                     # when the consumer abandons the walk half-way.
                     stream.stop()
+        except ExpansionLimit as exc:
+            walker.warn(exc.code, str(exc), i, None)
         except DigestMismatch as exc:
             walker.warn("digest.mismatch", str(exc), i, None)
         except CorruptStream as exc:

@@ -18,7 +18,13 @@ from typing import IO, Any, Protocol
 from secretsvc import errors
 from secretsvc.scan.limits import ScanLimits
 from secretsvc.scan.model import LayerInfo
-from secretsvc.scan.sources.stream import LayerStream, check_digest_syntax, read_bounded, verify_bytes
+from secretsvc.scan.sources.stream import (
+    ImageExpansion,
+    LayerStream,
+    check_digest_syntax,
+    read_bounded,
+    verify_bytes,
+)
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -53,25 +59,32 @@ class Image:
     limits: ScanLimits = ScanLimits()  # noqa: RUF009 - frozen value, safe to share
     blob_digest_known: bool = True  # False for old docker-archive layers named by path, not digest
 
-    def open_layer(self, index: int) -> ContextManager[LayerStream]:
+    def open_layer(self, index: int, expansion: ImageExpansion | None = None) -> ContextManager[LayerStream]:
         """The layer's UNCOMPRESSED tar stream, verified as read (see `sources.stream`).
 
         Once read to its end, `stream.verify()` (and leaving this context) raises `DigestMismatch` (an
         `errors.InvalidArgument`) if the blob digest or the diff_id is wrong; `walk_image` reports that as
-        a "digest.mismatch" warning and keeps the findings.
+        a "digest.mismatch" warning and keeps the findings. Reads raise `ExpansionLimit` past the layer
+        limits of `self.limits`, or past `expansion` (the count shared by the layers of this image).
         """
         if not 0 <= index < len(self.layers):
             raise errors.InvalidArgument(f"layer index {index} out of range (image has {len(self.layers)})")
-        return self._open(self.layers[index])
+        return self._open(self.layers[index], expansion)
+
+    def expansion(self) -> ImageExpansion:
+        """A fresh count of uncompressed bytes for one walk over this image's layers."""
+        return ImageExpansion(self.limits.max_image_expanded_bytes)
 
     @contextlib.contextmanager
-    def _open(self, layer: LayerInfo) -> Iterator[LayerStream]:
+    def _open(self, layer: LayerInfo, expansion: ImageExpansion | None) -> Iterator[LayerStream]:
         with self.opener(layer) as raw:
             stream = LayerStream(
                 raw,
                 blob_digest=layer.digest if self.blob_digest_known else None,
                 diff_id=layer.diff_id or None,
                 block=self.limits.read_block_bytes,
+                limits=self.limits,
+                image=expansion,
             )
             yield stream
             if stream.finished:

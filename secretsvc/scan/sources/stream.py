@@ -9,6 +9,9 @@ the error into a "digest.mismatch" warning, so findings in a tampered layer are 
 
 The compression is detected from the first bytes (gzip, zstd, or none), never from the media type alone,
 and every read returns at most the size asked for, so memory stays bounded whatever the compression ratio.
+Time is bounded too: past `max_layer_expanded_bytes`, `max_image_expanded_bytes` (all layers of one image,
+counted in an `ImageExpansion`) or `max_layer_compression_ratio`, decompression stops and the reader gets
+`ExpansionLimit`, carrying the warning code; the digests of that layer are then never checked.
 Reading, decompressing and hashing run on one worker thread per open layer, at most `READ_AHEAD_BLOCKS`
 blocks ahead of the walker, so they overlap with tar parsing and rule matching on a second core.
 """
@@ -27,6 +30,7 @@ from typing import IO, Protocol
 import zstandard
 
 from secretsvc import errors
+from secretsvc.scan.limits import ScanLimits
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -50,6 +54,33 @@ class DigestMismatch(errors.InvalidArgument):
 
 class CorruptStream(errors.InvalidArgument):
     """A compressed stream is corrupt or ends early."""
+
+
+class ExpansionLimit(errors.LimitExceeded):
+    """A layer expanded past a named limit; decompression stopped, so its digests cannot be verified.
+
+    `code` is the warning to report: "limit.layer_size", "limit.image_size" or "limit.layer_ratio".
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class ImageExpansion:
+    """Uncompressed bytes the layers of one image have expanded to so far, against `limit`.
+
+    Shared by the image's layer streams in turn (one at a time: the walker stops a layer's worker before it
+    opens the next), so it needs no lock.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+
+    @property
+    def exhausted(self) -> bool:
+        return self.used > self.limit
 
 
 class Readable(Protocol):
@@ -201,6 +232,51 @@ class _ZstdReader:
             raise CorruptStream(f"corrupt zstd stream: {exc}") from None
 
 
+class _Bounded:
+    """Counts what the decompressor produces and raises ExpansionLimit, instead of handing on the block
+    that crosses a limit, so nothing more is pulled from the decompressor (or read from the blob)."""
+
+    def __init__(
+        self, inner: Readable, blob: HashingReader, compressed: bool, limits: ScanLimits, image: ImageExpansion | None
+    ) -> None:
+        self._inner = inner
+        self._blob = blob
+        self._compressed = compressed
+        self._limits = limits
+        self._image = image
+        self.expanded = 0
+
+    def read(self, n: int = -1, /) -> bytes:
+        data = self._inner.read(n)
+        if data:
+            self.expanded += len(data)
+            if self._image is not None:
+                self._image.used += len(data)
+            self._check()
+        return data
+
+    def _check(self) -> None:
+        lim, out = self._limits, self.expanded
+        stopped = "decompression stopped: the rest of the layer is not scanned and its digest could not be verified"
+        if out > lim.max_layer_expanded_bytes:
+            raise ExpansionLimit(
+                "limit.layer_size",
+                f"layer expands past max_layer_expanded_bytes={lim.max_layer_expanded_bytes}; {stopped}",
+            )
+        if self._image is not None and self._image.exhausted:
+            raise ExpansionLimit(
+                "limit.image_size",
+                f"the image's layers expand past max_image_expanded_bytes={self._image.limit}; {stopped}",
+            )
+        read = self._blob.bytes_read  # compressed bytes read so far (ahead of `out`: the ratio errs low)
+        if self._compressed and out > lim.layer_ratio_check_min_bytes and out > lim.max_layer_compression_ratio * read:
+            raise ExpansionLimit(
+                "limit.layer_ratio",
+                f"layer expands more than max_layer_compression_ratio={lim.max_layer_compression_ratio} times"
+                f" ({out} bytes from {read}); {stopped}",
+            )
+
+
 def compression_of(head: bytes) -> str:
     if head.startswith(GZIP_MAGIC):
         return "gzip"
@@ -272,6 +348,8 @@ class LayerStream:
     Once the stream has been read to its end, `verify` raises DigestMismatch if either digest is wrong
     (leaving the `open_layer` context does so too); `read` raises CorruptStream for bad compression.
     Decompression and hashing run on a worker thread started by the first read; `stop` (or `close`) ends it.
+    Past a limit of `limits` (or of the shared `image` count), `read` raises ExpansionLimit and the worker
+    has ended.
     """
 
     def __init__(
@@ -281,6 +359,8 @@ class LayerStream:
         blob_digest: str | None,
         diff_id: str | None,
         block: int,
+        limits: ScanLimits | None = None,
+        image: ImageExpansion | None = None,
     ) -> None:
         self._raw = raw
         self._block = max(block, MIN_BLOCK_BYTES)
@@ -295,7 +375,8 @@ class LayerStream:
             inner = _ZstdReader(source, self._block)
         else:
             inner = source
-        self.tar = HashingReader(inner, diff_id, "layer diff_id")
+        bounded = _Bounded(inner, self.blob, self.compression != "none", limits or ScanLimits(), image)
+        self.tar = HashingReader(bounded, diff_id, "layer diff_id")
         self._pump: _Pump | None = None
         self._stopper: weakref.finalize[[], LayerStream] | None = None
         self._buf = b""
