@@ -7,6 +7,9 @@ References are written as skopeo writes them:
     oci-archive:PATH[:TAG]                  the same layout as a tar, read in place
     docker://HOST[:PORT]/REPO[:TAG|@DIGEST] a registry, over the OCI distribution API
 
+The path of an archive or layout may be a symbolic link, but must lead to a regular file or a directory;
+nothing inside a layout is followed out of it (see `sources.safeopen`).
+
 A bare existing path is recognised by its contents: a directory with `oci-layout` is `oci:`, one with
 `manifest.json` is a `docker save` directory; a tar holding `oci-layout` is `oci-archive:`, one holding
 `manifest.json` is `docker-archive:`; anything else is a source tree (`Source.tree` is set, `images()`
@@ -35,6 +38,7 @@ from secretsvc.scan.sources.local import (
     open_store,
 )
 from secretsvc.scan.sources.registry import RegistrySource, parse_registry_ref
+from secretsvc.scan.sources.safeopen import open_in
 from secretsvc.scan.sources.stream import CorruptStream, DigestMismatch
 
 __all__ = [
@@ -137,6 +141,8 @@ def open_source(
 
 
 def _detect(ref: str, path: Path, platform: str | None, limits: ScanLimits) -> Source:
+    if not path.is_dir() and not path.is_file():
+        raise errors.InvalidArgument(f"{ref} is neither a regular file nor a directory")
     if path.is_dir():
         if (path / "oci-layout").is_file():
             return OciSource(ref, DirStore(path), None, platform, limits)
@@ -160,12 +166,9 @@ def _detect(ref: str, path: Path, platform: str | None, limits: ScanLimits) -> S
 
 
 def _is_docker_dir(path: Path) -> bool:
-    mf = path / "manifest.json"
-    if not mf.is_file():
-        return False
     try:
-        with open(mf, "rb") as f:
+        with open_in(path, "manifest.json") as f:
             head = f.read(64).lstrip()
-    except OSError:
+    except (errors.SecretsvcError, OSError):
         return False
     return head.startswith(b"[")

@@ -2,8 +2,13 @@
 
 A tar is read in place: its headers are indexed once, and each blob is then read through its own file
 handle seeking to the member's data, so nothing is ever extracted to disk and layers can be read
-concurrently. Names inside the archive are only ever looked up in that index, never joined to a real path;
-for directories, blob names are checked to be plain hex digests before they touch the filesystem.
+concurrently. Names inside the archive are only ever looked up in that index, never joined to a real path.
+In a directory, every file is opened with `safeopen.open_in`: no symbolic link is followed out of the
+layout and only regular files are read (a FIFO or /dev/zero as a blob cannot hang the scan). The archive
+or directory the user names may itself be a symbolic link, but must be a regular file or a directory.
+
+A refused or missing layer blob becomes a "layer.unreadable" warning (the walker opens layers); a refused
+oci-layout, index.json, manifest.json, manifest or config is an `errors.InvalidArgument` (exit status 2).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from secretsvc.scan.sources.image import (
     platform_string,
     resolve_images,
 )
+from secretsvc.scan.sources.safeopen import open_file, open_in
 from secretsvc.scan.sources.stream import check_digest_syntax, read_bounded, verify_bytes
 
 _HEX = frozenset("0123456789abcdef")
@@ -43,7 +49,7 @@ class _Window:
     """Reads `size` bytes from `offset` of a file it owns."""
 
     def __init__(self, path: Path, offset: int, size: int) -> None:
-        self._f = open(path, "rb")  # noqa: SIM115 - closed by close()
+        self._f = open_file(path)
         self._f.seek(offset)
         self._left = size
 
@@ -69,7 +75,7 @@ class TarStore:
         self.path = path
         self._members: dict[str, tarfile.TarInfo] = {}
         try:
-            with tarfile.open(path, "r:") as tf:
+            with open_file(path) as f, tarfile.open(fileobj=f, mode="r:") as tf:
                 count = 0
                 while (ti := tf.next()) is not None:
                     count += 1
@@ -118,27 +124,17 @@ class TarStore:
 
 
 class DirStore:
+    """Files of a layout directory, each opened without following links out of it (`safeopen.open_in`)."""
+
     def __init__(self, root: Path) -> None:
         self.root = root
 
     def names(self) -> set[str]:
         return {p.name for p in self.root.iterdir()}
 
-    def _safe(self, name: str) -> Path:
-        parts = _norm(name).split("/")
-        if any(p in ("", "..") for p in parts):
-            raise errors.InvalidArgument(f"unsafe name {name!r} in image layout")
-        return self.root.joinpath(*parts)
-
     @contextlib.contextmanager
     def open_path(self, name: str) -> Iterator[IO[bytes]]:
-        p = self._safe(name)
-        try:
-            f = open(p, "rb")  # noqa: SIM115 - closed below
-        except FileNotFoundError:
-            raise errors.NotFound(f"{name!r} not found in {self.root}") from None
-        except OSError as exc:
-            raise errors.InvalidArgument(f"cannot read {name!r} in {self.root}: {exc.strerror}") from None
+        f = open_in(self.root, name)
         try:
             yield f
         finally:
@@ -312,16 +308,15 @@ class DockerArchiveSource:
 
 def looks_like_tar(path: Path) -> bool:
     try:
-        with open(path, "rb") as f:
+        with open_file(path) as f:
             head = f.read(512)
-    except OSError:
+    except (errors.SecretsvcError, OSError):
         return False
     return len(head) == 512 and head[257:262] == b"ustar"
 
 
 def open_store(path: Path, limits: ScanLimits) -> Store:
+    """A layout directory or an archive (a regular file; NotFound if absent, InvalidArgument if special)."""
     if path.is_dir():
         return DirStore(path)
-    if path.is_file():
-        return TarStore(path, limits)
-    raise errors.NotFound(f"{path} does not exist")
+    return TarStore(path, limits)
