@@ -28,9 +28,12 @@ image references (as skopeo writes them):
                                directory or file is scanned as plain files
 
 exit status:
-  0  no finding at or above --fail-on (default: low, so any finding fails)
-  1  findings at or above --fail-on
+  0  no finding at or above --fail-on (default: low, so any finding fails), and the whole image was read
+  1  findings at or above --fail-on (even if part of the image could not be read: findings come first)
   2  usage or input error (bad reference, unreadable image, bad baseline or config)
+  3  the scan could not read part of the image (a missing or corrupt layer, a limit hit, ...) and
+     found nothing at or above --fail-on; the report says what was not read. --allow-incomplete,
+     or [scan] allow_incomplete / accept_warnings in --config, accepts it (exit 0)
 
 examples:
   secretsvc scan docker-archive:app.tar
@@ -75,6 +78,11 @@ def add_parser(subparsers: Any) -> None:
         "--write-baseline", type=Path, metavar="FILE", help="record this scan's findings in FILE as baseline"
     )
     parser.add_argument("--config", type=Path, metavar="FILE", help="TOML file of path and rule ignores")
+    parser.add_argument(
+        "--allow-incomplete",
+        action="store_true",
+        help="exit 0, not 3, when part of the image could not be read (the report still says what)",
+    )
     key = parser.add_mutually_exclusive_group()
     key.add_argument(
         "--fingerprint-key",

@@ -24,7 +24,7 @@ from secretsvc.boundedio import read_bounded
 from secretsvc.cli.scan import CREDS_ENV, FINGERPRINT_KEY_ENV, MAX_KEY_FILE_BYTES
 from secretsvc.errors import InvalidArgument, SecretsvcError
 from secretsvc.scan.baseline import write_atomically
-from secretsvc.scan.model import Severity
+from secretsvc.scan.model import EXIT_USAGE, Severity
 from secretsvc.scan.pipeline import MAX_FINGERPRINT_KEY_BYTES, MIN_FINGERPRINT_KEY_BYTES, ScanOptions, scan
 from secretsvc.scan.reporters import write_report
 from secretsvc.scan.reporters.text import safe, summary
@@ -63,6 +63,7 @@ def _run(args: argparse.Namespace) -> int:
             write_baseline=args.write_baseline,
             config=args.config,
             progress=progress,
+            allow_incomplete=args.allow_incomplete,
         )
         report = scan(args.ref, options)
     if args.output is not None:
@@ -152,4 +153,4 @@ class _ProgressBar:
 
 def _fail(message: str) -> int:
     print(f"secretsvc scan: error: {message}", file=sys.stderr)
-    return 2
+    return EXIT_USAGE

@@ -14,8 +14,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from secretsvc.scan.model import Finding, Location, ScanWarning, Severity
-    from secretsvc.scan.pipeline import ScanOptions, ScanReport, ScanStats, scan
+    from secretsvc.scan.model import Finding, Location, ScanReport, ScanStats, ScanWarning, Severity
+    from secretsvc.scan.pipeline import ScanOptions, scan
 
 __all__ = ["Finding", "Location", "ScanOptions", "ScanReport", "ScanStats", "ScanWarning", "Severity", "scan"]
 
@@ -25,8 +25,8 @@ _HOMES = {
     "ScanWarning": "secretsvc.scan.model",
     "Severity": "secretsvc.scan.model",
     "ScanOptions": "secretsvc.scan.pipeline",
-    "ScanReport": "secretsvc.scan.pipeline",
-    "ScanStats": "secretsvc.scan.pipeline",
+    "ScanReport": "secretsvc.scan.model",
+    "ScanStats": "secretsvc.scan.model",
     "scan": "secretsvc.scan.pipeline",
 }
 

@@ -1,4 +1,4 @@
-"""The scan config file: path and rule ignores, disabled rules.
+"""The scan config file: path and rule ignores, disabled rules, and which incomplete reads to accept.
 
 A small TOML file, checked strictly so that a misspelt key or rule id is an error rather than a silently
 ignored allowlist:
@@ -9,10 +9,18 @@ ignored allowlist:
 
     [rules]
     disabled = ["generic-secret-assignment"]  # these rules are not run at all
+
+    [scan]
+    allow_incomplete = false               # true: a scan that could not read everything still exits 0
+    accept_warnings = ["limit.file_size"]  # these warning codes never make the scan fail as incomplete
+
+Warning codes in `accept_warnings` are checked for their shape only: a code this version does not know
+(from a newer release, or misspelt) accepts nothing, so a typo fails safe (the scan still fails).
 """
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -28,11 +36,14 @@ MAX_CONFIG_FILE_BYTES = 1024 * 1024
 MAX_CONFIG_PATTERNS = 10_000
 MAX_PATTERN_CHARS = 4096
 MAX_RULE_ID_CHARS = 128
+MAX_WARNING_CODE_CHARS = 64
 
 _KNOWN_KEYS: dict[str, frozenset[str]] = {
     "ignore": frozenset({"paths", "rules"}),
     "rules": frozenset({"disabled"}),
+    "scan": frozenset({"allow_incomplete", "accept_warnings"}),
 }
+_WARNING_CODE = re.compile(r"[a-z0-9_]+(?:\.[a-z0-9_]+)+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +51,8 @@ class ScanConfig:
     ignore_paths: tuple[str, ...] = ()
     ignore_rules: frozenset[str] = frozenset()
     disabled_rules: frozenset[str] = frozenset()
+    allow_incomplete: bool = False
+    accepted_warnings: frozenset[str] = frozenset()
 
     def rule_ids(self) -> frozenset[str]:
         """Every rule id the config names, so the caller can refuse unknown ones."""
@@ -90,7 +103,7 @@ def load_config(path: Path) -> ScanConfig:
 def parse_config(document: dict[str, Any], *, source: str = "scan config") -> ScanConfig:
     for table, value in document.items():
         if table not in _KNOWN_KEYS:
-            raise ConfigError(f"{source}: unknown table [{table}] (expected: ignore, rules)")
+            raise ConfigError(f"{source}: unknown table [{table}] (expected: {', '.join(_KNOWN_KEYS)})")
         if not isinstance(value, dict):
             raise ConfigError(f"{source}: [{table}] must be a table")
         extra = sorted(set(value) - _KNOWN_KEYS[table])
@@ -98,10 +111,20 @@ def parse_config(document: dict[str, Any], *, source: str = "scan config") -> Sc
             raise ConfigError(f"{source}: unknown key(s) in [{table}]: {', '.join(extra)}")
     ignore = document.get("ignore", {})
     rules = document.get("rules", {})
+    scan = document.get("scan", {})
+    allow_incomplete = scan.get("allow_incomplete", False)
+    if not isinstance(allow_incomplete, bool):
+        raise ConfigError(f"{source}: scan.allow_incomplete must be true or false")
+    accepted = _strings(scan, "accept_warnings", f"{source}: scan.accept_warnings", MAX_WARNING_CODE_CHARS)
+    for code in accepted:
+        if not _WARNING_CODE.fullmatch(code):
+            raise ConfigError(f"{source}: scan.accept_warnings: {code!r} is not a warning code (e.g. limit.file_size)")
     return ScanConfig(
         ignore_paths=tuple(_strings(ignore, "paths", f"{source}: ignore.paths", MAX_PATTERN_CHARS)),
         ignore_rules=frozenset(_strings(ignore, "rules", f"{source}: ignore.rules", MAX_RULE_ID_CHARS)),
         disabled_rules=frozenset(_strings(rules, "disabled", f"{source}: rules.disabled", MAX_RULE_ID_CHARS)),
+        allow_incomplete=allow_incomplete,
+        accepted_warnings=frozenset(accepted),
     )
 
 

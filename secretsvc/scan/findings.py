@@ -2,12 +2,15 @@
 
 A `Match` carries the secret; this module is the last place that sees it. `FindingCollector.add` reduces each
 match at once to a `PendingFinding` (fingerprints and a redacted form, never the bytes), so nothing that
-outlives a `Content` holds secret material. Locations are resolved after the walk, because whether a file was
-later deleted or overwritten is known only once every layer has been read.
+outlives a `Content` holds secret material, with one exception: a `NameRedactor` keeps the secrets of one
+scan until its report is assembled, because the image can repeat a secret in a name (a file named after a
+token, a label key, a member of a nested archive) and a report prints names. Locations are resolved after the
+walk, because whether a file was later deleted or overwritten is known only once every layer has been read.
 """
 
 from __future__ import annotations
 
+import bisect
 import hmac
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -234,3 +237,103 @@ def _drop_contained(pending: list[PendingFinding]) -> list[PendingFinding]:
             kept.append(item)
             max_end = item.end
     return kept
+
+
+#: A name is searched for secrets by looking up each position's first `NAME_GRAM_CHARS` characters, so
+#: redacting a name costs about its length in dictionary lookups however many secrets the scan found.
+NAME_GRAM_CHARS = 8
+
+
+class NameRedactor:
+    """Every secret found in one scan, to replace wherever a name the report prints repeats it.
+
+    Paths, label keys, nested-archive member names, warning messages and created_by lines come from the image,
+    and any of them can hold a secret that a rule found in some file's content, in the same layer or another.
+    Each occurrence becomes the finding's own redacted form ("ghp_…(40 chars)"); overlapping secrets become one
+    "…(N chars)" so that no part of either shows. The same secrets give the same names, so baselines still
+    match on a rerun. A secret is looked up as the walker decodes names: UTF-8 with surrogate escapes (tar
+    names, the config), and code page 437 (zip names without the UTF-8 flag).
+
+    This is the one holder of secrets that outlives a `Content`; it lives for one scan, and `clear` drops it.
+    """
+
+    __slots__ = ("_by_gram", "_cache", "_short", "_shown")
+
+    def __init__(self) -> None:
+        self._shown: dict[str, str] = {}  # secret text -> redacted form
+        self._by_gram: dict[str, list[int]] = {}  # first NAME_GRAM_CHARS chars -> lengths, ascending
+        self._short: list[int] = []  # lengths of secrets shorter than NAME_GRAM_CHARS, descending
+        self._cache: dict[str, str] = {}
+
+    def __repr__(self) -> str:
+        return f"NameRedactor({len(self._shown)} secrets)"
+
+    def __len__(self) -> int:
+        return len(self._shown)
+
+    def add(self, secret: bytes, shown: str) -> None:
+        """Remember a detected secret and the redacted form to show in its place."""
+        for text in {secret.decode("utf-8", "surrogateescape"), secret.decode("cp437")}:
+            if not text or text in self._shown:
+                continue
+            self._shown[text] = shown
+            self._cache.clear()
+            if len(text) >= NAME_GRAM_CHARS:
+                lengths = self._by_gram.setdefault(text[:NAME_GRAM_CHARS], [])
+                at = bisect.bisect_left(lengths, len(text))
+                if at == len(lengths) or lengths[at] != len(text):
+                    lengths.insert(at, len(text))
+            elif len(text) not in self._short:
+                self._short.append(len(text))
+                self._short.sort(reverse=True)
+
+    def clear(self) -> None:
+        self._shown.clear()
+        self._by_gram.clear()
+        self._short.clear()
+        self._cache.clear()
+
+    def __call__(self, text: str) -> str:
+        """`text` with every occurrence of every secret replaced by its redacted form."""
+        if not self._shown or not text:
+            return text
+        done = self._cache.get(text)
+        if done is None:
+            done = self._cache[text] = self._redact(text)
+        return done
+
+    def _redact(self, text: str) -> str:
+        spans: list[list[int]] = []  # [start, end, secrets merged]
+        for i in range(len(text)):
+            length = self._longest_at(text, i)
+            if not length:
+                continue
+            if spans and i < spans[-1][1]:
+                last = spans[-1]
+                if i + length > last[1]:  # overlaps the previous secret and runs past it: one span
+                    last[1] = i + length
+                    last[2] += 1
+            else:
+                spans.append([i, i + length, 1])
+        if not spans:
+            return text
+        out: list[str] = []
+        done = 0
+        for start, end, merged in spans:
+            out.append(text[done:start])
+            out.append(self._shown[text[start:end]] if merged == 1 else f"…({end - start} chars)")
+            done = end
+        out.append(text[done:])
+        return "".join(out)
+
+    def _longest_at(self, text: str, i: int) -> int:
+        room = len(text) - i
+        lengths = self._by_gram.get(text[i : i + NAME_GRAM_CHARS])
+        if lengths:
+            for at in range(bisect.bisect_right(lengths, room) - 1, -1, -1):
+                if text[i : i + lengths[at]] in self._shown:
+                    return lengths[at]
+        for length in self._short:
+            if length <= room and text[i : i + length] in self._shown:
+                return length
+        return 0

@@ -4,10 +4,12 @@
     walk       layers -> `Content` units (file bytes, config strings, nested-archive members) + `ScanWarning`s
     rules/     bytes -> `Match`es (rule id, severity, span)
     pipeline   matches -> `Finding`s (location resolved across layers, secret replaced by fingerprint)
-    reporters/ findings -> text / json / sarif
+               -> `ScanReport` (findings, warnings, stats; any detected secret redacted from names too)
+    reporters/ `ScanReport` -> text / json / sarif
 
 A `Match` holds the secret while it is being turned into a finding; it is never printed, logged or stored.
-A `Finding` never holds it: only `redacted` and a keyed `fingerprint`.
+A `Finding` never holds it: only `redacted` and a keyed `fingerprint`. A `ScanReport` never holds it either,
+not even in a path, label key or warning that happens to repeat it.
 """
 
 from __future__ import annotations
@@ -117,6 +119,22 @@ class Finding:
         }
 
 
+#: Warning codes that lose no content: what they name was still read in full. Every other code, including any
+#: code added later, means part of the image was not read, and the scan is incomplete until a user accepts it.
+#: Keep this list short; a code belongs here only if no byte goes unscanned when it is raised.
+INFORMATIONAL_WARNINGS: frozenset[str] = frozenset(
+    {
+        "path.unsafe",  # an absolute or ".." member name: normalised, and the member is read in full
+        "limit.warnings",  # only warning records are dropped; every dropped warning still counts as not read
+    }
+)
+
+
+def loses_content(code: str) -> bool:
+    """Whether a warning with this code means some of the image was not read (unknown codes: yes)."""
+    return code not in INFORMATIONAL_WARNINGS
+
+
 @dataclass(frozen=True, slots=True)
 class ScanWarning:
     """Something the scan could not read fully (a limit, a malformed tar, a digest mismatch)."""
@@ -126,5 +144,133 @@ class ScanWarning:
     layer_index: int | None = None
     path: str | None = None
 
+    @property
+    def incomplete(self) -> bool:
+        """Whether this warning means content was not read (see `INFORMATIONAL_WARNINGS`)."""
+        return loses_content(self.code)
+
     def to_json(self) -> dict[str, object]:
-        return {"code": self.code, "message": self.message, "layer_index": self.layer_index, "path": self.path}
+        return {
+            "code": self.code,
+            "message": self.message,
+            "layer_index": self.layer_index,
+            "path": self.path,
+            "incomplete": self.incomplete,
+        }
+
+
+# -- the report ------------------------------------------------------------------------------------------
+
+#: Exit statuses of a scan (`ScanReport.exit_code`, and `secretsvc scan`).
+EXIT_CLEAN = 0  # no finding at or above fail_on, and everything was read (or the user accepted what was not)
+EXIT_FINDINGS = 1  # at least one finding at or above fail_on, whether or not the scan is complete
+EXIT_USAGE = 2  # usage or input error: no report at all
+EXIT_INCOMPLETE = 3  # no failing finding, but part of the image was not read and that was not accepted
+
+
+@dataclass(frozen=True, slots=True)
+class LayerSummary:
+    """What a report says about a layer: its identity and (secret-free) `created_by`."""
+
+    index: int
+    diff_id: str | None
+    created_by: str | None
+    platform: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSummary:
+    rule_id: str
+    severity: Severity
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
+class ScanStats:
+    bytes_scanned: int = 0  # uncompressed layer bytes read, plus config and plain-file bytes
+    files_scanned: int = 0
+    layers: int = 0
+    images: int = 0
+    duration_s: float = 0.0
+    findings: int = 0
+    suppressed_by_baseline: int = 0
+    suppressed_by_config: int = 0
+    warnings: int = 0
+    #: (code, count) of every warning that lost content, sorted by code; counted even past the report's
+    #: warning limit. Empty when the whole image was read.
+    not_read: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def incomplete(self) -> bool:
+        return bool(self.not_read)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "bytes_scanned": self.bytes_scanned,
+            "files_scanned": self.files_scanned,
+            "layers": self.layers,
+            "images": self.images,
+            "duration_s": round(self.duration_s, 3),
+            "findings": self.findings,
+            "suppressed_by_baseline": self.suppressed_by_baseline,
+            "suppressed_by_config": self.suppressed_by_config,
+            "warnings": self.warnings,
+            "incomplete": self.incomplete,
+            "not_read": dict(self.not_read),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ScanReport:
+    image: str
+    findings: tuple[Finding, ...]
+    warnings: tuple[ScanWarning, ...]
+    stats: ScanStats
+    layers: tuple[LayerSummary, ...] = ()
+    rules: tuple[RuleSummary, ...] = ()
+    fail_on: Severity = Severity.LOW
+    baseline_written: int | None = None  # entries written by --write-baseline
+    allow_incomplete: bool = False  # an incomplete read never changes the exit status
+    accepted_warnings: frozenset[str] = frozenset()  # these codes never make the scan fail as incomplete
+
+    @property
+    def failed(self) -> bool:
+        """Whether any finding is at or above the failing severity."""
+        return any(f.severity >= self.fail_on for f in self.findings)
+
+    @property
+    def complete(self) -> bool:
+        """Whether the whole image was read: no warning lost content. Accepting an incomplete scan does not
+        change this, only the exit status."""
+        return not self.stats.incomplete
+
+    @property
+    def incomplete_fails(self) -> bool:
+        """Whether the scan is incomplete in a way the user has not accepted."""
+        if self.allow_incomplete:
+            return False
+        return any(code not in self.accepted_warnings for code, _ in self.stats.not_read)
+
+    @property
+    def exit_code(self) -> int:
+        """1 for a failing finding, else 3 for an unaccepted incomplete read, else 0.
+
+        Findings come first: a leak that was found is certain and needs acting on whatever else went unread,
+        and 1 is what CI scripts written before exit status 3 existed test for.
+        """
+        if self.failed:
+            return EXIT_FINDINGS
+        if self.incomplete_fails:
+            return EXIT_INCOMPLETE
+        return EXIT_CLEAN
+
+    def to_json(self) -> dict[str, object]:
+        """The PRODUCT.md document: {"image", "findings", "stats"}, plus the scan's "warnings"."""
+        stats = self.stats.to_json()
+        stats["incomplete_accepted"] = not self.complete and not self.incomplete_fails
+        return {
+            "image": self.image,
+            "findings": [f.to_json() for f in self.findings],
+            "stats": stats,
+            "warnings": [w.to_json() for w in self.warnings],
+        }

@@ -1,7 +1,12 @@
 """The scan use case: image reference in, `ScanReport` out.
 
     open_source -> walk_image (Contents) -> RuleSet.scan (Matches) -> FindingCollector (Findings)
-                -> config ignores -> baseline -> sorted report
+                -> names redacted -> config ignores -> baseline -> sorted report
+
+Every warning is counted by code; one that lost content (`model.loses_content`) makes the scan incomplete,
+and an incomplete scan that the options do not accept exits 3 (`model.EXIT_INCOMPLETE`), unless a finding
+already makes it exit 1. Every secret a rule matched is also replaced in every name the report prints
+(finding and warning paths, warning messages, created_by lines), wherever in the image it was found.
 
 Everything a run needs arrives in `ScanOptions`; nothing is read from the environment or kept between runs.
 The fingerprint key is random per run unless one is given, so fingerprints can be compared across runs only
@@ -12,16 +17,31 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from secretsvc import errors
 from secretsvc.scan.baseline import Baseline, load_baseline, write_baseline
 from secretsvc.scan.config import ScanConfig, load_config
-from secretsvc.scan.findings import FindingCollector, identity, redact, sort_key
+from secretsvc.scan.findings import FindingCollector, NameRedactor, identity, redact, sort_key
 from secretsvc.scan.limits import ScanLimits
-from secretsvc.scan.model import Content, Finding, LayerInfo, ScanWarning, Severity
+from secretsvc.scan.model import (
+    EXIT_CLEAN,
+    EXIT_FINDINGS,
+    EXIT_INCOMPLETE,
+    EXIT_USAGE,
+    Content,
+    Finding,
+    LayerInfo,
+    LayerSummary,
+    RuleSummary,
+    ScanReport,
+    ScanStats,
+    ScanWarning,
+    Severity,
+    loses_content,
+)
 from secretsvc.scan.rules import RuleSet
 from secretsvc.scan.sources import open_source
 from secretsvc.scan.walk import LayerIndex, walk_image, walk_path
@@ -34,6 +54,19 @@ MAX_CREATED_BY_CHARS = 300
 #: A scan that trips over this many warnings stops recording them (and says so): a hostile image must not
 #: grow the report without bound.
 MAX_WARNINGS = 1000
+
+__all__ = [
+    "EXIT_CLEAN",
+    "EXIT_FINDINGS",
+    "EXIT_INCOMPLETE",
+    "EXIT_USAGE",
+    "LayerSummary",
+    "RuleSummary",
+    "ScanOptions",
+    "ScanReport",
+    "ScanStats",
+    "scan",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +83,8 @@ class ScanOptions:
     limits: ScanLimits = field(default_factory=ScanLimits)
     progress: Callable[[int], None] | None = None  # uncompressed layer bytes consumed since the last call
     rules: RuleSet | None = None  # None: RuleSet.default()
+    allow_incomplete: bool = False  # an incomplete read never makes exit_code 3 (the report still says it)
+    accept_warnings: frozenset[str] = frozenset()  # warning codes that never make exit_code 3
 
     def __post_init__(self) -> None:
         key = self.fingerprint_key
@@ -59,84 +94,12 @@ class ScanOptions:
             )
 
 
-@dataclass(frozen=True, slots=True)
-class LayerSummary:
-    """What a report says about a layer: its identity and (secret-free) `created_by`."""
-
-    index: int
-    diff_id: str | None
-    created_by: str | None
-    platform: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class RuleSummary:
-    rule_id: str
-    severity: Severity
-    description: str
-
-
-@dataclass(frozen=True, slots=True)
-class ScanStats:
-    bytes_scanned: int = 0  # uncompressed layer bytes read, plus config and plain-file bytes
-    files_scanned: int = 0
-    layers: int = 0
-    images: int = 0
-    duration_s: float = 0.0
-    findings: int = 0
-    suppressed_by_baseline: int = 0
-    suppressed_by_config: int = 0
-    warnings: int = 0
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "bytes_scanned": self.bytes_scanned,
-            "files_scanned": self.files_scanned,
-            "layers": self.layers,
-            "images": self.images,
-            "duration_s": round(self.duration_s, 3),
-            "findings": self.findings,
-            "suppressed_by_baseline": self.suppressed_by_baseline,
-            "suppressed_by_config": self.suppressed_by_config,
-            "warnings": self.warnings,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class ScanReport:
-    image: str
-    findings: tuple[Finding, ...]
-    warnings: tuple[ScanWarning, ...]
-    stats: ScanStats
-    layers: tuple[LayerSummary, ...] = ()
-    rules: tuple[RuleSummary, ...] = ()
-    fail_on: Severity = Severity.LOW
-    baseline_written: int | None = None  # entries written by --write-baseline
-
-    @property
-    def failed(self) -> bool:
-        """Whether any finding is at or above the failing severity."""
-        return any(f.severity >= self.fail_on for f in self.findings)
-
-    @property
-    def exit_code(self) -> int:
-        return 1 if self.failed else 0
-
-    def to_json(self) -> dict[str, object]:
-        """The PRODUCT.md document: {"image", "findings", "stats"}, plus the scan's "warnings"."""
-        return {
-            "image": self.image,
-            "findings": [f.to_json() for f in self.findings],
-            "stats": self.stats.to_json(),
-            "warnings": [w.to_json() for w in self.warnings],
-        }
-
-
 def scan(ref: str, options: ScanOptions = ScanOptions()) -> ScanReport:
     """Scan an image reference (or a plain directory or file) for leaked credentials.
 
     Raises `errors.InvalidArgument` for a bad reference, baseline or unreadable image, `errors.NotFound` for
-    an absent one, `errors.ConfigError` for a bad config file; problems inside layers become warnings.
+    an absent one, `errors.ConfigError` for a bad config file; problems inside layers become warnings, and a
+    warning that lost content makes `report.complete` false.
     """
     started = time.monotonic()
     config = _config(options.config)
@@ -159,11 +122,18 @@ def scan(ref: str, options: ScanOptions = ScanOptions()) -> ScanReport:
         ),
         progress=options.progress,
     )
-    run.scan_source(ref, options)
+    try:
+        run.scan_source(ref, options)
+        # Names are final from here on: ignores, the baseline and the report all see them redacted.
+        found = run.findings()
+        warnings = tuple(run.final_warnings())
+        layers = tuple(run.final_layers())
+    finally:
+        run.names.clear()
 
     kept: list[tuple[Finding, str | None]] = []
     suppressed_config = 0
-    for finding, baseline_id in run.findings():
+    for finding, baseline_id in found:
         if config.ignores(finding):
             suppressed_config += 1
         else:
@@ -182,16 +152,19 @@ def scan(ref: str, options: ScanOptions = ScanOptions()) -> ScanReport:
         suppressed_by_baseline=len(kept) - len(reported),
         suppressed_by_config=suppressed_config,
         warnings=run.warning_count,
+        not_read=tuple(sorted(run.not_read.items())),
     )
     return ScanReport(
         image=ref,
         findings=tuple(reported),
-        warnings=tuple(run.warnings),
+        warnings=warnings,
         stats=stats,
-        layers=tuple(run.layer_summaries),
+        layers=layers,
         rules=tuple(RuleSummary(i.rule_id, i.severity, i.description) for i in ruleset.rules),
         fail_on=options.fail_on,
         baseline_written=written,
+        allow_incomplete=options.allow_incomplete or config.allow_incomplete,
+        accepted_warnings=options.accept_warnings | config.accepted_warnings,
     )
 
 
@@ -216,12 +189,16 @@ class _Run:
     warning_count: int = 0
     files: set[tuple[str | None, int | None, str]] = field(default_factory=set)
     warnings: list[ScanWarning] = field(default_factory=list)
-    layer_summaries: list[LayerSummary] = field(default_factory=list)
+    not_read: dict[str, int] = field(default_factory=dict)  # code -> count, every content-losing warning
+    layers: list[tuple[LayerInfo, str | None]] = field(default_factory=list)  # with its image's platform
     resolved: dict[tuple[object, ...], tuple[Finding, str | None]] = field(default_factory=dict)
-    history_secrets: list[tuple[str, str]] = field(default_factory=list, repr=False)
+    names: NameRedactor = field(default_factory=NameRedactor, repr=False)
 
     def on_warning(self, warning: ScanWarning) -> None:
         self.warning_count += 1
+        if loses_content(warning.code):
+            # Counted before the list is capped: a warning dropped from the report still made it incomplete.
+            self.not_read[warning.code] = self.not_read.get(warning.code, 0) + 1
         if len(self.warnings) < MAX_WARNINGS:
             self.warnings.append(warning)
         elif len(self.warnings) == MAX_WARNINGS:
@@ -243,12 +220,8 @@ class _Run:
             matches = self.ruleset.scan(content)
             if not matches:
                 continue
-            if content.layer_index is None:
-                # created_by is printed in reports and can repeat a build arg or env value: remember how to
-                # blank out whatever the config held.
-                for m in matches:
-                    text = m.secret.decode("utf-8", errors="replace")
-                    self.history_secrets.append((text, redact(m.secret)))
+            for m in matches:
+                self.names.add(m.secret, redact(m.secret))
             self.collector.add(content, matches)
 
     def keep(self, pairs: Iterable[tuple[Finding, str | None]]) -> None:
@@ -256,7 +229,23 @@ class _Run:
             self.resolved.setdefault(identity(finding), (finding, baseline_id))
 
     def findings(self) -> list[tuple[Finding, str | None]]:
-        return sorted(self.resolved.values(), key=lambda pair: sort_key(pair[0]))
+        """Every finding with its name redacted, sorted. De-duplicated before redaction, so two places whose
+        names differ only by a secret stay two findings."""
+        named = [(replace(f, path=self.names(f.path)), b) for f, b in self.resolved.values()]
+        return sorted(named, key=lambda pair: sort_key(pair[0]))
+
+    def final_warnings(self) -> Iterator[ScanWarning]:
+        for w in self.warnings:
+            yield replace(w, message=self.names(w.message), path=None if w.path is None else self.names(w.path))
+
+    def final_layers(self) -> Iterator[LayerSummary]:
+        for layer, platform in self.layers:
+            yield LayerSummary(
+                index=layer.index,
+                diff_id=layer.diff_id or None,
+                created_by=self._shown_created_by(layer.created_by),
+                platform=platform,
+            )
 
     def scan_source(self, ref: str, options: ScanOptions) -> None:
         with open_source(
@@ -283,8 +272,7 @@ class _Run:
                 )
                 self.match(contents, image.platform)
                 self.keep(self.collector.resolve(image.layers, index.location_of))
-                self.layer_summaries.extend(self._summaries(image.layers, image.platform))
-        self.history_secrets.clear()
+                self.layers.extend((layer, image.platform) for layer in image.layers)
 
     def scan_plain(self, path: Path, limits: ScanLimits) -> None:
         contents = walk_path(path, limits=limits, on_warning=self.on_warning, on_progress=self.on_progress)
@@ -293,21 +281,11 @@ class _Run:
         self.image_count = 0
         self.layer_count = 0
 
-    def _summaries(self, layers: Sequence[LayerInfo], platform: str | None) -> Iterator[LayerSummary]:
-        for layer in layers:
-            yield LayerSummary(
-                index=layer.index,
-                diff_id=layer.diff_id or None,
-                created_by=self._safe_created_by(layer.created_by),
-                platform=platform,
-            )
-
-    def _safe_created_by(self, text: str | None) -> str | None:
+    def _shown_created_by(self, text: str | None) -> str | None:
         if text is None:
             return None
-        for secret, shown in sorted(self.history_secrets, key=lambda pair: -len(pair[0])):
-            if secret:
-                text = text.replace(secret, shown)
+        # Redact before cutting, so a secret across the cut leaves none of its characters behind.
+        text = self.names(text)
         if len(text) > MAX_CREATED_BY_CHARS:
             text = text[: MAX_CREATED_BY_CHARS - 1] + "…"
         return text

@@ -327,3 +327,130 @@ def test_registry_with_basic_auth(basic_auth_registry: tuple[str, str], leaks: L
     assert anonymous.code == 2 and anonymous.err.startswith("secretsvc scan: error: ")
     wrong = run(ref, "--creds", "ci:wrong-password")
     assert wrong.code == 2 and "wrong-password" not in wrong.err
+
+
+# -- incomplete scans: exit status 3 ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def incomplete(tmp_path_factory: pytest.TempPathFactory, leaks: Leaks) -> dict[str, str]:
+    """Images the scanner cannot read in full."""
+    root = tmp_path_factory.mktemp("incomplete")
+
+    def missing_blob(name: str, first: list[si.Entry]) -> str:
+        image = si.build_image([first, [si.file("b.txt", "world\n")]])
+        layout = si.write_oci_layout(root / name, [image])
+        os.unlink(layout / "blobs" / "sha256" / si.sha256(image.blobs[1]).split(":", 1)[1])
+        return f"oci:{layout}"
+
+    pax = si.huge_pax_header_tar(2 << 20, [("app/.env", f"GITHUB_TOKEN={leaks.file}\n".encode())])
+    return {
+        "missing-blob": missing_blob("missing", [si.file("a.txt", "hello\n")]),
+        "leak-and-missing-blob": missing_blob("both", [si.file("app/.env", f"GITHUB_TOKEN={leaks.file}\n")]),
+        "big-pax": f"oci:{si.write_oci_layout(root / 'pax', [si.build_image([pax], compression='none')])}",
+    }
+
+
+def test_missing_layer_blob_exits_3_and_says_what_was_not_read(incomplete: dict[str, str], tmp_path: Path) -> None:
+    result = run(incomplete["missing-blob"], "--format", "json")
+    assert result.code == 3, result
+    document = result.json()
+    stats = document["stats"]
+    assert isinstance(stats, dict)
+    assert stats["incomplete"] is True and stats["incomplete_accepted"] is False
+    assert stats["not_read"] == {"layer.unreadable": 1}
+    assert [(w["code"], w["layer_index"], w["incomplete"]) for w in document["warnings"]] == [  # type: ignore[union-attr, index]
+        ("layer.unreadable", 1, True)
+    ]
+
+    text = run(incomplete["missing-blob"], "--format", "text")
+    assert text.code == 3
+    last = text.out.splitlines()[-1]
+    assert "incomplete: not read: layer.unreadable (1)" in last
+    assert last.endswith("FAIL: incomplete scan")
+
+    output = tmp_path / "scan.sarif"
+    sarif = run(incomplete["missing-blob"], "--output", str(output))
+    assert sarif.code == 3 and "FAIL: incomplete scan" in sarif.err
+    (invocation,) = json.loads(output.read_text())["runs"][0]["invocations"]
+    assert invocation["executionSuccessful"] is False
+    assert [(n["descriptor"]["id"], n["level"]) for n in invocation["toolExecutionNotifications"]] == [
+        ("layer.unreadable", "error")
+    ]
+
+
+def test_big_pax_header_never_looks_clean(incomplete: dict[str, str], leaks: Leaks) -> None:
+    """The header hides the rest of the layer, a secret included: the scan must not pass."""
+    result = run(incomplete["big-pax"], "--format", "json")
+    assert_no_secret(leaks, result.out, result.err)
+    document = result.json()
+    if any(f["path"] == "app/.env" for f in document["findings"]):  # type: ignore[union-attr, index]
+        assert result.code == 1  # a reader that skips the oversized header finds the secret behind it
+    else:
+        assert result.code == 3, result
+        stats = document["stats"]
+        assert isinstance(stats, dict)
+        assert stats["incomplete"] is True and "limit.tar_header" in stats["not_read"]  # type: ignore[operator]
+
+
+def test_allow_incomplete_flag_and_config(incomplete: dict[str, str], tmp_path: Path) -> None:
+    allowed = run(incomplete["missing-blob"], "--format", "text", "--allow-incomplete")
+    assert allowed.code == 0, allowed
+    last = allowed.out.splitlines()[-1]
+    assert "incomplete (accepted): not read: layer.unreadable (1)" in last and last.endswith("PASS")
+    config = tmp_path / "scan.toml"
+    config.write_text("[scan]\nallow_incomplete = true\n")
+    assert run(incomplete["missing-blob"], "--format", "json", "--config", str(config)).code == 0
+    config.write_text('[scan]\naccept_warnings = ["layer.unreadable"]\n')
+    accepted = run(incomplete["missing-blob"], "--format", "json", "--config", str(config))
+    assert accepted.code == 0
+    assert accepted.json()["stats"]["incomplete_accepted"] is True  # type: ignore[index]
+    config.write_text('[scan]\naccept_warnings = ["limit.file_size"]\n')
+    assert run(incomplete["missing-blob"], "--format", "json", "--config", str(config)).code == 3
+
+
+def test_findings_exit_1_even_when_the_scan_is_incomplete(incomplete: dict[str, str], leaks: Leaks) -> None:
+    result = run(incomplete["leak-and-missing-blob"], "--format", "text")
+    assert result.code == 1, result
+    assert_no_secret(leaks, result.out, result.err)
+    last = result.out.splitlines()[-1]
+    assert "incomplete: not read: layer.unreadable (1)" in last
+    assert last.endswith("FAIL: findings at or above low")
+    # With the finding below --fail-on, the incomplete read decides.
+    assert run(incomplete["leak-and-missing-blob"], "--format", "json", "--fail-on", "critical").code == 3
+    assert run(incomplete["leak-and-missing-blob"], "--fail-on", "critical", "--allow-incomplete").code == 0
+
+
+def test_help_documents_exit_3() -> None:
+    result = run("--help")
+    assert "3  the scan could not read part of the image" in result.out
+    assert "--allow-incomplete" in result.out
+
+
+# -- secrets in names ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("where", ["file-name", "label-key", "nested-member"])
+def test_a_secret_in_a_name_is_redacted_everywhere(where: str, tmp_path: Path) -> None:
+    token = fakecreds.fake_github_token(random.Random(5151))
+    if where == "file-name":
+        image = si.build_image([[si.file(f"srv/{token}.txt", f"T={token}\n")]])
+    elif where == "label-key":
+        image = si.build_image([[si.file("a.txt", "hello\n")]], labels={f"deploy.{token}": "yes"})
+    else:
+        jar = si.make_zip({f"conf/{token}.properties": f"token={token}\n"})
+        image = si.build_image([[si.file("opt/app.jar", jar)]])
+    ref = f"oci:{si.write_oci_layout(tmp_path / 'layout', [image])}"
+    baseline = tmp_path / "baseline.json"
+    outputs = []
+    for fmt in ("text", "json", "sarif"):
+        result = run(ref, "--format", fmt, "--write-baseline", str(baseline))
+        assert result.code == 1, result
+        outputs += [result.out, result.err]
+    to_file = run(ref, "--output", str(tmp_path / "scan.sarif"))
+    outputs += [to_file.out, to_file.err, (tmp_path / "scan.sarif").read_text(), baseline.read_text()]
+    for text in outputs:
+        assert token not in text
+    assert "ghp_…(40 chars)" in json.loads(baseline.read_text())["findings"][0]["path"]
+    again = run(ref, "--format", "json", "--baseline", str(baseline))
+    assert again.code == 0 and again.json()["stats"]["suppressed_by_baseline"] == 1  # type: ignore[index]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TextIO
 
-from secretsvc.scan.pipeline import ScanReport
+from secretsvc.scan.model import ScanReport
 from secretsvc.scan.reporters.json import render_json
 from secretsvc.scan.reporters.sarif import render_sarif
 from secretsvc.scan.reporters.text import render_text

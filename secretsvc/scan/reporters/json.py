@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from secretsvc.scan.pipeline import ScanReport
+from secretsvc.scan.model import ScanReport
 
 
 def render_json(report: ScanReport) -> str:

@@ -5,7 +5,8 @@ One run; the driver lists every rule that was run (id, short description, defaul
 layer; the layer digest and index, and where in the image the file was (deleted, overwritten, config), go in
 a logical location and in properties. Our keyed fingerprint is the result's partial fingerprint, so the same
 leak is one alert across uploads when a stable `--fingerprint-key` is used. Scan warnings become tool
-execution notifications.
+execution notifications: level "error" for one that lost content, "warning" otherwise; and an incomplete scan
+(some content not read, accepted or not) is an invocation with `executionSuccessful: false`.
 """
 
 from __future__ import annotations
@@ -15,8 +16,7 @@ from typing import Any
 from urllib.parse import quote
 
 from secretsvc import __version__
-from secretsvc.scan.model import Finding, Location, Severity
-from secretsvc.scan.pipeline import ScanReport
+from secretsvc.scan.model import Finding, Location, ScanReport, Severity
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 SARIF_VERSION = "2.1.0"
@@ -66,10 +66,14 @@ def sarif_document(report: ScanReport) -> dict[str, Any]:
     index = {rule["id"]: number for number, rule in enumerate(rules)}
     notifications = [
         {
-            "level": "warning",
+            "level": "error" if warning.incomplete else "warning",
             "message": {"text": warning.message or warning.code},
             "descriptor": {"id": warning.code},
-            "properties": {"layer_index": warning.layer_index, "path": warning.path},
+            "properties": {
+                "layer_index": warning.layer_index,
+                "path": warning.path,
+                "incomplete": warning.incomplete,
+            },
         }
         for warning in report.warnings
     ]
@@ -85,12 +89,25 @@ def sarif_document(report: ScanReport) -> dict[str, Any]:
                         "rules": rules,
                     }
                 },
-                "invocations": [{"executionSuccessful": True, "toolExecutionNotifications": notifications}],
+                "invocations": [_invocation(report, notifications)],
                 "results": [_result(finding, index[finding.rule_id]) for finding in report.findings],
                 "properties": {"image": report.image, "stats": report.stats.to_json()},
             }
         ],
     }
+
+
+def _invocation(report: ScanReport, notifications: list[dict[str, Any]]) -> dict[str, Any]:
+    invocation: dict[str, Any] = {
+        "executionSuccessful": report.complete,
+        "exitCode": report.exit_code,
+        "toolExecutionNotifications": notifications,
+    }
+    if not report.complete:
+        listing = ", ".join(f"{code} ({count})" for code, count in report.stats.not_read)
+        accepted = "accepted" if not report.incomplete_fails else "not accepted"
+        invocation["exitCodeDescription"] = f"incomplete scan ({accepted}): not read: {listing}"
+    return invocation
 
 
 def render_sarif(report: ScanReport) -> str:

@@ -1,5 +1,8 @@
 """The text report: findings grouped by layer with the layer's `created_by`, then warnings and a summary.
 
+A warning that lost content is marked "[incomplete]", and the summary lists, by code, what was not read; its
+verdict is the exit status in words: "FAIL: findings at or above ...", "FAIL: incomplete scan" or "PASS".
+
 On a terminal it is drawn with rich (colour, tables); elsewhere (CI logs, files) it is plain lines that grep
 and diff well. Paths and created_by lines come from the image, which may be hostile: control characters are
 escaped and nothing is interpreted as rich markup.
@@ -14,8 +17,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from secretsvc.scan.model import Finding, Severity
-from secretsvc.scan.pipeline import LayerSummary, ScanReport
+from secretsvc.scan.model import Finding, LayerSummary, ScanReport, ScanWarning, Severity
 
 _SEVERITY_STYLE = {
     Severity.CRITICAL: "bold white on red",
@@ -73,7 +75,7 @@ def plain_lines(report: ScanReport) -> Iterator[str]:
         yield ""
         yield f"Warnings ({report.stats.warnings}):"
         for w in report.warnings:
-            yield f"  {w.code}: {safe(w.message)}{_warning_place(w.layer_index, w.path)}"
+            yield _warning_line(w)
     yield ""
     yield summary(report)
 
@@ -95,9 +97,18 @@ def summary(report: ScanReport) -> str:
         parts.append(f"suppressed: {stats.suppressed_by_baseline} by baseline, {stats.suppressed_by_config} by config")
     if stats.warnings:
         parts.append(f"{stats.warnings} warning{'s' if stats.warnings != 1 else ''}")
+    if stats.not_read:
+        listing = ", ".join(f"{code} ({count})" for code, count in stats.not_read)
+        accepted = "" if report.incomplete_fails else " (accepted)"
+        parts.append(f"incomplete{accepted}: not read: {listing}")
     if report.baseline_written is not None:
         parts.append(f"baseline written with {report.baseline_written} entries")
-    verdict = f"FAIL: findings at or above {report.fail_on.label}" if report.failed else "PASS"
+    if report.failed:
+        verdict = f"FAIL: findings at or above {report.fail_on.label}"
+    elif report.incomplete_fails:
+        verdict = "FAIL: incomplete scan"
+    else:
+        verdict = "PASS"
     return f"Summary: {'; '.join(parts)}. {verdict}"
 
 
@@ -127,9 +138,9 @@ def _render_rich(report: ScanReport, stream: TextIO) -> None:
         console.print()
         console.print(Text(f"Warnings ({report.stats.warnings})", style="bold yellow"))
         for w in report.warnings:
-            console.print(Text(f"  {w.code}: {safe(w.message)}{_warning_place(w.layer_index, w.path)}"))
+            console.print(Text(_warning_line(w), style="red" if w.incomplete else ""))
     console.print()
-    console.print(Text(summary(report), style="bold red" if report.failed else "bold green"))
+    console.print(Text(summary(report), style="bold red" if report.exit_code else "bold green"))
 
 
 _Key = tuple[int | None, str | None]
@@ -156,6 +167,11 @@ def _layer(key: _Key | None, summaries: _Summaries) -> LayerSummary | None:
         return None
     index, digest = key
     return None if index is None else summaries.get((index, digest))
+
+
+def _warning_line(w: ScanWarning) -> str:
+    mark = "  [incomplete]" if w.incomplete else ""
+    return f"  {w.code}: {safe(w.message)}{_warning_place(w.layer_index, w.path)}{mark}"
 
 
 def _warning_place(layer_index: int | None, path: str | None) -> str:

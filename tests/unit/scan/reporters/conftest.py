@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from secretsvc.scan.model import Finding, Location, ScanWarning, Severity
-from secretsvc.scan.pipeline import LayerSummary, RuleSummary, ScanReport, ScanStats
+from secretsvc.scan.model import (
+    Finding,
+    LayerSummary,
+    Location,
+    RuleSummary,
+    ScanReport,
+    ScanStats,
+    ScanWarning,
+    Severity,
+)
 
 DIGEST = ["sha256:" + str(i) * 64 for i in range(3)]
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import io
 import json
 
-from secretsvc.scan.model import Location
-from secretsvc.scan.pipeline import ScanReport
+from secretsvc.scan.model import Location, ScanReport
 from secretsvc.scan.reporters import write_report
 from secretsvc.scan.reporters.json import render_json
 

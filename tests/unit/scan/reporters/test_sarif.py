@@ -14,8 +14,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from secretsvc.scan.model import Finding, Location, Severity
-from secretsvc.scan.pipeline import ScanReport, ScanStats
+from secretsvc.scan.model import Finding, Location, ScanReport, ScanStats, Severity
 from secretsvc.scan.reporters.sarif import FINGERPRINT_KEY, render_sarif, sarif_document
 
 SCHEMA_PATH = Path(__file__).parents[3] / "data" / "sarif-2.1.0.json"

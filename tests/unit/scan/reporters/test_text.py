@@ -6,8 +6,7 @@ import io
 
 import pytest
 
-from secretsvc.scan.model import Severity
-from secretsvc.scan.pipeline import ScanReport, ScanStats
+from secretsvc.scan.model import ScanReport, ScanStats, Severity
 from secretsvc.scan.reporters.text import plain_lines, render_text, safe, summary
 from tests.unit.scan.reporters.conftest import sample_report
 
