@@ -330,9 +330,9 @@ def test_a_corrupt_database_file_is_not_named_to_callers(server: ServerProcess) 
     finally:
         stubs.close()
     assert failures
-    for exc in failures:
-        details = exc.details() or ""
-        assert exc.code() in (grpc.StatusCode.DATA_LOSS, grpc.StatusCode.UNAVAILABLE), details
+    for failure in failures:
+        details = failure.details() or ""
+        assert failure.code() in (grpc.StatusCode.DATA_LOSS, grpc.StatusCode.UNAVAILABLE), details
         assert str(server.data_dir) not in details and "secretsvc.db" not in details
         assert "(request id " in details
     # The operator's log has the file.

@@ -8,7 +8,7 @@ import grpc
 import pytest
 
 from secretsvc import errors
-from secretsvc.rpc.status import code_number, status_for
+from secretsvc.rpc.status import code_number, public_message, status_for
 
 INTENDED: dict[type[errors.SecretsvcError], grpc.StatusCode] = {
     errors.SecretsvcError: grpc.StatusCode.INTERNAL,
@@ -92,3 +92,26 @@ def test_no_error_maps_to_ok() -> None:
 )
 def test_code_number_is_the_google_rpc_code(code: grpc.StatusCode, number: int) -> None:
     assert code_number(code) == number
+
+
+def test_storage_errors_tell_callers_the_reason_not_the_file() -> None:
+    error = errors.StorageError("insert_version: disk full writing /var/lib/secretsvc/secretsvc.db (SQLITE_FULL)",
+                                public_reason="storage is full")
+    assert public_message(error, "rid-1") == "storage is full (request id rid-1)"
+    assert public_message(errors.StorageError("database /x/y.db failed"), "r") == "storage failed (request id r)"
+
+
+def test_corrupt_records_name_only_the_record() -> None:
+    error = errors.CorruptRecord("stored ciphertext of ns/p version 1 failed to authenticate")
+    assert public_message(error, "r") == "stored ciphertext of ns/p version 1 failed to authenticate (request id r)"
+
+
+@pytest.mark.parametrize("cls", [errors.KeyringError, errors.ConfigError])
+def test_keyring_and_config_errors_are_internal_without_detail(cls: type[errors.SecretsvcError]) -> None:
+    assert public_message(cls("keyring /var/lib/secretsvc/keyring.json is unreadable"), "r") == (
+        "internal error (request id r)"
+    )
+
+
+def test_caller_errors_are_told_as_they_are() -> None:
+    assert public_message(errors.NotFound("secret ns/p does not exist"), "r") == "secret ns/p does not exist"
