@@ -2,14 +2,14 @@
 
 Sources differ only in where blobs live (a directory, a tar read in place, a registry); each exposes them
 through `BlobStore`, and `resolve_images` walks index -> manifest -> config the same way for all: documents
-are size-bounded and digest-verified before they are parsed, platforms are selected from the index (or the
-config when the index does not say), and each layer is paired with its diff_id and history entry.
+are size-bounded and digest-verified before they are parsed (by `jsondoc.load_json`, which bounds their
+nesting), platforms are selected from the index (or the config when the index does not say), and each layer
+is paired with its diff_id and history entry.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager as ContextManager
 from dataclasses import dataclass
@@ -18,6 +18,7 @@ from typing import IO, Any, Protocol
 from secretsvc import errors
 from secretsvc.scan.limits import ScanLimits
 from secretsvc.scan.model import LayerInfo
+from secretsvc.scan.sources.jsondoc import load_json
 from secretsvc.scan.sources.stream import (
     ImageExpansion,
     LayerStream,
@@ -92,13 +93,6 @@ class Image:
 
     def __repr__(self) -> str:
         return f"Image(ref={self.ref!r}, platform={self.platform!r}, {len(self.layers)} layers)"
-
-
-def parse_json(data: bytes, what: str) -> Any:
-    try:
-        return json.loads(data)
-    except (ValueError, UnicodeDecodeError):
-        raise errors.InvalidArgument(f"{what} is not valid JSON") from None
 
 
 def read_verified_blob(store: BlobStore, digest: str, max_bytes: int, what: str) -> bytes:
@@ -230,7 +224,7 @@ def image_from_manifest(
         raise errors.LimitExceeded(f"image has {len(raw_layers)} layers, over the limit of {limits.max_layers}")
     descs = [_descriptor(d, f"layer {i}") for i, d in enumerate(raw_layers)]
     cfg_bytes = read_verified_blob(store, cfg_desc["digest"], limits.max_config_bytes, "image config")
-    config = parse_json(cfg_bytes, "image config")
+    config = load_json(cfg_bytes, "image config", limits.max_json_depth)
     if not isinstance(config, Mapping):
         raise errors.InvalidArgument("image config is not a JSON object")
     sizes = [d.get("size") if isinstance(d.get("size"), int) else None for d in descs]
@@ -281,7 +275,7 @@ def resolve_images(
                 data = load_manifest(desc)
             else:
                 data = read_verified_blob(store, desc["digest"], limits.max_manifest_bytes, "manifest")
-            child_doc = parse_json(data, "manifest")
+            child_doc = load_json(data, "manifest", limits.max_json_depth)
             if not isinstance(child_doc, Mapping):
                 raise errors.InvalidArgument("manifest is not a JSON object")
             yield from resolve_images(

@@ -28,11 +28,11 @@ from secretsvc.scan.sources.image import (
     REF_NAME_ANNOTATION,
     Image,
     build_layers,
-    parse_json,
     platform_matches,
     platform_string,
     resolve_images,
 )
+from secretsvc.scan.sources.jsondoc import load_json
 from secretsvc.scan.sources.safeopen import open_file, open_in
 from secretsvc.scan.sources.stream import check_digest_syntax, read_bounded, verify_bytes
 
@@ -147,9 +147,9 @@ class DirStore:
 Store = TarStore | DirStore
 
 
-def _read_json(store: Store, name: str, max_bytes: int) -> Any:
+def _read_json(store: Store, name: str, limits: ScanLimits) -> Any:
     with store.open_path(name) as f:
-        return parse_json(read_bounded(f, max_bytes, name), name)
+        return load_json(read_bounded(f, limits.max_manifest_bytes, name), name, limits.max_json_depth)
 
 
 class OciSource:
@@ -163,12 +163,12 @@ class OciSource:
         self._tag = tag
         self._platform = platform
         self._limits = limits
-        layout = _read_json(store, "oci-layout", self._limits.max_manifest_bytes)
+        layout = _read_json(store, "oci-layout", self._limits)
         if not isinstance(layout, Mapping) or "imageLayoutVersion" not in layout:
             raise errors.InvalidArgument(f"{ref}: oci-layout file is not valid")
 
     def images(self) -> Iterator[Image]:
-        index = _read_json(self._store, "index.json", self._limits.max_manifest_bytes)
+        index = _read_json(self._store, "index.json", self._limits)
         if not isinstance(index, Mapping) or not isinstance(index.get("manifests"), list):
             raise errors.InvalidArgument(f"{self.ref}: index.json has no manifests list")
         manifests = index["manifests"]
@@ -231,7 +231,7 @@ class DockerArchiveSource:
         self._select = select
         self._platform = platform
         self._limits = limits
-        doc = _read_json(store, "manifest.json", limits.max_manifest_bytes)
+        doc = _read_json(store, "manifest.json", limits)
         if not isinstance(doc, list) or not all(isinstance(e, Mapping) for e in doc):
             raise errors.InvalidArgument(f"{ref}: manifest.json is not a list of images")
         if len(doc) > limits.max_layers:
@@ -267,7 +267,7 @@ class DockerArchiveSource:
             cfg_digest = _digest_from_name(cfg_name)
             if cfg_digest is not None:
                 verify_bytes("image config", cfg_bytes, cfg_digest)
-            config = parse_json(cfg_bytes, "image config")
+            config = load_json(cfg_bytes, "image config", limits.max_json_depth)
             if not isinstance(config, Mapping):
                 raise errors.InvalidArgument(f"{self.ref}: image config is not a JSON object")
             named = [_digest_from_name(n) if n.startswith("blobs/") else None for n in layer_names]

@@ -15,7 +15,6 @@ import base64
 import binascii
 import contextlib
 import ipaddress
-import json
 import os
 import re
 import urllib.error
@@ -37,9 +36,10 @@ from secretsvc.scan.sources.image import (
     OCI_INDEX,
     OCI_MANIFEST,
     Image,
-    parse_json,
     resolve_images,
 )
+from secretsvc.scan.sources.jsondoc import load_json
+from secretsvc.scan.sources.safeopen import open_file
 from secretsvc.scan.sources.stream import check_digest_syntax, read_bounded, verify_bytes
 
 DOCKER_HUB = "registry-1.docker.io"
@@ -49,6 +49,7 @@ ACCEPT = ", ".join((OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST))
 _REPO_RE = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
 _TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _HOST_RE = re.compile(r"^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(?::[0-9]{1,5})?$")
+_DEFAULT_LIMITS = ScanLimits()
 _PARAM_RE = re.compile(r'([A-Za-z][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))')
 
 
@@ -127,21 +128,24 @@ def parse_challenge(header: str | None) -> Challenge | None:
     return Challenge(scheme=scheme.lower(), params=params)
 
 
-def credentials_from_docker_config(host: str, docker_config: Path | None, max_bytes: int) -> tuple[str, str] | None:
+def credentials_from_docker_config(
+    host: str, docker_config: Path | None, max_bytes: int, max_depth: int = _DEFAULT_LIMITS.max_json_depth
+) -> tuple[str, str] | None:
     """user, password from the config's `auths` entry for `host` (base64 "user:pass" `auth` field)."""
     explicit = docker_config is not None
     if docker_config is None:
         base = os.environ.get("DOCKER_CONFIG")
         docker_config = Path(base) / "config.json" if base else Path.home() / ".docker" / "config.json"
     try:
-        with open(docker_config, "rb") as f:
-            doc = json.loads(read_bounded(f, max_bytes, "docker config"))
-    except FileNotFoundError:
+        with open_file(docker_config) as f:
+            raw = read_bounded(f, max_bytes, "docker config")
+    except errors.NotFound:
         if explicit:
             raise errors.InvalidArgument(f"docker config {docker_config} does not exist") from None
         return None
-    except (OSError, ValueError):
-        raise errors.InvalidArgument(f"docker config {docker_config} cannot be read as JSON") from None
+    except OSError:
+        raise errors.InvalidArgument(f"docker config {docker_config} cannot be read") from None
+    doc = load_json(raw, f"docker config {docker_config}", max_depth)
     auths = doc.get("auths") if isinstance(doc, Mapping) else None
     if not isinstance(auths, Mapping):
         return None
@@ -289,7 +293,7 @@ class RegistryClient:
             raise errors.Unauthenticated(
                 f"cannot reach the token server for {self.ref.host}: {getattr(exc, 'reason', exc)}"
             ) from None
-        doc = parse_json(body, "token response")
+        doc = load_json(body, "token response", self._limits.max_json_depth)
         token = (doc.get("token") or doc.get("access_token")) if isinstance(doc, Mapping) else None
         if not isinstance(token, str) or not token:
             raise errors.Unauthenticated(f"token server for {self.ref.host} returned no token")
@@ -335,13 +339,15 @@ class RegistrySource:
         pair = (
             parse_creds(creds)
             if creds is not None
-            else credentials_from_docker_config(rref.host, docker_config, limits.max_manifest_bytes)
+            else credentials_from_docker_config(
+                rref.host, docker_config, limits.max_manifest_bytes, limits.max_json_depth
+            )
         )
         self.client = RegistryClient(rref, creds=pair, insecure=insecure, limits=limits)
 
     def images(self) -> Iterator[Image]:
         client = self.client
-        doc = parse_json(client.manifest(client.ref.reference), "manifest")
+        doc = load_json(client.manifest(client.ref.reference), "manifest", self._limits.max_json_depth)
         if not isinstance(doc, Mapping):
             raise errors.InvalidArgument(f"{self.ref}: manifest is not a JSON object")
 
