@@ -302,28 +302,40 @@ class NameRedactor:
             done = self._cache[text] = self._redact(text)
         return done
 
-    def _redact(self, text: str) -> str:
-        spans: list[list[int]] = []  # [start, end, secrets merged]
-        for i in range(len(text)):
-            length = self._longest_at(text, i)
-            if not length:
-                continue
-            if spans and i < spans[-1][1]:
-                last = spans[-1]
-                if i + length > last[1]:  # overlaps the previous secret and runs past it: one span
-                    last[1] = i + length
-                    last[2] += 1
-            else:
-                spans.append([i, i + length, 1])
-        if not spans:
-            return text
+    def head(self, text: str, chars: int) -> str:
+        """The first `chars` characters of `self(text)`, searching `text` only as far as they need (a long
+        created_by line is cut for display; what lies past the cut need not be searched)."""
+        if not self._shown:
+            return text[:chars]
+        return self._redact(text, chars)[:chars]
+
+    def _redact(self, text: str, need: int | None = None) -> str:
         out: list[str] = []
-        done = 0
-        for start, end, merged in spans:
-            out.append(text[done:start])
-            out.append(self._shown[text[start:end]] if merged == 1 else f"…({end - start} chars)")
+        out_len = 0
+        done = 0  # text[:done] is in `out`
+        start = end = merged = 0  # the span being built: text[start:end], made of `merged` secrets
+        i = 0
+        while i < len(text):
+            if i >= end:
+                if merged:  # the span before i is complete
+                    shown = self._shown[text[start:end]] if merged == 1 else f"…({end - start} chars)"
+                    out += (text[done:start], shown)
+                    out_len += start - done + len(shown)
+                    done, merged = end, 0
+                if need is not None and out_len + i - done >= need:
+                    break  # no secret starts before i or runs past it: the head is final
+            length = self._longest_at(text, i)
+            if length and merged and i < end:
+                if i + length > end:  # overlaps the span and runs past it: one span, no part shown
+                    end = i + length
+                    merged += 1
+            elif length:
+                start, end, merged = i, i + length, 1
+            i += 1
+        if merged:
+            out += (text[done:start], self._shown[text[start:end]] if merged == 1 else f"…({end - start} chars)")
             done = end
-        out.append(text[done:])
+        out.append(text[done:i])
         return "".join(out)
 
     def _longest_at(self, text: str, i: int) -> int:

@@ -285,7 +285,7 @@ class _Run:
         if text is None:
             return None
         # Redact before cutting, so a secret across the cut leaves none of its characters behind.
-        text = self.names(text)
-        if len(text) > MAX_CREATED_BY_CHARS:
-            text = text[: MAX_CREATED_BY_CHARS - 1] + "…"
-        return text
+        shown = self.names.head(text, MAX_CREATED_BY_CHARS + 1)
+        if len(shown) > MAX_CREATED_BY_CHARS:
+            shown = shown[: MAX_CREATED_BY_CHARS - 1] + "…"
+        return shown

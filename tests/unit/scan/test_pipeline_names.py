@@ -9,6 +9,8 @@ import random
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from secretsvc.scan.findings import NameRedactor, redact
 from secretsvc.scan.pipeline import ScanOptions, ScanReport, scan
@@ -167,3 +169,51 @@ def test_redactor_with_many_secrets_sharing_a_prefix_stays_fast() -> None:
     text = "/".join("-----BEGIN KEY notakey-----" for _ in range(200))
     assert names(text) == text
     assert names("x/-----BEGIN KEY 00012345-----/y") == "x/<12345>/y"
+
+
+def _reference(text: str, secrets: dict[str, str]) -> str:
+    """Redaction by brute force: mark every character any secret covers, then replace each marked run."""
+    cover: list[set[str]] = [set() for _ in text]
+    for secret in secrets:
+        at = text.find(secret)
+        while at >= 0:
+            for k in range(at, at + len(secret)):
+                cover[k].add(secret)
+            at = text.find(secret, at + 1)
+    out, i = [], 0
+    while i < len(text):
+        if not cover[i]:
+            out.append(text[i])
+            i += 1
+            continue
+        j, run = i, set()
+        # a run ends where no secret occurrence crosses the boundary
+        while j < len(text) and cover[j] and (j == i or _crosses(text, secrets, j)):
+            run |= cover[j]
+            j += 1
+        piece = text[i:j]
+        out.append(secrets[piece] if piece in secrets else f"…({j - i} chars)")
+        i = j
+    return "".join(out)
+
+
+def _crosses(text: str, secrets: dict[str, str], j: int) -> bool:
+    """Whether some occurrence of a secret covers both j - 1 and j."""
+    return any(
+        text.startswith(s, start) for s in secrets for start in range(max(0, j - len(s) + 1), j)
+    )
+
+
+@given(
+    secrets=st.lists(st.text(alphabet="abc-", min_size=1, max_size=10), min_size=1, max_size=6, unique=True),
+    text=st.text(alphabet="abc-/", max_size=60),
+    chars=st.integers(min_value=0, max_value=70),
+)
+def test_redactor_matches_a_brute_force_reference(secrets: list[str], text: str, chars: int) -> None:
+    names = NameRedactor()
+    shown = {s: f"<{n}>" for n, s in enumerate(secrets)}
+    for secret, form in shown.items():
+        names.add(secret.encode(), form)
+    expected = _reference(text, shown)
+    assert names(text) == expected
+    assert names.head(text, chars) == expected[:chars]
