@@ -372,7 +372,12 @@ def test_missing_layer_blob_exits_3_and_says_what_was_not_read(incomplete: dict[
     output = tmp_path / "scan.sarif"
     sarif = run(incomplete["missing-blob"], "--output", str(output))
     assert sarif.code == 3 and "FAIL: incomplete scan" in sarif.err
-    (invocation,) = json.loads(output.read_text())["runs"][0]["invocations"]
+    sarif_document = json.loads(output.read_text())
+    schema = json.loads(SARIF_SCHEMA.read_text())
+    validator = jsonschema.validators.validator_for(schema)
+    validator(schema, format_checker=validator.FORMAT_CHECKER).validate(sarif_document)
+    (invocation,) = sarif_document["runs"][0]["invocations"]
+    assert invocation["exitCode"] == 3 and "layer.unreadable (1)" in invocation["exitCodeDescription"]
     assert invocation["executionSuccessful"] is False
     assert [(n["descriptor"]["id"], n["level"]) for n in invocation["toolExecutionNotifications"]] == [
         ("layer.unreadable", "error")

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
 
-from secretsvc.scan.model import Finding, Location, ScanReport, ScanStats, Severity
+from secretsvc.scan.model import Finding, Location, ScanReport, ScanStats, ScanWarning, Severity
 from secretsvc.scan.reporters.sarif import FINGERPRINT_KEY, render_sarif, sarif_document
 
 SCHEMA_PATH = Path(__file__).parents[3] / "data" / "sarif-2.1.0.json"
@@ -106,3 +107,23 @@ def test_plain_directory_findings_have_no_layer() -> None:
     (location,) = document["runs"][0]["results"][0]["locations"]
     assert location["physicalLocation"]["artifactLocation"]["uri"] == "src/app.py"
     assert "logicalLocations" not in location
+
+
+def test_an_incomplete_scan_is_an_unsuccessful_execution(report: ScanReport) -> None:
+    lost = ScanWarning("layer.unreadable", "cannot be read", 2, None)
+    kept = ScanWarning("path.unsafe", "normalised", 1, "etc/x")
+    incomplete = replace(
+        report,
+        warnings=(lost, kept),
+        stats=replace(report.stats, warnings=2, not_read=(("layer.unreadable", 1),)),
+        findings=(),
+    )
+    document = sarif_document(incomplete)
+    validate(document)
+    invocation = document["runs"][0]["invocations"][0]
+    assert invocation["executionSuccessful"] is False and invocation["exitCode"] == 3
+    assert invocation["exitCodeDescription"] == "incomplete scan (not accepted): not read: layer.unreadable (1)"
+    levels = [(n["descriptor"]["id"], n["level"]) for n in invocation["toolExecutionNotifications"]]
+    assert levels == [("layer.unreadable", "error"), ("path.unsafe", "warning")]
+    accepted = sarif_document(replace(incomplete, allow_incomplete=True))["runs"][0]["invocations"][0]
+    assert accepted["executionSuccessful"] is False and accepted["exitCode"] == 0

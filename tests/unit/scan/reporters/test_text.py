@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 
 import pytest
 
-from secretsvc.scan.model import ScanReport, ScanStats, Severity
+from secretsvc.scan.model import ScanReport, ScanStats, ScanWarning, Severity
 from secretsvc.scan.reporters.text import plain_lines, render_text, safe, summary
 from tests.unit.scan.reporters.conftest import sample_report
 
@@ -69,3 +70,31 @@ def test_safe_escapes_controls_only() -> None:
 def test_plain_lines_without_findings_is_a_summary() -> None:
     empty = ScanReport(image="dir", findings=(), warnings=(), stats=ScanStats(files_scanned=2))
     assert list(plain_lines(empty))[-1].startswith("Summary: 0 findings in 2 files")
+
+
+def _incomplete(fail_on: Severity, **kw: object) -> ScanReport:
+    report = sample_report(fail_on)
+    stats = replace(report.stats, warnings=2, not_read=(("layer.unreadable", 1), ("limit.file_size", 1)))
+    return replace(report, stats=stats, **kw)  # type: ignore[arg-type]
+
+
+def test_summary_says_what_was_not_read_and_the_verdict_follows_the_exit_status() -> None:
+    # Findings come first...
+    both = summary(_incomplete(Severity.LOW))
+    assert "; incomplete: not read: layer.unreadable (1), limit.file_size (1)." in both
+    assert both.endswith("FAIL: findings at or above low")
+    # ...then the incomplete read...
+    assert summary(_incomplete(Severity.CRITICAL, findings=())).endswith("FAIL: incomplete scan")
+    # ...unless it is accepted, which the summary still says.
+    accepted = summary(_incomplete(Severity.LOW, findings=(), allow_incomplete=True))
+    assert "incomplete (accepted): not read: layer.unreadable (1)" in accepted and accepted.endswith("PASS")
+    partly = _incomplete(Severity.LOW, findings=(), accepted_warnings=frozenset({"limit.file_size"}))
+    assert summary(partly).endswith("FAIL: incomplete scan")
+
+
+def test_warnings_that_lost_content_are_marked(report: ScanReport) -> None:
+    lost = ScanWarning("layer.unreadable", "cannot be read", 2, None)
+    kept = ScanWarning("path.unsafe", "normalised", 1, "etc/x")
+    lines = _plain(replace(report, warnings=(lost, kept)))
+    assert "  layer.unreadable: cannot be read (layer 2)  [incomplete]\n" in lines
+    assert "  path.unsafe: normalised (layer 1, etc/x)\n" in lines
