@@ -77,7 +77,9 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--write-baseline", type=Path, metavar="FILE", help="record this scan's findings in FILE as baseline"
     )
-    parser.add_argument("--config", type=Path, metavar="FILE", help="TOML file of path and rule ignores")
+    parser.add_argument(
+        "--config", type=Path, metavar="FILE", help="TOML file: path and rule ignores, accepted incomplete scans"
+    )
     parser.add_argument(
         "--allow-incomplete",
         action="store_true",
