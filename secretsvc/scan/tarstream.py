@@ -1,11 +1,15 @@
-"""A bounded, checked tar header reader over a stream: what the layer walker uses instead of `tarfile`.
+"""The project's one tar reader: bounded, checked headers over a stream, or an index of a seekable file.
 
-`tarfile`'s stream mode costs more per member than scanning the member does. `TarReader` reads ustar, GNU
-(long names, base-256 numbers, old sparse) and pax headers, checks every header checksum, refuses extended
-headers over `max_header` bytes before reading them, keeps only the pax keys it uses, and hands member data
-out of the stream's blocks with one copy. Like `tarfile`, it stops at the first zero block and accepts a
-stream that ends right after the last member's data (some writers omit the padding and end blocks).
-Every problem raises `TarError` carrying the warning code to report.
+`tarfile`'s stream mode costs more per member than scanning the member does, and its pax parsing backtracks
+quadratically on some inputs (the CVE-2024-6232 pattern). `TarReader` reads ustar, GNU (long names and
+links, base-256 numbers, old sparse) and pax headers, checks every header checksum, refuses extended headers
+over `max_header` bytes before reading them, reads each pax record's length from at most 20 digits, keeps
+only the pax keys it uses, and hands member data out of the stream's blocks with one copy. Like `tarfile`,
+it stops at the first zero block and accepts a stream that ends right after the last member's data (some
+writers omit the padding and end blocks). Every problem raises `TarError` carrying the warning code.
+
+The layer walker reads layers through `TarReader`; `index_tar` runs the same reader over an image archive
+on disk (`docker save`, an OCI archive), seeking over member data, so blobs can then be read in place.
 """
 
 from __future__ import annotations
@@ -13,13 +17,15 @@ from __future__ import annotations
 import posixpath
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 _BLOCKSIZE = 512
 _ZERO_BLOCK = bytes(_BLOCKSIZE)
 _AREGTYPE, _DIRTYPE = 0, ord("5")
+_LNKTYPE, _SYMTYPE = ord("1"), ord("2")
+_LINK_TYPES = frozenset((_LNKTYPE, _SYMTYPE))
 _GNU_LONGNAME, _GNU_LONGLINK, _GNU_SPARSE = ord("L"), ord("K"), ord("S")
 _PAX_GLOBAL = ord("g")
 _REGULAR_TYPES = frozenset(b"07S\0")
@@ -27,8 +33,9 @@ _KNOWN_TYPES = frozenset(b"01234567LKSxgX\0")
 _GNU_TYPES = frozenset(b"LKS")
 _EXTENDED_TYPES = frozenset(b"LKxgX")  # read whole into memory: bounded by max_tar_header_bytes
 _GNU_MAGIC = b"ustar  \0"
-_PAX_KEPT = frozenset({b"path", b"size"})
+_PAX_KEPT = frozenset({b"path", b"size", b"linkpath"})
 _TAR_READ_BYTES = 1 << 20  # per read from the layer stream (its worker hands out blocks of about this size)
+_INDEX_READ_BYTES = 64 * 1024  # per read while indexing a file: headers and small members, data is seeked over
 
 
 class Reader(Protocol):
@@ -46,10 +53,14 @@ class TarError(Exception):
 class Buffered:
     """Exact-size reads over a stream that hands out blocks, copying only what a caller keeps."""
 
-    __slots__ = ("_buf", "_pos", "_raw", "consumed")
+    __slots__ = ("_buf", "_pos", "_raw", "_read_bytes", "_seek", "consumed")
 
-    def __init__(self, raw: Reader) -> None:
+    def __init__(
+        self, raw: Reader, read_bytes: int = _TAR_READ_BYTES, seek: Callable[[int], int] | None = None
+    ) -> None:
         self._raw = raw
+        self._read_bytes = read_bytes
+        self._seek = seek  # skips up to n bytes of `raw` without reading them; returns how many were there
         self._buf = b""
         self._pos = 0
         self.consumed = 0  # bytes taken or skipped so far
@@ -66,7 +77,7 @@ class Buffered:
         got = len(buf) - pos
         self._buf, self._pos = b"", 0
         while got < n:
-            block = self._raw.read(_TAR_READ_BYTES)
+            block = self._raw.read(self._read_bytes)
             if not block:
                 break
             need = n - got
@@ -86,7 +97,11 @@ class Buffered:
         while left > 0:
             avail = len(self._buf) - self._pos
             if avail <= 0:
-                block = self._raw.read(_TAR_READ_BYTES)
+                if self._seek is not None:
+                    self._buf, self._pos = b"", 0
+                    left -= self._seek(left)
+                    break
+                block = self._raw.read(self._read_bytes)
                 if not block:
                     break
                 self._buf, self._pos = block, 0
@@ -123,6 +138,7 @@ class TarMember:
     name: str
     type: int  # the typeflag byte
     size: int  # data bytes that follow the header
+    linkname: str = ""  # target of a hard or symbolic link
 
     @property
     def isdir(self) -> bool:
@@ -131,6 +147,14 @@ class TarMember:
     @property
     def isreg(self) -> bool:
         return self.type in _REGULAR_TYPES
+
+    @property
+    def issym(self) -> bool:
+        return self.type == _SYMTYPE
+
+    @property
+    def islnk(self) -> bool:
+        return self.type == _LNKTYPE
 
 
 def _tar_number(field: bytes) -> int:
@@ -186,8 +210,15 @@ class TarReader:
     than `max_header` are refused before they are read. Errors raise `TarError` with a warning code.
     """
 
-    def __init__(self, raw: Reader, max_header: int) -> None:
-        self.src = Buffered(raw)
+    def __init__(
+        self,
+        raw: Reader,
+        max_header: int,
+        *,
+        read_bytes: int = _TAR_READ_BYTES,
+        seek: Callable[[int], int] | None = None,
+    ) -> None:
+        self.src = Buffered(raw, read_bytes, seek)
         self._max_header = max_header
         self._global: dict[bytes, bytes] = {}  # pax global header: only path and size are kept
         self._members = 0
@@ -196,6 +227,7 @@ class TarReader:
     def next(self) -> TarMember | None:
         """The next member whose data follows; None at the end of the archive."""
         long_name: str | None = None
+        long_link: str | None = None
         pax: dict[bytes, bytes] = {}
         while True:
             hdr = self.src.take(_BLOCKSIZE)
@@ -225,11 +257,13 @@ class TarReader:
                     raise TarError("tar.truncated", "tar stream stops inside an extended header")
                 if typ == _GNU_LONGNAME:
                     long_name = _tar_text(data)
+                elif typ == _GNU_LONGLINK:
+                    long_link = _tar_text(data)
                 elif typ == _PAX_GLOBAL:
                     for key, value in _pax_records(data):
                         if key in _PAX_KEPT:
                             self._global[key] = value
-                elif typ != _GNU_LONGLINK:
+                else:
                     # Only the keys used are kept, so a chain of extended headers cannot grow memory.
                     pax.update(kv for kv in _pax_records(data) if kv[0] in _PAX_KEPT)
                 continue
@@ -247,6 +281,11 @@ class TarReader:
                 if not merged[b"size"].isdigit():
                     raise TarError("tar.corrupt", "malformed size in pax header")
                 size = int(merged[b"size"])
+            linkname = ""
+            if typ in _LINK_TYPES:
+                linkname = long_link if long_link is not None else _tar_text(hdr[157:257])
+                if b"linkpath" in merged:
+                    linkname = merged[b"linkpath"].decode("utf-8", "surrogateescape")
             if typ == _AREGTYPE and name.endswith("/"):
                 typ = _DIRTYPE
             if typ == _DIRTYPE:
@@ -255,7 +294,7 @@ class TarReader:
             if typ not in _REGULAR_TYPES and typ in _KNOWN_TYPES:
                 size = 0
             self._members += 1
-            return TarMember(name=name, type=typ, size=size)
+            return TarMember(name=name, type=typ, size=size, linkname=linkname)
 
     def _skip_sparse_extensions(self) -> None:
         while True:
@@ -274,6 +313,31 @@ class TarReader:
             raise TarError("tar.truncated", "tar stream stops inside a member's data")
         # The padding may be missing at the very end of the stream: `next` then sees a clean end.
         self.src.skip(-data.size % _BLOCKSIZE)
+
+
+def index_tar(f: BinaryIO, *, max_entries: int, max_header: int) -> Iterator[tuple[TarMember, int]]:
+    """Each member of a seekable tar file with the offset of its data, member data seeked over, not read.
+
+    Headers are read and bounded exactly as in a layer (`max_header`); more than `max_entries` members
+    raise TarError "limit.archive_entries", and data running past the end of the file "tar.truncated".
+    """
+    size = f.seek(0, 2)
+    f.seek(0)
+
+    def seek(n: int) -> int:
+        here = f.tell()
+        to = min(here + n, size)
+        f.seek(to)
+        return to - here
+
+    reader = TarReader(f, max_header, read_bytes=_INDEX_READ_BYTES, seek=seek)
+    count = 0
+    while (member := reader.next()) is not None:
+        count += 1
+        if count > max_entries:
+            raise TarError("limit.archive_entries", f"more than max_archive_entries={max_entries} members")
+        yield member, reader.src.consumed
+        reader.finish_member(MemberData(reader.src, member.size))
 
 
 def clean_path(name: str) -> tuple[str, bool]:

@@ -1,6 +1,7 @@
 """Image sources on local disk: OCI layouts and `docker save` archives, as directories or tars.
 
-A tar is read in place: its headers are indexed once, and each blob is then read through its own file
+A tar is read in place: its headers are indexed once (by `tarstream`, the project's one tar reader, not
+`tarfile`, whose pax parsing is quadratic on hostile input), and each blob is then read through its own file
 handle seeking to the member's data, so nothing is ever extracted to disk and layers can be read
 concurrently. Names inside the archive are only ever looked up in that index, never joined to a real path.
 In a directory, every file is opened with `safeopen.open_in`: no symbolic link is followed out of the
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import posixpath
-import tarfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -35,6 +35,7 @@ from secretsvc.scan.sources.image import (
 from secretsvc.scan.sources.jsondoc import load_json
 from secretsvc.scan.sources.safeopen import open_file, open_in
 from secretsvc.scan.sources.stream import check_digest_syntax, read_bounded, verify_bytes
+from secretsvc.scan.tarstream import TarError, TarMember, index_tar
 
 _HEX = frozenset("0123456789abcdef")
 _LINK_HOPS = 8  # symlink chains inside an image archive are short; a loop stops here
@@ -69,51 +70,58 @@ class _Window:
 
 
 class TarStore:
-    """Members of an uncompressed tar, by normalised name; blob bytes read in place."""
+    """Members of an uncompressed tar, by normalised name; blob bytes read in place.
+
+    The headers are indexed once by the project's tar reader (`tarstream.index_tar`), bounded by
+    `max_archive_entries` and `max_tar_header_bytes`; links between members are resolved in that index.
+    """
 
     def __init__(self, path: Path, limits: ScanLimits) -> None:
         self.path = path
-        self._members: dict[str, tarfile.TarInfo] = {}
-        try:
-            with open_file(path) as f, tarfile.open(fileobj=f, mode="r:") as tf:
-                count = 0
-                while (ti := tf.next()) is not None:
-                    count += 1
-                    if count > limits.max_archive_entries:
-                        raise errors.LimitExceeded(f"image archive has more than {limits.max_archive_entries} members")
-                    self._members[_norm(ti.name)] = ti
-                    tf.members = []  # type: ignore[attr-defined]  # keep memory to our own index
-        except tarfile.TarError:
-            raise errors.InvalidArgument(
-                f"{path} is not an uncompressed tar archive (a compressed one must be decompressed first)"
-            ) from None
+        self._members: dict[str, tuple[TarMember, int]] = {}  # name -> (member, offset of its data)
+        with open_file(path) as f:
+            try:
+                for member, offset in index_tar(
+                    f, max_entries=limits.max_archive_entries, max_header=limits.max_tar_header_bytes
+                ):
+                    self._members[_norm(member.name)] = (member, offset)
+            except TarError as exc:
+                if exc.code.startswith("limit."):
+                    raise errors.LimitExceeded(f"image archive {path}: {exc}") from None
+                raise errors.InvalidArgument(
+                    f"{path} is not a readable uncompressed tar archive ({exc}); a compressed one must be"
+                    " decompressed first"
+                ) from None
+        if not self._members:
+            raise errors.InvalidArgument(f"{path} is an empty tar archive")
 
     def names(self) -> set[str]:
         return set(self._members)
 
-    def _resolve(self, name: str) -> tarfile.TarInfo:
+    def _resolve(self, name: str) -> tuple[TarMember, int]:
         key = _norm(name)
         for _ in range(_LINK_HOPS):
-            ti = self._members.get(key)
-            if ti is None:
+            entry = self._members.get(key)
+            if entry is None:
                 raise errors.NotFound(f"{name!r} not found in image archive {self.path}")
-            if ti.issym():
-                key = _norm(posixpath.join(posixpath.dirname(key), ti.linkname))
-            elif ti.islnk():
-                key = _norm(ti.linkname)
-            elif ti.isreg():
-                return ti
+            member = entry[0]
+            if member.issym:
+                key = _norm(posixpath.join(posixpath.dirname(key), member.linkname))
+            elif member.islnk:
+                key = _norm(member.linkname)
+            elif member.isreg:
+                return entry
             else:
                 raise errors.InvalidArgument(f"{name!r} in image archive is not a regular file")
         raise errors.InvalidArgument(f"{name!r} in image archive is a link loop")
 
     def size(self, name: str) -> int:
-        return self._resolve(name).size
+        return self._resolve(name)[0].size
 
     @contextlib.contextmanager
     def open_path(self, name: str) -> Iterator[IO[bytes]]:
-        ti = self._resolve(name)
-        w = _Window(self.path, ti.offset_data, ti.size)
+        member, offset = self._resolve(name)
+        w = _Window(self.path, offset, member.size)
         try:
             yield w  # type: ignore[misc]  # duck-typed reader
         finally:
