@@ -10,11 +10,14 @@ from typing import Any
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2
 
 from secretsvc import errors
 from secretsvc.auth.tokens import TOKEN_PREFIX, MintedToken, TokenAuthenticator, mint_token
 from secretsvc.rpc.interceptors import ServerInterceptor, current_principal, current_request_id
 from secretsvc.rpc.metrics import RpcMetrics
+from secretsvc.rpc.requestlimits import SMALL_REQUEST_BYTES
+from secretsvc.rpc.streamslots import StreamSlots
 from secretsvc.store.sqlite import SqliteStore
 
 _ERRORS: dict[bytes, Callable[[], Exception]] = {
@@ -47,6 +50,19 @@ def _health(request: bytes, context: grpc.ServicerContext) -> bytes:
     return b"serving"
 
 
+_BIDI_STARTED: list[str] = []
+
+
+def _parsed(request: health_pb2.HealthCheckRequest, context: grpc.ServicerContext) -> bytes:
+    return f"parsed:{request.service}".encode()
+
+
+def _bidi(requests: Iterator[health_pb2.HealthCheckRequest], context: grpc.ServicerContext) -> Iterator[bytes]:
+    _BIDI_STARTED.append(current_principal().name)
+    for request in requests:
+        yield request.service.encode()
+
+
 def _handlers() -> list[grpc.GenericRpcHandler[Any, Any]]:
     test = grpc.method_handlers_generic_handler(
         "test.Probe",
@@ -54,6 +70,10 @@ def _handlers() -> list[grpc.GenericRpcHandler[Any, Any]]:
             "Raise": grpc.unary_unary_rpc_method_handler(_raise),
             "Whoami": grpc.unary_unary_rpc_method_handler(_whoami),
             "Stream": grpc.unary_stream_rpc_method_handler(_stream),
+            "Parsed": grpc.unary_unary_rpc_method_handler(
+                _parsed, request_deserializer=health_pb2.HealthCheckRequest.FromString),
+            "Bidi": grpc.stream_stream_rpc_method_handler(
+                _bidi, request_deserializer=health_pb2.HealthCheckRequest.FromString),
         },
     )
     health = grpc.method_handlers_generic_handler(
@@ -91,7 +111,8 @@ def harness(tmp_path: Path) -> Iterator[Harness]:
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=4),
         handlers=_handlers(),
-        interceptors=[ServerInterceptor(TokenAuthenticator(store), metrics)],
+        interceptors=[ServerInterceptor(TokenAuthenticator(store), metrics,
+                                        streams=StreamSlots(max_total=2, max_per_peer=2, max_public=1))],
     )
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
@@ -239,3 +260,87 @@ def test_successful_calls_log_nothing_above_info(harness: Harness, caplog: pytes
     assert [(r.levelname, r.getMessage()) for r in records] == [("ERROR", "rpc crashed")]
     crashed: Any = records[0]
     assert (crashed.method, crashed.code) == ("Raise", "INTERNAL")
+
+
+def test_a_body_that_does_not_parse_is_invalid_argument(harness: Harness, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="secretsvc.rpc")
+    good = health_pb2.HealthCheckRequest(service="svc").SerializeToString()
+    assert harness.unary("Parsed", good)[0] == b"parsed:svc"
+    with pytest.raises(grpc.RpcError) as info:
+        harness.unary("Parsed", b"\xff\xff\xff\xff\x0f")
+    err: Any = info.value
+    assert err.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert err.details() == "request body is not a valid Parsed request message"
+    assert harness.count("Parsed", "INVALID_ARGUMENT") == 1
+    failed = [r for r in _rpc_records(caplog) if r.getMessage().startswith("rpc failed")]
+    assert len(failed) == 1 and failed[0].exc_info is None
+
+
+def test_a_body_over_the_method_bound_is_refused_before_parsing(harness: Harness) -> None:
+    body = health_pb2.HealthCheckRequest(service="x" * SMALL_REQUEST_BYTES).SerializeToString()
+    with pytest.raises(grpc.RpcError) as info:
+        harness.unary("Parsed", body)
+    err: Any = info.value
+    assert err.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert f"maximum of {SMALL_REQUEST_BYTES}" in err.details()
+
+
+def _bidi_call(harness: Harness, items: list[str], metadata: Any, release: Any = None) -> Any:
+    def requests() -> Iterator[health_pb2.HealthCheckRequest]:
+        for item in items:
+            yield health_pb2.HealthCheckRequest(service=item)
+        if release is not None:
+            release.wait(10)
+
+    call = harness.channel.stream_stream("/test.Probe/Bidi", health_pb2.HealthCheckRequest.SerializeToString, None)
+    return call(requests(), metadata=metadata, timeout=10)
+
+
+def test_request_streams_are_parsed_per_message_and_authenticated(harness: Harness) -> None:
+    _BIDI_STARTED.clear()
+    assert list(_bidi_call(harness, ["a", "b"], harness.auth())) == [b"a", b"b"]
+    with pytest.raises(grpc.RpcError) as info:
+        list(_bidi_call(harness, ["a"], ()))
+    assert info.value.code() is grpc.StatusCode.UNAUTHENTICATED
+    assert _BIDI_STARTED == ["tester"]  # the refused call never reached the handler
+    assert harness.count("Bidi", "UNAUTHENTICATED") == 1
+
+
+def test_open_streams_are_bounded_and_give_their_slots_back(harness: Harness) -> None:
+    import threading
+
+    release = threading.Event()
+    held = [_bidi_call(harness, ["x"], harness.auth(), release) for _ in range(2)]
+    for call in held:
+        assert next(call) == b"x"  # both are open and being served
+    with pytest.raises(grpc.RpcError) as info:
+        list(_bidi_call(harness, ["y"], harness.auth()))
+    assert info.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+    release.set()
+    for call in held:
+        assert list(call) == []
+    assert list(_bidi_call(harness, ["z"], harness.auth())) == [b"z"]
+
+
+def test_a_cancelled_stream_is_counted_not_crashed(harness: Harness, caplog: pytest.LogCaptureFixture) -> None:
+    import threading
+    import time
+
+    caplog.set_level(logging.INFO, logger="secretsvc.rpc")
+    release = threading.Event()
+    call = _bidi_call(harness, ["x"], harness.auth(), release)
+    assert next(call) == b"x"
+    call.cancel()
+    deadline = time.monotonic() + 5
+    while harness.count("Bidi", "CANCELLED") == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    release.set()
+    assert harness.count("Bidi", "CANCELLED") == 1
+    assert not [r for r in _rpc_records(caplog) if r.levelno >= logging.ERROR]
+    # Its slot is free again: both slots can be held at once.
+    again = threading.Event()
+    held = [_bidi_call(harness, ["z"], harness.auth(), again) for _ in range(2)]
+    try:
+        assert [next(c) for c in held] == [b"z", b"z"]
+    finally:
+        again.set()
