@@ -78,9 +78,9 @@ def _check_max_versions(max_versions: int) -> int:
     return max_versions
 
 
-def check_version(version: int, what: str = "version") -> int:
+def _check_version(version: int) -> int:
     if not 1 <= version <= limits.MAX_VERSION_NUMBER:
-        raise InvalidArgument(f"{what} must be 1..MAX_VERSION_NUMBER={limits.MAX_VERSION_NUMBER}, got {version}")
+        raise InvalidArgument(f"version must be 1..MAX_VERSION_NUMBER={limits.MAX_VERSION_NUMBER}, got {version}")
     return version
 
 
@@ -88,7 +88,7 @@ def _check_versions(versions: Sequence[int]) -> list[int]:
     if len(versions) > limits.MAX_VERSIONS_PER_REQUEST:
         raise LimitExceeded(f"more than MAX_VERSIONS_PER_REQUEST={limits.MAX_VERSIONS_PER_REQUEST} versions")
     for version in versions:
-        check_version(version)
+        _check_version(version)
     return sorted(set(versions))
 
 
@@ -162,7 +162,7 @@ class SecretService:
         check_namespace(namespace)
         check_path(path)
         if version is not None:
-            check_version(version)
+            _check_version(version)
         record = self._store.read_version(namespace, path, version)
         if record.state is VersionState.DELETED:
             raise VersionUnavailable(

@@ -162,6 +162,8 @@ class SqliteStore:
     ) -> list[int]:
         if expected_version < 0:
             raise InvalidArgument(f"expected version must be 0 or more, got {expected_version}")
+        if version > MAX_VERSION:
+            raise LimitExceeded(f"version {version} would exceed the maximum of {MAX_VERSION}")
         if version != expected_version + 1:
             raise InvalidArgument(
                 f"version {version} does not follow the expected version {expected_version}"

@@ -139,6 +139,15 @@ def test_read_version_not_found_and_invalid(store: SecretStore) -> None:
         store.read_version(NS, "p", 3)
     with pytest.raises(InvalidArgument):
         store.read_version(NS, "p", 0)
+    with pytest.raises(InvalidArgument):
+        store.read_version(NS, "p", 2**63)
+
+
+def test_versions_stop_at_the_largest_signed_64_bit_integer(store: SecretStore) -> None:
+    rng = random.Random(61)
+    with pytest.raises(LimitExceeded):
+        store.insert_version(NS, "p", 2**63, envelope(rng), expected_version=2**63 - 1, now=T0, max_versions=5)
+    assert store.read_meta(NS, "p") is None
 
 
 def test_stored_version_repr_hides_the_envelope(store: SecretStore) -> None:
@@ -271,7 +280,7 @@ def test_version_state_changes_need_an_existing_secret(store: SecretStore) -> No
         store.destroy_versions(NS, "missing", [1], now=T0)
 
 
-@pytest.mark.parametrize("versions", [[0], [-1], [1, 0]])
+@pytest.mark.parametrize("versions", [[0], [-1], [1, 0], [2**63], [1, 2**64 - 1]])
 def test_version_lists_reject_bad_numbers(store: SecretStore, versions: list[int]) -> None:
     write_versions(store, "p", 1, rng=random.Random(14))
     with pytest.raises(InvalidArgument):
