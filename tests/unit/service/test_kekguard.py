@@ -26,7 +26,6 @@ def test_an_empty_database_needs_nothing(store: SqliteStore, keyring: LocalKeyri
 
 def test_a_database_without_a_record_is_backfilled_from_envelope_headers(
     store: SqliteStore, keyring: LocalKeyring, secrets_svc: SecretService, transit: TransitService,
-    rootkey: RootKeyService,
 ) -> None:
     secrets_svc.put("ns", "a", SecretBytes(random.Random(1).randbytes(16)))
     transit.create_key("orders")
