@@ -26,7 +26,7 @@ from secretsvc.config import ServerConfig, parse_host_port
 from secretsvc.crypto.secretbytes import SecretBytes
 from secretsvc.datadir import DataDir
 from secretsvc.errors import ConfigError, KeyringError
-from secretsvc.rpc.interceptors import ServerInterceptor
+from secretsvc.rpc.interceptors import server_interceptors
 from secretsvc.rpc.metrics import RpcMetrics
 from secretsvc.rpc.servicers import AdminServicer, SecretsServicer, TransitServicer
 from secretsvc.rpc.streamslots import StreamSlots
@@ -111,10 +111,10 @@ def start(config: ServerConfig) -> RunningServer:
         metrics = RpcMetrics.create()
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="rpc"),
-            interceptors=[ServerInterceptor(
+            interceptors=server_interceptors(
                 TokenAuthenticator(store), metrics,
                 streams=StreamSlots(max_total=config.stream_limit, max_per_peer=config.max_streams_per_peer),
-            )],
+            ),
             options=[
                 ("grpc.max_receive_message_length", limits.MAX_MESSAGE_BYTES),
                 ("grpc.max_send_message_length", limits.MAX_MESSAGE_BYTES),

@@ -1,4 +1,4 @@
-"""The server interceptor, in a real gRPC server on loopback: identity, request ids, error mapping, metrics."""
+"""The server interceptor chain, in a real gRPC server on loopback: identity, request ids, error mapping, metrics."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from grpc_health.v1 import health_pb2
 
 from secretsvc import errors
 from secretsvc.auth.tokens import TOKEN_PREFIX, MintedToken, TokenAuthenticator, mint_token
-from secretsvc.rpc.interceptors import ServerInterceptor, current_principal, current_request_id
+from secretsvc.rpc.interceptors import current_principal, current_request_id, server_interceptors
 from secretsvc.rpc.metrics import RpcMetrics
 from secretsvc.rpc.requestlimits import SMALL_REQUEST_BYTES
 from secretsvc.rpc.streamslots import StreamSlots
@@ -111,8 +111,8 @@ def harness(tmp_path: Path) -> Iterator[Harness]:
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=4),
         handlers=_handlers(),
-        interceptors=[ServerInterceptor(TokenAuthenticator(store), metrics,
-                                        streams=StreamSlots(max_total=2, max_per_peer=2, max_public=1))],
+        interceptors=server_interceptors(TokenAuthenticator(store), metrics,
+                                         streams=StreamSlots(max_total=2, max_per_peer=2, max_public=1)),
     )
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
