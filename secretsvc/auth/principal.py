@@ -12,8 +12,13 @@ PrincipalId = NewType("PrincipalId", str)
 class Principal:
     principal_id: PrincipalId
     name: str
-    kind: str  # "token" now; "mtls" and "kubernetes" arrive with their authenticators
+    kind: str  # "token", "serviceaccount" (Kubernetes); "mtls" arrives with its authenticator
     policies: tuple[str, ...] = ()
+    # Kubernetes service accounts only (kind "serviceaccount"): where the verified token says the caller runs.
+    # `pod` is None for a token not bound to a pod (e.g. one made with `kubectl create token`).
+    namespace: str | None = None
+    service_account: str | None = None
+    pod: str | None = None
 
     @property
     def display(self) -> str:
