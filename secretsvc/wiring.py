@@ -1,4 +1,4 @@
-"""Build the server's backends from its configuration: the store and the key-encryption key.
+"""Build the server's backends from its configuration: the store, the key-encryption key, the authorizer.
 
 This is the one place that decides which implementations run; today that is the embedded default (SQLite in
 the data directory and the local keyring beside it). New backends (PostgreSQL, Vault Transit, PKCS#11) plug
@@ -15,6 +15,7 @@ from secretsvc.crypto.secretbytes import SecretBytes
 from secretsvc.datadir import DataDir
 from secretsvc.kek.local import LocalKeyring
 from secretsvc.service import kekguard
+from secretsvc.service.access import AdminPolicyOnly, Authorizer
 from secretsvc.store.sqlite import SqliteStore
 
 
@@ -22,6 +23,7 @@ from secretsvc.store.sqlite import SqliteStore
 class Backends:
     store: SqliteStore
     kek: LocalKeyring
+    authorizer: Authorizer
 
     def close(self) -> None:
         self.store.close()
@@ -43,4 +45,5 @@ def open_backends(datadir: DataDir, passphrase: SecretBytes | None) -> Backends:
     except BaseException:
         store.close()
         raise
-    return Backends(store=store, kek=keyring)
+    # Until policy documents are configured, only the built-in admin policy grants anything.
+    return Backends(store=store, kek=keyring, authorizer=AdminPolicyOnly())

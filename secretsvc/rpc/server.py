@@ -121,12 +121,16 @@ def start(config: ServerConfig) -> RunningServer:
                 ("grpc.so_reuseport", 0),
             ],
         )
+        authorizer = backends.authorizer
         secrets_pb2_grpc.add_SecretsServicer_to_server(
-            SecretsServicer(SecretService(store, keyring, time.time, config.default_max_versions)), server
+            SecretsServicer(SecretService(store, keyring, time.time, authorizer, config.default_max_versions)),
+            server,
         )
-        transit_pb2_grpc.add_TransitServicer_to_server(TransitServicer(TransitService(store, keyring, time.time)),
-                                                       server)
-        admin_pb2_grpc.add_AdminServicer_to_server(AdminServicer(RootKeyService(store, keyring)), server)
+        transit_pb2_grpc.add_TransitServicer_to_server(
+            TransitServicer(TransitService(store, keyring, time.time, authorizer)), server
+        )
+        admin_pb2_grpc.add_AdminServicer_to_server(AdminServicer(RootKeyService(store, keyring, authorizer)),
+                                                   server)
         health_servicer = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         if config.reflection:

@@ -1,6 +1,8 @@
 """Thin gRPC servicers: translate messages to service calls and results back. No logic lives here.
 
-Errors are raised as secretsvc errors and mapped to status codes by the interceptor, in one place.
+Every service call gets the authenticated caller as its first argument (decided by the interceptor chain),
+and the service decides what that caller may do. Errors are raised as secretsvc errors and mapped to status
+codes by the interceptor chain, in one place.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from secretsvc.crypto.secretbytes import SecretBytes
 from secretsvc.errors import SecretsvcError
+from secretsvc.rpc.callstate import current_principal
 from secretsvc.rpc.status import code_number, status_for
 from secretsvc.service.rootkey import RootKeyService
 from secretsvc.service.secrets import SecretService
@@ -59,7 +62,7 @@ class SecretsServicer(secrets_pb2_grpc.SecretsServicer):
     def PutSecret(self, request: secrets_pb2.PutSecretRequest, context: grpc.ServicerContext
                   ) -> secrets_pb2.PutSecretResponse:
         result = self._svc.put(
-            request.ref.namespace, request.ref.path, SecretBytes(request.value),
+            current_principal(), request.ref.namespace, request.ref.path, SecretBytes(request.value),
             cas=request.cas if request.HasField("cas") else None,
             custom_metadata=dict(request.custom_metadata.entries) if request.HasField("custom_metadata") else None,
             max_versions=request.max_versions,
@@ -70,48 +73,51 @@ class SecretsServicer(secrets_pb2_grpc.SecretsServicer):
 
     def GetSecret(self, request: secrets_pb2.GetSecretRequest, context: grpc.ServicerContext
                   ) -> secrets_pb2.GetSecretResponse:
-        got = self._svc.get(request.ref.namespace, request.ref.path, request.version or None)
+        got = self._svc.get(current_principal(), request.ref.namespace, request.ref.path, request.version or None)
         return secrets_pb2.GetSecretResponse(
             value=got.value.reveal(), version=got.version, create_time=_ts(got.created_at)
         )
 
     def ListSecrets(self, request: secrets_pb2.ListSecretsRequest, context: grpc.ServicerContext
                     ) -> secrets_pb2.ListSecretsResponse:
-        page = self._svc.list_paths(request.namespace, request.prefix, page_size=request.page_size,
+        page = self._svc.list_paths(current_principal(), request.namespace, request.prefix, page_size=request.page_size,
                               page_token=request.page_token)
         return secrets_pb2.ListSecretsResponse(paths=page.paths, next_page_token=page.next_page_token)
 
     def GetSecretMetadata(self, request: secrets_pb2.GetSecretMetadataRequest, context: grpc.ServicerContext
                           ) -> secrets_pb2.SecretMetadata:
-        return _meta_message(self._svc.metadata(request.ref.namespace, request.ref.path))
+        return _meta_message(self._svc.metadata(current_principal(), request.ref.namespace, request.ref.path))
 
     def UpdateSecretMetadata(self, request: secrets_pb2.UpdateSecretMetadataRequest,
                              context: grpc.ServicerContext) -> secrets_pb2.SecretMetadata:
         meta = self._svc.update_metadata(
-            request.ref.namespace, request.ref.path, max_versions=request.max_versions,
+            current_principal(), request.ref.namespace, request.ref.path, max_versions=request.max_versions,
             custom_metadata=dict(request.custom_metadata.entries) if request.HasField("custom_metadata") else None,
         )
         return _meta_message(meta)
 
     def DeleteVersions(self, request: secrets_pb2.VersionsRequest, context: grpc.ServicerContext
                        ) -> secrets_pb2.VersionsResponse:
-        changed = self._svc.delete_versions(request.ref.namespace, request.ref.path, list(request.versions))
+        ref = request.ref
+        changed = self._svc.delete_versions(current_principal(), ref.namespace, ref.path, list(request.versions))
         return secrets_pb2.VersionsResponse(changed_versions=changed)
 
     def UndeleteVersions(self, request: secrets_pb2.VersionsRequest, context: grpc.ServicerContext
                          ) -> secrets_pb2.VersionsResponse:
-        changed = self._svc.undelete_versions(request.ref.namespace, request.ref.path, list(request.versions))
+        ref = request.ref
+        changed = self._svc.undelete_versions(current_principal(), ref.namespace, ref.path, list(request.versions))
         return secrets_pb2.VersionsResponse(changed_versions=changed)
 
     def DestroyVersions(self, request: secrets_pb2.VersionsRequest, context: grpc.ServicerContext
                         ) -> secrets_pb2.VersionsResponse:
-        changed = self._svc.destroy_versions(request.ref.namespace, request.ref.path, list(request.versions))
+        ref = request.ref
+        changed = self._svc.destroy_versions(current_principal(), ref.namespace, ref.path, list(request.versions))
         return secrets_pb2.VersionsResponse(changed_versions=changed)
 
     def DeleteSecret(self, request: secrets_pb2.DeleteSecretRequest, context: grpc.ServicerContext
                      ) -> secrets_pb2.DeleteSecretResponse:
-        return secrets_pb2.DeleteSecretResponse(existed=self._svc.delete_secret(request.ref.namespace,
-                                                                                 request.ref.path))
+        existed = self._svc.delete_secret(current_principal(), request.ref.namespace, request.ref.path)
+        return secrets_pb2.DeleteSecretResponse(existed=existed)
 
 
 def _key_info(record: TransitKeyRecord) -> transit_pb2.KeyInfo:
@@ -143,36 +149,38 @@ class TransitServicer(transit_pb2_grpc.TransitServicer):
 
     def CreateKey(self, request: transit_pb2.CreateKeyRequest, context: grpc.ServicerContext
                   ) -> transit_pb2.KeyInfo:
-        return _key_info(self._svc.create_key(request.name))
+        return _key_info(self._svc.create_key(current_principal(), request.name))
 
     def GetKey(self, request: transit_pb2.GetKeyRequest, context: grpc.ServicerContext) -> transit_pb2.KeyInfo:
-        return _key_info(self._svc.key_info(request.name))
+        return _key_info(self._svc.key_info(current_principal(), request.name))
 
     def ListKeys(self, request: transit_pb2.ListKeysRequest, context: grpc.ServicerContext
                  ) -> transit_pb2.ListKeysResponse:
-        return transit_pb2.ListKeysResponse(names=self._svc.list_keys())
+        return transit_pb2.ListKeysResponse(names=self._svc.list_keys(current_principal()))
 
     def RotateKey(self, request: transit_pb2.RotateKeyRequest, context: grpc.ServicerContext
                   ) -> transit_pb2.KeyInfo:
-        return _key_info(self._svc.rotate_key(request.name))
+        return _key_info(self._svc.rotate_key(current_principal(), request.name))
 
     def SetMinDecryptionVersion(self, request: transit_pb2.SetMinDecryptionVersionRequest,
                                 context: grpc.ServicerContext) -> transit_pb2.KeyInfo:
-        return _key_info(self._svc.set_min_decryption_version(request.name, request.min_decryption_version))
+        return _key_info(self._svc.set_min_decryption_version(current_principal(), request.name,
+                                                              request.min_decryption_version))
 
     def Encrypt(self, request: transit_pb2.EncryptRequest, context: grpc.ServicerContext
                 ) -> transit_pb2.EncryptResponse:
-        sealed = self._svc.encrypt(request.key_name, request.plaintext, request.associated_data)
+        sealed = self._svc.encrypt(current_principal(), request.key_name, request.plaintext, request.associated_data)
         return transit_pb2.EncryptResponse(ciphertext=sealed.ciphertext, key_version=sealed.key_version)
 
     def Decrypt(self, request: transit_pb2.DecryptRequest, context: grpc.ServicerContext
                 ) -> transit_pb2.DecryptResponse:
-        plaintext = self._svc.decrypt(request.key_name, request.ciphertext, request.associated_data)
+        plaintext = self._svc.decrypt(current_principal(), request.key_name, request.ciphertext,
+                                      request.associated_data)
         return transit_pb2.DecryptResponse(plaintext=plaintext.reveal())
 
     def EncryptBatch(self, request: transit_pb2.EncryptBatchRequest, context: grpc.ServicerContext
                      ) -> transit_pb2.EncryptBatchResponse:
-        outcomes = self._svc.encrypt_batch(request.key_name,
+        outcomes = self._svc.encrypt_batch(current_principal(), request.key_name,
                                            [(i.plaintext, i.associated_data) for i in request.items])
         return transit_pb2.EncryptBatchResponse(results=[
             transit_pb2.EncryptResult(ciphertext=_revealed(o.value), key_version=o.key_version,
@@ -183,7 +191,7 @@ class TransitServicer(transit_pb2_grpc.TransitServicer):
     def DecryptBatch(self, request: transit_pb2.DecryptBatchRequest, context: grpc.ServicerContext
                      ) -> transit_pb2.DecryptBatchResponse:
         outcomes: Sequence[ItemOutcome] = self._svc.decrypt_batch(
-            request.key_name, [(i.ciphertext, i.associated_data) for i in request.items]
+            current_principal(), request.key_name, [(i.ciphertext, i.associated_data) for i in request.items]
         )
         return transit_pb2.DecryptBatchResponse(results=[
             transit_pb2.DecryptResult(plaintext=_revealed(o.value), error=_item_error(o.error)) for o in outcomes
@@ -191,7 +199,7 @@ class TransitServicer(transit_pb2_grpc.TransitServicer):
 
     def GenerateDataKey(self, request: transit_pb2.GenerateDataKeyRequest, context: grpc.ServicerContext
                         ) -> transit_pb2.GenerateDataKeyResponse:
-        key = self._svc.generate_data_key(request.key_name, request.associated_data,
+        key = self._svc.generate_data_key(current_principal(), request.key_name, request.associated_data,
                                           include_plaintext=request.include_plaintext)
         return transit_pb2.GenerateDataKeyResponse(
             plaintext=_revealed(key.plaintext), ciphertext=key.ciphertext, key_version=key.key_version
@@ -199,7 +207,7 @@ class TransitServicer(transit_pb2_grpc.TransitServicer):
 
     def Rewrap(self, request: transit_pb2.RewrapRequest, context: grpc.ServicerContext
                ) -> transit_pb2.RewrapResponse:
-        sealed = self._svc.rewrap(request.key_name, request.ciphertext, request.associated_data)
+        sealed = self._svc.rewrap(current_principal(), request.key_name, request.ciphertext, request.associated_data)
         return transit_pb2.RewrapResponse(ciphertext=sealed.ciphertext, key_version=sealed.key_version)
 
 
@@ -208,7 +216,7 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
         self._svc = service
 
     def _info(self) -> admin_pb2.RootKeyInfo:
-        info = self._svc.info()
+        info = self._svc.info(current_principal())
         return admin_pb2.RootKeyInfo(
             key_id=info.key_id, primary_version=info.primary_version,
             versions=[admin_pb2.RootKeyVersion(version=v.version, create_time=_ts(v.created_at))
@@ -221,11 +229,11 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
 
     def RotateRootKey(self, request: admin_pb2.RotateRootKeyRequest, context: grpc.ServicerContext
                       ) -> admin_pb2.RootKeyInfo:
-        self._svc.rotate()
+        self._svc.rotate(current_principal())
         return self._info()
 
     def RewrapStored(self, request: admin_pb2.RewrapStoredRequest, context: grpc.ServicerContext
                      ) -> Iterator[admin_pb2.RewrapProgress]:
-        for p in self._svc.rewrap_stored(request.batch_size):
+        for p in self._svc.rewrap_stored(current_principal(), request.batch_size):
             yield admin_pb2.RewrapProgress(scanned=p.scanned, rewrapped=p.rewrapped, current=p.current,
                                            skipped=p.skipped, done=p.done)

@@ -7,10 +7,12 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from secretsvc.auth.principal import Principal
 from secretsvc.crypto.envelope import EnvelopeContext, parse_header, rewrap
 from secretsvc.errors import CorruptRecord, DecryptionFailed, LimitExceeded
 from secretsvc.kek.base import KeyEncryptionKey, KeyVersionInfo
 from secretsvc.service import limits
+from secretsvc.service.access import ROOT_KEY, Authorizer, Capability, require
 from secretsvc.service.clock import Clock
 from secretsvc.store.base import EnvelopeRef, SecretStore, iter_all_envelopes
 
@@ -40,28 +42,36 @@ def _context(ref: EnvelopeRef) -> EnvelopeContext:
 
 
 class RootKeyService:
-    def __init__(self, store: SecretStore, kek: KeyEncryptionKey, clock: Clock = time.time) -> None:
+    def __init__(self, store: SecretStore, kek: KeyEncryptionKey, authorizer: Authorizer,
+                 clock: Clock = time.time) -> None:
         self._store = store
         self._kek = kek
+        self._authz = authorizer
         self._clock = clock
 
-    def info(self) -> RootKeyInfo:
+    def info(self, caller: Principal) -> RootKeyInfo:
+        require(self._authz, caller, ROOT_KEY, Capability.ADMIN)
+        return self._info()
+
+    def _info(self) -> RootKeyInfo:
         return RootKeyInfo(self._kek.key_id, self._kek.primary_version(), self._kek.versions())
 
-    def rotate(self) -> RootKeyInfo:
+    def rotate(self, caller: Principal) -> RootKeyInfo:
+        require(self._authz, caller, ROOT_KEY, Capability.ADMIN)
         version = self._kek.rotate()
         # Recorded at once (and again at every start while it is primary), so a later start with a keyring
         # that lacks this version is refused (service/kekguard.py).
         self._store.record_kek_version(self._kek.key_id, version, now=self._clock())
         log.info("root key rotated", extra={"key_id": self._kek.key_id, "key_version": version})
-        return self.info()
+        return self._info()
 
-    def rewrap_stored(self, batch_size: int = 0) -> Iterator[RewrapProgress]:
+    def rewrap_stored(self, caller: Principal, batch_size: int = 0) -> Iterator[RewrapProgress]:
         """Rewrap every stored envelope not yet under the primary version; yields progress per batch.
 
         Each replacement is a compare-and-swap on the old bytes, so writes, destroys and other rewraps
         running at the same time are never undone; whatever lost such a race is counted as skipped.
         """
+        require(self._authz, caller, ROOT_KEY, Capability.ADMIN)
         if not 0 <= batch_size <= limits.MAX_REWRAP_BATCH:
             raise LimitExceeded(f"batch_size must be 0..MAX_REWRAP_BATCH={limits.MAX_REWRAP_BATCH}")
         return self._rewrap_batches(batch_size or limits.DEFAULT_REWRAP_BATCH)

@@ -11,6 +11,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
+from secretsvc.auth.principal import Principal
 from secretsvc.crypto.envelope import EnvelopeContext, open_envelope, seal
 from secretsvc.crypto.secretbytes import SecretBytes
 from secretsvc.errors import (
@@ -19,11 +20,13 @@ from secretsvc.errors import (
     InvalidArgument,
     LimitExceeded,
     NotFound,
+    PermissionDenied,
     VersionConflict,
     VersionUnavailable,
 )
 from secretsvc.kek.base import KeyEncryptionKey
 from secretsvc.service import limits
+from secretsvc.service.access import Authorizer, Capability, Resource, require
 from secretsvc.service.clock import Clock
 from secretsvc.service.naming import check_namespace, check_path, check_prefix
 from secretsvc.store.base import ListPage, SecretMeta, SecretStore, VersionState
@@ -92,22 +95,42 @@ def _check_versions(versions: Sequence[int]) -> list[int]:
     return sorted(set(versions))
 
 
+@dataclass(frozen=True, slots=True)
+class _WriteGrants:
+    """Which of create and update a put may do; which one it needs is known only once the store says whether
+    the secret exists."""
+
+    caller: str
+    resource: Resource
+    create: bool
+    update: bool
+
+    def check(self, *, exists: bool) -> None:
+        if exists and not self.update:
+            raise PermissionDenied(f"{self.caller} may not update {self.resource}")
+        if not exists and not self.create:
+            raise PermissionDenied(f"{self.caller} may not create {self.resource}")
+
+
 class SecretService:
     def __init__(
         self,
         store: SecretStore,
         kek: KeyEncryptionKey,
         clock: Clock,
+        authorizer: Authorizer,
         default_max_versions: int = limits.DEFAULT_MAX_VERSIONS,
     ) -> None:
         self._store = store
         self._kek = kek
         self._clock = clock
+        self._authz = authorizer
         self._default_max_versions = default_max_versions
         self._put_locks = tuple(threading.Lock() for _ in range(_PUT_LOCK_STRIPES))
 
     def put(
         self,
+        caller: Principal,
         namespace: str,
         path: str,
         value: SecretBytes,
@@ -127,16 +150,23 @@ class SecretService:
                 "(0: the secret must not exist)"
             )
         metadata = check_custom_metadata(custom_metadata) if custom_metadata is not None else None
+        resource = Resource.secret(namespace, path)
+        may_create = self._authz.allows(caller, resource, Capability.CREATE)
+        may_update = self._authz.allows(caller, resource, Capability.UPDATE)
+        if not (may_create or may_update):
+            raise PermissionDenied(f"{caller.display} may not create or update {resource}")
+        grants = _WriteGrants(caller.display, resource, may_create, may_update)
         if cas is not None:
-            return self._put(namespace, path, value, cas, metadata, max_versions)
+            return self._put(namespace, path, value, cas, metadata, max_versions, grants)
         with self._put_locks[hash((namespace, path)) % _PUT_LOCK_STRIPES]:
-            return self._put(namespace, path, value, cas, metadata, max_versions)
+            return self._put(namespace, path, value, cas, metadata, max_versions, grants)
 
     def _put(self, namespace: str, path: str, value: SecretBytes, cas: int | None,
-             metadata: Mapping[str, str] | None, max_versions: int) -> PutResult:
+             metadata: Mapping[str, str] | None, max_versions: int, grants: _WriteGrants) -> PutResult:
         for _ in range(_MAX_PUT_ATTEMPTS):
             head = self._store.current_version(namespace, path)
             current = head.current_version if head else 0
+            grants.check(exists=head is not None)
             if cas is not None and cas != current:
                 raise VersionConflict(
                     f"check-and-set failed for {namespace}/{path}: expected version {cas}, current is {current}"
@@ -158,11 +188,12 @@ class SecretService:
             return PutResult(version=version, created_at=now, pruned_versions=tuple(pruned))
         raise VersionConflict(f"{namespace}/{path} is changing too fast to write; retry")
 
-    def get(self, namespace: str, path: str, version: int | None = None) -> SecretValue:
+    def get(self, caller: Principal, namespace: str, path: str, version: int | None = None) -> SecretValue:
         check_namespace(namespace)
         check_path(path)
         if version is not None:
             _check_version(version)
+        require(self._authz, caller, Resource.secret(namespace, path), Capability.READ)
         record = self._store.read_version(namespace, path, version)
         if record.state is VersionState.DELETED:
             raise VersionUnavailable(
@@ -182,18 +213,28 @@ class SecretService:
             ) from None
         return SecretValue(value=value, version=record.version, created_at=record.created_at)
 
-    def list_paths(self, namespace: str, prefix: str = "", *, page_size: int = 0, page_token: str = "") -> ListPage:
+    def list_paths(self, caller: Principal, namespace: str, prefix: str = "", *, page_size: int = 0,
+                   page_token: str = "") -> ListPage:
+        """A page of the paths under `prefix` that the caller may list. Paths it may not list are left out, so
+        a page can hold fewer than `page_size`; `next_page_token` still resumes after the whole page."""
         check_namespace(namespace)
         check_prefix(prefix)
         if page_size < 0 or page_size > limits.MAX_PAGE_SIZE:
             raise LimitExceeded(f"page_size must be 0..MAX_PAGE_SIZE={limits.MAX_PAGE_SIZE}")
-        return self._store.list_paths(
+        page = self._store.list_paths(
             namespace, prefix, page_size=page_size or limits.DEFAULT_PAGE_SIZE, page_token=page_token
         )
+        shown = [p for p in page.paths
+                 if self._authz.allows(caller, Resource.secret(namespace, p), Capability.LIST)]
+        return page if len(shown) == len(page.paths) else replace(page, paths=shown)
 
-    def metadata(self, namespace: str, path: str) -> SecretMeta:
+    def metadata(self, caller: Principal, namespace: str, path: str) -> SecretMeta:
         check_namespace(namespace)
         check_path(path)
+        require(self._authz, caller, Resource.secret(namespace, path), Capability.READ)
+        return self._metadata(namespace, path)
+
+    def _metadata(self, namespace: str, path: str) -> SecretMeta:
         meta = self._store.read_meta(namespace, path)
         if meta is None:
             raise NotFound(f"no secret at {namespace}/{path}")
@@ -205,6 +246,7 @@ class SecretService:
 
     def update_metadata(
         self,
+        caller: Principal,
         namespace: str,
         path: str,
         *,
@@ -215,27 +257,36 @@ class SecretService:
         check_path(path)
         _check_max_versions(max_versions)
         metadata = check_custom_metadata(custom_metadata) if custom_metadata is not None else None
+        require(self._authz, caller, Resource.secret(namespace, path), Capability.UPDATE)
         return self._effective(self._store.update_meta(
             namespace, path, now=self._clock(), max_versions=max_versions or None, custom_metadata=metadata
         ))
 
-    def _versions_or_current(self, namespace: str, path: str, versions: Sequence[int]) -> list[int]:
+    def _versions_or_current(self, caller: Principal, namespace: str, path: str, versions: Sequence[int],
+                             capability: Capability) -> list[int]:
+        check_namespace(namespace)
+        check_path(path)
         checked = _check_versions(versions)
+        require(self._authz, caller, Resource.secret(namespace, path), capability)
         if checked:
             return checked
-        return [self.metadata(namespace, path).current_version]
+        return [self._metadata(namespace, path).current_version]
 
-    def delete_versions(self, namespace: str, path: str, versions: Sequence[int]) -> list[int]:
-        chosen = self._versions_or_current(check_namespace(namespace), check_path(path), versions)
+    def delete_versions(self, caller: Principal, namespace: str, path: str, versions: Sequence[int]) -> list[int]:
+        chosen = self._versions_or_current(caller, namespace, path, versions, Capability.DELETE)
         return self._store.set_versions_deleted(namespace, path, chosen, deleted=True, now=self._clock())
 
-    def undelete_versions(self, namespace: str, path: str, versions: Sequence[int]) -> list[int]:
-        chosen = self._versions_or_current(check_namespace(namespace), check_path(path), versions)
+    def undelete_versions(self, caller: Principal, namespace: str, path: str, versions: Sequence[int]) -> list[int]:
+        chosen = self._versions_or_current(caller, namespace, path, versions, Capability.DELETE)
         return self._store.set_versions_deleted(namespace, path, chosen, deleted=False, now=self._clock())
 
-    def destroy_versions(self, namespace: str, path: str, versions: Sequence[int]) -> list[int]:
-        chosen = self._versions_or_current(check_namespace(namespace), check_path(path), versions)
+    def destroy_versions(self, caller: Principal, namespace: str, path: str, versions: Sequence[int]) -> list[int]:
+        chosen = self._versions_or_current(caller, namespace, path, versions, Capability.DESTROY)
         return self._store.destroy_versions(namespace, path, chosen, now=self._clock())
 
-    def delete_secret(self, namespace: str, path: str) -> bool:
-        return self._store.delete_secret(check_namespace(namespace), check_path(path))
+    def delete_secret(self, caller: Principal, namespace: str, path: str) -> bool:
+        """Remove the secret with every version: as final as destroying them, so it needs `destroy`."""
+        check_namespace(namespace)
+        check_path(path)
+        require(self._authz, caller, Resource.secret(namespace, path), Capability.DESTROY)
+        return self._store.delete_secret(namespace, path)

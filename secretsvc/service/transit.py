@@ -13,6 +13,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from secretsvc.auth.principal import Principal
 from secretsvc.crypto.aead import random_key
 from secretsvc.crypto.envelope import (
     EnvelopeContext,
@@ -36,6 +37,7 @@ from secretsvc.errors import (
 )
 from secretsvc.kek.base import KeyEncryptionKey
 from secretsvc.service import limits
+from secretsvc.service.access import Authorizer, Capability, Resource, require
 from secretsvc.service.clock import Clock
 from secretsvc.service.naming import check_key_name
 from secretsvc.store.base import SecretStore, TransitKeyRecord
@@ -99,32 +101,44 @@ def _check_batch(sizes: Sequence[int]) -> None:
 
 
 class TransitService:
-    def __init__(self, store: SecretStore, root_kek: KeyEncryptionKey, clock: Clock) -> None:
+    def __init__(self, store: SecretStore, root_kek: KeyEncryptionKey, clock: Clock, authorizer: Authorizer) -> None:
         self._store = store
         self._root = root_kek
         self._clock = clock
+        self._authz = authorizer
         self._cache: OrderedDict[str, _CachedKey] = OrderedDict()
         self._lock = threading.Lock()
 
     # --- key management --------------------------------------------------------------------------------
-    def create_key(self, name: str) -> TransitKeyRecord:
+    def _allow(self, caller: Principal, name: str, capability: Capability) -> None:
         check_key_name(name)
+        require(self._authz, caller, Resource.transit_key(name), capability)
+
+    def create_key(self, caller: Principal, name: str) -> TransitKeyRecord:
+        self._allow(caller, name, Capability.CREATE)
         material = random_key()
         wrapped = seal(self._root, material, EnvelopeContext.for_transit_key_material(name, 1))
         return self._store.create_transit_key(name, wrapped, now=self._clock())
 
-    def key_info(self, name: str) -> TransitKeyRecord:
-        record = self._store.read_transit_key(check_key_name(name))
+    def key_info(self, caller: Principal, name: str) -> TransitKeyRecord:
+        self._allow(caller, name, Capability.READ)
+        return self._record(name)
+
+    def _record(self, name: str) -> TransitKeyRecord:
+        record = self._store.read_transit_key(name)
         if record is None:
             raise NotFound(f"no transit key named {name!r}")
         return record
 
-    def list_keys(self) -> list[str]:
-        return self._store.list_transit_keys()
+    def list_keys(self, caller: Principal) -> list[str]:
+        """The names of the keys the caller may list."""
+        return [name for name in self._store.list_transit_keys()
+                if self._authz.allows(caller, Resource.transit_key(name), Capability.LIST)]
 
-    def rotate_key(self, name: str) -> TransitKeyRecord:
+    def rotate_key(self, caller: Principal, name: str) -> TransitKeyRecord:
+        self._allow(caller, name, Capability.ROTATE)
         for _ in range(3):
-            record = self.key_info(name)
+            record = self._record(name)
             version = record.latest_version + 1
             wrapped = seal(self._root, random_key(), EnvelopeContext.for_transit_key_material(name, version))
             try:
@@ -135,8 +149,9 @@ class TransitService:
             return updated
         raise VersionConflict(f"transit key {name!r} is being rotated concurrently; retry")
 
-    def set_min_decryption_version(self, name: str, version: int) -> TransitKeyRecord:
-        record = self.key_info(name)
+    def set_min_decryption_version(self, caller: Principal, name: str, version: int) -> TransitKeyRecord:
+        self._allow(caller, name, Capability.UPDATE)
+        record = self._record(name)
         if not 1 <= version <= record.latest_version:
             raise InvalidArgument(
                 f"min_decryption_version must be between 1 and the latest version ({record.latest_version})"
@@ -146,26 +161,35 @@ class TransitService:
         return updated
 
     # --- cryptographic operations ----------------------------------------------------------------------
-    def encrypt(self, name: str, plaintext: bytes | SecretBytes, associated_data: bytes = b"") -> Ciphertext:
-        check_key_name(name)
+    def encrypt(self, caller: Principal, name: str, plaintext: bytes | SecretBytes,
+                associated_data: bytes = b"") -> Ciphertext:
+        self._allow(caller, name, Capability.ENCRYPT)
+        return self._encrypt(name, plaintext, associated_data)
+
+    def _encrypt(self, name: str, plaintext: bytes | SecretBytes, associated_data: bytes) -> Ciphertext:
         _check_sizes(len(plaintext), len(associated_data))
         cached = self._load(name)
         context = EnvelopeContext.for_transit(name, associated_data)
         return Ciphertext(seal(cached.keyset, plaintext, context), cached.keyset.primary_version())
 
-    def decrypt(self, name: str, ciphertext: bytes, associated_data: bytes = b"") -> SecretBytes:
-        check_key_name(name)
+    def decrypt(self, caller: Principal, name: str, ciphertext: bytes, associated_data: bytes = b"") -> SecretBytes:
+        self._allow(caller, name, Capability.DECRYPT)
+        return self._decrypt(name, ciphertext, associated_data)
+
+    def _decrypt(self, name: str, ciphertext: bytes, associated_data: bytes) -> SecretBytes:
         _check_sizes(0, len(associated_data))
         keyset = self._keyset_for(name, ciphertext)
         return open_envelope(keyset, ciphertext, EnvelopeContext.for_transit(name, associated_data))
 
-    def generate_data_key(self, name: str, associated_data: bytes = b"", *, include_plaintext: bool) -> DataKey:
+    def generate_data_key(self, caller: Principal, name: str, associated_data: bytes = b"", *,
+                          include_plaintext: bool) -> DataKey:
+        self._allow(caller, name, Capability.ENCRYPT)
         data_key = generate_data_key()
-        sealed = self.encrypt(name, data_key, associated_data)
+        sealed = self._encrypt(name, data_key, associated_data)
         return DataKey(data_key if include_plaintext else None, sealed.ciphertext, sealed.key_version)
 
-    def rewrap(self, name: str, ciphertext: bytes, associated_data: bytes = b"") -> Ciphertext:
-        check_key_name(name)
+    def rewrap(self, caller: Principal, name: str, ciphertext: bytes, associated_data: bytes = b"") -> Ciphertext:
+        self._allow(caller, name, Capability.REWRAP)
         _check_sizes(0, len(associated_data))
         keyset = self._keyset_for(name, ciphertext)
         context = EnvelopeContext.for_transit(name, associated_data)
@@ -175,26 +199,26 @@ class TransitService:
         rewrapped = rewrap(keyset, ciphertext, context)
         return Ciphertext(rewrapped, keyset.primary_version())
 
-    def encrypt_batch(self, name: str, items: Sequence[tuple[bytes, bytes]]) -> list[ItemOutcome]:
-        check_key_name(name)
+    def encrypt_batch(self, caller: Principal, name: str, items: Sequence[tuple[bytes, bytes]]) -> list[ItemOutcome]:
+        self._allow(caller, name, Capability.ENCRYPT)
         _check_batch([len(p) + len(a) for p, a in items])
         outcomes = []
         for plaintext, aad in items:
             try:
-                sealed = self.encrypt(name, plaintext, aad)
+                sealed = self._encrypt(name, plaintext, aad)
             except (InvalidArgument, DecryptionFailed, FailedPrecondition) as exc:
                 outcomes.append(ItemOutcome(None, 0, exc))
             else:
                 outcomes.append(ItemOutcome(sealed.ciphertext, sealed.key_version, None))
         return outcomes
 
-    def decrypt_batch(self, name: str, items: Sequence[tuple[bytes, bytes]]) -> list[ItemOutcome]:
-        check_key_name(name)
+    def decrypt_batch(self, caller: Principal, name: str, items: Sequence[tuple[bytes, bytes]]) -> list[ItemOutcome]:
+        self._allow(caller, name, Capability.DECRYPT)
         _check_batch([len(c) + len(a) for c, a in items])
         outcomes = []
         for ciphertext, aad in items:
             try:
-                outcomes.append(ItemOutcome(self.decrypt(name, ciphertext, aad), 0, None))
+                outcomes.append(ItemOutcome(self._decrypt(name, ciphertext, aad), 0, None))
             except (InvalidArgument, DecryptionFailed, FailedPrecondition) as exc:
                 outcomes.append(ItemOutcome(None, 0, exc))
         return outcomes
@@ -230,7 +254,7 @@ class TransitService:
             if cached is not None and now - cached.loaded_at < KEY_CACHE_TTL_SECONDS:
                 self._cache.move_to_end(name)
                 return cached
-        record = self.key_info(name)
+        record = self._record(name)
         versions = []
         for v in record.versions:
             try:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from secretsvc.kek.local import LocalKeyring
+from secretsvc.service.access import AdminPolicyOnly
 from secretsvc.service.rootkey import RootKeyService
 from secretsvc.service.secrets import SecretService
 from secretsvc.service.transit import TransitService
@@ -39,14 +40,14 @@ def keyring(tmp_path: Path, clock: ManualClock) -> LocalKeyring:
 
 @pytest.fixture
 def secrets_svc(store: SqliteStore, keyring: LocalKeyring, clock: ManualClock) -> SecretService:
-    return SecretService(store, keyring, clock)
+    return SecretService(store, keyring, clock, AdminPolicyOnly())
 
 
 @pytest.fixture
 def transit(store: SqliteStore, keyring: LocalKeyring, clock: ManualClock) -> TransitService:
-    return TransitService(store, keyring, clock)
+    return TransitService(store, keyring, clock, AdminPolicyOnly())
 
 
 @pytest.fixture
 def rootkey(store: SqliteStore, keyring: LocalKeyring) -> RootKeyService:
-    return RootKeyService(store, keyring)
+    return RootKeyService(store, keyring, AdminPolicyOnly())

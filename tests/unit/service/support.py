@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import random
 
+from secretsvc.auth.principal import Principal, PrincipalId
 from secretsvc.crypto.secretbytes import SecretBytes
+
+# The caller of service calls in tests that are not about authorization: it holds the built-in admin policy.
+ADMIN = Principal(principal_id=PrincipalId("token:test-admin"), name="test-admin", kind="token", policies=("admin",))
 
 
 class ManualClock:

@@ -15,7 +15,7 @@ from secretsvc.service.rootkey import RootKeyService
 from secretsvc.service.secrets import SecretService
 from secretsvc.service.transit import TransitService
 from secretsvc.store.sqlite import SqliteStore
-from tests.unit.service.support import ManualClock
+from tests.unit.service.support import ADMIN, ManualClock
 
 
 def test_an_empty_database_needs_nothing(store: SqliteStore, keyring: LocalKeyring) -> None:
@@ -27,10 +27,10 @@ def test_an_empty_database_needs_nothing(store: SqliteStore, keyring: LocalKeyri
 def test_a_database_without_a_record_is_backfilled_from_envelope_headers(
     store: SqliteStore, keyring: LocalKeyring, secrets_svc: SecretService, transit: TransitService,
 ) -> None:
-    secrets_svc.put("ns", "a", SecretBytes(random.Random(1).randbytes(16)))
-    transit.create_key("orders")
+    secrets_svc.put(ADMIN, "ns", "a", SecretBytes(random.Random(1).randbytes(16)))
+    transit.create_key(ADMIN, "orders")
     keyring.rotate()  # not through RootKeyService: nothing recorded, as in a database from before the record
-    secrets_svc.put("ns", "b", SecretBytes(b"v"))
+    secrets_svc.put(ADMIN, "ns", "b", SecretBytes(b"v"))
     assert store.kek_versions() == []
     expected = [(keyring.key_id, 1), (keyring.key_id, 2)]
     assert kekguard.recorded_kek_versions(store, now=5.0) == expected
@@ -39,7 +39,7 @@ def test_a_database_without_a_record_is_backfilled_from_envelope_headers(
 
 def test_rotation_through_the_service_is_recorded(store: SqliteStore, keyring: LocalKeyring,
                                                    rootkey: RootKeyService) -> None:
-    rootkey.rotate()
+    rootkey.rotate(ADMIN)
     assert store.kek_versions() == [(keyring.key_id, 2)]
 
 

@@ -18,28 +18,29 @@ from secretsvc.errors import (
 )
 from secretsvc.kek.local import LocalKeyring
 from secretsvc.service import limits
+from secretsvc.service.access import AdminPolicyOnly
 from secretsvc.service.secrets import SecretService
 from secretsvc.store.base import VersionState
 from secretsvc.store.sqlite import SqliteStore
-from tests.unit.service.support import ManualClock, value
+from tests.unit.service.support import ADMIN, ManualClock, value
 
 NS = "team-a"
 
 
 def test_put_then_get_returns_the_value_and_its_version(secrets_svc: SecretService, clock: ManualClock) -> None:
     secret = value(random.Random(1))
-    result = secrets_svc.put(NS, "db/password", secret)
+    result = secrets_svc.put(ADMIN, NS, "db/password", secret)
     assert result.version == 1
     assert result.created_at == clock.now
     assert list(result.pruned_versions) == []
-    got = secrets_svc.get(NS, "db/password")
+    got = secrets_svc.get(ADMIN, NS, "db/password")
     assert got.value == secret
     assert (got.version, got.created_at) == (1, clock.now)
 
 
 def test_empty_value_round_trips(secrets_svc: SecretService) -> None:
-    secrets_svc.put(NS, "empty", SecretBytes(b""))
-    assert secrets_svc.get(NS, "empty").value.reveal() == b""
+    secrets_svc.put(ADMIN, NS, "empty", SecretBytes(b""))
+    assert secrets_svc.get(ADMIN, NS, "empty").value.reveal() == b""
 
 
 def test_versions_increment_and_each_stays_readable(secrets_svc: SecretService, clock: ManualClock) -> None:
@@ -47,10 +48,10 @@ def test_versions_increment_and_each_stays_readable(secrets_svc: SecretService, 
     values = [value(rng) for _ in range(4)]
     for i, v in enumerate(values, start=1):
         clock.advance(1)
-        assert secrets_svc.put(NS, "app/key", v).version == i
-    assert secrets_svc.get(NS, "app/key").version == 4
+        assert secrets_svc.put(ADMIN, NS, "app/key", v).version == i
+    assert secrets_svc.get(ADMIN, NS, "app/key").version == 4
     for i, v in enumerate(values, start=1):
-        got = secrets_svc.get(NS, "app/key", i)
+        got = secrets_svc.get(ADMIN, NS, "app/key", i)
         assert got.value == v
         assert got.version == i
 
@@ -58,61 +59,61 @@ def test_versions_increment_and_each_stays_readable(secrets_svc: SecretService, 
 def test_same_path_in_other_namespace_is_another_secret(secrets_svc: SecretService) -> None:
     rng = random.Random(3)
     a, b = value(rng), value(rng)
-    secrets_svc.put("ns-a", "shared", a)
-    secrets_svc.put("ns-b", "shared", b)
-    assert secrets_svc.get("ns-a", "shared").value == a
-    assert secrets_svc.get("ns-b", "shared").value == b
-    assert secrets_svc.get("ns-b", "shared").version == 1
+    secrets_svc.put(ADMIN, "ns-a", "shared", a)
+    secrets_svc.put(ADMIN, "ns-b", "shared", b)
+    assert secrets_svc.get(ADMIN, "ns-a", "shared").value == a
+    assert secrets_svc.get(ADMIN, "ns-b", "shared").value == b
+    assert secrets_svc.get(ADMIN, "ns-b", "shared").version == 1
 
 
 # --- check-and-set ------------------------------------------------------------------------------------------
 
 
 def test_cas_zero_creates_a_new_secret(secrets_svc: SecretService) -> None:
-    assert secrets_svc.put(NS, "new", value(random.Random(4)), cas=0).version == 1
+    assert secrets_svc.put(ADMIN, NS, "new", value(random.Random(4)), cas=0).version == 1
 
 
 def test_cas_zero_on_an_existing_secret_conflicts(secrets_svc: SecretService) -> None:
-    secrets_svc.put(NS, "taken", value(random.Random(5)))
+    secrets_svc.put(ADMIN, NS, "taken", value(random.Random(5)))
     with pytest.raises(VersionConflict) as info:
-        secrets_svc.put(NS, "taken", value(random.Random(6)), cas=0)
+        secrets_svc.put(ADMIN, NS, "taken", value(random.Random(6)), cas=0)
     assert "expected version 0" in str(info.value)
     assert "current is 1" in str(info.value)
 
 
 def test_cas_matching_the_current_version_writes(secrets_svc: SecretService) -> None:
     rng = random.Random(7)
-    secrets_svc.put(NS, "p", value(rng))
-    secrets_svc.put(NS, "p", value(rng))
-    assert secrets_svc.put(NS, "p", value(rng), cas=2).version == 3
+    secrets_svc.put(ADMIN, NS, "p", value(rng))
+    secrets_svc.put(ADMIN, NS, "p", value(rng))
+    assert secrets_svc.put(ADMIN, NS, "p", value(rng), cas=2).version == 3
 
 
 def test_wrong_cas_names_both_versions_and_not_the_value(secrets_svc: SecretService) -> None:
     rng = random.Random(8)
-    secrets_svc.put(NS, "p", value(rng))
-    secrets_svc.put(NS, "p", value(rng))
+    secrets_svc.put(ADMIN, NS, "p", value(rng))
+    secrets_svc.put(ADMIN, NS, "p", value(rng))
     rejected = value(rng)
     with pytest.raises(VersionConflict) as info:
-        secrets_svc.put(NS, "p", rejected, cas=1)
+        secrets_svc.put(ADMIN, NS, "p", rejected, cas=1)
     message = str(info.value)
     assert "expected version 1" in message
     assert "current is 2" in message
     assert rejected.reveal().hex() not in message
     assert repr(rejected.reveal()) not in message
     # Nothing was written.
-    assert secrets_svc.metadata(NS, "p").current_version == 2
+    assert secrets_svc.metadata(ADMIN, NS, "p").current_version == 2
 
 
 def test_cas_on_a_missing_secret_conflicts(secrets_svc: SecretService) -> None:
     with pytest.raises(VersionConflict, match="current is 0"):
-        secrets_svc.put(NS, "absent", value(random.Random(9)), cas=3)
+        secrets_svc.put(ADMIN, NS, "absent", value(random.Random(9)), cas=3)
     with pytest.raises(NotFound):
-        secrets_svc.metadata(NS, "absent")
+        secrets_svc.metadata(ADMIN, NS, "absent")
 
 
 def test_negative_cas_is_invalid(secrets_svc: SecretService) -> None:
     with pytest.raises(InvalidArgument, match="cas"):
-        secrets_svc.put(NS, "p", value(random.Random(10)), cas=-1)
+        secrets_svc.put(ADMIN, NS, "p", value(random.Random(10)), cas=-1)
 
 
 def test_concurrent_puts_without_cas_all_land_with_distinct_versions(secrets_svc: SecretService) -> None:
@@ -127,7 +128,7 @@ def test_concurrent_puts_without_cas_all_land_with_distinct_versions(secrets_svc
         start.wait()
         for _ in range(per_thread):
             try:
-                version = secrets_svc.put(NS, "hot", value(rng), max_versions=limits.MAX_MAX_VERSIONS).version
+                version = secrets_svc.put(ADMIN, NS, "hot", value(rng), max_versions=limits.MAX_MAX_VERSIONS).version
             except BaseException as exc:
                 with lock:
                     errors.append(exc)
@@ -143,11 +144,11 @@ def test_concurrent_puts_without_cas_all_land_with_distinct_versions(secrets_svc
     assert errors == []
     total = threads * per_thread
     assert sorted(results) == list(range(1, total + 1))
-    assert secrets_svc.metadata(NS, "hot").current_version == total
+    assert secrets_svc.metadata(ADMIN, NS, "hot").current_version == total
 
 
 def test_concurrent_cas_writers_exactly_one_wins(secrets_svc: SecretService) -> None:
-    secrets_svc.put(NS, "race", value(random.Random(11)))
+    secrets_svc.put(ADMIN, NS, "race", value(random.Random(11)))
     outcomes: list[str] = []
     lock = threading.Lock()
     start = threading.Barrier(6)
@@ -155,7 +156,7 @@ def test_concurrent_cas_writers_exactly_one_wins(secrets_svc: SecretService) -> 
     def writer(seed: int) -> None:
         start.wait()
         try:
-            secrets_svc.put(NS, "race", value(random.Random(seed)), cas=1)
+            secrets_svc.put(ADMIN, NS, "race", value(random.Random(seed)), cas=1)
             result = "won"
         except VersionConflict:
             result = "conflict"
@@ -168,7 +169,7 @@ def test_concurrent_cas_writers_exactly_one_wins(secrets_svc: SecretService) -> 
     for w in workers:
         w.join()
     assert sorted(outcomes) == ["conflict"] * 5 + ["won"]
-    assert secrets_svc.metadata(NS, "race").current_version == 2
+    assert secrets_svc.metadata(ADMIN, NS, "race").current_version == 2
 
 
 # --- pruning ------------------------------------------------------------------------------------------------
@@ -179,44 +180,44 @@ def test_max_versions_on_put_prunes_the_oldest(secrets_svc: SecretService) -> No
     values = [value(rng) for _ in range(5)]
     pruned: list[int] = []
     for v in values:
-        pruned.extend(secrets_svc.put(NS, "p", v, max_versions=3).pruned_versions)
+        pruned.extend(secrets_svc.put(ADMIN, NS, "p", v, max_versions=3).pruned_versions)
     assert pruned == [1, 2]
-    meta = secrets_svc.metadata(NS, "p")
+    meta = secrets_svc.metadata(ADMIN, NS, "p")
     assert [v.version for v in meta.versions] == [3, 4, 5]
     for gone in (1, 2):
         with pytest.raises(NotFound):
-            secrets_svc.get(NS, "p", gone)
-    assert secrets_svc.get(NS, "p", 3).value == values[2]
+            secrets_svc.get(ADMIN, NS, "p", gone)
+    assert secrets_svc.get(ADMIN, NS, "p", 3).value == values[2]
 
 
 def test_max_versions_given_on_put_is_remembered(secrets_svc: SecretService) -> None:
     rng = random.Random(39)
-    secrets_svc.put(NS, "p", value(rng), max_versions=2)
-    assert secrets_svc.metadata(NS, "p").max_versions == 2
+    secrets_svc.put(ADMIN, NS, "p", value(rng), max_versions=2)
+    assert secrets_svc.metadata(ADMIN, NS, "p").max_versions == 2
     for _ in range(3):
-        secrets_svc.put(NS, "p", value(rng))
-    assert [v.version for v in secrets_svc.metadata(NS, "p").versions] == [3, 4]
+        secrets_svc.put(ADMIN, NS, "p", value(rng))
+    assert [v.version for v in secrets_svc.metadata(ADMIN, NS, "p").versions] == [3, 4]
 
 
 def test_service_default_max_versions_applies(
     store: SqliteStore, keyring: LocalKeyring, clock: ManualClock
 ) -> None:
-    svc = SecretService(store, keyring, clock, default_max_versions=2)
+    svc = SecretService(store, keyring, clock, AdminPolicyOnly(), default_max_versions=2)
     rng = random.Random(13)
-    results = [svc.put(NS, "p", value(rng)) for _ in range(4)]
+    results = [svc.put(ADMIN, NS, "p", value(rng)) for _ in range(4)]
     assert [list(r.pruned_versions) for r in results] == [[], [], [1], [2]]
-    meta = svc.metadata(NS, "p")
+    meta = svc.metadata(ADMIN, NS, "p")
     assert [v.version for v in meta.versions] == [3, 4]
     assert meta.max_versions == 2
 
 
 def test_stored_max_versions_setting_is_used_by_later_puts(secrets_svc: SecretService) -> None:
     rng = random.Random(14)
-    secrets_svc.put(NS, "p", value(rng))
-    secrets_svc.update_metadata(NS, "p", max_versions=2)
+    secrets_svc.put(ADMIN, NS, "p", value(rng))
+    secrets_svc.update_metadata(ADMIN, NS, "p", max_versions=2)
     for _ in range(3):
-        secrets_svc.put(NS, "p", value(rng))
-    meta = secrets_svc.metadata(NS, "p")
+        secrets_svc.put(ADMIN, NS, "p", value(rng))
+    meta = secrets_svc.metadata(ADMIN, NS, "p")
     assert meta.max_versions == 2
     assert [v.version for v in meta.versions] == [3, 4]
 
@@ -224,8 +225,8 @@ def test_stored_max_versions_setting_is_used_by_later_puts(secrets_svc: SecretSe
 def test_lowering_max_versions_prunes_at_once(secrets_svc: SecretService) -> None:
     rng = random.Random(15)
     for _ in range(5):
-        secrets_svc.put(NS, "p", value(rng))
-    meta = secrets_svc.update_metadata(NS, "p", max_versions=1)
+        secrets_svc.put(ADMIN, NS, "p", value(rng))
+    meta = secrets_svc.update_metadata(ADMIN, NS, "p", max_versions=1)
     assert [v.version for v in meta.versions] == [5]
     assert meta.current_version == 5
 
@@ -233,11 +234,11 @@ def test_lowering_max_versions_prunes_at_once(secrets_svc: SecretService) -> Non
 @pytest.mark.parametrize("bad", [-1, limits.MAX_MAX_VERSIONS + 1])
 def test_max_versions_out_of_range_is_refused(secrets_svc: SecretService, bad: int) -> None:
     with pytest.raises(LimitExceeded, match="MAX_MAX_VERSIONS"):
-        secrets_svc.put(NS, "p", value(random.Random(16)), max_versions=bad)
-    secrets_svc.put(NS, "p", value(random.Random(17)))
+        secrets_svc.put(ADMIN, NS, "p", value(random.Random(16)), max_versions=bad)
+    secrets_svc.put(ADMIN, NS, "p", value(random.Random(17)))
     with pytest.raises(LimitExceeded, match="MAX_MAX_VERSIONS"):
-        secrets_svc.update_metadata(NS, "p", max_versions=bad)
-    assert secrets_svc.metadata(NS, "p").current_version == 1
+        secrets_svc.update_metadata(ADMIN, NS, "p", max_versions=bad)
+    assert secrets_svc.metadata(ADMIN, NS, "p").current_version == 1
 
 
 # --- delete, undelete, destroy -----------------------------------------------------------------------------
@@ -246,115 +247,115 @@ def test_max_versions_out_of_range_is_refused(secrets_svc: SecretService, bad: i
 def test_deleted_version_is_unavailable_until_undeleted(secrets_svc: SecretService) -> None:
     rng = random.Random(18)
     first, second = value(rng), value(rng)
-    secrets_svc.put(NS, "p", first)
-    secrets_svc.put(NS, "p", second)
-    assert secrets_svc.delete_versions(NS, "p", [1]) == [1]
+    secrets_svc.put(ADMIN, NS, "p", first)
+    secrets_svc.put(ADMIN, NS, "p", second)
+    assert secrets_svc.delete_versions(ADMIN, NS, "p", [1]) == [1]
     with pytest.raises(VersionUnavailable, match="deleted") as info:
-        secrets_svc.get(NS, "p", 1)
+        secrets_svc.get(ADMIN, NS, "p", 1)
     assert first.reveal().hex() not in str(info.value)
-    assert secrets_svc.get(NS, "p").value == second  # the current version is untouched
-    assert secrets_svc.undelete_versions(NS, "p", [1]) == [1]
-    assert secrets_svc.get(NS, "p", 1).value == first
+    assert secrets_svc.get(ADMIN, NS, "p").value == second  # the current version is untouched
+    assert secrets_svc.undelete_versions(ADMIN, NS, "p", [1]) == [1]
+    assert secrets_svc.get(ADMIN, NS, "p", 1).value == first
 
 
 def test_delete_without_versions_deletes_the_current_one(secrets_svc: SecretService) -> None:
     rng = random.Random(19)
-    secrets_svc.put(NS, "p", value(rng))
-    secrets_svc.put(NS, "p", value(rng))
-    assert secrets_svc.delete_versions(NS, "p", []) == [2]
+    secrets_svc.put(ADMIN, NS, "p", value(rng))
+    secrets_svc.put(ADMIN, NS, "p", value(rng))
+    assert secrets_svc.delete_versions(ADMIN, NS, "p", []) == [2]
     with pytest.raises(VersionUnavailable):
-        secrets_svc.get(NS, "p")
-    states = {v.version: v.state for v in secrets_svc.metadata(NS, "p").versions}
+        secrets_svc.get(ADMIN, NS, "p")
+    states = {v.version: v.state for v in secrets_svc.metadata(ADMIN, NS, "p").versions}
     assert states == {1: VersionState.ACTIVE, 2: VersionState.DELETED}
 
 
 def test_delete_twice_changes_nothing_the_second_time(secrets_svc: SecretService) -> None:
-    secrets_svc.put(NS, "p", value(random.Random(20)))
-    assert secrets_svc.delete_versions(NS, "p", [1]) == [1]
-    assert secrets_svc.delete_versions(NS, "p", [1]) == []
-    assert secrets_svc.undelete_versions(NS, "p", [1]) == [1]
-    assert secrets_svc.undelete_versions(NS, "p", [1]) == []
+    secrets_svc.put(ADMIN, NS, "p", value(random.Random(20)))
+    assert secrets_svc.delete_versions(ADMIN, NS, "p", [1]) == [1]
+    assert secrets_svc.delete_versions(ADMIN, NS, "p", [1]) == []
+    assert secrets_svc.undelete_versions(ADMIN, NS, "p", [1]) == [1]
+    assert secrets_svc.undelete_versions(ADMIN, NS, "p", [1]) == []
 
 
 def test_destroyed_version_is_unavailable_for_good(secrets_svc: SecretService) -> None:
     rng = random.Random(21)
-    secrets_svc.put(NS, "p", value(rng))
-    secrets_svc.put(NS, "p", value(rng))
-    assert secrets_svc.destroy_versions(NS, "p", [1]) == [1]
+    secrets_svc.put(ADMIN, NS, "p", value(rng))
+    secrets_svc.put(ADMIN, NS, "p", value(rng))
+    assert secrets_svc.destroy_versions(ADMIN, NS, "p", [1]) == [1]
     with pytest.raises(VersionUnavailable, match="destroyed"):
-        secrets_svc.get(NS, "p", 1)
-    assert secrets_svc.undelete_versions(NS, "p", [1]) == []
+        secrets_svc.get(ADMIN, NS, "p", 1)
+    assert secrets_svc.undelete_versions(ADMIN, NS, "p", [1]) == []
     with pytest.raises(VersionUnavailable, match="destroyed"):
-        secrets_svc.get(NS, "p", 1)
-    assert secrets_svc.destroy_versions(NS, "p", [1]) == []
+        secrets_svc.get(ADMIN, NS, "p", 1)
+    assert secrets_svc.destroy_versions(ADMIN, NS, "p", [1]) == []
 
 
 def test_destroying_a_deleted_version_makes_it_unrecoverable(secrets_svc: SecretService) -> None:
-    secrets_svc.put(NS, "p", value(random.Random(22)))
-    secrets_svc.delete_versions(NS, "p", [1])
-    assert secrets_svc.destroy_versions(NS, "p", [1]) == [1]
-    assert secrets_svc.undelete_versions(NS, "p", [1]) == []
+    secrets_svc.put(ADMIN, NS, "p", value(random.Random(22)))
+    secrets_svc.delete_versions(ADMIN, NS, "p", [1])
+    assert secrets_svc.destroy_versions(ADMIN, NS, "p", [1]) == [1]
+    assert secrets_svc.undelete_versions(ADMIN, NS, "p", [1]) == []
     with pytest.raises(VersionUnavailable, match="destroyed"):
-        secrets_svc.get(NS, "p", 1)
+        secrets_svc.get(ADMIN, NS, "p", 1)
 
 
 def test_version_unavailable_is_a_failed_precondition(secrets_svc: SecretService) -> None:
-    secrets_svc.put(NS, "p", value(random.Random(23)))
-    secrets_svc.delete_versions(NS, "p", [1])
+    secrets_svc.put(ADMIN, NS, "p", value(random.Random(23)))
+    secrets_svc.delete_versions(ADMIN, NS, "p", [1])
     with pytest.raises(FailedPrecondition):
-        secrets_svc.get(NS, "p", 1)
+        secrets_svc.get(ADMIN, NS, "p", 1)
 
 
 def test_lifecycle_calls_check_version_numbers(secrets_svc: SecretService) -> None:
-    secrets_svc.put(NS, "p", value(random.Random(24)))
+    secrets_svc.put(ADMIN, NS, "p", value(random.Random(24)))
     for call in (secrets_svc.delete_versions, secrets_svc.undelete_versions, secrets_svc.destroy_versions):
         for bad in (0, limits.MAX_VERSION_NUMBER + 1, 2**64 - 1):
             with pytest.raises(InvalidArgument, match="MAX_VERSION_NUMBER"):
-                call(NS, "p", [bad])
+                call(ADMIN, NS, "p", [bad])
         with pytest.raises(LimitExceeded, match="MAX_VERSIONS_PER_REQUEST"):
-            call(NS, "p", list(range(1, limits.MAX_VERSIONS_PER_REQUEST + 2)))
-    assert secrets_svc.get(NS, "p").version == 1
+            call(ADMIN, NS, "p", list(range(1, limits.MAX_VERSIONS_PER_REQUEST + 2)))
+    assert secrets_svc.get(ADMIN, NS, "p").version == 1
 
 
 def test_lifecycle_calls_on_unknown_secret_raise_not_found(secrets_svc: SecretService) -> None:
     for call in (secrets_svc.delete_versions, secrets_svc.undelete_versions, secrets_svc.destroy_versions):
         with pytest.raises(NotFound):
-            call(NS, "missing", [])
+            call(ADMIN, NS, "missing", [])
         with pytest.raises(NotFound):
-            call(NS, "missing", [1])
+            call(ADMIN, NS, "missing", [1])
 
 
 def test_unknown_secret_and_unknown_version_raise_not_found(secrets_svc: SecretService) -> None:
     with pytest.raises(NotFound):
-        secrets_svc.get(NS, "missing")
+        secrets_svc.get(ADMIN, NS, "missing")
     with pytest.raises(NotFound):
-        secrets_svc.get(NS, "missing", 1)
-    secrets_svc.put(NS, "p", value(random.Random(25)))
+        secrets_svc.get(ADMIN, NS, "missing", 1)
+    secrets_svc.put(ADMIN, NS, "p", value(random.Random(25)))
     with pytest.raises(NotFound):
-        secrets_svc.get(NS, "p", 2)
+        secrets_svc.get(ADMIN, NS, "p", 2)
     with pytest.raises(NotFound):
-        secrets_svc.get("other-ns", "p")
+        secrets_svc.get(ADMIN, "other-ns", "p")
 
 
 @pytest.mark.parametrize("bad", [0, -1, limits.MAX_VERSION_NUMBER + 1, 2**64 - 1])
 def test_get_version_out_of_range_is_invalid(secrets_svc: SecretService, bad: int) -> None:
     with pytest.raises(InvalidArgument, match="MAX_VERSION_NUMBER"):
-        secrets_svc.get(NS, "p", bad)
+        secrets_svc.get(ADMIN, NS, "p", bad)
 
 
 def test_delete_secret_removes_every_version(secrets_svc: SecretService) -> None:
     rng = random.Random(26)
-    secrets_svc.put(NS, "p", value(rng))
-    secrets_svc.put(NS, "p", value(rng))
-    assert secrets_svc.delete_secret(NS, "p") is True
+    secrets_svc.put(ADMIN, NS, "p", value(rng))
+    secrets_svc.put(ADMIN, NS, "p", value(rng))
+    assert secrets_svc.delete_secret(ADMIN, NS, "p") is True
     with pytest.raises(NotFound):
-        secrets_svc.get(NS, "p", 1)
+        secrets_svc.get(ADMIN, NS, "p", 1)
     with pytest.raises(NotFound):
-        secrets_svc.metadata(NS, "p")
-    assert secrets_svc.list_paths(NS).paths == []
-    assert secrets_svc.delete_secret(NS, "p") is False
+        secrets_svc.metadata(ADMIN, NS, "p")
+    assert secrets_svc.list_paths(ADMIN, NS).paths == []
+    assert secrets_svc.delete_secret(ADMIN, NS, "p") is False
     # The path starts over at version 1.
-    assert secrets_svc.put(NS, "p", value(rng), cas=0).version == 1
+    assert secrets_svc.put(ADMIN, NS, "p", value(rng), cas=0).version == 1
 
 
 # --- list ---------------------------------------------------------------------------------------------------
@@ -363,27 +364,27 @@ def test_delete_secret_removes_every_version(secrets_svc: SecretService) -> None
 def test_list_filters_by_prefix(secrets_svc: SecretService) -> None:
     rng = random.Random(27)
     for path in ("app/db", "app/api/key", "apple", "b/app", "app"):
-        secrets_svc.put(NS, path, value(rng, 8))
-    secrets_svc.put("other", "app/x", value(rng, 8))
-    assert list(secrets_svc.list_paths(NS).paths) == ["app", "app/api/key", "app/db", "apple", "b/app"]
-    assert list(secrets_svc.list_paths(NS, "app/").paths) == ["app/api/key", "app/db"]
-    assert list(secrets_svc.list_paths(NS, "app").paths) == ["app", "app/api/key", "app/db", "apple"]
-    assert list(secrets_svc.list_paths(NS, "app/a").paths) == ["app/api/key"]
-    assert list(secrets_svc.list_paths(NS, "zzz").paths) == []
-    assert list(secrets_svc.list_paths("nobody").paths) == []
+        secrets_svc.put(ADMIN, NS, path, value(rng, 8))
+    secrets_svc.put(ADMIN, "other", "app/x", value(rng, 8))
+    assert list(secrets_svc.list_paths(ADMIN, NS).paths) == ["app", "app/api/key", "app/db", "apple", "b/app"]
+    assert list(secrets_svc.list_paths(ADMIN, NS, "app/").paths) == ["app/api/key", "app/db"]
+    assert list(secrets_svc.list_paths(ADMIN, NS, "app").paths) == ["app", "app/api/key", "app/db", "apple"]
+    assert list(secrets_svc.list_paths(ADMIN, NS, "app/a").paths) == ["app/api/key"]
+    assert list(secrets_svc.list_paths(ADMIN, NS, "zzz").paths) == []
+    assert list(secrets_svc.list_paths(ADMIN, "nobody").paths) == []
 
 
 def test_list_pages_through_many_paths(secrets_svc: SecretService) -> None:
     rng = random.Random(28)
     expected = sorted(f"svc/{i:03d}" for i in range(57))
     for path in rng.sample(expected, len(expected)):
-        secrets_svc.put(NS, path, value(rng, 4))
-    secrets_svc.put(NS, "zzz/outside", value(rng, 4))
+        secrets_svc.put(ADMIN, NS, path, value(rng, 4))
+    secrets_svc.put(ADMIN, NS, "zzz/outside", value(rng, 4))
     seen: list[str] = []
     token = ""
     pages = 0
     while True:
-        page = secrets_svc.list_paths(NS, "svc/", page_size=10, page_token=token)
+        page = secrets_svc.list_paths(ADMIN, NS, "svc/", page_size=10, page_token=token)
         assert len(page.paths) <= 10
         seen.extend(page.paths)
         pages += 1
@@ -397,11 +398,11 @@ def test_list_pages_through_many_paths(secrets_svc: SecretService) -> None:
 def test_list_default_page_size_applies(secrets_svc: SecretService) -> None:
     rng = random.Random(29)
     for i in range(limits.DEFAULT_PAGE_SIZE + 1):
-        secrets_svc.put(NS, f"k{i:04d}", value(rng, 1))
-    page = secrets_svc.list_paths(NS)
+        secrets_svc.put(ADMIN, NS, f"k{i:04d}", value(rng, 1))
+    page = secrets_svc.list_paths(ADMIN, NS)
     assert len(page.paths) == limits.DEFAULT_PAGE_SIZE
     assert page.next_page_token
-    rest = secrets_svc.list_paths(NS, page_token=page.next_page_token)
+    rest = secrets_svc.list_paths(ADMIN, NS, page_token=page.next_page_token)
     assert list(rest.paths) == [f"k{limits.DEFAULT_PAGE_SIZE:04d}"]
     assert rest.next_page_token == ""
 
@@ -409,29 +410,29 @@ def test_list_default_page_size_applies(secrets_svc: SecretService) -> None:
 @pytest.mark.parametrize("bad", [-1, limits.MAX_PAGE_SIZE + 1])
 def test_list_page_size_bounds(secrets_svc: SecretService, bad: int) -> None:
     with pytest.raises(LimitExceeded, match="MAX_PAGE_SIZE"):
-        secrets_svc.list_paths(NS, page_size=bad)
+        secrets_svc.list_paths(ADMIN, NS, page_size=bad)
 
 
 @pytest.mark.parametrize("token", ["garbage", "p1.!!", "p1." + "A" * 5000])
 def test_list_malformed_page_token_is_invalid(secrets_svc: SecretService, token: str) -> None:
     with pytest.raises(InvalidArgument, match="page token"):
-        secrets_svc.list_paths(NS, page_token=token)
+        secrets_svc.list_paths(ADMIN, NS, page_token=token)
 
 
 def test_list_page_token_from_another_prefix_is_refused(secrets_svc: SecretService) -> None:
     rng = random.Random(30)
     for i in range(3):
-        secrets_svc.put(NS, f"a/{i}", value(rng, 1))
-    token = secrets_svc.list_paths(NS, "a/", page_size=1).next_page_token
+        secrets_svc.put(ADMIN, NS, f"a/{i}", value(rng, 1))
+    token = secrets_svc.list_paths(ADMIN, NS, "a/", page_size=1).next_page_token
     assert token
     with pytest.raises(InvalidArgument, match="page token"):
-        secrets_svc.list_paths(NS, "b/", page_size=1, page_token=token)
+        secrets_svc.list_paths(ADMIN, NS, "b/", page_size=1, page_token=token)
 
 
 @pytest.mark.parametrize("prefix", ["a//", "/a", "../", "a/../", "a b", "a\\b"])
 def test_list_refuses_malformed_prefixes(secrets_svc: SecretService, prefix: str) -> None:
     with pytest.raises(InvalidArgument):
-        secrets_svc.list_paths(NS, prefix)
+        secrets_svc.list_paths(ADMIN, NS, prefix)
 
 
 # --- metadata -----------------------------------------------------------------------------------------------
@@ -440,12 +441,12 @@ def test_list_refuses_malformed_prefixes(secrets_svc: SecretService, prefix: str
 def test_metadata_reports_versions_and_times(secrets_svc: SecretService, clock: ManualClock) -> None:
     rng = random.Random(31)
     created = clock.now
-    secrets_svc.put(NS, "p", value(rng), custom_metadata={"owner": "payments", "rotation": "90d"})
+    secrets_svc.put(ADMIN, NS, "p", value(rng), custom_metadata={"owner": "payments", "rotation": "90d"})
     clock.advance(10)
-    secrets_svc.put(NS, "p", value(rng))
+    secrets_svc.put(ADMIN, NS, "p", value(rng))
     clock.advance(5)
-    secrets_svc.delete_versions(NS, "p", [1])
-    meta = secrets_svc.metadata(NS, "p")
+    secrets_svc.delete_versions(ADMIN, NS, "p", [1])
+    meta = secrets_svc.metadata(ADMIN, NS, "p")
     # A secret without its own setting reports the service default it is held to.
     assert (meta.namespace, meta.path, meta.current_version) == (NS, "p", 2)
     assert meta.max_versions == limits.DEFAULT_MAX_VERSIONS
@@ -459,37 +460,37 @@ def test_metadata_reports_versions_and_times(secrets_svc: SecretService, clock: 
 
 def test_put_without_custom_metadata_keeps_it(secrets_svc: SecretService) -> None:
     rng = random.Random(32)
-    secrets_svc.put(NS, "p", value(rng), custom_metadata={"a": "1"})
-    secrets_svc.put(NS, "p", value(rng))
-    assert dict(secrets_svc.metadata(NS, "p").custom_metadata) == {"a": "1"}
-    secrets_svc.put(NS, "p", value(rng), custom_metadata={"b": "2"})
-    assert dict(secrets_svc.metadata(NS, "p").custom_metadata) == {"b": "2"}
+    secrets_svc.put(ADMIN, NS, "p", value(rng), custom_metadata={"a": "1"})
+    secrets_svc.put(ADMIN, NS, "p", value(rng))
+    assert dict(secrets_svc.metadata(ADMIN, NS, "p").custom_metadata) == {"a": "1"}
+    secrets_svc.put(ADMIN, NS, "p", value(rng), custom_metadata={"b": "2"})
+    assert dict(secrets_svc.metadata(ADMIN, NS, "p").custom_metadata) == {"b": "2"}
 
 
 def test_update_metadata_replaces_custom_metadata(secrets_svc: SecretService, clock: ManualClock) -> None:
-    secrets_svc.put(NS, "p", value(random.Random(33)), custom_metadata={"a": "1"})
+    secrets_svc.put(ADMIN, NS, "p", value(random.Random(33)), custom_metadata={"a": "1"})
     clock.advance(3)
-    meta = secrets_svc.update_metadata(NS, "p", custom_metadata={"b": "2"})
+    meta = secrets_svc.update_metadata(ADMIN, NS, "p", custom_metadata={"b": "2"})
     assert dict(meta.custom_metadata) == {"b": "2"}
     assert meta.updated_at == clock.now
     assert meta.max_versions == limits.DEFAULT_MAX_VERSIONS
-    cleared = secrets_svc.update_metadata(NS, "p", custom_metadata={})
+    cleared = secrets_svc.update_metadata(ADMIN, NS, "p", custom_metadata={})
     assert dict(cleared.custom_metadata) == {}
 
 
 def test_update_metadata_without_changes_leaves_settings(secrets_svc: SecretService) -> None:
-    secrets_svc.put(NS, "p", value(random.Random(34)), custom_metadata={"a": "1"})
-    secrets_svc.update_metadata(NS, "p", max_versions=4)
-    meta = secrets_svc.update_metadata(NS, "p")
+    secrets_svc.put(ADMIN, NS, "p", value(random.Random(34)), custom_metadata={"a": "1"})
+    secrets_svc.update_metadata(ADMIN, NS, "p", max_versions=4)
+    meta = secrets_svc.update_metadata(ADMIN, NS, "p")
     assert meta.max_versions == 4
     assert dict(meta.custom_metadata) == {"a": "1"}
 
 
 def test_update_metadata_of_unknown_secret_is_not_found(secrets_svc: SecretService) -> None:
     with pytest.raises(NotFound):
-        secrets_svc.update_metadata(NS, "missing", max_versions=3)
+        secrets_svc.update_metadata(ADMIN, NS, "missing", max_versions=3)
     with pytest.raises(NotFound):
-        secrets_svc.metadata(NS, "missing")
+        secrets_svc.metadata(ADMIN, NS, "missing")
 
 
 # --- value and metadata limits ------------------------------------------------------------------------------
@@ -497,16 +498,16 @@ def test_update_metadata_of_unknown_secret_is_not_found(secrets_svc: SecretServi
 
 def test_value_at_the_limit_is_accepted(secrets_svc: SecretService) -> None:
     big = SecretBytes(random.Random(35).randbytes(limits.MAX_SECRET_VALUE_BYTES))
-    secrets_svc.put(NS, "big", big)
-    assert secrets_svc.get(NS, "big").value == big
+    secrets_svc.put(ADMIN, NS, "big", big)
+    assert secrets_svc.get(ADMIN, NS, "big").value == big
 
 
 def test_oversized_value_names_the_limit_and_writes_nothing(secrets_svc: SecretService) -> None:
     too_big = SecretBytes(bytes(limits.MAX_SECRET_VALUE_BYTES + 1))
     with pytest.raises(LimitExceeded, match=f"MAX_SECRET_VALUE_BYTES={limits.MAX_SECRET_VALUE_BYTES}"):
-        secrets_svc.put(NS, "big", too_big)
+        secrets_svc.put(ADMIN, NS, "big", too_big)
     with pytest.raises(NotFound):
-        secrets_svc.metadata(NS, "big")
+        secrets_svc.metadata(ADMIN, NS, "big")
 
 
 def _entries(n: int) -> dict[str, str]:
@@ -534,13 +535,13 @@ def test_custom_metadata_limits(
     secrets_svc: SecretService, metadata: dict[str, str], error: type[InvalidArgument], limit_name: str
 ) -> None:
     with pytest.raises(error, match=limit_name.replace("[", r"\[")):
-        secrets_svc.put(NS, "p", value(random.Random(36)), custom_metadata=metadata)
+        secrets_svc.put(ADMIN, NS, "p", value(random.Random(36)), custom_metadata=metadata)
     with pytest.raises(NotFound):
-        secrets_svc.metadata(NS, "p")
-    secrets_svc.put(NS, "p", value(random.Random(37)), custom_metadata={"kept": "yes"})
+        secrets_svc.metadata(ADMIN, NS, "p")
+    secrets_svc.put(ADMIN, NS, "p", value(random.Random(37)), custom_metadata={"kept": "yes"})
     with pytest.raises(error, match=limit_name):
-        secrets_svc.update_metadata(NS, "p", custom_metadata=metadata)
-    assert dict(secrets_svc.metadata(NS, "p").custom_metadata) == {"kept": "yes"}
+        secrets_svc.update_metadata(ADMIN, NS, "p", custom_metadata=metadata)
+    assert dict(secrets_svc.metadata(ADMIN, NS, "p").custom_metadata) == {"kept": "yes"}
 
 
 def test_custom_metadata_at_the_limits_is_accepted(secrets_svc: SecretService) -> None:
@@ -548,5 +549,5 @@ def test_custom_metadata_at_the_limits_is_accepted(secrets_svc: SecretService) -
         f"{i:03d}" + "k" * (limits.MAX_CUSTOM_METADATA_KEY_BYTES - 3): "v" * limits.MAX_CUSTOM_METADATA_VALUE_BYTES
         for i in range(limits.MAX_CUSTOM_METADATA_ENTRIES)
     }
-    secrets_svc.put(NS, "p", value(random.Random(38)), custom_metadata=metadata)
-    assert dict(secrets_svc.metadata(NS, "p").custom_metadata) == metadata
+    secrets_svc.put(ADMIN, NS, "p", value(random.Random(38)), custom_metadata=metadata)
+    assert dict(secrets_svc.metadata(ADMIN, NS, "p").custom_metadata) == metadata

@@ -15,7 +15,7 @@ from secretsvc.errors import CorruptRecord, InvalidArgument, LimitExceeded, NotF
 from secretsvc.service import limits
 from secretsvc.service.naming import check_namespace, check_path, check_prefix, split_ref
 from secretsvc.service.secrets import SecretService
-from tests.unit.service.support import value
+from tests.unit.service.support import ADMIN, value
 
 NS = "team-a"
 
@@ -87,45 +87,45 @@ def test_bad_paths_are_refused_before_anything_is_stored(
     secrets_svc: SecretService, path: str, error: type[InvalidArgument], fragment: str
 ) -> None:
     with pytest.raises(error) as info:
-        secrets_svc.put(NS, path, value(random.Random(1)))
+        secrets_svc.put(ADMIN, NS, path, value(random.Random(1)))
     assert type(info.value) is error
     assert fragment in str(info.value)
     # A control character never reaches the message raw (it could forge a log line).
     assert not any(ch in str(info.value) for ch in "\x00\n\r\x1b\x7f\u202e")
     with pytest.raises(error):
-        secrets_svc.get(NS, path)
+        secrets_svc.get(ADMIN, NS, path)
     with pytest.raises(error):
-        secrets_svc.metadata(NS, path)
+        secrets_svc.metadata(ADMIN, NS, path)
     with pytest.raises(error):
-        secrets_svc.delete_secret(NS, path)
+        secrets_svc.delete_secret(ADMIN, NS, path)
     with pytest.raises(error):
-        secrets_svc.delete_versions(NS, path, [1])
-    assert list(secrets_svc.list_paths(NS).paths) == []
+        secrets_svc.delete_versions(ADMIN, NS, path, [1])
+    assert list(secrets_svc.list_paths(ADMIN, NS).paths) == []
 
 
 @pytest.mark.parametrize("path", GOOD_PATHS)
 def test_good_paths_round_trip(secrets_svc: SecretService, path: str) -> None:
     secret = value(random.Random(2))
-    secrets_svc.put(NS, path, secret)
-    assert secrets_svc.get(NS, path).value == secret
-    assert list(secrets_svc.list_paths(NS).paths) == [path]
+    secrets_svc.put(ADMIN, NS, path, secret)
+    assert secrets_svc.get(ADMIN, NS, path).value == secret
+    assert list(secrets_svc.list_paths(ADMIN, NS).paths) == [path]
 
 
 @pytest.mark.parametrize(("namespace", "error"), BAD_NAMESPACES)
 def test_bad_namespaces_are_refused(secrets_svc: SecretService, namespace: str, error: type[Exception]) -> None:
     with pytest.raises(error) as info:
-        secrets_svc.put(namespace, "p", value(random.Random(3)))
+        secrets_svc.put(ADMIN, namespace, "p", value(random.Random(3)))
     assert type(info.value) is error
     with pytest.raises(error):
-        secrets_svc.get(namespace, "p")
+        secrets_svc.get(ADMIN, namespace, "p")
     with pytest.raises(error):
-        secrets_svc.list_paths(namespace)
+        secrets_svc.list_paths(ADMIN, namespace)
 
 
 def test_namespace_at_the_limit_is_accepted(secrets_svc: SecretService) -> None:
     namespace = "n" * limits.MAX_NAMESPACE_BYTES
-    secrets_svc.put(namespace, "p", value(random.Random(4)))
-    assert secrets_svc.get(namespace, "p").version == 1
+    secrets_svc.put(ADMIN, namespace, "p", value(random.Random(4)))
+    assert secrets_svc.get(ADMIN, namespace, "p").version == 1
 
 
 def test_long_hostile_name_is_truncated_in_the_message() -> None:
@@ -186,11 +186,11 @@ def test_any_name_through_the_service_is_stored_or_invalid(
     secrets_svc: SecretService, namespace: str, path: str
 ) -> None:
     try:
-        secrets_svc.put(namespace, path, SecretBytes(b"v"))
+        secrets_svc.put(ADMIN, namespace, path, SecretBytes(b"v"))
     except InvalidArgument:
         return
-    assert secrets_svc.get(namespace, path).value == SecretBytes(b"v")
-    assert secrets_svc.delete_secret(namespace, path)
+    assert secrets_svc.get(ADMIN, namespace, path).value == SecretBytes(b"v")
+    assert secrets_svc.delete_secret(ADMIN, namespace, path)
 
 
 _SURROGATE_TEXT = st.text(st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF), min_size=1, max_size=4)
@@ -241,13 +241,13 @@ def test_a_flipped_byte_in_the_stored_envelope_is_a_corrupt_record(
     secrets_svc: SecretService, db_path: Path, where: str
 ) -> None:
     secret = value(random.Random(5))
-    secrets_svc.put(NS, "db/password", secret)
+    secrets_svc.put(ADMIN, NS, "db/password", secret)
     envelope = bytearray(_stored_envelope(db_path, NS, "db/password", 1))
     offsets = {"header": 3, "wrapped_key": 40, "payload": len(envelope) - 30, "tag": len(envelope) - 1}
     envelope[offsets[where]] ^= 0x01
     _overwrite_envelope(db_path, NS, "db/password", 1, bytes(envelope))
     with pytest.raises(CorruptRecord) as info:
-        secrets_svc.get(NS, "db/password")
+        secrets_svc.get(ADMIN, NS, "db/password")
     message = str(info.value)
     assert "db/password" in message
     assert "version 1" in message
@@ -259,85 +259,85 @@ def test_a_flipped_byte_in_the_stored_envelope_is_a_corrupt_record(
 
 def test_every_single_byte_flip_is_caught(secrets_svc: SecretService, db_path: Path) -> None:
     secret = value(random.Random(6), 8)
-    secrets_svc.put(NS, "p", secret)
+    secrets_svc.put(ADMIN, NS, "p", secret)
     original = _stored_envelope(db_path, NS, "p", 1)
     for i in range(len(original)):
         tampered = bytearray(original)
         tampered[i] ^= 0x80
         _overwrite_envelope(db_path, NS, "p", 1, bytes(tampered))
         with pytest.raises(CorruptRecord):
-            secrets_svc.get(NS, "p")
+            secrets_svc.get(ADMIN, NS, "p")
     _overwrite_envelope(db_path, NS, "p", 1, original)
-    assert secrets_svc.get(NS, "p").value == secret
+    assert secrets_svc.get(ADMIN, NS, "p").value == secret
 
 
 @pytest.mark.parametrize("mangle", ["truncate", "extend", "single_byte"])
 def test_truncated_or_extended_envelope_is_a_corrupt_record(
     secrets_svc: SecretService, db_path: Path, mangle: str
 ) -> None:
-    secrets_svc.put(NS, "p", value(random.Random(7)))
+    secrets_svc.put(ADMIN, NS, "p", value(random.Random(7)))
     envelope = _stored_envelope(db_path, NS, "p", 1)
     changed = {"truncate": envelope[:-5], "extend": envelope + b"\x00", "single_byte": envelope[:1]}[mangle]
     _overwrite_envelope(db_path, NS, "p", 1, changed)
     with pytest.raises(CorruptRecord):
-        secrets_svc.get(NS, "p")
+        secrets_svc.get(ADMIN, NS, "p")
 
 
 def test_an_envelope_copied_from_another_secret_is_refused(secrets_svc: SecretService, db_path: Path) -> None:
     rng = random.Random(8)
     admin, guest = value(rng), value(rng)
-    secrets_svc.put(NS, "admin/password", admin)
-    secrets_svc.put(NS, "guest/password", guest)
+    secrets_svc.put(ADMIN, NS, "admin/password", admin)
+    secrets_svc.put(ADMIN, NS, "guest/password", guest)
     stolen = _stored_envelope(db_path, NS, "admin/password", 1)
     _overwrite_envelope(db_path, NS, "guest/password", 1, stolen)
     with pytest.raises(CorruptRecord) as info:
-        secrets_svc.get(NS, "guest/password")
+        secrets_svc.get(ADMIN, NS, "guest/password")
     _assert_no_value_in(str(info.value), admin)
-    assert secrets_svc.get(NS, "admin/password").value == admin
+    assert secrets_svc.get(ADMIN, NS, "admin/password").value == admin
 
 
 def test_an_envelope_copied_from_another_namespace_is_refused(secrets_svc: SecretService, db_path: Path) -> None:
     rng = random.Random(9)
-    secrets_svc.put("prod", "key", value(rng))
-    secrets_svc.put("dev", "key", value(rng))
+    secrets_svc.put(ADMIN, "prod", "key", value(rng))
+    secrets_svc.put(ADMIN, "dev", "key", value(rng))
     _overwrite_envelope(db_path, "dev", "key", 1, _stored_envelope(db_path, "prod", "key", 1))
     with pytest.raises(CorruptRecord):
-        secrets_svc.get("dev", "key")
+        secrets_svc.get(ADMIN, "dev", "key")
 
 
 def test_an_envelope_copied_from_another_version_is_refused(secrets_svc: SecretService, db_path: Path) -> None:
     rng = random.Random(10)
     old, new = value(rng), value(rng)
-    secrets_svc.put(NS, "p", old)
-    secrets_svc.put(NS, "p", new)
+    secrets_svc.put(ADMIN, NS, "p", old)
+    secrets_svc.put(ADMIN, NS, "p", new)
     # Rolling the current version back to older content must not go unnoticed.
     _overwrite_envelope(db_path, NS, "p", 2, _stored_envelope(db_path, NS, "p", 1))
     with pytest.raises(CorruptRecord):
-        secrets_svc.get(NS, "p")
-    assert secrets_svc.get(NS, "p", 1).value == old
+        secrets_svc.get(ADMIN, NS, "p")
+    assert secrets_svc.get(ADMIN, NS, "p", 1).value == old
 
 
 def test_corruption_of_one_version_leaves_the_others_readable(secrets_svc: SecretService, db_path: Path) -> None:
     rng = random.Random(11)
     first, second = value(rng), value(rng)
-    secrets_svc.put(NS, "p", first)
-    secrets_svc.put(NS, "p", second)
+    secrets_svc.put(ADMIN, NS, "p", first)
+    secrets_svc.put(ADMIN, NS, "p", second)
     envelope = bytearray(_stored_envelope(db_path, NS, "p", 2))
     envelope[-1] ^= 0xFF
     _overwrite_envelope(db_path, NS, "p", 2, bytes(envelope))
     with pytest.raises(CorruptRecord):
-        secrets_svc.get(NS, "p")
-    assert secrets_svc.get(NS, "p", 1).value == first
+        secrets_svc.get(ADMIN, NS, "p")
+    assert secrets_svc.get(ADMIN, NS, "p", 1).value == first
     # A new write supersedes the damaged version.
     third = value(rng)
-    secrets_svc.put(NS, "p", third)
-    assert secrets_svc.get(NS, "p").value == third
+    secrets_svc.put(ADMIN, NS, "p", third)
+    assert secrets_svc.get(ADMIN, NS, "p").value == third
 
 
 def test_unknown_secret_is_not_found_even_with_a_damaged_neighbour(
     secrets_svc: SecretService, db_path: Path
 ) -> None:
-    secrets_svc.put(NS, "p", value(random.Random(12)))
+    secrets_svc.put(ADMIN, NS, "p", value(random.Random(12)))
     _overwrite_envelope(db_path, NS, "p", 1, b"\x01garbage")
     with pytest.raises(NotFound):
-        secrets_svc.get(NS, "q")
+        secrets_svc.get(ADMIN, NS, "q")
