@@ -49,11 +49,12 @@ def _hash(secret_part: str) -> bytes:
     return hashlib.sha256(_HASH_DOMAIN + secret_part.encode()).digest()
 
 
-def mint_token(name: str, *, now: float, policies: tuple[str, ...] = ()) -> MintedToken:
+def mint_token(name: str, *, now: float, policies: tuple[str, ...] = (),
+               expires_at: float | None = None) -> MintedToken:
     token_id = secrets.token_hex(8)
     secret_part = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
     record = TokenRecord(token_id=token_id, name=name, token_hash=_hash(secret_part), created_at=now,
-                         policies=policies)
+                         policies=policies, expires_at=expires_at)
     return MintedToken(record=record, token=f"{TOKEN_PREFIX}_{token_id}_{secret_part}")
 
 
@@ -104,10 +105,15 @@ class VerifiedTokenCache:
             self._entries.move_to_end(key)
             return entry.principal
 
-    def put(self, key: bytes, principal: Principal) -> None:
+    def put(self, key: bytes, principal: Principal, *, valid_for: float | None = None) -> None:
+        """Remember a verification for the cache's TTL, or for `valid_for` seconds if that is shorter (a
+        token that expires sooner)."""
         if self._ttl == 0 or self._max == 0:
             return
-        expires_at = self._clock() + self._ttl
+        ttl = self._ttl if valid_for is None else min(self._ttl, valid_for)
+        if ttl <= 0:
+            return
+        expires_at = self._clock() + ttl
         with self._lock:
             self._entries[key] = _Entry(principal, expires_at)
             self._entries.move_to_end(key)
@@ -117,6 +123,14 @@ class VerifiedTokenCache:
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+
+    def forget(self, principal_id: str) -> int:
+        """Drop every verification of tokens of this principal (a revoked token); returns how many."""
+        with self._lock:
+            stale = [k for k, e in self._entries.items() if e.principal.principal_id == principal_id]
+            for key in stale:
+                del self._entries[key]
+        return len(stale)
 
     def __len__(self) -> int:
         with self._lock:
@@ -134,9 +148,11 @@ class TokenAuthenticator:
     every cached verification immediately.
     """
 
-    def __init__(self, store: SecretStore, *, cache: VerifiedTokenCache | None = None) -> None:
+    def __init__(self, store: SecretStore, *, cache: VerifiedTokenCache | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self._store = store
         self._cache = cache if cache is not None else VerifiedTokenCache()
+        self._clock = clock  # wall time, for token expiry
 
     def authenticate(self, token: str) -> Principal:
         if not token or len(token) > MAX_TOKEN_BYTES or not token.isascii():
@@ -145,15 +161,20 @@ class TokenAuthenticator:
         cached = self._cache.get(key)
         if cached is not None:
             return cached
-        principal = self._verify(token)
-        self._cache.put(key, principal)
+        principal, expires_at = self._verify(token)
+        self._cache.put(key, principal, valid_for=None if expires_at is None else expires_at - self._clock())
         return principal
 
     def forget_verified(self) -> None:
-        """Drop every cached verification, e.g. right after revoking a token in this process."""
+        """Drop every cached verification."""
         self._cache.clear()
 
-    def _verify(self, token: str) -> Principal:
+    def forget_token(self, token_id: str) -> None:
+        """Drop the cached verifications of one token, right after it is revoked in this process, so the
+        revocation takes effect on the next call rather than after the cache's TTL."""
+        self._cache.forget(principal_id_of(token_id))
+
+    def _verify(self, token: str) -> tuple[Principal, float | None]:
         prefix, _, rest = token.partition("_")
         token_id, _, secret_part = rest.partition("_")
         if prefix != TOKEN_PREFIX or not token_id or not secret_part:
@@ -164,5 +185,12 @@ class TokenAuthenticator:
         expected = record.token_hash if record is not None else b"\x00" * len(presented)
         if not hmac.compare_digest(presented, expected) or record is None:
             raise Unauthenticated(_INVALID)
-        return Principal(principal_id=PrincipalId(f"token:{record.token_id}"), name=record.name, kind="token",
-                         policies=tuple(record.policies))
+        if record.expires_at is not None and self._clock() >= record.expires_at:
+            raise Unauthenticated(_INVALID)
+        principal = Principal(principal_id=principal_id_of(record.token_id), name=record.name, kind="token",
+                              policies=tuple(record.policies))
+        return principal, record.expires_at
+
+
+def principal_id_of(token_id: str) -> PrincipalId:
+    return PrincipalId(f"token:{token_id}")

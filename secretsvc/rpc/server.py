@@ -28,13 +28,23 @@ from secretsvc.datadir import DataDir
 from secretsvc.errors import ConfigError, KeyringError
 from secretsvc.rpc.interceptors import server_interceptors
 from secretsvc.rpc.metrics import RpcMetrics
-from secretsvc.rpc.servicers import AdminServicer, SecretsServicer, TransitServicer
+from secretsvc.rpc.servicers import AdminServicer, SecretsServicer, TokensServicer, TransitServicer
 from secretsvc.rpc.streamslots import StreamSlots
 from secretsvc.service import limits
 from secretsvc.service.rootkey import RootKeyService
 from secretsvc.service.secrets import SecretService
+from secretsvc.service.tokens import TokenService
 from secretsvc.service.transit import TransitService
-from secretsvc.v1 import admin_pb2, admin_pb2_grpc, secrets_pb2, secrets_pb2_grpc, transit_pb2, transit_pb2_grpc
+from secretsvc.v1 import (
+    admin_pb2,
+    admin_pb2_grpc,
+    secrets_pb2,
+    secrets_pb2_grpc,
+    tokens_pb2,
+    tokens_pb2_grpc,
+    transit_pb2,
+    transit_pb2_grpc,
+)
 from secretsvc.wiring import Backends, open_backends
 
 log = logging.getLogger("secretsvc.server")
@@ -44,6 +54,7 @@ _SERVICE_NAMES = (
     secrets_pb2.DESCRIPTOR.services_by_name["Secrets"].full_name,
     transit_pb2.DESCRIPTOR.services_by_name["Transit"].full_name,
     admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name,
+    tokens_pb2.DESCRIPTOR.services_by_name["Tokens"].full_name,
 )
 
 
@@ -109,10 +120,11 @@ def start(config: ServerConfig) -> RunningServer:
             _announce_admin_token(minted, config.admin_token_file)
 
         metrics = RpcMetrics.create()
+        token_auth = TokenAuthenticator(store)
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="rpc"),
             interceptors=server_interceptors(
-                TokenAuthenticator(store), metrics,
+                token_auth, metrics,
                 streams=StreamSlots(max_total=config.stream_limit, max_per_peer=config.max_streams_per_peer),
             ),
             options=[
@@ -131,6 +143,9 @@ def start(config: ServerConfig) -> RunningServer:
         )
         admin_pb2_grpc.add_AdminServicer_to_server(AdminServicer(RootKeyService(store, keyring, authorizer)),
                                                    server)
+        tokens_pb2_grpc.add_TokensServicer_to_server(
+            TokensServicer(TokenService(store, authorizer, time.time, token_auth.forget_token)), server
+        )
         health_servicer = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         if config.reflection:

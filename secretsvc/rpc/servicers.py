@@ -18,9 +18,19 @@ from secretsvc.rpc.callstate import current_principal
 from secretsvc.rpc.status import code_number, status_for
 from secretsvc.service.rootkey import RootKeyService
 from secretsvc.service.secrets import SecretService
+from secretsvc.service.tokens import TokenService
 from secretsvc.service.transit import ItemOutcome, TransitService
-from secretsvc.store.base import SecretMeta, TransitKeyRecord, VersionState
-from secretsvc.v1 import admin_pb2, admin_pb2_grpc, secrets_pb2, secrets_pb2_grpc, transit_pb2, transit_pb2_grpc
+from secretsvc.store.base import SecretMeta, TokenRecord, TransitKeyRecord, VersionState
+from secretsvc.v1 import (
+    admin_pb2,
+    admin_pb2_grpc,
+    secrets_pb2,
+    secrets_pb2_grpc,
+    tokens_pb2,
+    tokens_pb2_grpc,
+    transit_pb2,
+    transit_pb2_grpc,
+)
 
 _STATES = {
     VersionState.ACTIVE: secrets_pb2.VERSION_STATE_ACTIVE,
@@ -237,3 +247,29 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
         for p in self._svc.rewrap_stored(current_principal(), request.batch_size):
             yield admin_pb2.RewrapProgress(scanned=p.scanned, rewrapped=p.rewrapped, current=p.current,
                                            skipped=p.skipped, done=p.done)
+
+
+def _token_info(record: TokenRecord) -> tokens_pb2.TokenInfo:
+    return tokens_pb2.TokenInfo(
+        name=record.name, token_id=record.token_id, policies=list(record.policies),
+        create_time=_ts(record.created_at), expire_time=_ts(record.expires_at),
+    )
+
+
+class TokensServicer(tokens_pb2_grpc.TokensServicer):
+    def __init__(self, service: TokenService) -> None:
+        self._svc = service
+
+    def CreateToken(self, request: tokens_pb2.CreateTokenRequest, context: grpc.ServicerContext
+                    ) -> tokens_pb2.CreateTokenResponse:
+        ttl = request.ttl.ToTimedelta().total_seconds() if request.HasField("ttl") else 0
+        minted = self._svc.create(current_principal(), request.name, list(request.policies), ttl_seconds=ttl)
+        return tokens_pb2.CreateTokenResponse(token=minted.token, info=_token_info(minted.record))
+
+    def ListTokens(self, request: tokens_pb2.ListTokensRequest, context: grpc.ServicerContext
+                   ) -> tokens_pb2.ListTokensResponse:
+        return tokens_pb2.ListTokensResponse(tokens=[_token_info(r) for r in self._svc.list(current_principal())])
+
+    def RevokeToken(self, request: tokens_pb2.RevokeTokenRequest, context: grpc.ServicerContext
+                    ) -> tokens_pb2.RevokeTokenResponse:
+        return tokens_pb2.RevokeTokenResponse(existed=self._svc.revoke(current_principal(), request.name))

@@ -1,4 +1,4 @@
-"""Validation of the names callers choose: namespaces, secret paths and transit key names.
+"""Validation of the names callers choose: namespaces, secret paths, transit key, token and policy names.
 
 Names end up in logs, metrics labels, audit records and (for paths) in the envelope's associated data, so
 they are held to a strict, printable alphabet and bounded lengths. Messages quote the offending name only
@@ -83,15 +83,27 @@ def check_prefix(prefix: str) -> str:
     return prefix
 
 
-def check_key_name(name: str) -> str:
+def _simple_name(name: str, what: str, max_bytes: int, limit_name: str) -> str:
     if not name:
-        raise InvalidArgument("key name is empty")
-    if _byte_length(name) > limits.MAX_KEY_NAME_BYTES:
-        raise LimitExceeded(f"key name is longer than MAX_KEY_NAME_BYTES={limits.MAX_KEY_NAME_BYTES}")
-    _require_ascii(name, "key name")
+        raise InvalidArgument(f"{what} is empty")
+    if _byte_length(name) > max_bytes:
+        raise LimitExceeded(f"{what} is longer than {limit_name}={max_bytes}")
+    _require_ascii(name, what)
     if not _NAME.fullmatch(name) or name in {".", ".."}:
-        raise InvalidArgument(f"key name {_shown(name)} may only contain letters, digits, '.', '_', '-'")
+        raise InvalidArgument(f"{what} {_shown(name)} may only contain letters, digits, '.', '_', '-'")
     return name
+
+
+def check_key_name(name: str) -> str:
+    return _simple_name(name, "key name", limits.MAX_KEY_NAME_BYTES, "MAX_KEY_NAME_BYTES")
+
+
+def check_token_name(name: str) -> str:
+    return _simple_name(name, "token name", limits.MAX_TOKEN_NAME_BYTES, "MAX_TOKEN_NAME_BYTES")
+
+
+def check_policy_name(name: str) -> str:
+    return _simple_name(name, "policy name", limits.MAX_POLICY_NAME_BYTES, "MAX_POLICY_NAME_BYTES")
 
 
 def split_ref(ref: str) -> tuple[str, str]:

@@ -68,7 +68,13 @@ _V2: tuple[str, ...] = (
     )""",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
+# Tokens expire, and are revoked by name, so names are unique.
+_V3: tuple[str, ...] = (
+    "ALTER TABLE tokens ADD COLUMN expires_at REAL",
+    "CREATE UNIQUE INDEX tokens_by_name ON tokens (name)",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
 LATEST_VERSION = len(MIGRATIONS)
 
 

@@ -112,6 +112,7 @@ class TokenRecord:
     token_hash: bytes  # never the token itself
     created_at: float
     policies: Sequence[str] = ()
+    expires_at: float | None = None  # None: never
 
 
 class SecretStore(Protocol):
@@ -218,9 +219,19 @@ class SecretStore(Protocol):
 
     # --- tokens --------------------------------------------------------------------------------------------
     def put_token(self, record: TokenRecord) -> None:
+        """Insert, or replace the record with the same token id. Names are unique: AlreadyExists if another
+        token holds the name."""
         ...
 
     def find_token(self, token_id: str) -> TokenRecord | None:
+        ...
+
+    def list_tokens(self) -> list[TokenRecord]:
+        """Every token record, by name."""
+        ...
+
+    def delete_token(self, name: str) -> TokenRecord | None:
+        """Remove the token named `name`; returns what was removed, or None if there was none."""
         ...
 
     def count_tokens(self) -> int:

@@ -494,35 +494,44 @@ class SqliteStore:
         policies = list(record.policies)
         if not all(isinstance(p, str) for p in policies):
             raise InvalidArgument("token policies must be strings")
+
         def write(conn: sqlite3.Connection) -> None:
+            holder = conn.execute("SELECT token_id FROM tokens WHERE name = ?", (record.name,)).fetchone()
+            if holder is not None and holder[0] != record.token_id:
+                raise AlreadyExists(f"a token named {record.name!r} already exists")
             conn.execute(
-                "INSERT INTO tokens (token_id, name, token_hash, created_at, policies) VALUES (?, ?, ?, ?, ?)"
+                "INSERT INTO tokens (token_id, name, token_hash, created_at, policies, expires_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (token_id) DO UPDATE SET name = excluded.name,"
                 " token_hash = excluded.token_hash, created_at = excluded.created_at,"
-                " policies = excluded.policies",
+                " policies = excluded.policies, expires_at = excluded.expires_at",
                 (record.token_id, record.name, bytes(record.token_hash), record.created_at,
-                 json.dumps(policies)),
+                 json.dumps(policies), record.expires_at),
             )
 
         self._write("put_token", write)
 
     def find_token(self, token_id: str) -> TokenRecord | None:
         with self._transaction("find_token") as conn:
-            row = conn.execute(
-                "SELECT name, token_hash, created_at, policies FROM tokens WHERE token_id = ?", (token_id,)
-            ).fetchone()
-        if row is None:
-            return None
-        policies = col.json_value(row[3], "token policies")
-        if not isinstance(policies, list) or not all(isinstance(p, str) for p in policies):
-            raise col.damaged("token policies")
-        return TokenRecord(
-            token_id=token_id,
-            name=col.text(row[0], "token name"),
-            token_hash=col.blob(row[1], "token hash"),
-            created_at=col.real(row[2], "token creation time"),
-            policies=tuple(policies),
-        )
+            row = conn.execute(f"SELECT {_TOKEN_COLUMNS} FROM tokens WHERE token_id = ?", (token_id,)).fetchone()  # noqa: S608
+        return None if row is None else _token_record(row)
+
+    def list_tokens(self) -> list[TokenRecord]:
+        with self._transaction("list_tokens") as conn:
+            rows = conn.execute(f"SELECT {_TOKEN_COLUMNS} FROM tokens ORDER BY name").fetchall()  # noqa: S608
+        return [_token_record(row) for row in rows]
+
+    def delete_token(self, name: str) -> TokenRecord | None:
+        _check_name(name)
+
+        def write(conn: sqlite3.Connection) -> TokenRecord | None:
+            row = conn.execute(f"SELECT {_TOKEN_COLUMNS} FROM tokens WHERE name = ?", (name,)).fetchone()  # noqa: S608
+            if row is None:
+                return None
+            conn.execute("DELETE FROM tokens WHERE name = ?", (name,))
+            return _token_record(row)
+
+        return self._write("delete_token", write)
 
     def count_tokens(self) -> int:
         with self._transaction("count_tokens") as conn:
@@ -595,6 +604,23 @@ class SqliteStore:
 
     def __repr__(self) -> str:
         return f"SqliteStore({self._pool.location!r})"
+
+
+_TOKEN_COLUMNS = "token_id, name, token_hash, created_at, policies, expires_at"  # noqa: S105 - column names
+
+
+def _token_record(row: tuple[Any, ...]) -> TokenRecord:
+    policies = col.json_value(row[4], "token policies")
+    if not isinstance(policies, list) or not all(isinstance(p, str) for p in policies):
+        raise col.damaged("token policies")
+    return TokenRecord(
+        token_id=col.text(row[0], "token id"),
+        name=col.text(row[1], "token name"),
+        token_hash=col.blob(row[2], "token hash"),
+        created_at=col.real(row[3], "token creation time"),
+        policies=tuple(policies),
+        expires_at=col.optional_real(row[5], "token expiry time"),
+    )
 
 
 # --- helpers (run inside a transaction) -------------------------------------------------------------------

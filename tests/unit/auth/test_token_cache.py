@@ -129,9 +129,9 @@ def test_the_bound_evicts_the_least_recently_used(store: SqliteStore) -> None:
 
 
 def test_zero_ttl_or_size_disables_caching(store: SqliteStore) -> None:
-    for cache in (VerifiedTokenCache(ttl_seconds=0), VerifiedTokenCache(max_entries=0)):
+    for i, cache in enumerate((VerifiedTokenCache(ttl_seconds=0), VerifiedTokenCache(max_entries=0))):
         auth = TokenAuthenticator(store, cache=cache)
-        minted = _minted(store, "app")
+        minted = _minted(store, f"app-{i}")  # token names are unique
         auth.authenticate(minted.token)
         assert len(cache) == 0
         _revoke(store, minted)
