@@ -240,3 +240,19 @@ def test_a_closed_store_refuses_work(store_factory: Callable[[], SecretStore]) -
     with pytest.raises(StorageError, match="closed"):
         store.insert_version(NS, "p", 1, b"\x01", expected_version=0, now=T0, max_versions=3)
     store.close()  # twice is harmless
+
+
+def test_token_names_are_unique_and_tokens_are_listed_and_deleted_by_name(store: SecretStore) -> None:
+    rng = random.Random(80)
+    store.put_token(TokenRecord("t-1", "ci", fake_token_hash(rng), T0, ("deploy",), expires_at=T0 + 60))
+    store.put_token(TokenRecord("t-2", "admin", fake_token_hash(rng), T0))
+    with pytest.raises(AlreadyExists):
+        store.put_token(TokenRecord("t-3", "ci", fake_token_hash(rng), T0))
+    listed = store.list_tokens()
+    assert [(r.name, r.token_id, r.expires_at) for r in listed] == [("admin", "t-2", None), ("ci", "t-1", T0 + 60)]
+    removed = store.delete_token("ci")
+    assert removed is not None and removed.token_id == "t-1"
+    assert store.find_token("t-1") is None
+    assert store.delete_token("ci") is None
+    store.put_token(TokenRecord("t-3", "ci", fake_token_hash(rng), T0))  # the name is free again
+    assert store.count_tokens() == 2
