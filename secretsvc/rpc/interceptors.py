@@ -137,7 +137,9 @@ class StatusMapping(_Guarding):
             call.code = grpc.StatusCode.INTERNAL
             context.abort(call.code, f"internal error (request id {call.request_id})")
         else:
-            call.code = grpc.StatusCode.OK
+            # A stream whose client went away can also end without an error (its request iterator simply
+            # stops): that is a cancellation, not a success.
+            call.code = grpc.StatusCode.OK if context.is_active() else grpc.StatusCode.CANCELLED
 
 
 def server_interceptors(authenticator: TokenAuthenticator, metrics: RpcMetrics, *,
