@@ -239,6 +239,8 @@ class HttpsGetter:
         try:
             response: HTTPResponse
             with opener.open(request, timeout=self._timeout) as response:
+                if response.status != 200:
+                    raise FetchFailed(f"{url} answered HTTP {response.status}")
                 declared = response.headers.get("Content-Length")
                 if declared is not None and declared.isdigit() and int(declared) > max_bytes:
                     raise FetchFailed(f"{url} answered {declared} bytes, more than the bound of {max_bytes}")

@@ -105,8 +105,11 @@ class TokenReviewVerifier:
         from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError
 
-        body = client.V1TokenReview(api_version="authentication.k8s.io/v1", kind="TokenReview",
-                                    spec=client.V1TokenReviewSpec(token=token, audiences=self._audiences))
+        try:
+            body = client.V1TokenReview(api_version="authentication.k8s.io/v1", kind="TokenReview",
+                                        spec=client.V1TokenReviewSpec(token=token, audiences=self._audiences))
+        except ValueError:  # a model validation error would quote the token: never let it out
+            raise TokenRefused("TokenReview request not valid") from None
         try:
             # Without preloading, the answer is the raw urllib3 response, so its size can be bounded here.
             response: Any = self._api.create_token_review(body, _preload_content=False,
@@ -125,13 +128,14 @@ class TokenReviewVerifier:
         try:
             raw: bytes = response.read(MAX_TOKENREVIEW_RESPONSE_BYTES + 1)
         except (HTTPError, OSError) as exc:
+            response.close()
             _log.warning("TokenReview failed", extra={"error": type(exc).__name__})
             raise TokenRefused("TokenReview answer unreadable") from None
-        finally:
-            response.release_conn()
         if len(raw) > MAX_TOKENREVIEW_RESPONSE_BYTES:
+            response.close()  # the rest is unread: the connection cannot be reused
             raise TokenRefused(f"TokenReview answer larger than MAX_TOKENREVIEW_RESPONSE_BYTES="
                                f"{MAX_TOKENREVIEW_RESPONSE_BYTES}")
+        response.release_conn()
         return raw
 
     def _identity(self, doc: Mapping[str, Any], token: str) -> ServiceAccountIdentity:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from kubernetes import client
 from secretsvc.auth.serviceaccount import (
     REFUSED_MESSAGE,
     ServiceAccountAuthenticator,
+    TokenRefused,
     VerifiedIdentityCache,
 )
 from secretsvc.auth.serviceaccount_config import build_authenticator, from_settings
@@ -311,3 +313,38 @@ def test_missing_in_cluster_credentials_are_a_config_error(monkeypatch: pytest.M
     assert config is not None
     with pytest.raises(ConfigError, match="in-cluster"):
         build_authenticator(config)
+
+
+def test_the_client_recovers_after_an_oversize_answer(cluster: Cluster,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    cluster.api.override = Response(body=b" " * (4 * MAX_TOKENREVIEW_RESPONSE_BYTES), status=201)
+    _refused(cluster.auth, cluster.token(name="first"), caplog)
+    cluster.api.override = None
+    token = cluster.token()
+    cluster.api.answers[token] = service_account_status()
+    assert cluster.auth.authenticate(token).name == "payments/api"
+
+
+def test_reviews_in_flight_are_bounded(cluster: Cluster, monkeypatch: pytest.MonkeyPatch,
+                                       caplog: pytest.LogCaptureFixture) -> None:
+    verifier = TokenReviewVerifier(configured_client(cluster.configuration), audiences=(AUDIENCE,), timeout=0.2,
+                                   max_concurrent=1)
+    release, entered = threading.Event(), threading.Event()
+
+    def held(token: str) -> bytes:
+        entered.set()
+        release.wait(5)
+        raise TokenRefused("held")
+
+    def first() -> None:
+        with pytest.raises(TokenRefused):
+            verifier.verify(cluster.token())
+
+    monkeypatch.setattr(verifier, "_review", held)
+    holder = threading.Thread(target=first)
+    holder.start()
+    assert entered.wait(5)
+    auth = ServiceAccountAuthenticator(verifier)
+    assert _refused(auth, cluster.token(name="second"), caplog) == ["too many TokenReviews in flight"]
+    release.set()
+    holder.join()

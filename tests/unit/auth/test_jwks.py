@@ -185,9 +185,12 @@ def test_oversize_answers_are_refused_by_length_and_while_streaming(server: Fake
 def test_errors_and_redirects_are_failures_and_redirects_are_not_followed(server: FakeHttpsServer,
                                                                           getter: HttpsGetter) -> None:
     server.routes["/gone"] = Response(status=500, body=b"{}")
+    server.routes["/accepted"] = Response(status=202, body=b"{}")
     server.routes["/moved"] = Response(status=302, headers={"Location": server.url + "/elsewhere"})
     with pytest.raises(FetchFailed, match="HTTP 500"):
         getter.get(server.url + "/gone", max_bytes=100)
+    with pytest.raises(FetchFailed, match="HTTP 202"):
+        getter.get(server.url + "/accepted", max_bytes=100)
     with pytest.raises(FetchFailed, match="HTTP 302"):
         getter.get(server.url + "/moved", max_bytes=100)
     assert "/elsewhere" not in server.paths()
