@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,8 @@ DEFAULT_METRICS_LISTEN = "127.0.0.1:9290"
 MAX_CONFIG_FILE_BYTES = 1024 * 1024
 # Streaming calls one client address may hold open at once (see secretsvc/rpc/streamslots.py).
 DEFAULT_MAX_STREAMS_PER_PEER = 4
+CLIENT_AUTH_MODES = ("off", "optional", "required")
+CLIENT_IDENTITY_SOURCES = ("auto", "uri", "dns", "subject")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +43,12 @@ class ServerConfig:
     max_streams: int  # 0: half the workers
     max_streams_per_peer: int
     reflection: bool
+    # TLS on the gRPC listener (docs/tls.md). client_auth is resolved at load: "required" when client_ca is set.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    client_ca: Path | None = None
+    client_auth: str = "off"
+    client_identity: str = "auto"  # which certificate name becomes the caller's identity (auth/certs.py)
 
     @property
     def stream_limit(self) -> int:
@@ -162,6 +170,11 @@ SETTINGS = (
     _Setting("max_streams_per_peer", "SECRETSVC_MAX_STREAMS_PER_PEER", _bounded(_int, 1, 255),
              DEFAULT_MAX_STREAMS_PER_PEER),
     _Setting("reflection", "SECRETSVC_REFLECTION", _bool, False),
+    _Setting("tls_cert", "SECRETSVC_TLS_CERT", _path, None),
+    _Setting("tls_key", "SECRETSVC_TLS_KEY", _path, None),
+    _Setting("client_ca", "SECRETSVC_CLIENT_CA", _path, None),
+    _Setting("client_auth", "SECRETSVC_CLIENT_AUTH", _choice(*CLIENT_AUTH_MODES), None),
+    _Setting("client_identity", "SECRETSVC_CLIENT_IDENTITY", _choice(*CLIENT_IDENTITY_SOURCES), "auto"),
 )
 
 
@@ -211,6 +224,7 @@ def load_config(flags: Mapping[str, Any], environ: Mapping[str, str], config_fil
     if values["data_dir"] is None:
         values["data_dir"] = default_data_dir(environ)
     config = ServerConfig(**values)
+    config = replace(config, client_auth=_check_tls(config, origins))
     if config.workers < 2:
         raise ConfigError(f"{origins['workers']}: workers must be at least 2, so a stream cannot take the only one")
     if config.max_streams >= config.workers:
@@ -219,9 +233,54 @@ def load_config(flags: Mapping[str, Any], environ: Mapping[str, str], config_fil
             "each open stream holds a worker thread, and unary calls and health checks need some left"
         )
     host, _ = _split_host_port(config.listen)
-    if not is_loopback(host) and not config.allow_non_loopback:
+    if not is_loopback(host) and config.tls_cert is None and not config.allow_non_loopback:
         raise ConfigError(
-            f"{origins['listen']}: listen address {config.listen} is not loopback; bearer tokens would cross the "
-            "network in the clear. Use a loopback address, or --allow-non-loopback behind a TLS-terminating proxy"
+            f"{origins['listen']}: listen address {config.listen} is not loopback and TLS is not configured; bearer "
+            "tokens would cross the network in the clear. Set --tls-cert and --tls-key, or use a loopback address; "
+            "only behind a TLS-terminating proxy, --insecure-behind-tls-proxy (--allow-non-loopback)"
         )
     return config
+
+
+def _check_tls(config: ServerConfig, origins: Mapping[str, str]) -> str:
+    """Check the TLS settings together and read their files; returns client_auth resolved to off or required."""
+    from secretsvc.crypto.pki import utc_now
+    from secretsvc.tlsfiles import check_pair, read_ca_bundle, read_cert_chain, read_private_key
+
+    def where(name: str) -> str:
+        return f"{origins[name]}: {name}"
+
+    if (config.tls_cert is None) != (config.tls_key is None):
+        given, missing = ("tls_cert", "tls_key") if config.tls_key is None else ("tls_key", "tls_cert")
+        raise ConfigError(f"{where(given)} is set but {missing} is not; TLS needs both the certificate and its key")
+    if config.client_ca is not None and config.tls_cert is None:
+        raise ConfigError(f"{where('client_ca')} is set but tls_cert is not; client certificates need TLS")
+    mode = config.client_auth or ("required" if config.client_ca is not None else "off")
+    if mode == "optional":
+        raise ConfigError(
+            f"{where('client_auth')} optional is not available: gRPC Python either requires and verifies a client "
+            "certificate or does not ask for one (docs/tls.md). Use required, or off with bearer tokens"
+        )
+    if mode == "required" and config.client_ca is None:
+        raise ConfigError(f"{where('client_auth')} required needs client_ca, the CA bundle that signs client "
+                          "certificates")
+    if mode == "off" and config.client_ca is not None:
+        raise ConfigError(f"{where('client_ca')} is set but {where('client_auth')} is off; unset one of them")
+    if config.tls_cert is None or config.tls_key is None:
+        return mode
+    now = utc_now()
+    try:
+        chain = read_cert_chain(config.tls_cert, now=now, what="TLS certificate file")
+    except ConfigError as exc:
+        raise ConfigError(f"{where('tls_cert')}: {exc}") from None
+    try:
+        key = read_private_key(config.tls_key, what="TLS key file")
+        check_pair(chain, key, cert_path=config.tls_cert, key_path=config.tls_key)
+    except ConfigError as exc:
+        raise ConfigError(f"{where('tls_key')}: {exc}") from None
+    if config.client_ca is not None:
+        try:
+            read_ca_bundle(config.client_ca, what="client CA bundle")
+        except ConfigError as exc:
+            raise ConfigError(f"{where('client_ca')}: {exc}") from None
+    return mode

@@ -32,12 +32,13 @@ def build_parser(*, only_scan: bool = False) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"secretsvc {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     if not only_scan:
-        from secretsvc.cli import keys_cmds, secrets_cmds, serve, token_cmds
+        from secretsvc.cli import keys_cmds, pki_cmds, secrets_cmds, serve, token_cmds
 
         serve.add_parser(subparsers)
         secrets_cmds.add_parsers(subparsers)
         keys_cmds.add_parsers(subparsers)
         token_cmds.add_parsers(subparsers)
+        pki_cmds.add_parsers(subparsers)
     scan.add_parser(subparsers)
     return parser
 

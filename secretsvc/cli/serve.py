@@ -8,7 +8,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from secretsvc.config import DEFAULT_LISTEN, DEFAULT_METRICS_LISTEN, load_config
+from secretsvc.config import (
+    CLIENT_AUTH_MODES,
+    CLIENT_IDENTITY_SOURCES,
+    DEFAULT_LISTEN,
+    DEFAULT_METRICS_LISTEN,
+    load_config,
+)
 from secretsvc.errors import ConfigError, DataDirLocked, StorageError
 
 
@@ -60,12 +66,27 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--workers", type=int, metavar="N", help="RPC worker threads (default 16)")
     p.add_argument("--shutdown-grace-seconds", type=float, metavar="S",
                    help="how long in-flight RPCs may finish on SIGTERM (default 10)")
-    p.add_argument("--allow-non-loopback", action="store_const", const=True, default=None,
-                   help="allow a non-loopback --listen (only behind a TLS-terminating proxy)")
+    p.add_argument("--allow-non-loopback", "--insecure-behind-tls-proxy", dest="allow_non_loopback",
+                   action="store_const", const=True, default=None,
+                   help="INSECURE: serve PLAINTEXT gRPC on a non-loopback --listen without --tls-cert. Only for a "
+                        "TLS-terminating proxy in front; otherwise tokens and secrets cross the network in the clear")
     p.add_argument("--max-streams", type=int, metavar="N",
                    help="streaming calls open at once, below --workers (default: half the workers)")
     p.add_argument("--max-streams-per-peer", type=int, metavar="N",
                    help="streaming calls one client address may hold open (default 4)")
     p.add_argument("--reflection", action="store_const", const=True, default=None,
                    help="serve gRPC reflection (for grpcurl); it needs a token like every other method")
+    tls = p.add_argument_group("TLS (docs/tls.md; certificate, key and CA files reload when they change)")
+    tls.add_argument("--tls-cert", type=Path, metavar="PEM",
+                     help="server certificate chain, leaf first ($SECRETSVC_TLS_CERT); needs --tls-key")
+    tls.add_argument("--tls-key", type=Path, metavar="PEM", help="its private key ($SECRETSVC_TLS_KEY)")
+    tls.add_argument("--client-ca", type=Path, metavar="PEM",
+                     help="CA bundle for client certificates ($SECRETSVC_CLIENT_CA); given, client certificates "
+                          "are required")
+    tls.add_argument("--client-auth", choices=CLIENT_AUTH_MODES,
+                     help="client certificates: off (default without --client-ca) or required (default with it); "
+                          "optional is refused: gRPC Python cannot ask for a certificate without requiring one")
+    tls.add_argument("--client-identity", choices=CLIENT_IDENTITY_SOURCES,
+                     help="which certificate name identifies a client: uri (SPIFFE ID), dns, subject (CN), or "
+                          "auto: the first of those present (default)")
     p.set_defaults(run=run)

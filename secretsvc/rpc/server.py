@@ -26,6 +26,7 @@ from secretsvc.config import ServerConfig, parse_host_port
 from secretsvc.crypto.secretbytes import SecretBytes
 from secretsvc.datadir import DataDir
 from secretsvc.errors import ConfigError, KeyringError
+from secretsvc.rpc import tls
 from secretsvc.rpc.interceptors import server_interceptors
 from secretsvc.rpc.metrics import RpcMetrics
 from secretsvc.rpc.servicers import AdminServicer, SecretsServicer, TokensServicer, TransitServicer
@@ -154,10 +155,7 @@ def start(config: ServerConfig) -> RunningServer:
                  reflection.SERVICE_NAME),
                 server,
             )
-        try:
-            port = server.add_insecure_port(config.listen)
-        except RuntimeError:
-            port = 0
+        port = tls.bind(server, config)
         if port == 0:
             raise ConfigError(f"cannot listen on {config.listen} (address in use or not available)")
         if config.metrics_listen:

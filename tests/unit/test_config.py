@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from secretsvc.cli.pki_cmds import init_pki
 from secretsvc.config import (
     DEFAULT_LISTEN,
     DEFAULT_METRICS_LISTEN,
@@ -20,6 +21,7 @@ from secretsvc.config import (
     load_config,
     parse_host_port,
 )
+from secretsvc.crypto.pki import utc_now
 from secretsvc.errors import ConfigError
 from secretsvc.service import limits
 
@@ -140,6 +142,7 @@ def test_file_without_a_server_table_is_read_too(write_file: Callable[..., Path]
 
 
 def test_every_setting_from_the_environment(tmp_path: Path) -> None:
+    init_pki(tmp_path / "pki", now=utc_now())
     environ = {
         "SECRETSVC_DATA_DIR": str(tmp_path / "d"),
         "SECRETSVC_LISTEN": "[::1]:7000",
@@ -155,6 +158,11 @@ def test_every_setting_from_the_environment(tmp_path: Path) -> None:
         "SECRETSVC_MAX_STREAMS": "2",
         "SECRETSVC_MAX_STREAMS_PER_PEER": "1",
         "SECRETSVC_REFLECTION": "on",
+        "SECRETSVC_TLS_CERT": str(tmp_path / "pki" / "server.pem"),
+        "SECRETSVC_TLS_KEY": str(tmp_path / "pki" / "server-key.pem"),
+        "SECRETSVC_CLIENT_CA": str(tmp_path / "pki" / "ca.pem"),
+        "SECRETSVC_CLIENT_AUTH": "required",
+        "SECRETSVC_CLIENT_IDENTITY": "dns",
     }
     assert set(environ) == {s.env for s in SETTINGS}
     config = load_config({}, environ, None)
@@ -168,6 +176,9 @@ def test_every_setting_from_the_environment(tmp_path: Path) -> None:
     assert (config.default_max_versions, config.workers, config.shutdown_grace_seconds) == (7, 3, 0.5)
     assert config.allow_non_loopback is True
     assert (config.max_streams, config.max_streams_per_peer, config.reflection) == (2, 1, True)
+    assert (config.tls_cert, config.tls_key, config.client_ca) == (
+        tmp_path / "pki" / "server.pem", tmp_path / "pki" / "server-key.pem", tmp_path / "pki" / "ca.pem")
+    assert (config.client_auth, config.client_identity) == ("required", "dns")
 
 
 def test_environment_beats_file_and_flags_beat_both(write_file: Callable[..., Path]) -> None:
