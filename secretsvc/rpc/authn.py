@@ -3,7 +3,8 @@
 What an unauthenticated caller can cost the server is bounded here:
 
 1. When the call arrives, before its body is read, a call to a method that needs credentials but carries no
-   bearer token is given a handler that refuses it without reading the body.
+   bearer token is given a handler that refuses it without reading the body (unless client certificates
+   identify callers: the certificate is only known once the call runs).
 2. Request bodies reach this layer as raw bytes (the registered deserializer is held back): the token is
    verified first, then the body's size is checked against the method's bound (`requestlimits`), and only
    then is it parsed. A body that does not parse is INVALID_ARGUMENT.
@@ -15,14 +16,15 @@ refused when the server first sees it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import grpc
 from google.protobuf.message import DecodeError
 
-from secretsvc.auth.tokens import TokenAuthenticator
+from secretsvc.auth.identify import REFUSED, CallerIdentifier
+from secretsvc.auth.principal import Principal
 from secretsvc.errors import InvalidArgument, ResourceExhausted, Unauthenticated
 from secretsvc.rpc.callstate import CallState, current_call
 from secretsvc.rpc.handlers import Handler, kind_of, make_handler
@@ -38,7 +40,11 @@ else:
 # not here: it is off unless enabled, and then needs a token like any other method.
 PUBLIC_SERVICES = ("/grpc.health.v1.Health/",)
 
-UNAUTHENTICATED_MESSAGE = "missing or invalid bearer token"
+UNAUTHENTICATED_MESSAGE = REFUSED
+
+# gRPC's auth context of a call (peer certificate fields, transport security: name -> list of bytes values;
+# grpc's stubs type the values as bytes) -> the certificate's identity.
+CertificateIdentity = Callable[[Mapping[str, Any]], "Principal | None"]
 
 
 def bearer_token(pairs: Iterable[tuple[str, str | bytes]] | None) -> str:
@@ -66,9 +72,11 @@ class _Routes:
 
 
 class Authentication(_Interceptor):
-    def __init__(self, authenticator: TokenAuthenticator, streams: StreamSlots) -> None:
-        self._auth = authenticator
+    def __init__(self, identifier: CallerIdentifier, streams: StreamSlots, *,
+                 certificate_identity: CertificateIdentity | None = None) -> None:
+        self._identifier = identifier
         self._streams = streams
+        self._certificate_identity = certificate_identity
         # Keyed by method name alone: the registered handlers never change once the server runs, and unknown
         # methods are not cached (any client can make up names), so this stays as small as the API.
         self._routes: dict[str, _Routes] = {}
@@ -83,7 +91,8 @@ class Authentication(_Interceptor):
                 return None
             routes = self._build(method, handler)
             self._routes[method] = routes
-        if not bearer_token(details.invocation_metadata) and not method.startswith(PUBLIC_SERVICES):
+        if (not bearer_token(details.invocation_metadata) and not method.startswith(PUBLIC_SERVICES)
+                and not self._identifier.identifies_by_certificate):
             return routes.refuse
         return routes.handler
 
@@ -114,10 +123,8 @@ class Authentication(_Interceptor):
         """Authenticate (unless public) and, for a stream, take a slot; returns the slot's release."""
         call = current_call()
         if not method.public:
-            token = bearer_token(context.invocation_metadata())
-            if not token:
-                raise Unauthenticated(UNAUTHENTICATED_MESSAGE)
-            call.principal = self._auth.authenticate(token)
+            call.principal = self._identifier.identify(bearer_token(context.invocation_metadata()),
+                                                       lambda: self._certificate_of(context))
         if not method.streaming:
             return call, None
         release = self._streams.acquire(context.peer(), public=method.public)
@@ -125,6 +132,11 @@ class Authentication(_Interceptor):
             release()
             raise ResourceExhausted("the call ended before its stream could start")
         return call, release
+
+    def _certificate_of(self, context: grpc.ServicerContext) -> Principal | None:
+        if self._certificate_identity is None:
+            return None
+        return self._certificate_identity(context.auth_context())
 
     @staticmethod
     def _parse(method: _Method, call: CallState, raw: Any) -> Any:

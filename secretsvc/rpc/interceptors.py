@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from secretsvc.auth.tokens import TokenAuthenticator
+from secretsvc.auth.identify import CallerIdentifier
 from secretsvc.errors import SecretsvcError
-from secretsvc.rpc.authn import Authentication
+from secretsvc.rpc.authn import Authentication, CertificateIdentity
 from secretsvc.rpc.callstate import CallState, begin_call, checked_request_id, current_call
 from secretsvc.rpc.handlers import Handler, HandlerCache, guarded
 from secretsvc.rpc.metrics import RpcMetrics
@@ -142,7 +142,9 @@ class StatusMapping(_Guarding):
             call.code = grpc.StatusCode.OK if context.is_active() else grpc.StatusCode.CANCELLED
 
 
-def server_interceptors(authenticator: TokenAuthenticator, metrics: RpcMetrics, *,
-                        streams: StreamSlots) -> list[grpc.ServerInterceptor[Any, Any]]:
+def server_interceptors(identifier: CallerIdentifier, metrics: RpcMetrics, *, streams: StreamSlots,
+                        certificate_identity: CertificateIdentity | None = None,
+                        ) -> list[grpc.ServerInterceptor[Any, Any]]:
     """The chain, in the order gRPC runs it (outermost first)."""
-    return [RequestIds(), Observe(metrics), StatusMapping(), Authentication(authenticator, streams)]
+    return [RequestIds(), Observe(metrics), StatusMapping(),
+            Authentication(identifier, streams, certificate_identity=certificate_identity)]

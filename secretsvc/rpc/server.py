@@ -20,6 +20,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
+from secretsvc.auth.identify import CallerIdentifier
 from secretsvc.auth.tokens import MintedToken, TokenAuthenticator, mint_token
 from secretsvc.boundedio import read_bounded
 from secretsvc.config import ServerConfig, parse_host_port
@@ -125,7 +126,7 @@ def start(config: ServerConfig) -> RunningServer:
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="rpc"),
             interceptors=server_interceptors(
-                token_auth, metrics,
+                CallerIdentifier(token_auth), metrics,
                 streams=StreamSlots(max_total=config.stream_limit, max_per_peer=config.max_streams_per_peer),
             ),
             options=[

@@ -13,6 +13,7 @@ import pytest
 from grpc_health.v1 import health_pb2
 
 from secretsvc import errors
+from secretsvc.auth.identify import CallerIdentifier
 from secretsvc.auth.tokens import TOKEN_PREFIX, MintedToken, TokenAuthenticator, mint_token
 from secretsvc.rpc.interceptors import current_principal, current_request_id, server_interceptors
 from secretsvc.rpc.metrics import RpcMetrics
@@ -111,7 +112,7 @@ def harness(tmp_path: Path) -> Iterator[Harness]:
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=4),
         handlers=_handlers(),
-        interceptors=server_interceptors(TokenAuthenticator(store), metrics,
+        interceptors=server_interceptors(CallerIdentifier(TokenAuthenticator(store)), metrics,
                                          streams=StreamSlots(max_total=2, max_per_peer=2, max_public=1)),
     )
     port = server.add_insecure_port("127.0.0.1:0")
