@@ -1,4 +1,7 @@
-"""How client commands reach the server: address, token, channel, and errors turned into one clear line."""
+"""How client commands reach the server: flags to client settings, one channel, and errors as one clear line.
+
+The channel itself (TLS, token, deadline, retries) comes from the client library, `secretsvc/client/`.
+"""
 
 from __future__ import annotations
 
@@ -12,12 +15,10 @@ from typing import Any
 
 import grpc
 
-from secretsvc.boundedio import read_bounded
+from secretsvc.client import ClientSettings, open_channel, token_source
+from secretsvc.client.channel import DEFAULT_TIMEOUT_SECONDS
 from secretsvc.config import DEFAULT_LISTEN
-from secretsvc.errors import InvalidArgument
-from secretsvc.service import limits
-
-MAX_TOKEN_FILE_BYTES = 4096
+from secretsvc.errors import ConfigError
 
 
 class UsageError(Exception):
@@ -29,52 +30,68 @@ def add_client_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--addr", metavar="HOST:PORT",
                        help=f"server address (default: $SECRETSVC_ADDR or {DEFAULT_LISTEN})")
     group.add_argument("--token-file", metavar="PATH", type=Path,
-                       help="file holding the bearer token (default: $SECRETSVC_TOKEN)")
-    group.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
-                       help="deadline for each call (default: 30)")
+                       help="file holding the bearer token, read again when it changes (default: $SECRETSVC_TOKEN)")
+    group.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_SECONDS, metavar="SECONDS",
+                       help="deadline for each call, retries included (default: 30)")
+    tls = parser.add_argument_group(
+        "TLS", "plaintext to a loopback address unless one of these is given; TLS with the system's CAs to any "
+               "other address")
+    tls.add_argument("--ca-file", type=Path, metavar="PEM",
+                     help="CA bundle that signed the server's certificate ($SECRETSVC_CA_FILE)")
+    tls.add_argument("--cert", type=Path, metavar="PEM",
+                     help="client certificate for mutual TLS ($SECRETSVC_CLIENT_CERT); needs --key")
+    tls.add_argument("--key", type=Path, metavar="PEM", help="its private key ($SECRETSVC_CLIENT_KEY)")
+    tls.add_argument("--insecure-plaintext", action="store_const", const=True, default=None,
+                     help="INSECURE: plaintext to a non-loopback address, only where a service mesh adds TLS "
+                          "($SECRETSVC_INSECURE_PLAINTEXT)")
     parser.add_argument("--format", choices=("text", "json"), default="text", help="output format")
 
 
-def _token(args: argparse.Namespace) -> str:
-    token_file: Path | None = args.token_file
-    if token_file is not None:
-        try:
-            raw = read_bounded(token_file, MAX_TOKEN_FILE_BYTES, what="token file",
-                               limit_name="MAX_TOKEN_FILE_BYTES", error=InvalidArgument)
-        except InvalidArgument as exc:
-            raise UsageError(str(exc)) from None
-        token = raw.decode("utf-8", "replace").strip()
-    else:
-        token = os.environ.get("SECRETSVC_TOKEN", "").strip()
-    if not token:
-        raise UsageError("no token: set SECRETSVC_TOKEN or pass --token-file PATH")
-    return token
-
-
 class Client:
-    """A channel plus the call options every command needs."""
+    """A channel that adds the token, deadline and retries to every call."""
 
-    def __init__(self, channel: grpc.Channel, token: str, timeout: float) -> None:
+    # Calls made on the channel directly (streams) pass this; the channel adds the token itself.
+    _metadata: tuple[tuple[str, str], ...] = ()
+
+    def __init__(self, channel: grpc.Channel) -> None:
         self.channel = channel
-        self._metadata = (("authorization", f"Bearer {token}"),)
-        self._timeout = timeout
 
     def call(self, method: Callable[..., Any], request: Any) -> Any:
-        return method(request, metadata=self._metadata, timeout=self._timeout)
+        return method(request)
+
+
+def settings_from_args(args: argparse.Namespace) -> ClientSettings:
+    try:
+        return ClientSettings.from_environment(
+            os.environ, addr=args.addr, ca_file=args.ca_file, cert_file=args.cert, key_file=args.key,
+            insecure_plaintext=args.insecure_plaintext, timeout=args.timeout)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 @contextmanager
 def connect(args: argparse.Namespace) -> Iterator[Client]:
-    addr = args.addr or os.environ.get("SECRETSVC_ADDR") or DEFAULT_LISTEN
-    token = _token(args)
-    channel = grpc.insecure_channel(addr, options=[
-        ("grpc.max_receive_message_length", limits.MAX_MESSAGE_BYTES),
-        ("grpc.max_send_message_length", limits.MAX_MESSAGE_BYTES),
-    ])
     try:
-        yield Client(channel, token, args.timeout)
+        token = token_source(args.token_file, os.environ)
+        channel = open_channel(settings_from_args(args), token)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        yield Client(channel)
     finally:
         channel.close()
+
+
+def _hint(code: grpc.StatusCode, detail: str) -> str:
+    lowered = detail.lower()
+    if code != grpc.StatusCode.UNAVAILABLE:
+        return detail
+    if any(word in lowered for word in ("ssl", "handshake", "certificate", "socket closed", "tls")):
+        return (f"cannot reach the server ({detail}); if it uses TLS, check --ca-file, and --cert/--key when it "
+                "requires client certificates")
+    if "failed to connect" in lowered:
+        return f"cannot reach the server ({detail}); is `secretsvc serve` running at that address?"
+    return detail
 
 
 def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
@@ -86,8 +103,5 @@ def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namesp
         return 2
     except grpc.RpcError as exc:
         code = exc.code()
-        detail = exc.details() or ""
-        if code == grpc.StatusCode.UNAVAILABLE and "failed to connect" in detail.lower():
-            detail = f"cannot reach the server ({detail}); is `secretsvc serve` running at that address?"
-        print(f"secretsvc: {code.name.lower()}: {detail}", file=sys.stderr)
+        print(f"secretsvc: {code.name.lower()}: {_hint(code, exc.details() or '')}", file=sys.stderr)
         return 1
