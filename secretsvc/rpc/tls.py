@@ -68,17 +68,17 @@ class ReloadingCertificates:
         *,
         monotonic: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = pki.utc_now,
-        interval: float = RELOAD_CHECK_INTERVAL_SECONDS,
+        interval: float | None = None,  # None: RELOAD_CHECK_INTERVAL_SECONDS
     ) -> None:
         self._paths = (cert, key) + ((client_ca,) if client_ca is not None else ())
         self._cert, self._key, self._client_ca = cert, key, client_ca
         self._monotonic = monotonic
         self._now = now
-        self._interval = interval
+        self._interval = RELOAD_CHECK_INTERVAL_SECONDS if interval is None else interval
         self._lock = threading.Lock()
         self._signature = _signature(self._paths)
         self._material = read_server_tls(cert, key, client_ca, now=now())  # ConfigError: refuse to start
-        self._next_check = monotonic() + interval
+        self._next_check = monotonic() + self._interval
 
     @property
     def material(self) -> ServerTls:
