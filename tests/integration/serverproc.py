@@ -38,6 +38,8 @@ class ServerProcess:
     env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    # For a server started with --tls-cert: how the test's own channels (readiness, stubs) connect.
+    credentials: grpc.ChannelCredentials | None = None
 
     @property
     def addr(self) -> str:
@@ -71,7 +73,7 @@ class ServerProcess:
             if self.proc is not None and self.proc.poll() is not None:
                 raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
             # A fresh channel each try: a channel that failed once backs off for a second or more.
-            with grpc.insecure_channel(self.addr) as channel:
+            with self.channel() as channel:
                 try:
                     status = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(),
                                                                         timeout=1).status
@@ -93,6 +95,8 @@ class ServerProcess:
         return code
 
     def channel(self) -> grpc.Channel:
+        if self.credentials is not None:
+            return grpc.secure_channel(self.addr, self.credentials)
         return grpc.insecure_channel(self.addr)
 
     def metadata(self) -> tuple[tuple[str, str], ...]:
