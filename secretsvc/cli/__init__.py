@@ -10,10 +10,13 @@ from secretsvc import __version__
 
 EPILOG = """\
 client commands read the server address from --addr or $SECRETSVC_ADDR and the token from
-$SECRETSVC_TOKEN or --token-file. Values are read from stdin or files, never from the command line.
+$SECRETSVC_TOKEN or --token-file; TLS from --ca-file, --cert and --key ($SECRETSVC_CA_FILE,
+$SECRETSVC_CLIENT_CERT, $SECRETSVC_CLIENT_KEY; docs/tls.md). Values are read from stdin or files, never from
+the command line.
 
 examples:
   secretsvc serve
+  secretsvc pki init --dir ./pki     # a development CA and server certificate for TLS
   printf %s "$VALUE" | secretsvc put payments/db/password
   secretsvc get payments/db/password
   secretsvc scan docker-archive:image.tar --format sarif --output scan.sarif
