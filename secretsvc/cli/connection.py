@@ -61,12 +61,9 @@ class Client:
 
 
 def settings_from_args(args: argparse.Namespace) -> ClientSettings:
-    try:
-        return ClientSettings.from_environment(
-            os.environ, addr=args.addr, ca_file=args.ca_file, cert_file=args.cert, key_file=args.key,
-            insecure_plaintext=args.insecure_plaintext, timeout=args.timeout)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    return ClientSettings.from_environment(
+        os.environ, addr=args.addr, ca_file=args.ca_file, cert_file=args.cert, key_file=args.key,
+        insecure_plaintext=args.insecure_plaintext, timeout=args.timeout)
 
 
 @contextmanager

@@ -86,6 +86,8 @@ def _write(path: Path, data: bytes, *, mode: int, force: bool) -> None:
 
 
 def _prepare(directory: Path, names: Sequence[str], *, force: bool) -> None:
+    if directory.exists() and not directory.is_dir():
+        raise PkiUsageError(f"{directory} is not a directory")
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     existing = [str(directory / n) for n in names if os.path.lexists(directory / n)]
     if existing and not force:

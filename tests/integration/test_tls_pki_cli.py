@@ -107,6 +107,12 @@ def test_issue_refuses_bad_names(initialised: Path, args: tuple[str, ...]) -> No
     assert not (initialised.parent / "escape.pem").exists()
 
 
+def test_init_needs_a_directory(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    result = _pki("init", "--dir", str(tmp_path / "file"))
+    assert result.returncode == 2 and b"is not a directory" in result.stderr
+
+
 def test_issue_needs_a_ca(tmp_path: Path) -> None:
     result = _pki("issue", "--dir", str(tmp_path), "web")
     assert result.returncode == 2
