@@ -11,12 +11,15 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from secretsvc.boundedio import read_bounded
 from secretsvc.datadir import default_data_dir
 from secretsvc.errors import ConfigError
 from secretsvc.service import limits
+
+if TYPE_CHECKING:
+    from secretsvc.auth.serviceaccount_config import ServiceAccountConfig
 
 DEFAULT_LISTEN = "127.0.0.1:8290"
 DEFAULT_METRICS_LISTEN = "127.0.0.1:9290"
@@ -49,6 +52,8 @@ class ServerConfig:
     client_ca: Path | None = None
     client_auth: str = "off"
     client_identity: str = "auto"  # which certificate name becomes the caller's identity (auth/certs.py)
+    # Kubernetes service-account tokens (docs/kubernetes-auth.md); None: not accepted.
+    service_accounts: ServiceAccountConfig | None = None
 
     @property
     def stream_limit(self) -> int:
@@ -188,7 +193,7 @@ def _read_file(path: Path) -> dict[str, Any]:
     section = data.get("server", data)
     if not isinstance(section, dict):
         raise ConfigError(f"config file {path}: [server] must be a table")
-    known = {s.name for s in SETTINGS}
+    known = {s.name for s in SETTINGS} | _service_account_setting_names()
     unknown = sorted(set(section) - known - {"server"})
     if "server" in data:
         unknown += sorted(f"{k} (outside [server])" for k in set(data) - {"server"})
@@ -223,7 +228,7 @@ def load_config(flags: Mapping[str, Any], environ: Mapping[str, str], config_fil
             raise ConfigError(f"{origin}: {s.name} {reason}, got {raw!r}") from None
     if values["data_dir"] is None:
         values["data_dir"] = default_data_dir(environ)
-    config = ServerConfig(**values)
+    config = ServerConfig(**values, service_accounts=_service_accounts(flags, environ, from_file, config_file))
     config = replace(config, client_auth=_check_tls(config, origins))
     if config.workers < 2:
         raise ConfigError(f"{origins['workers']}: workers must be at least 2, so a stream cannot take the only one")
@@ -240,6 +245,32 @@ def load_config(flags: Mapping[str, Any], environ: Mapping[str, str], config_fil
             "only behind a TLS-terminating proxy, --insecure-behind-tls-proxy (--allow-non-loopback)"
         )
     return config
+
+
+def _service_account_setting_names() -> set[str]:
+    from secretsvc.auth.serviceaccount_config import SETTINGS as K8S_SETTINGS
+
+    return {s.name for s in K8S_SETTINGS}
+
+
+def _service_accounts(flags: Mapping[str, Any], environ: Mapping[str, str], from_file: Mapping[str, Any],
+                      config_file: Path | None) -> ServiceAccountConfig | None:
+    """The `k8s_*` settings, resolved like every other (flag, environment, file) and checked together by
+    `auth/serviceaccount_config.py`; None when service-account tokens are off."""
+    # Imported here: the auth package imports this module (is_loopback), and most commands never need it.
+    from secretsvc.auth.serviceaccount_config import SETTINGS as K8S_SETTINGS
+    from secretsvc.auth.serviceaccount_config import from_settings
+
+    values: dict[str, Any] = {}
+    origins: dict[str, str] = {}
+    for s in K8S_SETTINGS:
+        if flags.get(s.name) is not None:
+            values[s.name], origins[s.name] = flags[s.name], f"--{s.name.replace('_', '-')}:"
+        elif s.env in environ:
+            values[s.name], origins[s.name] = environ[s.env], f"{s.env}:"
+        elif s.name in from_file:
+            values[s.name], origins[s.name] = from_file[s.name], f"{config_file}: {s.name}"
+    return from_settings(values, origins=origins)
 
 
 def _check_tls(config: ServerConfig, origins: Mapping[str, str]) -> str:

@@ -17,6 +17,7 @@ import grpc
 
 from secretsvc.client import ClientSettings, open_channel, token_source
 from secretsvc.client.channel import DEFAULT_TIMEOUT_SECONDS
+from secretsvc.client.tokens import TokenSource
 from secretsvc.config import DEFAULT_LISTEN
 from secretsvc.errors import ConfigError
 
@@ -69,8 +70,15 @@ def settings_from_args(args: argparse.Namespace) -> ClientSettings:
 @contextmanager
 def connect(args: argparse.Namespace) -> Iterator[Client]:
     try:
-        token = token_source(args.token_file, os.environ)
-        channel = open_channel(settings_from_args(args), token)
+        settings = settings_from_args(args)
+        token: TokenSource | None
+        try:
+            token = token_source(args.token_file, os.environ)
+        except ConfigError:
+            if settings.cert_file is None:
+                raise
+            token = None  # the client certificate identifies the caller (mutual TLS)
+        channel = open_channel(settings, token)
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
     try:

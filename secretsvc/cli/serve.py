@@ -89,4 +89,20 @@ def add_parser(subparsers: Any) -> None:
     tls.add_argument("--client-identity", choices=CLIENT_IDENTITY_SOURCES,
                      help="which certificate name identifies a client: uri (SPIFFE ID), dns, subject (CN), or "
                           "auto: the first of those present (default)")
+    _add_service_account_flags(p)
     p.set_defaults(run=run)
+
+
+def _add_service_account_flags(p: argparse.ArgumentParser) -> None:
+    from secretsvc.auth.serviceaccount_config import SETTINGS as K8S_SETTINGS
+
+    group = p.add_argument_group(
+        "Kubernetes service-account tokens (docs/kubernetes-auth.md; off unless --k8s-issuer or --k8s-tokenreview)"
+    )
+    for s in K8S_SETTINGS:
+        flag = "--" + s.name.replace("_", "-")
+        text = f"{s.meaning} (${s.env})"
+        if s.default is False:
+            group.add_argument(flag, action="store_const", const=True, default=None, help=text)
+        else:
+            group.add_argument(flag, metavar=s.name.removeprefix("k8s_").upper(), help=text)

@@ -24,7 +24,8 @@ log = logging.getLogger("secretsvc.client")
 # Static tokens are short; projected service-account JWTs are a kilobyte or two.
 MAX_TOKEN_FILE_BYTES = 16 * 1024
 TOKEN_CHECK_INTERVAL_SECONDS = 1.0
-MISSING_HINT = "no token: set SECRETSVC_TOKEN or pass --token-file PATH"
+MISSING_HINT = ("no token: set SECRETSVC_TOKEN or pass --token-file PATH (or --cert/--key where client "
+                "certificates identify callers)")
 
 
 class TokenSource(Protocol):

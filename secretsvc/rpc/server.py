@@ -14,12 +14,14 @@ from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import cast
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
+from secretsvc.auth.certs import IdentitySource, principal_from_auth_context
 from secretsvc.auth.identify import CallerIdentifier
 from secretsvc.auth.tokens import MintedToken, TokenAuthenticator, mint_token
 from secretsvc.boundedio import read_bounded
@@ -28,6 +30,7 @@ from secretsvc.crypto.secretbytes import SecretBytes
 from secretsvc.datadir import DataDir
 from secretsvc.errors import ConfigError, KeyringError
 from secretsvc.rpc import tls
+from secretsvc.rpc.authn import CertificateIdentity
 from secretsvc.rpc.interceptors import server_interceptors
 from secretsvc.rpc.metrics import RpcMetrics
 from secretsvc.rpc.servicers import AdminServicer, SecretsServicer, TokensServicer, TransitServicer
@@ -96,6 +99,23 @@ def _announce_admin_token(minted: MintedToken, token_file: Path | None) -> None:
     )
 
 
+def _caller_identifier(config: ServerConfig, tokens: TokenAuthenticator) -> CallerIdentifier:
+    service_accounts = None
+    if config.service_accounts is not None:
+        from secretsvc.auth.serviceaccount_config import build_authenticator
+
+        service_accounts = build_authenticator(config.service_accounts)
+    return CallerIdentifier(tokens, service_accounts=service_accounts,
+                            identifies_by_certificate=config.client_auth == "required")
+
+
+def _certificate_identity(config: ServerConfig) -> CertificateIdentity | None:
+    if config.client_auth != "required":
+        return None
+    source = cast(IdentitySource, config.client_identity)  # one of CLIENT_IDENTITY_SOURCES, checked at load
+    return lambda auth_context: principal_from_auth_context(auth_context, source)
+
+
 @dataclass
 class RunningServer:
     server: grpc.Server
@@ -126,8 +146,9 @@ def start(config: ServerConfig) -> RunningServer:
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="rpc"),
             interceptors=server_interceptors(
-                CallerIdentifier(token_auth), metrics,
+                _caller_identifier(config, token_auth), metrics,
                 streams=StreamSlots(max_total=config.stream_limit, max_per_peer=config.max_streams_per_peer),
+                certificate_identity=_certificate_identity(config),
             ),
             options=[
                 ("grpc.max_receive_message_length", limits.MAX_MESSAGE_BYTES),

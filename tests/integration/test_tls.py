@@ -1,7 +1,8 @@
 """A real `secretsvc serve` with TLS and mutual TLS, reached by the real CLI and by gRPC stubs.
 
-The server still authenticates calls by bearer token; here the certificates secure and gate the connection.
-(Identities from client certificates are checked after a real handshake in tests/unit/rpc/test_tls.py.)
+Here the certificates secure and gate the connection and the calls carry tokens; identities from client
+certificates alone are in tests/integration/test_identities.py and, after a real handshake, in
+tests/unit/rpc/test_tls.py.
 """
 
 from __future__ import annotations
@@ -58,9 +59,10 @@ def test_mutual_tls_with_a_token_through_the_cli(make_server: Callable[..., Serv
     assert b"unavailable" in refused.stderr and b"--cert/--key" in refused.stderr
     assert b"s3cret" not in refused.stdout
 
-    # A valid certificate does not replace the token yet: without one the command stops before dialling.
+    # Without a token the certificate identifies the caller, who holds no policy (tests/integration/test_identities.py).
     no_token = {k: v for k, v in _env(server, ca=dev.ca, cert=cert, key=key).items() if k != "SECRETSVC_TOKEN"}
-    assert server.cli("get", "app/db/password", env=no_token).returncode == 2
+    alone = server.cli("get", "app/db/password", env=no_token)
+    assert alone.returncode == 1 and b"permission_denied" in alone.stderr
 
 
 def test_tls_without_client_certificates(make_server: Callable[..., ServerProcess], dev: DevPki) -> None:
