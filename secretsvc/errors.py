@@ -20,7 +20,8 @@ version numbers and sizes.
     ├── KeyringError           the key-encryption keyring cannot be loaded or used
     ├── StorageError           the store failed (I/O, corruption, lock); callers see only its public_reason
     │   ├── DataDirLocked      another server holds the data directory
-    │   └── CorruptRecord      a stored ciphertext failed to authenticate (tampered or damaged at rest)
+    │   ├── CorruptRecord      a stored ciphertext failed to authenticate (tampered or damaged at rest)
+    │   └── AuditUnavailable   the audit log cannot be written (fail closed: the request is refused)
     └── ConfigError            configuration is invalid (raised at start-up)
 """
 
@@ -111,6 +112,17 @@ class CorruptRecord(StorageError):
 
     def __init__(self, message: str, *, public_reason: str | None = None) -> None:
         super().__init__(message, public_reason=message if public_reason is None else public_reason)
+
+
+class AuditUnavailable(StorageError):
+    """The audit log could not be opened or written (I/O error, full disk, damaged tail, closed).
+
+    A durable write that failed, like the store's, so callers see UNAVAILABLE and only the public reason;
+    the message, for the operator, names the file.
+    """
+
+    def __init__(self, message: str, *, public_reason: str = "audit log unavailable") -> None:
+        super().__init__(message, public_reason=public_reason)
 
 
 class ConfigError(SecretsvcError):

@@ -21,6 +21,8 @@ _CODES: tuple[tuple[type[errors.SecretsvcError], grpc.StatusCode], ...] = (
     # A caller-supplied ciphertext that does not open is the caller's problem, not the server's.
     (errors.DecryptionFailed, grpc.StatusCode.INVALID_ARGUMENT),
     (errors.CorruptRecord, grpc.StatusCode.DATA_LOSS),
+    # Fail closed: a call that cannot be audited is refused as a transient server failure.
+    (errors.AuditUnavailable, grpc.StatusCode.UNAVAILABLE),
     (errors.StorageError, grpc.StatusCode.UNAVAILABLE),
     (errors.KeyringError, grpc.StatusCode.INTERNAL),
     (errors.ConfigError, grpc.StatusCode.INTERNAL),

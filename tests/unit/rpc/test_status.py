@@ -29,6 +29,8 @@ INTENDED: dict[type[errors.SecretsvcError], grpc.StatusCode] = {
     errors.DataDirLocked: grpc.StatusCode.UNAVAILABLE,
     # Our own stored ciphertext that does not open is data loss, not the caller's fault.
     errors.CorruptRecord: grpc.StatusCode.DATA_LOSS,
+    # A call that cannot be audited is refused (fail closed); retrying later may succeed.
+    errors.AuditUnavailable: grpc.StatusCode.UNAVAILABLE,
     errors.ConfigError: grpc.StatusCode.INTERNAL,
 }
 
@@ -99,6 +101,11 @@ def test_storage_errors_tell_callers_the_reason_not_the_file() -> None:
                                 public_reason="storage is full")
     assert public_message(error, "rid-1") == "storage is full (request id rid-1)"
     assert public_message(errors.StorageError("database /x/y.db failed"), "r") == "storage failed (request id r)"
+
+
+def test_audit_failures_tell_callers_the_reason_not_the_file() -> None:
+    error = errors.AuditUnavailable("cannot write audit log /var/lib/secretsvc/audit/audit.log: No space left")
+    assert public_message(error, "r") == "audit log unavailable (request id r)"
 
 
 def test_corrupt_records_name_only_the_record() -> None:
