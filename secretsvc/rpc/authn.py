@@ -151,6 +151,8 @@ class Authentication(_Interceptor):
         except (DecodeError, RecursionError, ValueError):
             raise InvalidArgument(f"request body is not a valid {method.name} request message") from None
         call.adopt_request_id(request)
+        if call.request is None:
+            call.request = request
         return request
 
     def _parse_each(self, method: _Method, call: CallState, raw_requests: Iterator[Any]) -> Iterator[Any]:

@@ -39,6 +39,7 @@ class CallState:
     principal: Principal | None = None
     code: grpc.StatusCode | None = None  # set by the status interceptor when the call ends
     error: BaseException | None = None
+    request: Any = None  # the parsed request (the first, for a request stream), once authentication let it in
 
     def adopt_request_id(self, request: Any) -> None:
         """Prefer the id the request body carries, once it has been parsed."""
