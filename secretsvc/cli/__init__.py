@@ -19,6 +19,7 @@ examples:
   secretsvc pki init --dir ./pki     # a development CA and server certificate for TLS
   printf %s "$VALUE" | secretsvc put payments/db/password
   secretsvc get payments/db/password
+  secretsvc audit verify --public-key DATA_DIR/audit-signing.pub DATA_DIR/audit
   secretsvc scan docker-archive:image.tar --format sarif --output scan.sarif
 """
 
@@ -35,13 +36,14 @@ def build_parser(*, only_scan: bool = False) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"secretsvc {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     if not only_scan:
-        from secretsvc.cli import keys_cmds, pki_cmds, secrets_cmds, serve, token_cmds
+        from secretsvc.cli import audit_cmds, keys_cmds, pki_cmds, secrets_cmds, serve, token_cmds
 
         serve.add_parser(subparsers)
         secrets_cmds.add_parsers(subparsers)
         keys_cmds.add_parsers(subparsers)
         token_cmds.add_parsers(subparsers)
         pki_cmds.add_parsers(subparsers)
+        audit_cmds.add_parsers(subparsers)
     scan.add_parser(subparsers)
     return parser
 
