@@ -18,8 +18,15 @@ from pathlib import Path
 from secretsvc.audit import limits
 from secretsvc.errors import InvalidArgument
 
+DEFAULT_DIRECTORY = "audit"
 DEFAULT_NAME = "audit.log"
 INDEX_DIGITS = 6
+
+
+def default_path(data_dir: Path) -> Path:
+    """Where the server writes the log unless told otherwise: DATA_DIR/audit/audit.log. A directory of its
+    own, so a log shipper can be given it without the keys beside it in the data directory."""
+    return data_dir / DEFAULT_DIRECTORY / DEFAULT_NAME
 
 
 def rotated_path(active: Path, index: int) -> Path:

@@ -54,7 +54,7 @@ class ProblemKind(StrEnum):
 @dataclass(frozen=True, slots=True)
 class Location:
     file: Path
-    line: int  # 1-based; in a scan that starts mid-file, counted from the start of the scan
+    line: int  # 1-based
     seq: int | None = None  # None when the line did not parse
 
     def __str__(self) -> str:
@@ -225,11 +225,11 @@ class _Line:
     data: bytes
 
 
-def _lines(handle: BinaryIO, file: Path, *, offset: int = 0) -> Iterator[_Line | Problem]:
+def _lines(handle: BinaryIO, file: Path, *, offset: int = 0, first_number: int = 1) -> Iterator[_Line | Problem]:
     """The file's lines from `offset`, without newlines; a Problem (and nothing after it) for a line longer
     than MAX_LINE_BYTES or a final line without its newline. Memory stays within one bounded line."""
     handle.seek(offset)
-    number = 1
+    number = first_number
     while True:
         raw = handle.readline(limits.MAX_LINE_BYTES + 1)
         if not raw:
@@ -298,24 +298,45 @@ def scan_tail(path: Path, key: VerifyKey) -> Tail:
         size = os.fstat(handle.fileno()).st_size
         complete_end = _end_of_last_newline(handle, size)
         start = _last_checkpoint_offset(handle, complete_end)
-        verifier = ChainVerifier(key)
-        incomplete_at: int | None = None
-        problem: Problem | None = None
-        for item in _lines(handle, path, offset=start):
-            if isinstance(item, Problem):
-                if item.kind is ProblemKind.INCOMPLETE:
-                    incomplete_at = complete_end
-                else:
-                    problem = item
-                break
-            problem = verifier.feed(item.data, path, item.number)
-            if problem is not None:
-                break
+        verifier, problem, incomplete = _scan_from(handle, path, key, start, first_number=1)
+        if problem is not None and start:
+            # Rare: scan again, numbering lines as the file does, so the refusal names the right line.
+            verifier, problem, incomplete = _scan_from(handle, path, key, start,
+                                                       first_number=_newlines_before(handle, start) + 1)
+    incomplete_at = complete_end if incomplete else None
     return Tail(
         next_seq=verifier.next_seq, head=verifier.head,
         closed_cleanly=verifier.last_reason is CheckpointReason.SHUTDOWN, incomplete_at=incomplete_at,
         incomplete_bytes=0 if incomplete_at is None else size - incomplete_at, problem=problem,
     )
+
+
+def _scan_from(handle: BinaryIO, path: Path, key: VerifyKey, start: int, *,
+               first_number: int) -> tuple[ChainVerifier, Problem | None, bool]:
+    """Verify from `start` to the end: the verifier, the first problem, and whether the last line is
+    incomplete (which is not a problem here)."""
+    verifier = ChainVerifier(key)
+    for item in _lines(handle, path, offset=start, first_number=first_number):
+        if isinstance(item, Problem):
+            if item.kind is ProblemKind.INCOMPLETE:
+                return verifier, None, True
+            return verifier, item, False
+        problem = verifier.feed(item.data, path, item.number)
+        if problem is not None:
+            return verifier, problem, False
+    return verifier, None, False
+
+
+def _newlines_before(handle: BinaryIO, offset: int) -> int:
+    handle.seek(0)
+    count, remaining = 0, offset
+    while remaining > 0:
+        block = handle.read(min(remaining, _SCAN_BLOCK_BYTES * 16))
+        if not block:
+            break
+        count += block.count(b"\n")
+        remaining -= len(block)
+    return count
 
 
 def _read_at(handle: BinaryIO, offset: int, size: int) -> bytes:

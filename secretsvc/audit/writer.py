@@ -27,6 +27,7 @@ import os
 import stat
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -49,9 +50,11 @@ from secretsvc.audit.record import (
 )
 from secretsvc.audit.verify import ProblemKind, Tail, scan_tail
 from secretsvc.errors import AuditUnavailable, ConfigError, InvalidArgument
-from secretsvc.service.clock import Clock
 
 log = logging.getLogger("secretsvc.audit")
+
+# Wall-clock seconds; injected so tests can pin record times and interval checkpoints.
+Clock = Callable[[], float]
 
 DEFAULT_CHECKPOINT_EVERY = 1000
 DEFAULT_CHECKPOINT_SECONDS = 10.0

@@ -11,12 +11,14 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from secretsvc.audit import limits
-from secretsvc.audit.files import expand, rotated_path
+from secretsvc.audit.files import default_path, expand, rotated_path
 from secretsvc.audit.keys import AuditKeys
 from secretsvc.audit.record import record_hash
-from secretsvc.audit.verify import ProblemKind, verify_files
+from secretsvc.audit.verify import ProblemKind, _last_checkpoint_offset, scan_tail, verify_files
 from secretsvc.errors import InvalidArgument
 from tests.unit.audit.support import (
     event,
@@ -315,3 +317,55 @@ def test_directory_expansion_lists_rotated_files_oldest_first(many_files: list[P
     with pytest.raises(InvalidArgument, match="no audit files"):
         expand([directory], name="other.log")
     assert expand([many_files[1], many_files[0]]) == [many_files[1], many_files[0]]  # files: as given
+    assert default_path(Path("/var/lib/secretsvc")) == Path("/var/lib/secretsvc/audit/audit.log")
+
+
+def test_the_writers_tail_scan_starts_at_the_last_checkpoint_across_read_blocks(
+    tmp_path: Path, keys: AuditKeys
+) -> None:
+    # 400 events after the last checkpoint: about 180 KB, several of the scan's 64 KiB blocks back.
+    (path,) = write_log(tmp_path, keys, 450, close=False, checkpoint_every=50)
+    log = open_log(tmp_path, keys, checkpoint_every=1000)
+    for i in range(400):
+        log.write(event(i, resource="r" * (i % 300)))  # lines of varied length straddle block edges
+    raw = path.read_bytes()
+    last_checkpoint = raw.rindex(b'"type":"checkpoint"')
+    expected = raw.rindex(b"\n", 0, last_checkpoint) + 1
+    with path.open("rb") as handle:
+        assert _last_checkpoint_offset(handle, len(raw)) == expected
+    tail = scan_tail(path, keys.public_key)
+    assert tail.problem is None and tail.incomplete_at is None
+    assert tail.next_seq == json.loads(raw.splitlines()[-1])["seq"] + 1
+    assert tail.head == record_hash(raw.splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def closed_log(tmp_path_factory: pytest.TempPathFactory, keys: AuditKeys) -> bytes:
+    (path,) = write_log(tmp_path_factory.mktemp("closed"), keys, 12, checkpoint_every=4)
+    return path.read_bytes()
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_single_byte_change_to_a_closed_log_is_found(
+    closed_log: bytes, keys: AuditKeys, tmp_path: Path, data: st.DataObject
+) -> None:
+    """A closed log is signed to its last line: no change of any byte, anywhere, verifies."""
+    position = data.draw(st.integers(0, len(closed_log) - 1))
+    replacement = data.draw(st.integers(0, 255).filter(lambda b: b != closed_log[position]))
+    changed = closed_log[:position] + bytes([replacement]) + closed_log[position + 1:]
+    path = tmp_path / "audit.log"
+    path.write_bytes(changed)
+    assert not verify([path], keys).intact
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_cut_of_a_closed_log_is_found_or_reported_as_not_closed(
+    closed_log: bytes, keys: AuditKeys, tmp_path: Path, data: st.DataObject
+) -> None:
+    end = data.draw(st.integers(1, len(closed_log) - 1))
+    path = tmp_path / "audit.log"
+    path.write_bytes(closed_log[:end])
+    report = verify([path], keys)
+    assert not report.intact or not report.closed_cleanly

@@ -137,9 +137,10 @@ def test_a_log_damaged_while_the_server_was_down_is_not_signed_over(tmp_path: Pa
     all_lines[-2] = json.dumps(record, sort_keys=True, separators=(",", ":")).encode() + b"\n"
     put_lines(path, all_lines)
     before = path.read_bytes()
-    with pytest.raises(AuditUnavailable, match=r"does not verify.*audit verify"):
+    with pytest.raises(AuditUnavailable, match=r"does not verify.*audit verify") as caught:
         open_log(tmp_path, keys)
     assert path.read_bytes() == before
+    assert "audit.log:10 (seq 9)" in str(caught.value)  # the file's own line number, not the scan's
 
 
 def test_a_log_signed_by_another_key_is_refused(tmp_path: Path, keys: AuditKeys) -> None:
