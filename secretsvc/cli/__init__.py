@@ -20,6 +20,7 @@ examples:
   printf %s "$VALUE" | secretsvc put payments/db/password
   secretsvc get payments/db/password
   secretsvc audit verify --public-key DATA_DIR/audit-signing.pub DATA_DIR/audit
+  secretsvc policy explain sa:payments/web payments/db/password read --policies ./policies
   secretsvc scan docker-archive:image.tar --format sarif --output scan.sarif
 """
 
@@ -36,7 +37,7 @@ def build_parser(*, only_scan: bool = False) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"secretsvc {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     if not only_scan:
-        from secretsvc.cli import audit_cmds, keys_cmds, pki_cmds, secrets_cmds, serve, token_cmds
+        from secretsvc.cli import audit_cmds, keys_cmds, pki_cmds, policy_cmds, secrets_cmds, serve, token_cmds
 
         serve.add_parser(subparsers)
         secrets_cmds.add_parsers(subparsers)
@@ -44,6 +45,7 @@ def build_parser(*, only_scan: bool = False) -> argparse.ArgumentParser:
         token_cmds.add_parsers(subparsers)
         pki_cmds.add_parsers(subparsers)
         audit_cmds.add_parsers(subparsers)
+        policy_cmds.add_parsers(subparsers)
     scan.add_parser(subparsers)
     return parser
 
