@@ -52,6 +52,14 @@ class ServerConfig:
     client_ca: Path | None = None
     client_auth: str = "off"
     client_identity: str = "auto"  # which certificate name becomes the caller's identity (auth/certs.py)
+    # The audit log (docs/audit.md). audit_file None: DATA_DIR/audit/audit.log.
+    audit_file: Path | None = None
+    audit_fail_closed: bool = True
+    audit_hmac_paths: bool = False
+    audit_checkpoint_every: int = 1000
+    audit_checkpoint_seconds: float = 10.0
+    audit_rotate_bytes: int = 64 * 1024 * 1024
+    audit_durability: str = "record"
     # Kubernetes service-account tokens (docs/kubernetes-auth.md); None: not accepted.
     service_accounts: ServiceAccountConfig | None = None
 
@@ -180,6 +188,14 @@ SETTINGS = (
     _Setting("client_ca", "SECRETSVC_CLIENT_CA", _path, None),
     _Setting("client_auth", "SECRETSVC_CLIENT_AUTH", _choice(*CLIENT_AUTH_MODES), None),
     _Setting("client_identity", "SECRETSVC_CLIENT_IDENTITY", _choice(*CLIENT_IDENTITY_SOURCES), "auto"),
+    # The audit log (docs/audit.md); bounds are checked with the audit package's own limits at load.
+    _Setting("audit_file", "SECRETSVC_AUDIT_FILE", _path, None),
+    _Setting("audit_fail_closed", "SECRETSVC_AUDIT_FAIL_CLOSED", _bool, True),
+    _Setting("audit_hmac_paths", "SECRETSVC_AUDIT_HMAC_PATHS", _bool, False),
+    _Setting("audit_checkpoint_every", "SECRETSVC_AUDIT_CHECKPOINT_EVERY", _int, 1000),
+    _Setting("audit_checkpoint_seconds", "SECRETSVC_AUDIT_CHECKPOINT_SECONDS", _float, 10.0),
+    _Setting("audit_rotate_bytes", "SECRETSVC_AUDIT_ROTATE_BYTES", _int, 64 * 1024 * 1024),
+    _Setting("audit_durability", "SECRETSVC_AUDIT_DURABILITY", _choice("record", "checkpoint"), "record"),
 )
 
 
@@ -230,6 +246,7 @@ def load_config(flags: Mapping[str, Any], environ: Mapping[str, str], config_fil
         values["data_dir"] = default_data_dir(environ)
     config = ServerConfig(**values, service_accounts=_service_accounts(flags, environ, from_file, config_file))
     config = replace(config, client_auth=_check_tls(config, origins))
+    _check_audit(config)
     if config.workers < 2:
         raise ConfigError(f"{origins['workers']}: workers must be at least 2, so a stream cannot take the only one")
     if config.max_streams >= config.workers:
@@ -245,6 +262,13 @@ def load_config(flags: Mapping[str, Any], environ: Mapping[str, str], config_fil
             "only behind a TLS-terminating proxy, --insecure-behind-tls-proxy (--allow-non-loopback)"
         )
     return config
+
+
+def _check_audit(config: ServerConfig) -> None:
+    from secretsvc.audit.writer import check_settings
+
+    check_settings(checkpoint_every=config.audit_checkpoint_every,
+                   checkpoint_seconds=config.audit_checkpoint_seconds, rotate_bytes=config.audit_rotate_bytes)
 
 
 def _service_account_setting_names() -> set[str]:

@@ -1,4 +1,5 @@
-"""Build the server's backends from its configuration: the store, the key-encryption key, the authorizer.
+"""Build the server's backends from its configuration: the store, the key-encryption key, the authorizer, the
+audit log.
 
 This is the one place that decides which implementations run; today that is the embedded default (SQLite in
 the data directory and the local keyring beside it). New backends (PostgreSQL, Vault Transit, PKCS#11) plug
@@ -11,6 +12,10 @@ import os
 import time
 from dataclasses import dataclass
 
+from secretsvc.audit.files import default_path as default_audit_path
+from secretsvc.audit.keys import AuditKeys
+from secretsvc.audit.writer import AuditLog, Durability
+from secretsvc.config import ServerConfig
 from secretsvc.crypto.secretbytes import SecretBytes
 from secretsvc.datadir import DataDir
 from secretsvc.kek.local import LocalKeyring
@@ -27,6 +32,17 @@ class Backends:
 
     def close(self) -> None:
         self.store.close()
+
+
+def open_audit(config: ServerConfig, datadir: DataDir) -> AuditLog:
+    """The audit log: keys in the data directory (made on first start), the file where `audit_file` says."""
+    keys = AuditKeys.load_or_create(datadir.path)
+    return AuditLog.open(
+        config.audit_file or default_audit_path(datadir.path), keys,
+        checkpoint_every=config.audit_checkpoint_every, checkpoint_seconds=config.audit_checkpoint_seconds,
+        rotate_bytes=config.audit_rotate_bytes, hmac_paths=config.audit_hmac_paths,
+        durability=Durability(config.audit_durability), fail_closed=config.audit_fail_closed,
+    )
 
 
 def open_backends(datadir: DataDir, passphrase: SecretBytes | None) -> Backends:

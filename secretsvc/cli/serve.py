@@ -15,7 +15,7 @@ from secretsvc.config import (
     DEFAULT_METRICS_LISTEN,
     load_config,
 )
-from secretsvc.errors import ConfigError, DataDirLocked, StorageError
+from secretsvc.errors import AuditUnavailable, ConfigError, DataDirLocked, StorageError
 
 
 def run(args: argparse.Namespace) -> int:
@@ -35,6 +35,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     except DataDirLocked as exc:
         print(f"secretsvc: {exc}", file=sys.stderr)
+        return 1
+    except AuditUnavailable as exc:
+        print(f"secretsvc: audit log error: {exc} (docs/audit.md)", file=sys.stderr)
         return 1
     except StorageError as exc:
         print(f"secretsvc: storage error: {exc}", file=sys.stderr)
@@ -89,8 +92,33 @@ def add_parser(subparsers: Any) -> None:
     tls.add_argument("--client-identity", choices=CLIENT_IDENTITY_SOURCES,
                      help="which certificate name identifies a client: uri (SPIFFE ID), dns, subject (CN), or "
                           "auto: the first of those present (default)")
+    audit = p.add_argument_group("audit log (docs/audit.md)")
+    audit.add_argument("--audit-file", type=Path, metavar="PATH",
+                       help="the audit log's active file; rotated files go beside it "
+                            "(default DATA_DIR/audit/audit.log; $SECRETSVC_AUDIT_FILE)")
+    audit.add_argument("--audit-fail-closed", type=_yes_no, metavar="yes|no",
+                       help="refuse a call whose audit record cannot be written (default yes)")
+    audit.add_argument("--audit-hmac-paths", type=_yes_no, metavar="yes|no",
+                       help="write secret paths and transit key names as HMACs under the audit key (default no)")
+    audit.add_argument("--audit-checkpoint-every", type=int, metavar="N",
+                       help="records between signed checkpoints (default 1000)")
+    audit.add_argument("--audit-checkpoint-seconds", type=float, metavar="S",
+                       help="seconds between signed checkpoints, 0 for none (default 10)")
+    audit.add_argument("--audit-rotate-bytes", type=int, metavar="BYTES",
+                       help="start a new file past this size, 0 for never (default 64 MiB)")
+    audit.add_argument("--audit-durability", choices=("record", "checkpoint"),
+                       help="fsync every record (default) or only at checkpoints")
     _add_service_account_flags(p)
     p.set_defaults(run=run)
+
+
+def _yes_no(text: str) -> bool:
+    value = text.strip().lower()
+    if value in {"yes", "true", "on", "1"}:
+        return True
+    if value in {"no", "false", "off", "0"}:
+        return False
+    raise argparse.ArgumentTypeError(f"{text!r}: expected yes or no")
 
 
 def _add_service_account_flags(p: argparse.ArgumentParser) -> None:

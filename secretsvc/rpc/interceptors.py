@@ -2,6 +2,7 @@
 
     RequestIds      a request id and the per-call state every later layer shares (`rpc/callstate.py`)
     Observe         one metric sample and one log line per call, whatever its outcome
+    Audit           one record per call in the tamper-evident audit log, fail closed (`rpc/auditing.py`)
     StatusMapping   every exception becomes the gRPC status the client sees (`rpc/status.py`), once
     Authentication  who is calling, before the request body is parsed (`rpc/authn.py`)
 
@@ -20,8 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
+from secretsvc.audit.writer import AuditLog
 from secretsvc.auth.identify import CallerIdentifier
 from secretsvc.errors import SecretsvcError
+from secretsvc.rpc.auditing import Audit
 from secretsvc.rpc.authn import Authentication, CertificateIdentity
 from secretsvc.rpc.callstate import CallState, begin_call, checked_request_id, current_call
 from secretsvc.rpc.handlers import Handler, HandlerCache, guarded
@@ -143,8 +146,10 @@ class StatusMapping(_Guarding):
 
 
 def server_interceptors(identifier: CallerIdentifier, metrics: RpcMetrics, *, streams: StreamSlots,
-                        certificate_identity: CertificateIdentity | None = None,
+                        certificate_identity: CertificateIdentity | None = None, audit: AuditLog | None = None,
                         ) -> list[grpc.ServerInterceptor[Any, Any]]:
-    """The chain, in the order gRPC runs it (outermost first)."""
-    return [RequestIds(), Observe(metrics), StatusMapping(),
-            Authentication(identifier, streams, certificate_identity=certificate_identity)]
+    """The chain, in the order gRPC runs it (outermost first); the audit layer when an audit log is given."""
+    chain: list[grpc.ServerInterceptor[Any, Any]] = [RequestIds(), Observe(metrics)]
+    if audit is not None:
+        chain.append(Audit(audit))
+    return [*chain, StatusMapping(), Authentication(identifier, streams, certificate_identity=certificate_identity)]

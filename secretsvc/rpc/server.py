@@ -21,6 +21,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
+from secretsvc.audit.writer import AuditLog
 from secretsvc.auth.certs import IdentitySource, principal_from_auth_context
 from secretsvc.auth.identify import CallerIdentifier
 from secretsvc.auth.tokens import MintedToken, TokenAuthenticator, mint_token
@@ -50,7 +51,7 @@ from secretsvc.v1 import (
     transit_pb2,
     transit_pb2_grpc,
 )
-from secretsvc.wiring import Backends, open_backends
+from secretsvc.wiring import Backends, open_audit, open_backends
 
 log = logging.getLogger("secretsvc.server")
 
@@ -133,9 +134,11 @@ class RunningServer:
 def start(config: ServerConfig) -> RunningServer:
     datadir = DataDir.open(config.data_dir)
     backends: Backends | None = None
+    audit: AuditLog | None = None
     try:
         backends = open_backends(datadir, _read_passphrase(config.keyring_passphrase_file))
         store, keyring = backends.store, backends.kek
+        audit = open_audit(config, datadir)
         if store.count_tokens() == 0:
             minted = mint_token("admin", now=time.time(), policies=("admin",))
             store.put_token(minted.record)
@@ -148,7 +151,7 @@ def start(config: ServerConfig) -> RunningServer:
             interceptors=server_interceptors(
                 _caller_identifier(config, token_auth), metrics,
                 streams=StreamSlots(max_total=config.stream_limit, max_per_peer=config.max_streams_per_peer),
-                certificate_identity=_certificate_identity(config),
+                certificate_identity=_certificate_identity(config), audit=audit,
             ),
             options=[
                 ("grpc.max_receive_message_length", limits.MAX_MESSAGE_BYTES),
@@ -190,12 +193,16 @@ def start(config: ServerConfig) -> RunningServer:
         for name in ("", *_SERVICE_NAMES):
             health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     except BaseException:
+        if audit is not None:
+            audit.close()
         if backends is not None:
             backends.close()
         datadir.release()
         raise
 
     def close() -> None:
+        # After the server has stopped: every call that ran has its record, then the shutdown checkpoint.
+        audit.close()
         backends.close()
         datadir.release()
 

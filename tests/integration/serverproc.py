@@ -40,6 +40,8 @@ class ServerProcess:
     log_path: Path | None = None
     # For a server started with --tls-cert: how the test's own channels (readiness, stubs) connect.
     credentials: grpc.ChannelCredentials | None = None
+    # A command the server runs under, e.g. `unshare ... sh -c '... exec "$@"' sh`.
+    wrapper: tuple[str, ...] = ()
 
     @property
     def addr(self) -> str:
@@ -57,9 +59,9 @@ class ServerProcess:
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}.server.log"
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            cli_command("serve", "--data-dir", str(self.data_dir), "--listen", self.addr,
+            [*self.wrapper, *cli_command("serve", "--data-dir", str(self.data_dir), "--listen", self.addr,
                         "--metrics-listen", f"127.0.0.1:{self.metrics_port}",
-                        "--admin-token-file", str(self.token_file), *self.extra_args),
+                        "--admin-token-file", str(self.token_file), *self.extra_args)],
             stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env},
         )
         log.close()

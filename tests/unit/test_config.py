@@ -163,6 +163,13 @@ def test_every_setting_from_the_environment(tmp_path: Path) -> None:
         "SECRETSVC_CLIENT_CA": str(tmp_path / "pki" / "ca.pem"),
         "SECRETSVC_CLIENT_AUTH": "required",
         "SECRETSVC_CLIENT_IDENTITY": "dns",
+        "SECRETSVC_AUDIT_FILE": str(tmp_path / "audit" / "a.log"),
+        "SECRETSVC_AUDIT_FAIL_CLOSED": "no",
+        "SECRETSVC_AUDIT_HMAC_PATHS": "yes",
+        "SECRETSVC_AUDIT_CHECKPOINT_EVERY": "50",
+        "SECRETSVC_AUDIT_CHECKPOINT_SECONDS": "2.5",
+        "SECRETSVC_AUDIT_ROTATE_BYTES": "1048576",
+        "SECRETSVC_AUDIT_DURABILITY": "checkpoint",
     }
     assert set(environ) == {s.env for s in SETTINGS}
     config = load_config({}, environ, None)
@@ -179,6 +186,20 @@ def test_every_setting_from_the_environment(tmp_path: Path) -> None:
     assert (config.tls_cert, config.tls_key, config.client_ca) == (
         tmp_path / "pki" / "server.pem", tmp_path / "pki" / "server-key.pem", tmp_path / "pki" / "ca.pem")
     assert (config.client_auth, config.client_identity) == ("required", "dns")
+    assert (config.audit_file, config.audit_fail_closed, config.audit_hmac_paths) == (
+        tmp_path / "audit" / "a.log", False, True)
+    assert (config.audit_checkpoint_every, config.audit_checkpoint_seconds, config.audit_rotate_bytes,
+            config.audit_durability) == (50, 2.5, 1048576, "checkpoint")
+
+
+@pytest.mark.parametrize(("setting", "value", "reason"), [
+    ("audit_checkpoint_every", 0, "checkpoint_every must be"),
+    ("audit_checkpoint_seconds", 0.001, "checkpoint_seconds must be"),
+    ("audit_rotate_bytes", 100, "rotate_bytes"),
+])
+def test_audit_settings_are_bounded(setting: str, value: float, reason: str) -> None:
+    with pytest.raises(ConfigError, match=reason):
+        load_config({setting: value}, {}, None)
 
 
 def test_environment_beats_file_and_flags_beat_both(write_file: Callable[..., Path]) -> None:
