@@ -11,12 +11,15 @@ Evaluation, for a caller, a resource and a capability:
 Speed: a caller's policies are resolved once and remembered (bounded); the rules of each distinct set of
 policies are compiled once into an index per kind of resource, a trie keyed by the literal segments that
 begin each pattern (`payments/db/*` sits under payments -> db), with each node's rules grouped by capability
-and effect. A decision walks the resource's segments down the trie and tests only the rules on that walk
-that name the capability, however many rules there are elsewhere.
+and effect, and within those by their literal last segment (`**/password`) or by the literal start of their
+first wildcard segment (`team-*`). A decision walks the resource's segments down the trie and tests only the
+rules on that walk that name the capability and whose keys fit the resource, however many rules there are
+elsewhere.
 """
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -59,13 +62,55 @@ class _Entry:
         self.ref = ref
 
 
+class _Bucket:
+    """The rules of one trie node for one capability and effect. Keyed again, to test fewer of them: by a
+    literal last segment (`**/password`), else by the literal start of the segment after the node's
+    (`team-` in `team-*`), else kept in a list that every walk through the node tests."""
+
+    __slots__ = ("by_last", "by_lead", "lead_lengths", "other")
+
+    def __init__(self) -> None:
+        self.by_last: dict[str, list[_Entry]] = {}
+        self.by_lead: dict[str, list[_Entry]] = {}
+        self.lead_lengths: list[int] = []
+        self.other: list[_Entry] = []
+
+    def add(self, entry: _Entry) -> None:
+        compiled = entry.glob
+        if compiled.last is not None:
+            self.by_last.setdefault(compiled.last, []).append(entry)
+        elif compiled.lead:
+            self.by_lead.setdefault(compiled.lead, []).append(entry)
+            if len(compiled.lead) not in self.lead_lengths:
+                bisect.insort(self.lead_lengths, len(compiled.lead))
+        else:
+            self.other.append(entry)
+
+    def first_match(self, segments: Sequence[str], depth: int) -> _Entry | None:
+        for entry in self.by_last.get(segments[-1], ()) if segments else ():
+            if entry.glob.match_from(segments, depth):
+                return entry
+        if self.lead_lengths and depth < len(segments):
+            segment = segments[depth]
+            for length in self.lead_lengths:
+                if length > len(segment):
+                    break
+                for entry in self.by_lead.get(segment[:length], ()):
+                    if entry.glob.match_from(segments, depth):
+                        return entry
+        for entry in self.other:
+            if entry.glob.match_from(segments, depth):
+                return entry
+        return None
+
+
 class _Node:
     __slots__ = ("allow", "children", "deny")
 
     def __init__(self) -> None:
         self.children: dict[str, _Node] = {}
-        self.allow: dict[str, list[_Entry]] = {}  # capability -> rules
-        self.deny: dict[str, list[_Entry]] = {}
+        self.allow: dict[str, _Bucket] = {}  # capability -> rules
+        self.deny: dict[str, _Bucket] = {}
 
 
 class _Index:
@@ -82,7 +127,7 @@ class _Index:
             node = node.children.setdefault(segment, _Node())
         by_capability = node.deny if ref.rule.effect is Effect.DENY else node.allow
         for capability in ref.rule.capabilities:
-            by_capability.setdefault(capability.value, []).append(_Entry(compiled, ref))
+            by_capability.setdefault(capability.value, _Bucket()).add(_Entry(compiled, ref))
 
     def evaluate(self, segments: Sequence[str], capability: str) -> tuple[bool, _Entry | None]:
         """(allowed, the deciding entry): the first matching deny, else the most specific matching allow."""
@@ -98,15 +143,14 @@ class _Index:
         for depth in range(len(path) - 1, -1, -1):
             node = path[depth]
             denies = node.deny.get(capability)
-            if denies:
-                for entry in denies:
-                    if entry.glob.match_from(segments, depth):
-                        return False, entry
+            if denies is not None:
+                denied = denies.first_match(segments, depth)
+                if denied is not None:
+                    return False, denied
             if allowed is None:
-                for entry in node.allow.get(capability, ()):
-                    if entry.glob.match_from(segments, depth):
-                        allowed = entry
-                        break
+                allows = node.allow.get(capability)
+                if allows is not None:
+                    allowed = allows.first_match(segments, depth)
         return allowed is not None, allowed
 
 
@@ -119,8 +163,33 @@ class _Caller:
 
 @dataclass(frozen=True, slots=True)
 class _CompiledBinding:
+    order: int  # load order, so a caller's grants list bindings as the documents do
     binding: Binding
     glob: glob.Glob
+
+
+class _BindingIndex:
+    """The bindings of one identity kind, keyed by the literal segments their patterns start with."""
+
+    __slots__ = ("_by_prefix", "_lengths", "_syntax")
+
+    def __init__(self, syntax: glob.Syntax, items: Sequence[_CompiledBinding]) -> None:
+        self._syntax = syntax
+        self._by_prefix: dict[tuple[str, ...], list[_CompiledBinding]] = {}
+        for item in items:
+            self._by_prefix.setdefault(item.glob.prefix, []).append(item)
+        self._lengths = sorted({len(prefix) for prefix in self._by_prefix})
+
+    def matching(self, name: str) -> list[_CompiledBinding]:
+        segments = glob.split(self._syntax, name)
+        found = []
+        for length in self._lengths:
+            if length > len(segments):
+                break
+            for item in self._by_prefix.get(tuple(segments[:length]), ()):
+                if item.glob.match_from(segments, length):
+                    found.append(item)
+        return sorted(found, key=lambda item: item.order)
 
 
 def binding_identity(principal: Principal) -> tuple[IdentityKind, str] | None:
@@ -166,10 +235,10 @@ class PolicySet:
             for name, policy in self.policies.items()
         }
         by_kind: dict[IdentityKind, list[_CompiledBinding]] = {kind: [] for kind in IdentityKind}
-        for binding in self.bindings:
+        for order, binding in enumerate(self.bindings):
             compiled = glob.compile_glob(binding.pattern.value, schema.IDENTITY_SYNTAX[binding.kind])
-            by_kind[binding.kind].append(_CompiledBinding(binding, compiled))
-        self._bindings = {kind: tuple(items) for kind, items in by_kind.items()}
+            by_kind[binding.kind].append(_CompiledBinding(order, binding, compiled))
+        self._bindings = {kind: _BindingIndex(schema.IDENTITY_SYNTAX[kind], items) for kind, items in by_kind.items()}
         # Memos, cleared when full rather than evicted one by one: cheap, and safe across threads because
         # each get and set is one dict operation; a lost race only builds the same value twice.
         self._callers: dict[Principal, _Caller] = {}
@@ -194,10 +263,9 @@ class PolicySet:
         identity = binding_identity(principal)
         if identity is not None:
             kind, name = identity
-            for item in self._bindings[kind]:
-                if item.glob.matches(name):
-                    for policy in item.binding.policies:
-                        grants.setdefault(policy.value, Grant(policy.value, item.binding, True))
+            for item in self._bindings[kind].matching(name):
+                for policy in item.binding.policies:
+                    grants.setdefault(policy.value, Grant(policy.value, item.binding, True))
         return tuple(grants.values())
 
     def _caller(self, principal: Principal) -> _Caller:

@@ -125,7 +125,8 @@ class Glob:
     """A compiled pattern: the literal segments it starts with (`prefix`, for an index to key on) and a
     matcher for the segments after them."""
 
-    __slots__ = ("_blocks", "_double", "_head", "_min_rest", "_tail", "literal_free", "prefix", "syntax", "text")
+    __slots__ = ("_blocks", "_double", "_head", "_min_rest", "_tail", "last", "lead", "literal_free", "prefix",
+                 "syntax", "text")
 
     def __init__(self, text: str, syntax: Syntax, segments: Sequence[str]) -> None:
         self.text = text
@@ -136,6 +137,12 @@ class Glob:
                 break
             prefix.append(segment)
         self.prefix = tuple(prefix)
+        # The literal last segment of a pattern with wildcards before it (`**/password`, `*/db/url`): a second
+        # key for an index, so such patterns are not tested against names that end differently.
+        self.last = segments[-1] if len(segments) > len(prefix) and "*" not in segments[-1] else None
+        # The literal start of the first segment with a wildcard (`team-` in `team-*`), the index's third key.
+        following = segments[len(prefix)] if len(segments) > len(prefix) else DOUBLE
+        self.lead = following.split("*", 1)[0] if following != DOUBLE else ""
         rest = [s if s == DOUBLE or "*" not in s else SegmentGlob(s) for s in segments[len(prefix):]]
         self._double = DOUBLE in rest
         groups: list[list[Item]] = [[]]

@@ -51,8 +51,7 @@ def parse_identity(text: str) -> Principal:
         _name(name, glob.TOKEN, "token name")
         policies = tuple(p for p in listed.split(",") if p) if listed else ()
         for policy in policies:
-            if why := check_policy_name(policy):
-                raise InvalidArgument(why)
+            check_policy_name(policy)
         return Principal(PrincipalId(f"token:{name}"), name, "token", policies)
     if kind in {"sa", "serviceaccount"}:
         _name(rest, glob.SERVICEACCOUNT, "service account")

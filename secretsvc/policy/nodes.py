@@ -195,7 +195,7 @@ class _JsonReader:
     def value(self, pos: int, depth: int) -> tuple[Node, int]:
         text = self.text
         char = text[pos] if pos < len(text) else ""
-        if char in "{[":
+        if char in ("{", "["):
             if depth >= limits.MAX_NESTING_DEPTH:
                 raise _depth_refused(self.line(pos))
             return self.object(pos, depth + 1) if char == "{" else self.array(pos, depth + 1)

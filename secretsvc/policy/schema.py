@@ -84,12 +84,31 @@ def _type_name(node: Node) -> str:
     return "a string" if isinstance(value, str) else type(value).__name__
 
 
-def check_policy_name(name: str) -> str | None:
-    """Why `name` cannot be a policy name, or None. The same rule as service.naming.check_policy_name."""
+def check_policy_name(name: str) -> str:
+    """`name` if it can be a policy name (the rule of service.naming.check_policy_name), else the error."""
     if len(name) > limits.MAX_POLICY_NAME_CHARS:
-        return f"policy name is longer than MAX_POLICY_NAME_CHARS={limits.MAX_POLICY_NAME_CHARS}"
+        raise LimitExceeded(f"policy name is longer than MAX_POLICY_NAME_CHARS={limits.MAX_POLICY_NAME_CHARS}")
     if not _POLICY_NAME.fullmatch(name) or name in {".", ".."}:
-        return f"policy name {name[:64]!r} may only contain letters, digits, '.', '_', '-'"
+        raise InvalidArgument(f"policy name {name[:64]!r} may only contain letters, digits, '.', '_', '-'")
+    return name
+
+
+def _valid_name(name: str) -> bool:
+    try:
+        check_policy_name(name)
+    except InvalidArgument:
+        return False
+    return True
+
+
+def _plain_name(node: Node) -> str | None:
+    """The policy's name if it has a valid one, without reporting anything."""
+    if isinstance(node, Map):
+        for entry in node.entries:
+            value = entry.value
+            if (entry.key == "name" and isinstance(value, Scalar) and isinstance(value.value, str)
+                    and _valid_name(value.value)):
+                return value.value
     return None
 
 
@@ -171,6 +190,17 @@ class _Reader:
                            max_chars=limits.MAX_DESCRIPTION_CHARS, limit_name="MAX_DESCRIPTION_CHARS")
         return "" if text is None else text.value
 
+    def policy_name(self, text: At, where: str) -> At | None:
+        try:
+            check_policy_name(text.value)
+        except LimitExceeded as exc:
+            self.problem(text.line, where, str(exc), limit=True)
+        except InvalidArgument as exc:
+            self.problem(text.line, where, str(exc))
+        else:
+            return text
+        return None
+
     def pattern(self, text: At, where: str, syntax: glob.Syntax) -> glob.Glob | None:
         try:
             return glob.compile_glob(text.value, syntax)
@@ -217,7 +247,9 @@ class _Reader:
 
     def policy(self, node: Node, index: int) -> Policy | None:
         where = f"policies[{index}]"
-        fields = self.mapping(node, where, _POLICY_KEYS)
+        # Problems anywhere in a policy name it, so they can be found in a file of many policies.
+        named = _plain_name(node)
+        fields = self.mapping(node, f"{where} ({named})" if named else where, _POLICY_KEYS)
         if fields is None:
             return None
         before = len(self.problems)
@@ -226,9 +258,8 @@ class _Reader:
             self.problem(node.line, where, "has no name")
         else:
             name = self.string(fields["name"][1], f"{where}.name")
-            if name is not None and (why := check_policy_name(name.value)):
-                self.problem(name.line, f"{where}.name", why)
-                name = None
+            if name is not None:
+                name = self.policy_name(name, f"{where}.name")
         if name is not None:
             where = f"{where} ({name.value})"
         description = self.description(fields, where)
@@ -323,15 +354,8 @@ class _Reader:
         if "policies" not in fields:
             self.problem(node.line, where, "has no policies")
         else:
-            def policy_name(text: At, item_where: str) -> At | None:
-                why = check_policy_name(text.value)
-                if why:
-                    self.problem(text.line, item_where, why)
-                    return None
-                return text
-
             policies = self.strings(fields["policies"][1], f"{where}.policies", limits.MAX_POLICIES_PER_BINDING,
-                                    "MAX_POLICIES_PER_BINDING", policy_name)
+                                    "MAX_POLICIES_PER_BINDING", self.policy_name)
         unsafe = False
         if "unsafe_match_all" in fields:
             flag = fields["unsafe_match_all"][1]
