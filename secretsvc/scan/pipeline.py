@@ -193,6 +193,7 @@ class _Run:
     layers: list[tuple[LayerInfo, str | None]] = field(default_factory=list)  # with its image's platform
     resolved: dict[tuple[object, ...], tuple[Finding, str | None]] = field(default_factory=dict)
     names: NameRedactor = field(default_factory=NameRedactor, repr=False)
+    last_truncated: tuple[str | None, int | None, str] | None = None  # one limit.matches warning per file
 
     def on_warning(self, warning: ScanWarning) -> None:
         self.warning_count += 1
@@ -217,12 +218,30 @@ class _Run:
                 self.bytes_scanned += len(content.data)
             elif content.offset == 0:
                 self.files.add((image_key, content.layer_index, content.path))
-            matches = self.ruleset.scan(content)
+            matches, truncated = self.ruleset.match(content)
+            if truncated:
+                self.warn_truncated(content, image_key)
             if not matches:
                 continue
             for m in matches:
                 self.names.add(m.secret, redact(m.secret))
             self.collector.add(content, matches)
+
+    def warn_truncated(self, content: Content, image_key: str | None) -> None:
+        """The rules stopped examining `content` part way: a secret after that point would go unseen."""
+        key = (image_key, content.layer_index, content.path)
+        if key == self.last_truncated:
+            return  # the next chunk of a file already reported: one warning per file is enough
+        self.last_truncated = key
+        self.on_warning(
+            ScanWarning(
+                "limit.matches",
+                f"more than {self.ruleset.max_hits} rule trigger hits in the {len(content.data)}-byte block at"
+                f" byte {content.offset}; the rest of that block (and of any later block as dense) was not examined",
+                layer_index=content.layer_index,
+                path=content.path,
+            )
+        )
 
     def keep(self, pairs: Iterable[tuple[Finding, str | None]]) -> None:
         for finding, baseline_id in pairs:

@@ -2,32 +2,43 @@
 
     rules = RuleSet.default()
     for match in rules.scan(content): ...      # Match.start/end: the secret's offsets in content.data
+    result = rules.match(content)              # the same matches, and whether the block was cut short
 
 One pass of Hyperscan over the data finds every trigger (a keyword or token shape); only the windows around
 those hits are examined further with Python `re`, checksums and precision filters. Ordinary data with no
 keywords in it therefore costs little more than the Hyperscan pass. A `RuleSet` is immutable after
 construction and safe to share between threads.
+
+A block with more trigger hits than `max_hits` is examined only up to the hit where the engine stopped;
+`RuleSet.match` says so (`MatchResult.truncated`), and the scan pipeline turns that into a "limit.matches"
+warning, since a secret past that point would go unseen.
 """
 
 from __future__ import annotations
 
 import bisect
 from collections.abc import Iterable, Sequence
+from typing import NamedTuple
 
 from secretsvc.errors import InvalidArgument
 from secretsvc.scan.model import Content, Match
 from secretsvc.scan.rules.catalog import default_rules
-from secretsvc.scan.rules.engine import TriggerEngine, build_engine
+from secretsvc.scan.rules.engine import MAX_HITS_PER_SCAN, TriggerEngine, build_engine
 from secretsvc.scan.rules.filters import is_allowlisted
 from secretsvc.scan.rules.model import Detector, Rule, RuleInfo
 
-__all__ = ["RuleInfo", "RuleSet"]
+__all__ = ["MAX_HITS_PER_SCAN", "MatchResult", "RuleInfo", "RuleSet"]
+
+
+class MatchResult(NamedTuple):
+    matches: list[Match]  # sorted by offset
+    truncated: bool  # more than max_hits trigger hits: the block was examined only in part
 
 
 class RuleSet:
     """A compiled set of rules. Build once (compiling takes a moment), scan many times, from any thread."""
 
-    def __init__(self, rules: Sequence[Rule], *, engine: str = "hyperscan") -> None:
+    def __init__(self, rules: Sequence[Rule], *, engine: str = "hyperscan", max_hits: int = MAX_HITS_PER_SCAN) -> None:
         if not rules:
             raise InvalidArgument("a rule set needs at least one rule")
         ids = [r.info.rule_id for r in rules]
@@ -39,13 +50,14 @@ class RuleSet:
             (ri, d) for ri, rule in enumerate(self._rules) for d in rule.detectors
         ]
         self._engine: TriggerEngine = build_engine(
-            [(d.trigger, d.caseless, d.multiline) for _, d in self._detectors], prefer=engine
+            [(d.trigger, d.caseless, d.multiline) for _, d in self._detectors], prefer=engine, max_hits=max_hits
         )
 
     @classmethod
-    def default(cls, *, engine: str = "hyperscan") -> RuleSet:
-        """Every built-in rule. `engine="re"` forces the pure-Python trigger engine (for tests)."""
-        return cls(default_rules(), engine=engine)
+    def default(cls, *, engine: str = "hyperscan", max_hits: int = MAX_HITS_PER_SCAN) -> RuleSet:
+        """Every built-in rule. `engine="re"` forces the pure-Python trigger engine (for tests); `max_hits`
+        caps the trigger hits examined per block (tests shrink it)."""
+        return cls(default_rules(), engine=engine, max_hits=max_hits)
 
     @property
     def rules(self) -> Sequence[RuleInfo]:
@@ -55,20 +67,31 @@ class RuleSet:
     def engine(self) -> str:
         return self._engine.name
 
+    @property
+    def max_hits(self) -> int:
+        """Trigger hits examined per block; a block with more is examined only in part."""
+        return self._engine.max_hits
+
     def without(self, rule_ids: Iterable[str]) -> RuleSet:
         """A new rule set lacking the named rules; an unknown id is an error, not a silent no-op."""
         drop = set(rule_ids)
         unknown = drop - {r.info.rule_id for r in self._rules}
         if unknown:
             raise InvalidArgument(f"unknown rule id(s): {', '.join(sorted(unknown))}")
-        return RuleSet([r for r in self._rules if r.info.rule_id not in drop], engine=self._engine_pref)
+        return RuleSet(
+            [r for r in self._rules if r.info.rule_id not in drop], engine=self._engine_pref, max_hits=self.max_hits
+        )
 
     def scan(self, content: Content) -> list[Match]:
         """Matches in `content.data`, sorted by offset; overlapping claims go to the more specific rule."""
+        return self.match(content).matches
+
+    def match(self, content: Content) -> MatchResult:
+        """`scan`, and whether the block held more trigger hits than `max_hits` (and was examined in part)."""
         data = content.data
-        hits = self._engine.hits(data)
+        hits, truncated = self._engine.hits(data)
         if not hits:
-            return []
+            return MatchResult([], truncated)
         by_detector: dict[int, list[int]] = {}
         for ident, end in hits:
             by_detector.setdefault(ident, []).append(end)
@@ -80,7 +103,7 @@ class RuleSet:
                 for s, e in detector.confirm(data, start, stop):
                     found.add((rule_index, s, e))
         candidates = [c for c in found if not is_allowlisted(data, c[1], c[2])]
-        return self._resolve(candidates, data)
+        return MatchResult(self._resolve(candidates, data), truncated)
 
     def _resolve(self, candidates: list[tuple[int, int, int]], data: bytes) -> list[Match]:
         # Highest priority first, then longest, so a checksum-proven token claims its span before the

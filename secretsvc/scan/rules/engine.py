@@ -7,6 +7,10 @@ concurrent scans.
 
 When the `hyperscan` module cannot be imported (a platform without wheels), the same triggers run through
 Python `re`: correct, far slower, and said once in the log when the rule set is built.
+
+Hits are capped per scanned block (`max_hits`, by default `MAX_HITS_PER_SCAN`): a block that holds more
+stops the engine there, and the result says it was cut short (`TriggerHits.truncated`), so the caller can
+report that the rest of the block was never examined.
 """
 
 from __future__ import annotations
@@ -15,41 +19,57 @@ import logging
 import re
 import threading
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 log = logging.getLogger(__name__)
 
-MAX_HITS_PER_SCAN = 20_000  # trigger hits examined per Content; the rest are dropped and logged
+#: Trigger hits examined per block (one `Content`); past it the rest of the block is not examined.
+MAX_HITS_PER_SCAN = 20_000
+
+
+class TriggerHits(NamedTuple):
+    hits: list[tuple[int, int]]  # (detector index, end offset)
+    truncated: bool  # more than max_hits: the engine stopped, and what follows was not examined
 
 
 class TriggerEngine(Protocol):
     name: str
+    max_hits: int
 
-    def hits(self, data: bytes) -> list[tuple[int, int]]:
-        """(detector index, end offset) of every trigger hit in `data`."""
+    def hits(self, data: bytes) -> TriggerHits:
+        """(detector index, end offset) of every trigger hit in `data`, up to `max_hits`."""
         ...
 
 
 class _Collector:
-    __slots__ = ("hits", "overflow")
+    __slots__ = ("hits", "max_hits", "overflow")
 
-    def __init__(self) -> None:
+    def __init__(self, max_hits: int) -> None:
         self.hits: list[tuple[int, int]] = []
+        self.max_hits = max_hits
         self.overflow = False
 
     def __call__(self, ident: int, _start: int, end: int, _flags: int, _ctx: object) -> bool | None:
-        if len(self.hits) >= MAX_HITS_PER_SCAN:
+        if len(self.hits) >= self.max_hits:
             self.overflow = True
             return True  # stop the scan
         self.hits.append((ident, end))
         return None
 
 
+def _check_max_hits(max_hits: int) -> int:
+    if max_hits < 1:
+        raise ValueError("max_hits must be at least 1")
+    return max_hits
+
+
 class HyperscanEngine:
     name = "hyperscan"
 
-    def __init__(self, triggers: Sequence[tuple[str, bool, bool]]) -> None:
+    def __init__(self, triggers: Sequence[tuple[str, bool, bool]], max_hits: int = MAX_HITS_PER_SCAN) -> None:
         import hyperscan
+
+        self.max_hits = _check_max_hits(max_hits)
 
         self._hs: Any = hyperscan
         flags = []
@@ -76,46 +96,44 @@ class HyperscanEngine:
             self._local.scratch = scratch
         return scratch
 
-    def hits(self, data: bytes) -> list[tuple[int, int]]:
+    def hits(self, data: bytes) -> TriggerHits:
         if not data:
-            return []
-        collector = _Collector()
+            return TriggerHits([], False)
+        collector = _Collector(self.max_hits)
         try:
             self._db.scan(data, match_event_handler=collector, scratch=self._scratch())
         except self._hs.ScanTerminated:
             if not collector.overflow:
                 raise
-        if collector.overflow:
-            log.warning("rule triggers: more than %d hits in one block; the rest were not examined", MAX_HITS_PER_SCAN)
-        return collector.hits
+        return TriggerHits(collector.hits, collector.overflow)
 
 
 class ReEngine:
     name = "re"
 
-    def __init__(self, triggers: Sequence[tuple[str, bool, bool]]) -> None:
+    def __init__(self, triggers: Sequence[tuple[str, bool, bool]], max_hits: int = MAX_HITS_PER_SCAN) -> None:
+        self.max_hits = _check_max_hits(max_hits)
         self._patterns = [
             re.compile(p.encode(), (re.IGNORECASE if ci else 0) | (re.MULTILINE if ml else 0)) for p, ci, ml in triggers
         ]
 
-    def hits(self, data: bytes) -> list[tuple[int, int]]:
+    def hits(self, data: bytes) -> TriggerHits:
         out: list[tuple[int, int]] = []
         for ident, pattern in enumerate(self._patterns):
             for m in pattern.finditer(data):
+                if len(out) >= self.max_hits:
+                    return TriggerHits(out, True)
                 out.append((ident, m.end()))
-                if len(out) >= MAX_HITS_PER_SCAN:
-                    log.warning(
-                        "rule triggers: more than %d hits in one block; the rest were not examined", MAX_HITS_PER_SCAN
-                    )
-                    return out
-        return out
+        return TriggerHits(out, False)
 
 
-def build_engine(triggers: Sequence[tuple[str, bool, bool]], prefer: str = "hyperscan") -> TriggerEngine:
+def build_engine(
+    triggers: Sequence[tuple[str, bool, bool]], prefer: str = "hyperscan", max_hits: int = MAX_HITS_PER_SCAN
+) -> TriggerEngine:
     """Hyperscan when available (and preferred), else Python `re` with a log line saying so."""
     if prefer == "hyperscan":
         try:
-            return HyperscanEngine(triggers)
+            return HyperscanEngine(triggers, max_hits)
         except ImportError:
             log.warning("hyperscan is not importable; rule triggers fall back to Python re (much slower)")
-    return ReEngine(triggers)
+    return ReEngine(triggers, max_hits)

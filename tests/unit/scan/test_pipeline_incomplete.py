@@ -11,6 +11,7 @@ import pytest
 from secretsvc import errors
 from secretsvc.scan import pipeline
 from secretsvc.scan.config import ScanConfig
+from secretsvc.scan.limits import ScanLimits
 from secretsvc.scan.model import INFORMATIONAL_WARNINGS, ScanWarning, Severity, loses_content
 from secretsvc.scan.pipeline import (
     EXIT_CLEAN,
@@ -21,6 +22,7 @@ from secretsvc.scan.pipeline import (
     ScanStats,
     scan,
 )
+from secretsvc.scan.rules import MAX_HITS_PER_SCAN, RuleSet
 from tests import fakecreds
 from tests import scanimages as si
 
@@ -178,6 +180,9 @@ def test_only_an_explicit_short_list_of_codes_is_informational() -> None:
         "limit.layer_size",
         "limit.image_size",
         "limit.layer_ratio",
+        "limit.matches",
+        "limit.blob_size",
+        "layer.size_mismatch",
         "something.new",
         "",
     ):
@@ -204,3 +209,42 @@ def test_config_parses_the_scan_table() -> None:
     config = parse_config({"scan": {"allow_incomplete": True, "accept_warnings": ["limit.file_size"]}})
     assert config == ScanConfig(allow_incomplete=True, accepted_warnings=frozenset({"limit.file_size"}))
     assert parse_config({}) == ScanConfig()
+
+
+def _flood(lines: int) -> bytes:
+    """Assignments of a placeholder: every line is a rule trigger, none is a secret."""
+    return b"password=changeme\n" * lines
+
+
+def test_rule_hits_past_the_cap_make_the_scan_incomplete(tmp_path: Path) -> None:
+    flood = _flood(MAX_HITS_PER_SCAN + 100)  # about 370 KB: one chunk, more trigger hits than the default cap
+    image = si.build_image([[si.file("etc/app.ini", flood), si.file("etc/other.ini", b"x=1\n")]])
+    layout = si.write_oci_layout(tmp_path / "layout", [image])
+    report = scan(f"oci:{layout}")
+    assert report.findings == ()
+    assert [(w.code, w.layer_index, w.path) for w in report.warnings] == [("limit.matches", 0, "etc/app.ini")]
+    assert f"more than {MAX_HITS_PER_SCAN} rule trigger hits" in report.warnings[0].message
+    assert report.warnings[0].incomplete
+    assert dict(report.stats.not_read) == {"limit.matches": 1}
+    assert report.exit_code == EXIT_INCOMPLETE
+    accepted = scan(f"oci:{layout}", ScanOptions(accept_warnings=frozenset({"limit.matches"})))
+    assert accepted.exit_code == EXIT_CLEAN
+
+
+def test_the_hit_cap_is_a_rule_set_parameter(tmp_path: Path) -> None:
+    image = si.build_image([[si.file("etc/app.ini", _flood(200))]])
+    layout = si.write_oci_layout(tmp_path / "layout", [image])
+    assert scan(f"oci:{layout}").complete
+    report = scan(f"oci:{layout}", ScanOptions(rules=RuleSet.default(max_hits=50)))
+    assert [(w.code, w.path) for w in report.warnings] == [("limit.matches", "etc/app.ini")]
+    assert report.exit_code == EXIT_INCOMPLETE
+
+
+def test_rule_hits_past_the_cap_warn_once_per_file(tmp_path: Path) -> None:
+    """A file read in several chunks, each over the cap, gives one warning."""
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "flood.ini").write_bytes(_flood(2000))
+    limits = ScanLimits(chunk_bytes=8 * 1024, chunk_overlap_bytes=64)
+    report = scan(str(tmp_path / "src"), ScanOptions(rules=RuleSet.default(max_hits=20), limits=limits))
+    assert [(w.code, w.path) for w in report.warnings] == [("limit.matches", "flood.ini")]
+    assert report.exit_code == EXIT_INCOMPLETE

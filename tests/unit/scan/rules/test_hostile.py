@@ -40,3 +40,22 @@ def test_hits_beyond_the_cap_are_dropped_not_fatal(rules: RuleSet) -> None:
     # Every examined assignment is reported; the ones past the cap are not examined at all.
     assert 0 < len(matches) <= MAX_HITS_PER_SCAN
     assert {m.rule_id for m in matches} == {"generic-secret-assignment"}
+
+
+@pytest.mark.parametrize("engine", ["hyperscan", "re"])
+def test_a_block_with_more_hits_than_the_cap_says_it_was_cut_short(engine: str) -> None:
+    small = RuleSet.default(engine=engine, max_hits=50)
+    assert small.max_hits == 50
+    assert small.without(["jwt"]).max_hits == 50
+    line = b"password=changeme\n"
+    over = small.match(content(line * 60))
+    assert over.truncated
+    # Exactly at the cap nothing was dropped: every hit was examined.
+    at_cap = small.match(content(line * 10))
+    assert not at_cap.truncated
+    assert small.scan(content(line * 60)) == over.matches
+
+
+def test_max_hits_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="max_hits"):
+        RuleSet.default(max_hits=0)
