@@ -32,6 +32,9 @@ class ScanLimits:
     max_index_depth: int = 4  # index -> index -> ... -> manifest
     binary_sniff_bytes: int = 8 * KIB  # a NUL byte in this prefix marks a file binary
     read_block_bytes: int = 1 * MIB  # block size for reading compressed layer blobs
+    # A layer blob as stored, when its descriptor gives no size (a size it gives is the bound then). Includes
+    # anything after the end of a gzip or zstd stream, which is read to check the digest.
+    max_blob_bytes: int = 64 * GIB
     # Whole layers, as decompressed. The rest of a layer is decompressed even past max_file_bytes (to check
     # its digest), so without these a 71 KB zstd layer expands to 2 GiB and a 33 MB one to 1 TiB.
     # Real layers reach a few GiB (CUDA, ML frameworks, SDKs); 16 GiB leaves room and still ends a bomb.

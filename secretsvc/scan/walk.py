@@ -22,12 +22,17 @@ limit becomes a `ScanWarning` with a stable code and the walk goes on with the n
                          in it are still reported: the bytes are what anyone pulling the image gets)
     layer.corrupt        bad or truncated gzip/zstd data          layer.unreadable  the blob cannot be opened
     tar.truncated        the tar ends inside a header or member   tar.corrupt       a malformed tar header
-    path.unsafe          an absolute path or ".." (normalised)    file.unreadable   (walk_path) an OS error
+    path.unsafe          an absolute path or ".." (normalised)
+    file.unreadable      (walk_path) a listed file not read: an OS error, or no longer a regular file when opened
     archive.corrupt / archive.truncated                           a nested archive cannot be read fully
     limit.file_size  limit.tar_header  limit.path  limit.nested_depth  limit.archive_entries
     limit.compression_ratio  limit.expanded_bytes
     limit.layer_size  limit.image_size  limit.layer_ratio    a whole layer expands past a limit: decompression
                          stops there, the rest is not scanned and the layer's digest cannot be verified
+    layer.size_mismatch  the layer blob runs past the size its descriptor gives (reading stops there, as
+                         above) or ends short of it
+    limit.blob_size      a layer blob with no size in its descriptor runs past max_blob_bytes
+    limit.matches        (pipeline) a block holds more rule trigger hits than the rule set examines
 """
 
 from __future__ import annotations
@@ -35,11 +40,12 @@ from __future__ import annotations
 import io
 import os
 import posixpath
+import stat
 import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import zstandard
 
@@ -55,7 +61,8 @@ from secretsvc.scan.archives import (
 from secretsvc.scan.limits import ScanLimits
 from secretsvc.scan.model import Content, Location, ScanWarning
 from secretsvc.scan.sources.image import Image
-from secretsvc.scan.sources.stream import CorruptStream, DigestMismatch, ExpansionLimit
+from secretsvc.scan.sources.safeopen import open_file, open_in
+from secretsvc.scan.sources.stream import BlobSizeMismatch, CorruptStream, DigestMismatch, ReadStopped
 from secretsvc.scan.tarstream import MemberData, Reader, TarError, TarMember, TarReader, clean_path
 
 WHITEOUT_PREFIX = ".wh."
@@ -438,7 +445,9 @@ def walk_image(
                     # The worker thread must be gone before the opener closes the raw blob, including
                     # when the consumer abandons the walk half-way.
                     stream.stop()
-        except ExpansionLimit as exc:
+        except ReadStopped as exc:  # a layer past an expansion limit, or a blob past its size
+            walker.warn(exc.code, str(exc), i, None)
+        except BlobSizeMismatch as exc:
             walker.warn(exc.code, str(exc), i, None)
         except DigestMismatch as exc:
             walker.warn("digest.mismatch", str(exc), i, None)
@@ -460,32 +469,51 @@ def walk_path(
 ) -> Iterator[Content]:
     """Contents of a plain directory (recursively, symlinks not followed) or file, as layer 0.
 
-    Paths are relative to `path` (a single file is named by its base name).
+    Paths are relative to `path` (a single file is named by its base name). Only regular files are content:
+    symbolic links, FIFOs, sockets and devices in the tree are skipped without a warning, and never opened.
+    Each file is opened as `safeopen.open_in` opens layout files (no link followed out of the tree, O_NONBLOCK,
+    then `fstat`), so one swapped for a FIFO, a device or a link after it was listed cannot block the scan or
+    lead outside the tree: it becomes a "file.unreadable" warning, since what was listed was not read.
     """
     walker = _Walker(limits, index, on_warning, on_progress)
     if path.is_file():
-        yield from _scan_disk_file(walker, path, path.name, on_progress)
+        try:
+            f = open_file(path)  # the user's own path: a link to a regular file is followed
+        except errors.SecretsvcError as exc:
+            walker.warn("file.unreadable", str(exc), 0, path.name)
+            return
+        yield from _scan_disk_file(walker, f, path.name, on_progress)
         return
     if not path.is_dir():
         raise errors.NotFound(f"{path} does not exist")
-    for root, dirs, files in os.walk(path, followlinks=False):
+
+    def unlisted(exc: OSError) -> None:
+        where = Path(os.path.relpath(exc.filename, path)).as_posix() if exc.filename else "."
+        walker.warn("file.unreadable", f"cannot list directory: {exc.strerror}", 0, where)
+
+    for root, dirs, files in os.walk(path, onerror=unlisted, followlinks=False):
         dirs.sort()
         for name in sorted(files):
             full = Path(root) / name
-            if full.is_symlink() or not full.is_file():
-                continue
+            try:
+                listed = os.lstat(full).st_mode
+            except OSError:
+                continue  # gone since it was listed
+            if not stat.S_ISREG(listed):
+                continue  # a link, FIFO, socket or device is not content
             rel = full.relative_to(path).as_posix()
-            yield from _scan_disk_file(walker, full, rel, on_progress)
+            try:
+                f = open_in(path, rel)
+            except (errors.SecretsvcError, OSError) as exc:
+                walker.warn("file.unreadable", f"cannot open: {exc}", 0, rel)
+                continue
+            yield from _scan_disk_file(walker, f, rel, on_progress)
 
 
 def _scan_disk_file(
-    walker: _Walker, full: Path, rel: str, on_progress: Callable[[int], None] | None
+    walker: _Walker, f: BinaryIO, rel: str, on_progress: Callable[[int], None] | None
 ) -> Iterator[Content]:
-    try:
-        f = open(full, "rb")  # noqa: SIM115 - closed below, after the generator is drained
-    except OSError as exc:
-        walker.warn("file.unreadable", f"cannot open: {exc.strerror}", 0, rel)
-        return
+    """Scan an opened regular file, and close it (also when the consumer stops early)."""
     try:
         size = os.fstat(f.fileno()).st_size
         if walker.index is not None:

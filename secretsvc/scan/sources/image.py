@@ -23,6 +23,8 @@ from secretsvc.scan.sources.stream import (
     ImageExpansion,
     LayerStream,
     check_digest_syntax,
+    check_size,
+    descriptor_size,
     read_bounded,
     verify_bytes,
 )
@@ -63,10 +65,12 @@ class Image:
     def open_layer(self, index: int, expansion: ImageExpansion | None = None) -> ContextManager[LayerStream]:
         """The layer's UNCOMPRESSED tar stream, verified as read (see `sources.stream`).
 
-        Once read to its end, `stream.verify()` (and leaving this context) raises `DigestMismatch` (an
-        `errors.InvalidArgument`) if the blob digest or the diff_id is wrong; `walk_image` reports that as
-        a "digest.mismatch" warning and keeps the findings. Reads raise `ExpansionLimit` past the layer
-        limits of `self.limits`, or past `expansion` (the count shared by the layers of this image).
+        Once read to its end, `stream.verify()` (and leaving this context) raises `BlobSizeMismatch` if the
+        blob ended short of its descriptor's size, or `DigestMismatch` if the blob digest or the diff_id is
+        wrong (both `errors.InvalidArgument`); `walk_image` reports them as warnings and keeps the findings.
+        Reads raise `ExpansionLimit` past the layer limits of `self.limits`, or past `expansion` (the count
+        shared by the layers of this image), and `ReadStopped` once the blob runs past its descriptor's size
+        (or `max_blob_bytes` when the descriptor gives none).
         """
         if not 0 <= index < len(self.layers):
             raise errors.InvalidArgument(f"layer index {index} out of range (image has {len(self.layers)})")
@@ -86,6 +90,7 @@ class Image:
                 block=self.limits.read_block_bytes,
                 limits=self.limits,
                 image=expansion,
+                blob_size=layer.size,
             )
             yield stream
             if stream.finished:
@@ -95,10 +100,15 @@ class Image:
         return f"Image(ref={self.ref!r}, platform={self.platform!r}, {len(self.layers)} layers)"
 
 
-def read_verified_blob(store: BlobStore, digest: str, max_bytes: int, what: str) -> bytes:
+def read_verified_blob(store: BlobStore, digest: str, max_bytes: int, what: str, size: int | None = None) -> bytes:
+    """A small blob (manifest, config), at most `max_bytes` and, when its descriptor says, `size` bytes."""
     check_digest_syntax(digest)
+    if size is not None and size > max_bytes:
+        raise errors.LimitExceeded(f"{what} is {size} bytes by its descriptor, over the limit of {max_bytes} bytes")
     with store.open_blob(digest) as f:
-        data = read_bounded(f, max_bytes, what)
+        # One byte past the descriptor's size tells a longer blob from one of the right size.
+        data = read_bounded(f, max_bytes, what) if size is None else f.read(size + 1)
+    check_size(what, data, size)
     verify_bytes(what, data, digest)
     return data
 
@@ -223,11 +233,13 @@ def image_from_manifest(
     if len(raw_layers) > limits.max_layers:
         raise errors.LimitExceeded(f"image has {len(raw_layers)} layers, over the limit of {limits.max_layers}")
     descs = [_descriptor(d, f"layer {i}") for i, d in enumerate(raw_layers)]
-    cfg_bytes = read_verified_blob(store, cfg_desc["digest"], limits.max_config_bytes, "image config")
+    cfg_bytes = read_verified_blob(
+        store, cfg_desc["digest"], limits.max_config_bytes, "image config", descriptor_size(cfg_desc.get("size"))
+    )
     config = load_json(cfg_bytes, "image config", limits.max_json_depth)
     if not isinstance(config, Mapping):
         raise errors.InvalidArgument("image config is not a JSON object")
-    sizes = [d.get("size") if isinstance(d.get("size"), int) else None for d in descs]
+    sizes = [descriptor_size(d.get("size")) for d in descs]
     layers = build_layers(config, [d["digest"] for d in descs], sizes, limits)
     return Image(
         ref=ref,
@@ -274,7 +286,9 @@ def resolve_images(
             if load_manifest is not None:
                 data = load_manifest(desc)
             else:
-                data = read_verified_blob(store, desc["digest"], limits.max_manifest_bytes, "manifest")
+                data = read_verified_blob(
+                    store, desc["digest"], limits.max_manifest_bytes, "manifest", descriptor_size(desc.get("size"))
+                )
             child_doc = load_json(data, "manifest", limits.max_json_depth)
             if not isinstance(child_doc, Mapping):
                 raise errors.InvalidArgument("manifest is not a JSON object")

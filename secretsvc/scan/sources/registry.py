@@ -40,7 +40,13 @@ from secretsvc.scan.sources.image import (
 )
 from secretsvc.scan.sources.jsondoc import load_json
 from secretsvc.scan.sources.safeopen import open_file
-from secretsvc.scan.sources.stream import check_digest_syntax, read_bounded, verify_bytes
+from secretsvc.scan.sources.stream import (
+    check_digest_syntax,
+    check_size,
+    descriptor_size,
+    read_bounded,
+    verify_bytes,
+)
 
 DOCKER_HUB = "registry-1.docker.io"
 HTTP_TIMEOUT_S = 60.0
@@ -352,7 +358,9 @@ class RegistrySource:
             raise errors.InvalidArgument(f"{self.ref}: manifest is not a JSON object")
 
         def load(desc: Mapping[str, Any]) -> bytes:
-            return client.manifest(desc["digest"])
+            body = client.manifest(desc["digest"])
+            check_size("manifest", body, descriptor_size(desc.get("size")))
+            return body
 
         def opener(layer: LayerInfo) -> Any:
             return client.open_blob(layer.digest)

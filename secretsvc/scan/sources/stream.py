@@ -12,6 +12,14 @@ and every read returns at most the size asked for, so memory stays bounded whate
 Time is bounded too: past `max_layer_expanded_bytes`, `max_image_expanded_bytes` (all layers of one image,
 counted in an `ImageExpansion`) or `max_layer_compression_ratio`, decompression stops and the reader gets
 `ExpansionLimit`, carrying the warning code; the digests of that layer are then never checked.
+
+The blob as stored is bounded as well, whatever its compression and including anything after the end of a
+gzip or zstd stream (which is still read, to check the digest): when its descriptor gives a size, reading
+more than that stops with `ReadStopped` ("layer.size_mismatch"), and a blob that ends short of it fails
+`verify` with `BlobSizeMismatch`; with no size (`docker save` archives, whose tar members bound each blob
+themselves) the bound is `max_blob_bytes` ("limit.blob_size"). A registry or layout that streams without
+end is cut off there.
+
 Reading, decompressing and hashing run on one worker thread per open layer, at most `READ_AHEAD_BLOCKS`
 blocks ahead of the walker, so they overlap with tar parsing and rule matching on a second core.
 """
@@ -56,15 +64,34 @@ class CorruptStream(errors.InvalidArgument):
     """A compressed stream is corrupt or ends early."""
 
 
-class ExpansionLimit(errors.LimitExceeded):
-    """A layer expanded past a named limit; decompression stopped, so its digests cannot be verified.
+class ReadStopped(errors.LimitExceeded):
+    """Reading a layer stopped at a bound before its end, so its digests cannot be verified.
 
-    `code` is the warning to report: "limit.layer_size", "limit.image_size" or "limit.layer_ratio".
+    `code` is the warning to report: "layer.size_mismatch" (the blob runs past its descriptor's size) or
+    "limit.blob_size"; the subclass `ExpansionLimit` carries the decompression limits' codes.
     """
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+class ExpansionLimit(ReadStopped):
+    """A layer expanded past a named limit; decompression stopped, so its digests cannot be verified.
+
+    `code` is the warning to report: "limit.layer_size", "limit.image_size" or "limit.layer_ratio".
+    """
+
+
+class BlobSizeMismatch(errors.InvalidArgument):
+    """A blob ended before the size its descriptor gives (warning code "layer.size_mismatch")."""
+
+    code = "layer.size_mismatch"
+
+    def __init__(self, what: str, expected: int, actual: int) -> None:
+        super().__init__(f"{what} is {actual} bytes, but its descriptor says {expected}")
+        self.expected = expected
+        self.actual = actual
 
 
 class ImageExpansion:
@@ -109,12 +136,63 @@ def verify_bytes(what: str, data: bytes, expected: str) -> None:
         raise DigestMismatch(what, expected, actual)
 
 
+def check_size(what: str, data: bytes, size: int | None) -> None:
+    """Raise BlobSizeMismatch unless `data` is `size` bytes long (None: the descriptor gives no size)."""
+    if size is not None and len(data) != size:
+        raise BlobSizeMismatch(what, size, len(data))
+
+
+def descriptor_size(value: object) -> int | None:
+    """A descriptor's "size" if it is one (a non-negative integer), else None: the size is unknown."""
+    if type(value) is int and value >= 0:
+        return value
+    return None
+
+
 def read_bounded(stream: Readable, max_bytes: int, what: str) -> bytes:
     """Read a whole small document (JSON) but refuse it if it is larger than `max_bytes`."""
     data = stream.read(max_bytes + 1)
     if len(data) > max_bytes:
         raise errors.LimitExceeded(f"{what} is larger than the limit of {max_bytes} bytes")
     return data
+
+
+class SizedReader:
+    """The blob as stored, never read past its descriptor's `size` (None: past `limit`).
+
+    One byte past the bound is asked for, to tell a blob that ends there from one that goes on; one that goes
+    on raises ReadStopped and nothing more is read. A blob that ends short of `size` leaves `short` set
+    (kept, like `HashingReader`'s verdict, for the owner to raise once reading is over).
+    """
+
+    def __init__(self, raw: Readable, size: int | None, limit: int, what: str) -> None:
+        self._raw = raw
+        self._size = size
+        self._limit = limit
+        self._what = what
+        self._bound = size if size is not None and size <= limit else limit
+        self.bytes_read = 0
+        self.short: BlobSizeMismatch | None = None
+
+    def read(self, n: int = -1, /) -> bytes:
+        if n == 0:
+            return b""
+        left = self._bound - self.bytes_read
+        data = self._raw.read(left if n < 0 else min(n, left)) if left > 0 else self._raw.read(1)
+        if not data:
+            if self._size is not None and self.bytes_read < self._size:
+                self.short = BlobSizeMismatch(self._what, self._size, self.bytes_read)
+            return b""
+        if left > 0:
+            self.bytes_read += len(data)
+            return data
+        stopped = "reading stopped: the rest of the layer is not scanned and its digest could not be verified"
+        if self._bound == self._size:
+            raise ReadStopped(
+                "layer.size_mismatch",
+                f"{self._what} is larger than the {self._size} bytes its descriptor says; {stopped}",
+            )
+        raise ReadStopped("limit.blob_size", f"{self._what} is larger than max_blob_bytes={self._limit}; {stopped}")
 
 
 class HashingReader:
@@ -174,13 +252,19 @@ class _Prepend:
 
 
 class _GzipReader:
-    """Multi-member gzip, decompressed with zlib in bounded steps (C does the work)."""
+    """Multi-member gzip, decompressed with zlib in bounded steps (C does the work).
+
+    After a member ends, what follows (in the same block or the next) is another member, or zero padding
+    read on to the end of the blob so its digest is checked; anything else is corrupt.
+    """
 
     def __init__(self, raw: Readable, block: int) -> None:
         self._raw = raw
         self._block = block
         self._d = zlib.decompressobj(wbits=31)
         self._pending = b""  # compressed input not yet given to the decompressor
+        self._between = False  # a member has ended and no other has begun
+        self._padding = False  # zero bytes have followed the last member
         self._eof = False
 
     def read(self, n: int = -1, /) -> bytes:
@@ -194,26 +278,28 @@ class _GzipReader:
             else:
                 data = self._raw.read(self._block)
                 if not data:
-                    if not self._d.eof:
+                    if not self._between:
                         raise CorruptStream("gzip stream ends early (truncated)")
                     self._eof = True
                     break
+            if self._between:
+                if len(data) < len(GZIP_MAGIC) and GZIP_MAGIC.startswith(data):
+                    data += self._raw.read(self._block)  # a block boundary inside the next member's magic
+                if data.startswith(GZIP_MAGIC) and not self._padding:
+                    self._between = False
+                elif data.strip(b"\0"):
+                    raise CorruptStream("unexpected bytes after the end of the gzip stream")
+                else:
+                    self._padding = True  # read on, so the digest check at the blob's end runs
+                    continue
             try:
                 out = self._d.decompress(data, n)
             except zlib.error as exc:
                 raise CorruptStream(f"corrupt gzip stream: {exc}") from None
             if self._d.eof:
-                rest = self._d.unused_data
+                self._pending = self._d.unused_data
                 self._d = zlib.decompressobj(wbits=31)
-                if rest.startswith(GZIP_MAGIC):
-                    self._pending = rest
-                elif rest.strip(b"\0"):
-                    raise CorruptStream("unexpected bytes after the end of the gzip stream")
-                else:
-                    # Drain the raw stream so the digest check at its end runs.
-                    while self._raw.read(self._block):
-                        pass
-                    self._eof = True
+                self._between = True
             if out:
                 return out
         return b""
@@ -349,7 +435,7 @@ class LayerStream:
     (leaving the `open_layer` context does so too); `read` raises CorruptStream for bad compression.
     Decompression and hashing run on a worker thread started by the first read; `stop` (or `close`) ends it.
     Past a limit of `limits` (or of the shared `image` count), `read` raises ExpansionLimit and the worker
-    has ended.
+    has ended; past `blob_size` (or `limits.max_blob_bytes` when it is None), ReadStopped.
     """
 
     def __init__(
@@ -361,10 +447,13 @@ class LayerStream:
         block: int,
         limits: ScanLimits | None = None,
         image: ImageExpansion | None = None,
+        blob_size: int | None = None,
     ) -> None:
         self._raw = raw
         self._block = max(block, MIN_BLOCK_BYTES)
-        self.blob = HashingReader(raw, blob_digest, "layer blob")
+        limits = limits or ScanLimits()
+        self.sized = SizedReader(raw, blob_size, limits.max_blob_bytes, "layer blob")
+        self.blob = HashingReader(self.sized, blob_digest, "layer blob")
         head = self.blob.read(self._block)
         self.compression = compression_of(head)
         source = _Prepend(head, self.blob)
@@ -375,7 +464,7 @@ class LayerStream:
             inner = _ZstdReader(source, self._block)
         else:
             inner = source
-        bounded = _Bounded(inner, self.blob, self.compression != "none", limits or ScanLimits(), image)
+        bounded = _Bounded(inner, self.blob, self.compression != "none", limits, image)
         self.tar = HashingReader(bounded, diff_id, "layer diff_id")
         self._pump: _Pump | None = None
         self._stopper: weakref.finalize[[], LayerStream] | None = None
@@ -437,7 +526,10 @@ class LayerStream:
         return self._eof and self.tar.finished
 
     def verify(self) -> None:
-        """Raise DigestMismatch if the stream, read to its end, did not match (blob first, then diff_id)."""
+        """Raise BlobSizeMismatch if the blob ended short of its descriptor's size, else DigestMismatch if the
+        stream, read to its end, did not match (blob first, then diff_id)."""
+        if self.sized.short is not None:
+            raise self.sized.short
         for reader in (self.blob, self.tar):
             if reader.mismatch is not None:
                 raise reader.mismatch

@@ -7,6 +7,7 @@ import http.server
 import json
 import random
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import pytest
 
 from secretsvc import errors
 from secretsvc.scan.limits import ScanLimits
+from secretsvc.scan.model import ScanWarning
 from secretsvc.scan.sources import open_source
 from secretsvc.scan.sources.registry import (
     DOCKER_HUB,
@@ -37,6 +39,8 @@ class FakeRegistry(http.server.ThreadingHTTPServer):
         self.token = "tok-" + str(random.Random(1).getrandbits(64))
         self.token_requests: list[str] = []
         self.tamper = False
+        self.endless: set[str] = set()  # blobs sent without a length, followed by zeros until the client hangs up
+        self.endless_for_s = 15.0  # ...or until this much time has passed, so a client that never stops fails
 
     @property
     def host(self) -> str:
@@ -94,10 +98,25 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     "Docker-Content-Digest": sha256(srv.tags.get(ref) or body),
                 },
             )
+        elif kind == "blobs" and ref in srv.endless:
+            self._stream_endlessly(srv.blobs[ref])
         elif kind == "blobs" and ref in srv.blobs:
             self._send(200, srv.blobs[ref])
         else:
             self._send(404)
+
+
+    def _stream_endlessly(self, blob: bytes) -> None:
+        self.send_response(200)  # HTTP/1.0 without a Content-Length: the body ends when the connection does
+        self.end_headers()
+        zeros = bytes(64 * 1024)
+        deadline = time.monotonic() + self.server.endless_for_s
+        try:
+            self.wfile.write(blob)
+            while time.monotonic() < deadline:
+                self.wfile.write(zeros)
+        except OSError:
+            return  # the client stopped reading and closed the connection
 
 
 def two_platforms() -> tuple[dict[str, bytes], dict[str, bytes], list[BuiltImage]]:
@@ -242,3 +261,22 @@ def test_docker_config_parsing(tmp_path: Path) -> None:
         credentials_from_docker_config("other.example.org", cfg, 4096)
     with pytest.raises(errors.InvalidArgument):
         credentials_from_docker_config("h", tmp_path / "missing.json", 4096)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("registry", ["anon"], indirect=True)
+def test_a_blob_streamed_without_end_is_cut_off_at_its_descriptor_size(registry: FakeRegistry) -> None:
+    """The layer blob, then zeros for as long as the client reads (up to `endless_for_s`)."""
+    _, _, ims = two_platforms()
+    registry.endless.add(sha256(ims[0].blobs[0]))
+    started = time.monotonic()
+    codes: dict[str, list[str]] = {}
+    with open_source(f"docker://{registry.host}/team/app:v1") as src:
+        for image in src.images():
+            warnings: list[ScanWarning] = []
+            for _ in walk_image(image, limits=ScanLimits(), index=LayerIndex(), on_warning=warnings.append):
+                pass
+            codes[image.platform or ""] = [w.code for w in warnings]
+    assert codes == {"linux/amd64": ["layer.size_mismatch"], "linux/arm64": []}
+    assert time.monotonic() - started < registry.endless_for_s / 2
+
