@@ -9,6 +9,11 @@ from __future__ import annotations
 MAX_POLICY_FILE_BYTES = 1024 * 1024
 MAX_POLICY_FILES = 1000  # in one directory
 MAX_NESTING_DEPTH = 16  # the schema itself is five levels deep
+# Bounds met while a file is parsed, before the schema's own: no list the schema takes is longer than the
+# largest list limit below, and no mapping it takes has more than six keys.
+MAX_LIST_ITEMS = 10_000
+MAX_MAPPING_KEYS = 64
+MAX_PROBLEMS_PER_DOCUMENT = 100  # reported; the rest are counted
 MAX_POLICIES = 10_000  # in one policy set, across files
 MAX_RULES_PER_POLICY = 1000
 MAX_RULES = 100_000  # in one policy set, across files

@@ -6,8 +6,10 @@ it finds can name a line. Only plain data gets through:
 - duplicate keys are refused in both formats (YAML and Python's json would silently keep the last one, so a
   second `effect:` could flip a rule unnoticed);
 - YAML aliases are refused (they let a small file expand into a large tree), as are tags outside the core
-  schema, and keys that are not strings;
-- nesting deeper than MAX_NESTING_DEPTH is refused before it can exhaust the stack.
+  schema, and keys that are not strings; the tree is built from the parser's events (libyaml's when it is
+  installed), so a refused construct costs nothing beyond reading up to it;
+- nesting deeper than MAX_NESTING_DEPTH is refused before it can exhaust the stack, and lists and mappings
+  longer than any the schema takes (MAX_LIST_ITEMS, MAX_MAPPING_KEYS) before they are built.
 
 JSON is read by a small position-tracking parser rather than by the YAML loader: JSON is not quite a subset
 of YAML 1.1 (escapes such as `\\/`, tabs, long keys), and this way a `.json` file means exactly what JSON
@@ -20,7 +22,7 @@ import bisect
 import json
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 
@@ -91,74 +93,114 @@ def read(data: bytes, fmt: Format) -> Node | Unreadable:
 
 # -- YAML ---------------------------------------------------------------------------------------------------
 
+_STR = "tag:yaml.org,2002:str"
 _CORE_TAGS = frozenset({
     "tag:yaml.org,2002:str", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float", "tag:yaml.org,2002:bool",
     "tag:yaml.org,2002:null", "tag:yaml.org,2002:seq", "tag:yaml.org,2002:map",
 })
 
 
-class _Loader(yaml.SafeLoader):
-    """A safe loader that refuses aliases and deep nesting while it composes (before any tree is built)."""
+# libyaml when present: the pure-Python scanner takes seconds over a hostile megabyte, libyaml a fraction.
+_LOADER: type[yaml.SafeLoader] | type[yaml.CSafeLoader] = (
+    yaml.CSafeLoader if getattr(yaml, "__with_libyaml__", False) else yaml.SafeLoader)
 
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self._depth = 0
 
-    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
-        event: yaml.Event = self.peek_event()  # type: ignore[no-untyped-call]
+class _YamlReader:
+    """Builds the tree from the parser's events rather than from composed nodes, so that an alias or a deep
+    nesting is refused when the parser reaches it, before anything is built for it."""
+
+    def __init__(self, text: str) -> None:
+        # Any: the stubs type the C and Python parsers' events and marks apart, though they behave alike.
+        self.loader: Any = _LOADER(text)
+
+    def read(self) -> Node:
+        loader = self.loader
+        try:
+            loader.get_event()  # stream start
+            if loader.check_event(yaml.StreamEndEvent):
+                raise _Refused(1, "is empty")
+            loader.get_event()  # document start
+            root = self.node(0)
+            loader.get_event()  # document end
+            if not loader.check_event(yaml.StreamEndEvent):
+                raise _Refused(self.line(), "holds more than one YAML document")
+            return root
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            line = mark.line + 1 if mark else 1
+            if "nesting depth" in str(exc.problem):  # libyaml's own bound, met while it scans ahead
+                raise _depth_refused(line) from None
+            raise _Refused(line, f"YAML: {exc.problem or exc.context}") from None
+        except yaml.YAMLError as exc:
+            raise _Refused(1, f"YAML: {exc}") from None
+        finally:
+            loader.dispose()
+
+    def line(self) -> int:
+        event = self.loader.peek_event()
+        return event.start_mark.line + 1 if event is not None and event.start_mark else 1
+
+    def tag(self, event: yaml.NodeEvent, kind: type[yaml.Node], value: str | None) -> str:
+        tag = getattr(event, "tag", None)
+        if tag is None or tag == "!":
+            implicit = getattr(event, "implicit", True)
+            tag = self.loader.resolve(kind, value, implicit)
+        return str(tag)
+
+    def node(self, depth: int) -> Node:
+        event: Any = self.loader.get_event()
         line = event.start_mark.line + 1 if event.start_mark else 1
         if isinstance(event, yaml.AliasEvent):
             raise _Refused(line, "YAML aliases (*name) are not allowed in policy documents; write the value out")
-        self._depth += 1
-        try:
-            if self._depth > limits.MAX_NESTING_DEPTH:
-                raise _depth_refused(line)
-            return super().compose_node(parent, index)
-        finally:
-            self._depth -= 1
+        if isinstance(event, yaml.ScalarEvent):
+            tag = self.tag(event, yaml.ScalarNode, event.value)
+            if tag not in _CORE_TAGS:
+                raise _Refused(line, f"YAML tag {tag!r} is not allowed in policy documents")
+            if tag == _STR:
+                return Scalar(line, event.value)
+            scalar = yaml.ScalarNode(tag, event.value, None, None, event.style)
+            try:
+                return Scalar(line, self.loader.construct_object(scalar, deep=True))
+            except yaml.YAMLError as exc:
+                raise _Refused(line, f"YAML: {exc}") from None
+        if depth >= limits.MAX_NESTING_DEPTH:
+            raise _depth_refused(line)
+        assert isinstance(event, yaml.CollectionStartEvent), event
+        kind: type[yaml.Node] = yaml.SequenceNode if isinstance(event, yaml.SequenceStartEvent) else yaml.MappingNode
+        tag = self.tag(event, kind, None)
+        if tag not in _CORE_TAGS:
+            raise _Refused(line, f"YAML tag {tag!r} is not allowed in policy documents")
+        if kind is yaml.SequenceNode:
+            items: list[Node] = []
+            while not self.loader.check_event(yaml.SequenceEndEvent):
+                if len(items) == limits.MAX_LIST_ITEMS:
+                    raise _Refused(line, f"has a list longer than MAX_LIST_ITEMS={limits.MAX_LIST_ITEMS}", limit=True)
+                items.append(self.node(depth + 1))
+            self.loader.get_event()
+            return Seq(line, tuple(items))
+        entries: list[Entry] = []
+        seen: dict[str, int] = {}
+        while not self.loader.check_event(yaml.MappingEndEvent):
+            if len(entries) == limits.MAX_MAPPING_KEYS:
+                raise _Refused(line, f"has a mapping with more than MAX_MAPPING_KEYS={limits.MAX_MAPPING_KEYS} keys",
+                               limit=True)
+            key_event = self.loader.peek_event()
+            key_line = key_event.start_mark.line + 1
+            if (not isinstance(key_event, yaml.ScalarEvent)
+                    or self.tag(key_event, yaml.ScalarNode, key_event.value) != _STR):
+                raise _Refused(key_line, "mapping keys must be plain strings (merge keys '<<' are not allowed)")
+            self.loader.get_event()
+            key = key_event.value
+            if key in seen:
+                raise _Refused(key_line, f"duplicate key {key!r} (first at line {seen[key]})")
+            seen[key] = key_line
+            entries.append(Entry(key, key_line, self.node(depth + 1)))
+        self.loader.get_event()
+        return Map(line, tuple(entries))
 
 
 def _read_yaml(text: str) -> Node:
-    loader = _Loader(text)
-    try:
-        try:
-            root = loader.get_single_node()
-        except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            raise _Refused(mark.line + 1 if mark else 1, f"YAML: {exc.problem or exc.context}") from None
-        except yaml.YAMLError as exc:
-            raise _Refused(1, f"YAML: {exc}") from None
-        if root is None:
-            raise _Refused(1, "is empty")
-        return _convert(loader, root)
-    finally:
-        loader.dispose()
-
-
-def _convert(loader: _Loader, node: yaml.Node) -> Node:
-    line = node.start_mark.line + 1
-    if node.tag not in _CORE_TAGS:
-        raise _Refused(line, f"YAML tag {node.tag!r} is not allowed in policy documents")
-    if isinstance(node, yaml.ScalarNode):
-        try:
-            return Scalar(line, loader.construct_object(node))
-        except yaml.YAMLError as exc:
-            raise _Refused(line, f"YAML: {exc}") from None
-    if isinstance(node, yaml.SequenceNode):
-        return Seq(line, tuple(_convert(loader, item) for item in node.value))
-    assert isinstance(node, yaml.MappingNode)
-    entries: list[Entry] = []
-    seen: dict[str, int] = {}
-    for key_node, value_node in node.value:
-        key_line = key_node.start_mark.line + 1
-        if not isinstance(key_node, yaml.ScalarNode) or key_node.tag != "tag:yaml.org,2002:str":
-            raise _Refused(key_line, "mapping keys must be plain strings (merge keys '<<' are not allowed)")
-        key = str(key_node.value)
-        if key in seen:
-            raise _Refused(key_line, f"duplicate key {key!r} (first at line {seen[key]})")
-        seen[key] = key_line
-        entries.append(Entry(key, key_line, _convert(loader, value_node)))
-    return Map(line, tuple(entries))
+    return _YamlReader(text).read()
 
 
 # -- JSON ---------------------------------------------------------------------------------------------------
@@ -232,6 +274,9 @@ class _JsonReader:
             if key in seen:
                 raise _Refused(key_line, f"duplicate key {key!r} (first at line {seen[key]})")
             seen[key] = key_line
+            if len(entries) == limits.MAX_MAPPING_KEYS:
+                raise _Refused(line, f"has a mapping with more than MAX_MAPPING_KEYS={limits.MAX_MAPPING_KEYS} keys",
+                               limit=True)
             pos = self.expect(self.skip(pos), ":", "':'")
             value, pos = self.value(self.skip(pos), depth)
             entries.append(Entry(key, key_line, value))
@@ -247,6 +292,8 @@ class _JsonReader:
         if self.text.startswith("]", pos):
             return Seq(line, ()), pos + 1
         while True:
+            if len(items) == limits.MAX_LIST_ITEMS:
+                raise _Refused(line, f"has a list longer than MAX_LIST_ITEMS={limits.MAX_LIST_ITEMS}", limit=True)
             item, pos = self.value(pos, depth)
             items.append(item)
             pos = self.skip(pos)

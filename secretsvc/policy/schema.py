@@ -407,5 +407,11 @@ def read_document(node: Node, source: str) -> Document | list[Problem]:
     document = reader.document(node)
     if document is None:
         problems = reader.problems or [Problem(Location(source, node.line), "document", "is not a policy document")]
-        return sorted(problems, key=lambda p: p.location.line)  # stable: same-line problems keep their order
+        problems.sort(key=lambda p: p.location.line)  # stable: same-line problems keep their order
+        if len(problems) > limits.MAX_PROBLEMS_PER_DOCUMENT:
+            more = len(problems) - limits.MAX_PROBLEMS_PER_DOCUMENT
+            problems = [*problems[:limits.MAX_PROBLEMS_PER_DOCUMENT],
+                        Problem(Location(source, 0), "", f"and {more} more problems (MAX_PROBLEMS_PER_DOCUMENT="
+                                                         f"{limits.MAX_PROBLEMS_PER_DOCUMENT} are shown)")]
+        return problems
     return document

@@ -124,3 +124,16 @@ def test_json_reader_agrees_with_json_loads(value: object, indent: int | str | N
 def test_yaml_reader_agrees_with_safe_load(value: object) -> None:
     text = yaml.safe_dump(value, allow_unicode=True)
     assert nodes.to_python(read(text, "yaml")) == yaml.safe_load(text)
+
+
+@pytest.mark.parametrize("fmt", ["yaml", "json"])
+def test_lists_and_mappings_longer_than_any_the_schema_takes_are_refused_unbuilt(
+        fmt: nodes.Format, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(limits, "MAX_LIST_ITEMS", 3)
+    monkeypatch.setattr(limits, "MAX_MAPPING_KEYS", 2)
+    read("[1, 2, 3]", fmt)
+    problem = refused("\n[1, 2, 3, 4]", fmt)
+    assert problem.limit and problem.line == 2 and "MAX_LIST_ITEMS=3" in problem.message
+    read('{"a": 1, "b": 2}', fmt)
+    problem = refused('{"a": 1, "b": 2, "c": 3}', fmt)
+    assert problem.limit and "MAX_MAPPING_KEYS=2" in problem.message

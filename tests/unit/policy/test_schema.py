@@ -258,3 +258,12 @@ def test_a_valid_document_loads() -> None:
     assert policy.rules[0].patterns[0].line == 6
     assert result.policy_set.warnings == (
         "p.yaml:20: bindings[1] grants payments to every token identity (unsafe_match_all)",)
+
+
+def test_problems_per_document_are_capped_and_counted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(limits, "MAX_PROBLEMS_PER_DOCUMENT", 2)
+    text = "version: 1\npolicies:\n  - name: a\n    rules:\n" + "      - {paths: [x], capabilities: [read], " \
+           "effect: allow}\n" * 5
+    found = problems(text)
+    assert [p.location.line for p in found] == [5, 6, 0]
+    assert str(found[-1]) == "p.yaml: and 3 more problems (MAX_PROBLEMS_PER_DOCUMENT=2 are shown)"
