@@ -20,8 +20,9 @@ elsewhere.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from secretsvc.auth.principal import Principal
 from secretsvc.errors import InvalidArgument
@@ -225,7 +226,7 @@ class PolicySet:
         if problems:
             raise InvalidArgument("; ".join(str(p) for p in problems[:10]))
         self.documents: tuple[Document, ...] = all_documents
-        self.policies: dict[str, Policy] = {p.name: p for d in all_documents for p in d.policies}
+        self.policies: Mapping[str, Policy] = MappingProxyType({p.name: p for d in all_documents for p in d.policies})
         self.bindings: tuple[Binding, ...] = tuple(b for d in all_documents for b in d.bindings)
         self._rules: dict[str, tuple[tuple[ResourceKind, glob.Glob, RuleRef], ...]] = {
             name: tuple(

@@ -285,6 +285,15 @@ def test_a_policy_set_is_the_service_layers_authorizer(policies: PolicySet) -> N
     assert authorizer.allows(token("admin", access.ADMIN_POLICY), access.ROOT_KEY, access.Capability.ADMIN)
 
 
+def test_the_vocabulary_is_the_service_layers() -> None:
+    from secretsvc.service import tokens
+
+    assert [c.value for c in access.Capability] == [c.value for c in Capability]
+    assert [k.value for k in access.ResourceKind] == [k.value for k in ResourceKind]
+    assert {access.ROOT_KEY.name, tokens.TOKENS.name} <= set(SYSTEM_RESOURCES)
+    assert access.ADMIN_POLICY == ADMIN_POLICY
+
+
 def test_unknown_kinds_and_capabilities_are_errors_not_denials(policies: PolicySet) -> None:
     with pytest.raises(InvalidArgument, match="unknown capability 'reed'"):
         policies.allows(WEB, secret("payments/db"), "reed")

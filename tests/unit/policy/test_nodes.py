@@ -137,3 +137,14 @@ def test_lists_and_mappings_longer_than_any_the_schema_takes_are_refused_unbuilt
     read('{"a": 1, "b": 2}', fmt)
     problem = refused('{"a": 1, "b": 2, "c": 3}', fmt)
     assert problem.limit and "MAX_MAPPING_KEYS=2" in problem.message
+
+
+def test_the_pure_python_parser_reads_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without libyaml the Python parser gives the same events, so the same tree and the same refusals."""
+    text = "version: 1\npolicies:\n  - name: a\n    rules: [x, 'y', 3, true, null]\n"
+    with_libyaml = nodes.to_python(read(text, "yaml"))
+    monkeypatch.setattr(nodes, "_LOADER", yaml.SafeLoader)
+    assert nodes.to_python(read(text, "yaml")) == with_libyaml
+    assert refused("a: 1\na: 2\n", "yaml").line == 2
+    assert "aliases" in refused("a: &x 1\nb: *x\n", "yaml").message
+    assert "MAX_NESTING_DEPTH" in refused("[" * 1000, "yaml").message
