@@ -7,6 +7,7 @@ the environment later.
 from __future__ import annotations
 
 import ipaddress
+import os
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -52,6 +53,8 @@ class ServerConfig:
     client_ca: Path | None = None
     client_auth: str = "off"
     client_identity: str = "auto"  # which certificate name becomes the caller's identity (auth/certs.py)
+    # Policy documents, files or directories (docs/policy.md); none: only the built-in admin policy grants.
+    policy_paths: tuple[Path, ...] = ()
     # The audit log (docs/audit.md). audit_file None: DATA_DIR/audit/audit.log.
     audit_file: Path | None = None
     audit_fail_closed: bool = True
@@ -95,6 +98,12 @@ def is_loopback(host: str) -> bool:
 
 def _path(value: Any) -> Path:
     return Path(str(value)).expanduser()
+
+
+def _paths(value: Any) -> tuple[Path, ...]:
+    """A list (TOML, repeated flags) or one string of paths separated by ':' (the environment)."""
+    items = value.split(os.pathsep) if isinstance(value, str) else list(value)
+    return tuple(_path(item) for item in items if str(item).strip())
 
 
 def _int(value: Any) -> int:
@@ -189,6 +198,7 @@ SETTINGS = (
     _Setting("client_auth", "SECRETSVC_CLIENT_AUTH", _choice(*CLIENT_AUTH_MODES), None),
     _Setting("client_identity", "SECRETSVC_CLIENT_IDENTITY", _choice(*CLIENT_IDENTITY_SOURCES), "auto"),
     # The audit log (docs/audit.md); bounds are checked with the audit package's own limits at load.
+    _Setting("policy_paths", "SECRETSVC_POLICY_PATHS", _paths, ()),
     _Setting("audit_file", "SECRETSVC_AUDIT_FILE", _path, None),
     _Setting("audit_fail_closed", "SECRETSVC_AUDIT_FAIL_CLOSED", _bool, True),
     _Setting("audit_hmac_paths", "SECRETSVC_AUDIT_HMAC_PATHS", _bool, False),

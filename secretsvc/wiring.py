@@ -8,9 +8,11 @@ in here, so the gRPC assembly in `rpc/server.py` does not change when they arriv
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from secretsvc.audit.files import default_path as default_audit_path
 from secretsvc.audit.keys import AuditKeys
@@ -19,9 +21,12 @@ from secretsvc.config import ServerConfig
 from secretsvc.crypto.secretbytes import SecretBytes
 from secretsvc.datadir import DataDir
 from secretsvc.kek.local import LocalKeyring
+from secretsvc.policy import PolicySet, load_paths
 from secretsvc.service import kekguard
-from secretsvc.service.access import AdminPolicyOnly, Authorizer
+from secretsvc.service.access import Authorizer
 from secretsvc.store.sqlite import SqliteStore
+
+log = logging.getLogger("secretsvc.server")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,9 +50,20 @@ def open_audit(config: ServerConfig, datadir: DataDir) -> AuditLog:
     )
 
 
-def open_backends(datadir: DataDir, passphrase: SecretBytes | None) -> Backends:
+def load_policies(paths: tuple[Path, ...]) -> PolicySet:
+    """The policy documents at `paths` (ConfigError naming file:line for any problem); with none, the built-in
+    admin policy alone, so only callers holding it may do anything."""
+    policies = load_paths(list(paths)) if paths else PolicySet()
+    for warning in policies.warnings:
+        log.warning("policy: %s", warning)
+    return policies
+
+
+def open_backends(datadir: DataDir, passphrase: SecretBytes | None, policy_paths: tuple[Path, ...] = ()
+                  ) -> Backends:
     """Open the store, then the keyring it needs: refuse to start if stored data is wrapped by a key the
     keyring does not hold, or if the keyring file is missing while the database holds data."""
+    policies = load_policies(policy_paths)  # before anything opens: a bad document stops the start
     store = SqliteStore(datadir.database)
     try:
         database = str(datadir.database)
@@ -61,5 +77,4 @@ def open_backends(datadir: DataDir, passphrase: SecretBytes | None) -> Backends:
     except BaseException:
         store.close()
         raise
-    # Until policy documents are configured, only the built-in admin policy grants anything.
-    return Backends(store=store, kek=keyring, authorizer=AdminPolicyOnly())
+    return Backends(store=store, kek=keyring, authorizer=policies)

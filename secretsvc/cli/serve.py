@@ -92,6 +92,9 @@ def add_parser(subparsers: Any) -> None:
     tls.add_argument("--client-identity", choices=CLIENT_IDENTITY_SOURCES,
                      help="which certificate name identifies a client: uri (SPIFFE ID), dns, subject (CN), or "
                           "auto: the first of those present (default)")
+    p.add_argument("--policy-path", dest="policy_paths", action="append", type=Path, metavar="PATH",
+                   help="a policy document, or a directory of them (repeat for several; docs/policy.md); without "
+                        "any, only the built-in admin policy grants anything ($SECRETSVC_POLICY_PATHS, ':'-separated)")
     audit = p.add_argument_group("audit log (docs/audit.md)")
     audit.add_argument("--audit-file", type=Path, metavar="PATH",
                        help="the audit log's active file; rotated files go beside it "

@@ -136,7 +136,7 @@ def start(config: ServerConfig) -> RunningServer:
     backends: Backends | None = None
     audit: AuditLog | None = None
     try:
-        backends = open_backends(datadir, _read_passphrase(config.keyring_passphrase_file))
+        backends = open_backends(datadir, _read_passphrase(config.keyring_passphrase_file), config.policy_paths)
         store, keyring = backends.store, backends.kek
         audit = open_audit(config, datadir)
         if store.count_tokens() == 0:

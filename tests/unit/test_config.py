@@ -163,6 +163,7 @@ def test_every_setting_from_the_environment(tmp_path: Path) -> None:
         "SECRETSVC_CLIENT_CA": str(tmp_path / "pki" / "ca.pem"),
         "SECRETSVC_CLIENT_AUTH": "required",
         "SECRETSVC_CLIENT_IDENTITY": "dns",
+        "SECRETSVC_POLICY_PATHS": f"{tmp_path / 'policies'}:{tmp_path / 'more.yaml'}",
         "SECRETSVC_AUDIT_FILE": str(tmp_path / "audit" / "a.log"),
         "SECRETSVC_AUDIT_FAIL_CLOSED": "no",
         "SECRETSVC_AUDIT_HMAC_PATHS": "yes",
@@ -186,6 +187,7 @@ def test_every_setting_from_the_environment(tmp_path: Path) -> None:
     assert (config.tls_cert, config.tls_key, config.client_ca) == (
         tmp_path / "pki" / "server.pem", tmp_path / "pki" / "server-key.pem", tmp_path / "pki" / "ca.pem")
     assert (config.client_auth, config.client_identity) == ("required", "dns")
+    assert config.policy_paths == (tmp_path / "policies", tmp_path / "more.yaml")
     assert (config.audit_file, config.audit_fail_closed, config.audit_hmac_paths) == (
         tmp_path / "audit" / "a.log", False, True)
     assert (config.audit_checkpoint_every, config.audit_checkpoint_seconds, config.audit_rotate_bytes,
