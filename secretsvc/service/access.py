@@ -10,31 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Protocol
 
 from secretsvc.auth.principal import Principal
 from secretsvc.errors import PermissionDenied
+from secretsvc.policy.model import Capability, ResourceKind  # one vocabulary, the policy documents' own
 
-
-class Capability(StrEnum):
-    READ = "read"
-    LIST = "list"
-    CREATE = "create"
-    UPDATE = "update"
-    DELETE = "delete"
-    DESTROY = "destroy"
-    ENCRYPT = "encrypt"
-    DECRYPT = "decrypt"
-    REWRAP = "rewrap"
-    ROTATE = "rotate"
-    ADMIN = "admin"
-
-
-class ResourceKind(StrEnum):
-    SECRET = "secret"  # noqa: S105 - a resource kind, not a credential
-    TRANSIT_KEY = "transit_key"
-    SYSTEM = "system"
+__all__ = ["ADMIN_POLICY", "ROOT_KEY", "AdminPolicyOnly", "Authorizer", "Capability", "Resource", "ResourceKind",
+           "require", "visible"]
 
 
 @dataclass(frozen=True, slots=True)
