@@ -5,6 +5,7 @@ written (a real tmpfs that fills up, mounted in a mount namespace of the server'
 from __future__ import annotations
 
 import json
+import os
 import random
 import shutil
 import subprocess
@@ -92,7 +93,8 @@ def test_a_tampered_log_is_caught(server: ServerProcess) -> None:
     assert "seq" in result.stdout or "record" in result.stdout
 
 
-@pytest.mark.skipif(shutil.which("unshare") is None, reason="needs unshare(1) to mount a private tmpfs")
+@pytest.mark.skipif(shutil.which("unshare") is None or os.geteuid() != 0,
+                    reason="needs root and unshare(1) to mount a tmpfs in a private mount namespace")
 def test_a_call_that_cannot_be_audited_is_refused(make_server: Callable[..., ServerProcess], tmp_path: Path) -> None:
     mount = tmp_path / "audit-fs"
     mount.mkdir()
