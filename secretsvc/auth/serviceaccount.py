@@ -16,13 +16,10 @@ valid until it expires. TokenReview sees both.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import re
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -32,6 +29,7 @@ from jwt.types import Options
 
 from secretsvc.auth.jwks import ALLOWED_ALGORITHMS, KID_PATTERN, JwksCache, KeySet, SigningKey
 from secretsvc.auth.principal import Principal, PrincipalId
+from secretsvc.auth.verifiedcache import VerifiedCache
 from secretsvc.errors import Unauthenticated
 from secretsvc.service.clock import Clock
 
@@ -269,62 +267,18 @@ class JwksVerifier:
         return found
 
 
-@dataclass(frozen=True, slots=True)
-class _Entry:
-    principal: Principal
-    expires_at: float
-
-
-class VerifiedIdentityCache:
-    """Principals of recently verified service-account tokens, keyed by a domain-separated SHA-256 of the
-    token (never the token), bounded in count (least recently used dropped) and in age: an entry lives
-    `ttl_seconds`, and never past the token's own exp. Only verified tokens are added, so junk cannot evict
-    real entries. `clock` is the wall clock (exp is epoch seconds). Thread-safe."""
+class VerifiedIdentityCache(VerifiedCache):
+    """Service-account tokens that verified (see `VerifiedCache`): an entry lives `ttl_seconds`, and never past
+    the token's own exp. `clock` is the wall clock (exp is epoch seconds)."""
 
     def __init__(self, *, ttl_seconds: float = SERVICEACCOUNT_CACHE_TTL_SECONDS,
                  max_entries: int = SERVICEACCOUNT_CACHE_MAX_ENTRIES, clock: Clock = time.time) -> None:
-        if ttl_seconds < 0 or max_entries < 0:
-            raise ValueError("ttl_seconds and max_entries must be 0 or more (0 disables the cache)")
-        self._ttl = ttl_seconds
-        self._max = max_entries
-        self._clock = clock
-        self._entries: OrderedDict[bytes, _Entry] = OrderedDict()
-        self._lock = threading.Lock()
+        super().__init__(key_domain=_CACHE_KEY_DOMAIN, ttl_seconds=ttl_seconds, max_entries=max_entries,
+                         clock=clock)
+        self._now = clock
 
-    @staticmethod
-    def key_for(token: str) -> bytes:
-        return hashlib.sha256(_CACHE_KEY_DOMAIN + token.encode()).digest()
-
-    def get(self, key: bytes) -> Principal | None:
-        now = self._clock()
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is None:
-                return None
-            if now >= entry.expires_at:
-                del self._entries[key]
-                return None
-            self._entries.move_to_end(key)
-            return entry.principal
-
-    def put(self, key: bytes, principal: Principal, *, not_after: float | None) -> None:
-        now = self._clock()
-        expires_at = now + self._ttl if not_after is None else min(now + self._ttl, not_after)
-        if self._max == 0 or expires_at <= now:
-            return
-        with self._lock:
-            self._entries[key] = _Entry(principal, expires_at)
-            self._entries.move_to_end(key)
-            while len(self._entries) > self._max:
-                self._entries.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._entries)
+    def put_until(self, key: bytes, principal: Principal, *, not_after: float | None) -> None:
+        self.put(key, principal, valid_for=None if not_after is None else not_after - self._now())
 
 
 class ServiceAccountAuthenticator:
@@ -366,7 +320,7 @@ class ServiceAccountAuthenticator:
         if self._require_pod and identity.pod_name is None:
             raise TokenRefused("not bound to a pod")
         principal = identity.principal()
-        self._cache.put(key, principal, not_after=identity.expires_at)
+        self._cache.put_until(key, principal, not_after=identity.expires_at)
         _log.debug("service-account token verified",
                    extra={"namespace": identity.namespace, "service_account": identity.name,
                           "pod": identity.pod_name})

@@ -14,13 +14,12 @@ import base64
 import hashlib
 import hmac
 import secrets
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from secretsvc.auth.principal import Principal, PrincipalId
+from secretsvc.auth.verifiedcache import VerifiedCache
 from secretsvc.errors import Unauthenticated
 from secretsvc.store.base import SecretStore, TokenRecord
 
@@ -58,86 +57,16 @@ def mint_token(name: str, *, now: float, policies: tuple[str, ...] = (),
     return MintedToken(record=record, token=f"{TOKEN_PREFIX}_{token_id}_{secret_part}")
 
 
-@dataclass(frozen=True, slots=True)
-class _Entry:
-    principal: Principal
-    expires_at: float
-
-
-class VerifiedTokenCache:
-    """Principals of recently verified tokens, keyed by a domain-separated SHA-256 of the whole presented
-    token (never the token itself), bounded in count and in age.
-
-    Only tokens that verified against the store are added, and only the exact token string that verified
-    hashes to its key, so unauthenticated callers cannot fill the cache or evict real entries with junk;
-    failures are never cached and always take the full path through the store. An entry lives
-    `ttl_seconds` from its verification (not from its last use), so a token revoked or reissued in the
-    store stops working here within that time; `clear()` makes it immediate for revocations made in this
-    process. Thread-safe.
-    """
+class VerifiedTokenCache(VerifiedCache):
+    """Static tokens that verified against the store (see `VerifiedCache`). An entry lives `ttl_seconds`, so a
+    token revoked or reissued in the store by another process stops working here within that time;
+    `forget()` makes it immediate for revocations made in this process."""
 
     def __init__(self, *, ttl_seconds: float = TOKEN_CACHE_TTL_SECONDS,
                  max_entries: int = TOKEN_CACHE_MAX_ENTRIES,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        if ttl_seconds < 0:
-            raise ValueError("ttl_seconds must be 0 or more (0 disables the cache)")
-        if max_entries < 0:
-            raise ValueError("max_entries must be 0 or more (0 disables the cache)")
-        self._ttl = ttl_seconds
-        self._max = max_entries
-        self._clock = clock
-        self._entries: OrderedDict[bytes, _Entry] = OrderedDict()
-        self._lock = threading.Lock()
-
-    @staticmethod
-    def key_for(token: str) -> bytes:
-        return hashlib.sha256(_CACHE_KEY_DOMAIN + token.encode()).digest()
-
-    def get(self, key: bytes) -> Principal | None:
-        now = self._clock()
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is None:
-                return None
-            if now >= entry.expires_at:
-                del self._entries[key]
-                return None
-            self._entries.move_to_end(key)
-            return entry.principal
-
-    def put(self, key: bytes, principal: Principal, *, valid_for: float | None = None) -> None:
-        """Remember a verification for the cache's TTL, or for `valid_for` seconds if that is shorter (a
-        token that expires sooner)."""
-        if self._ttl == 0 or self._max == 0:
-            return
-        ttl = self._ttl if valid_for is None else min(self._ttl, valid_for)
-        if ttl <= 0:
-            return
-        expires_at = self._clock() + ttl
-        with self._lock:
-            self._entries[key] = _Entry(principal, expires_at)
-            self._entries.move_to_end(key)
-            while len(self._entries) > self._max:
-                self._entries.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-
-    def forget(self, principal_id: str) -> int:
-        """Drop every verification of tokens of this principal (a revoked token); returns how many."""
-        with self._lock:
-            stale = [k for k, e in self._entries.items() if e.principal.principal_id == principal_id]
-            for key in stale:
-                del self._entries[key]
-        return len(stale)
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._entries)
-
-    def __repr__(self) -> str:
-        return f"VerifiedTokenCache(entries={len(self)}, max_entries={self._max}, ttl_seconds={self._ttl})"
+        super().__init__(key_domain=_CACHE_KEY_DOMAIN, ttl_seconds=ttl_seconds, max_entries=max_entries,
+                         clock=clock)
 
 
 class TokenAuthenticator:
