@@ -301,6 +301,14 @@ def _pem(label: str, der: bytes) -> str:
     return "\n".join([dashes + "BEGIN " + label + dashes, *lines, dashes + "END " + label + dashes, ""])
 
 
+def broken_pem(label: str, body: str, *, end: bool = True) -> bytes:
+    """PEM armour around a body that is no key or certificate (or, with end=False, cut off before its END
+    line): for the refusal tests of PEM readers, without a key-shaped literal in the test files."""
+    dashes = "-----"
+    lines = [dashes + "BEGIN " + label + dashes, body, *([dashes + "END " + label + dashes] if end else []), ""]
+    return "\n".join(lines).encode()
+
+
 def fake_private_key_pem(rng: random.Random, kind: str = "rsa") -> str:
     """A PEM block with a structurally valid body (DER SEQUENCE or an openssh-key-v1 blob) of random bytes.
 

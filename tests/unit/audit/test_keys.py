@@ -18,6 +18,7 @@ from secretsvc.audit.keys import (
     load_public_key,
 )
 from secretsvc.errors import AuditUnavailable, InvalidArgument
+from tests.fakecreds import broken_pem
 
 
 def _mode(path: Path) -> int:
@@ -98,7 +99,7 @@ def test_a_corrupt_hmac_key_file_is_refused(tmp_path: Path, content: bytes) -> N
 
 def test_a_corrupt_signing_key_is_refused(tmp_path: Path) -> None:
     AuditKeys.load_or_create(tmp_path)
-    (tmp_path / SIGNING_KEY_FILE).write_bytes(b"-----BEGIN PRIVATE KEY-----\nnope\n-----END PRIVATE KEY-----\n")
+    (tmp_path / SIGNING_KEY_FILE).write_bytes(broken_pem("PRIVATE KEY", "nope"))
     with pytest.raises(AuditUnavailable, match="audit signing key"):
         AuditKeys.load_or_create(tmp_path)
 

@@ -21,6 +21,7 @@ from secretsvc.auth.certs import (
 )
 from secretsvc.config import CLIENT_IDENTITY_SOURCES
 from secretsvc.crypto import pki
+from tests.fakecreds import broken_pem
 
 NOW = datetime(2030, 6, 1, tzinfo=UTC)
 SPIFFE = "spiffe://cluster.local/ns/payments/sa/api"
@@ -109,7 +110,7 @@ def test_the_flattened_names_are_not_trusted(ca: pki.Issued) -> None:
     {},
     {"transport_security_type": [b"insecure"]},
     {"transport_security_type": [b"ssl"]},  # TLS without a client certificate
-    {"transport_security_type": [b"ssl"], "x509_pem_cert": [b"-----BEGIN CERTIFICATE-----\nAA==\n"]},
+    {"transport_security_type": [b"ssl"], "x509_pem_cert": [broken_pem("CERTIFICATE", "AA==", end=False)]},
     {"transport_security_type": [b"ssl"], "x509_pem_cert": [b"x" * (MAX_PEER_CERT_PEM_BYTES + 1)]},
     {"transport_security_type": [b"ssl"], "x509_pem_cert": ["not bytes"]},
 ])

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from secretsvc.crypto import pki
 from secretsvc.crypto.secretbytes import SecretBytes
 from secretsvc.errors import InvalidArgument
+from tests.fakecreds import broken_pem
 
 NOW = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
 
@@ -186,7 +187,7 @@ def test_dns_check_accepts_or_refuses_cleanly(text: str) -> None:
 def test_check_private_key(ca: pki.Issued, tmp_path: Path) -> None:
     pki.check_private_key(ca.key_pem)
     with pytest.raises(InvalidArgument, match="not a PEM private key"):
-        pki.check_private_key(SecretBytes(b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"))
+        pki.check_private_key(SecretBytes(broken_pem("PRIVATE KEY", "AAAA")))
     with pytest.raises(InvalidArgument, match="not a PEM private key"):
         pki.check_private_key(SecretBytes(ca.cert_pem))
     plain = tmp_path / "k.pem"

@@ -17,6 +17,7 @@ from secretsvc.crypto.signing import (
     VerifyKey,
 )
 from secretsvc.errors import InvalidArgument
+from tests.fakecreds import broken_pem
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +76,7 @@ def test_a_non_ed25519_key_is_refused() -> None:
         VerifyKey.from_pem(ca.cert_pem)  # a certificate is not a bare public key
 
 
-@pytest.mark.parametrize("pem", [b"", b"garbage", b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"])
+@pytest.mark.parametrize("pem", [b"", b"garbage", broken_pem("PRIVATE KEY", "AAAA")])
 def test_garbage_is_refused_without_quoting_it(pem: bytes) -> None:
     with pytest.raises(InvalidArgument) as private:
         SigningKey.from_pem(SecretBytes(pem))

@@ -17,6 +17,7 @@ import pytest
 from secretsvc.crypto import pki
 from secretsvc.errors import ConfigError
 from secretsvc.rpc import tls
+from tests.fakecreds import broken_pem
 from tests.tlskit import SERVING, DevPki, credentials, health_status, make_pki, write_issued
 from tests.unit.rpc.tls_support import server_config, serving
 
@@ -134,7 +135,7 @@ def test_a_bad_update_keeps_the_current_files_and_says_why(
     with serving(config) as target, caplog.at_level(logging.INFO, logger="secretsvc.tls"):
         assert health_status(target, client) == SERVING
         if damage == "garbage certificate":
-            cert.write_bytes(b"-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n")
+            cert.write_bytes(broken_pem("CERTIFICATE", "not base64"))
             expected = "holds no PEM certificate"
         elif damage == "key of another certificate":
             _rewrite_in_place(new.server_key, key)
