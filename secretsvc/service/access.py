@@ -66,10 +66,11 @@ ADMIN_POLICY = "admin"
 
 
 class AdminPolicyOnly:
-    """Allows everything to callers holding the built-in "admin" policy, and nothing to anyone else.
+    """Allows everything to callers holding the "admin" policy, and nothing to anyone else.
 
-    The authorizer while no policy documents are configured: the first-start admin token holds "admin", and
-    a caller without it may do nothing (deny by default).
+    The smallest authorizer, for embedding the service layer and for tests that are not about policy. The
+    server itself always uses a `PolicySet` (secretsvc/policy), whose built-in admin document grants the same
+    when no documents are configured.
     """
 
     def allows(self, caller: Principal, resource: Resource, capability: Capability) -> bool:
