@@ -56,6 +56,7 @@ class ServerConfig:
     # Policy documents, files or directories (docs/policy.md); none: only the built-in admin policy grants.
     policy_paths: tuple[Path, ...] = ()
     # The audit log (docs/audit.md). audit_file None: DATA_DIR/audit/audit.log.
+    audit_enabled: bool = True  # off only for measuring its cost or a deployment that audits elsewhere
     audit_file: Path | None = None
     audit_fail_closed: bool = True
     audit_hmac_paths: bool = False
@@ -199,6 +200,7 @@ SETTINGS = (
     _Setting("client_identity", "SECRETSVC_CLIENT_IDENTITY", _choice(*CLIENT_IDENTITY_SOURCES), "auto"),
     # The audit log (docs/audit.md); bounds are checked with the audit package's own limits at load.
     _Setting("policy_paths", "SECRETSVC_POLICY_PATHS", _paths, ()),
+    _Setting("audit_enabled", "SECRETSVC_AUDIT_ENABLED", _bool, True),
     _Setting("audit_file", "SECRETSVC_AUDIT_FILE", _path, None),
     _Setting("audit_fail_closed", "SECRETSVC_AUDIT_FAIL_CLOSED", _bool, True),
     _Setting("audit_hmac_paths", "SECRETSVC_AUDIT_HMAC_PATHS", _bool, False),

@@ -96,6 +96,9 @@ def add_parser(subparsers: Any) -> None:
                    help="a policy document, or a directory of them (repeat for several; docs/policy.md); without "
                         "any, only the built-in admin policy grants anything ($SECRETSVC_POLICY_PATHS, ':'-separated)")
     audit = p.add_argument_group("audit log (docs/audit.md)")
+    audit.add_argument("--audit-enabled", type=_yes_no, metavar="yes|no",
+                       help="write the audit log (default yes); 'no' leaves no record of who did what, and the "
+                            "server says so at start ($SECRETSVC_AUDIT_ENABLED)")
     audit.add_argument("--audit-file", type=Path, metavar="PATH",
                        help="the audit log's active file; rotated files go beside it "
                             "(default DATA_DIR/audit/audit.log; $SECRETSVC_AUDIT_FILE)")

@@ -138,7 +138,10 @@ def start(config: ServerConfig) -> RunningServer:
     try:
         backends = open_backends(datadir, _read_passphrase(config.keyring_passphrase_file), config.policy_paths)
         store, keyring = backends.store, backends.kek
-        audit = open_audit(config, datadir)
+        if config.audit_enabled:
+            audit = open_audit(config, datadir)
+        else:
+            log.warning("the audit log is off (audit_enabled=no): no record is kept of who did what")
         if store.count_tokens() == 0:
             minted = mint_token("admin", now=time.time(), policies=("admin",))
             store.put_token(minted.record)
@@ -202,7 +205,8 @@ def start(config: ServerConfig) -> RunningServer:
 
     def close() -> None:
         # After the server has stopped: every call that ran has its record, then the shutdown checkpoint.
-        audit.close()
+        if audit is not None:
+            audit.close()
         backends.close()
         datadir.release()
 

@@ -77,6 +77,17 @@ def test_paths_can_be_recorded_as_hmacs(make_server: Callable[..., ServerProcess
     assert looked_up.stdout.decode().strip() == records[0]["resource"]
 
 
+def test_the_audit_log_can_be_turned_off_and_the_server_says_so(make_server: Callable[..., ServerProcess]) -> None:
+    server = make_server(extra_args=("--audit-enabled", "no")).start()
+    stubs = Stubs(server)
+    put(stubs, "db/password", b"v")
+    assert get(stubs, "db/password").value == b"v"
+    stubs.close()
+    assert server.stop() == 0
+    assert not (server.data_dir / "audit").exists()
+    assert "the audit log is off" in server.log()
+
+
 def test_a_tampered_log_is_caught(server: ServerProcess) -> None:
     stubs = Stubs(server)
     for i in range(5):
