@@ -55,6 +55,9 @@ class ServerConfig:
     client_identity: str = "auto"  # which certificate name becomes the caller's identity (auth/certs.py)
     # Policy documents, files or directories (docs/policy.md); none: only the built-in admin policy grants.
     policy_paths: tuple[Path, ...] = ()
+    # How often the server looks for changed policy files and documents stored over the API (0: only on
+    # SIGHUP and on this server's own API changes).
+    policy_reload_seconds: float = 5.0
     # The audit log (docs/audit.md). audit_file None: DATA_DIR/audit/audit.log.
     audit_enabled: bool = True  # off only for measuring its cost or a deployment that audits elsewhere
     audit_file: Path | None = None
@@ -200,6 +203,7 @@ SETTINGS = (
     _Setting("client_identity", "SECRETSVC_CLIENT_IDENTITY", _choice(*CLIENT_IDENTITY_SOURCES), "auto"),
     # The audit log (docs/audit.md); bounds are checked with the audit package's own limits at load.
     _Setting("policy_paths", "SECRETSVC_POLICY_PATHS", _paths, ()),
+    _Setting("policy_reload_seconds", "SECRETSVC_POLICY_RELOAD_SECONDS", _bounded(_float, 0, 3600), 5.0),
     _Setting("audit_enabled", "SECRETSVC_AUDIT_ENABLED", _bool, True),
     _Setting("audit_file", "SECRETSVC_AUDIT_FILE", _path, None),
     _Setting("audit_fail_closed", "SECRETSVC_AUDIT_FAIL_CLOSED", _bool, True),

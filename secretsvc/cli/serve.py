@@ -95,6 +95,9 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--policy-path", dest="policy_paths", action="append", type=Path, metavar="PATH",
                    help="a policy document, or a directory of them (repeat for several; docs/policy.md); without "
                         "any, only the built-in admin policy grants anything ($SECRETSVC_POLICY_PATHS, ':'-separated)")
+    p.add_argument("--policy-reload-seconds", type=float, metavar="S",
+                   help="how often to look for changed policy files and documents stored over the API; 0 for "
+                        "only on SIGHUP (default 5; $SECRETSVC_POLICY_RELOAD_SECONDS)")
     audit = p.add_argument_group("audit log (docs/audit.md)")
     audit.add_argument("--audit-enabled", type=_yes_no, metavar="yes|no",
                        help="write the audit log (default yes); 'no' leaves no record of who did what, and the "

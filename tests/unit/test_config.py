@@ -164,6 +164,7 @@ def test_every_setting_from_the_environment(tmp_path: Path) -> None:
         "SECRETSVC_CLIENT_AUTH": "required",
         "SECRETSVC_CLIENT_IDENTITY": "dns",
         "SECRETSVC_POLICY_PATHS": f"{tmp_path / 'policies'}:{tmp_path / 'more.yaml'}",
+        "SECRETSVC_POLICY_RELOAD_SECONDS": "0.5",
         "SECRETSVC_AUDIT_ENABLED": "no",
         "SECRETSVC_AUDIT_FILE": str(tmp_path / "audit" / "a.log"),
         "SECRETSVC_AUDIT_FAIL_CLOSED": "no",
@@ -189,6 +190,7 @@ def test_every_setting_from_the_environment(tmp_path: Path) -> None:
         tmp_path / "pki" / "server.pem", tmp_path / "pki" / "server-key.pem", tmp_path / "pki" / "ca.pem")
     assert (config.client_auth, config.client_identity) == ("required", "dns")
     assert config.policy_paths == (tmp_path / "policies", tmp_path / "more.yaml")
+    assert config.policy_reload_seconds == 0.5
     assert (config.audit_enabled, config.audit_file, config.audit_fail_closed, config.audit_hmac_paths) == (
         False, tmp_path / "audit" / "a.log", False, True)
     assert (config.audit_checkpoint_every, config.audit_checkpoint_seconds, config.audit_rotate_bytes,
