@@ -71,6 +71,12 @@ class ResourceExhausted(SecretsvcError):
 class PermissionDenied(SecretsvcError):
     """The caller is known but may not perform this operation."""
 
+    def __init__(self, message: str, *, capability: str | None = None) -> None:
+        super().__init__(message)
+        # The capability that was refused, when the operation's own name does not say (a put that would
+        # have created or updated): the audit record names it.
+        self.capability = capability
+
 
 class DecryptionFailed(SecretsvcError):
     """A ciphertext failed to authenticate.

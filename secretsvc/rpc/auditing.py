@@ -8,7 +8,8 @@ changed (the write has happened; the record is what is missing); a stream's mess
 
 The record names the resource from the request (a secret's NAMESPACE/PATH, a transit key, a system resource)
 and the capability the method needs (`service/access.py`). `PutSecret` needs `create` or `update` depending
-on whether the secret exists, which only the service knows: its record carries no capability. Health checks
+on whether the secret exists, which only the service knows: the servicer passes on the one it used (or the
+refusal names the one refused), and a put refused before that (unauthenticated, malformed) has none. Health checks
 are not audited: load balancers call them every few seconds, anonymously, and they touch nothing.
 """
 
@@ -139,7 +140,7 @@ class Audit(_Interceptor):
             principal=call.principal.display if call.principal else None,
             resource_kind=target.kind,
             resource=resource_of(target, call.request),
-            capability=target.capability,
+            capability=target.capability or call.capability or getattr(call.error, "capability", None),
         )
         try:
             self._log.write(event)

@@ -40,6 +40,8 @@ class CallState:
     code: grpc.StatusCode | None = None  # set by the status interceptor when the call ends
     error: BaseException | None = None
     request: Any = None  # the parsed request (the first, for a request stream), once authentication let it in
+    # The capability the service used, when the method alone does not say (PutSecret: create or update).
+    capability: str | None = None
 
     def adopt_request_id(self, request: Any) -> None:
         """Prefer the id the request body carries, once it has been parsed."""

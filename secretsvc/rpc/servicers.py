@@ -14,7 +14,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from secretsvc.crypto.secretbytes import SecretBytes
 from secretsvc.errors import SecretsvcError
-from secretsvc.rpc.callstate import current_principal
+from secretsvc.rpc.callstate import current_call, current_principal
 from secretsvc.rpc.status import code_number, status_for
 from secretsvc.service.rootkey import RootKeyService
 from secretsvc.service.secrets import SecretService
@@ -77,6 +77,7 @@ class SecretsServicer(secrets_pb2_grpc.SecretsServicer):
             custom_metadata=dict(request.custom_metadata.entries) if request.HasField("custom_metadata") else None,
             max_versions=request.max_versions,
         )
+        current_call().capability = result.capability.value
         return secrets_pb2.PutSecretResponse(
             version=result.version, create_time=_ts(result.created_at), pruned_versions=result.pruned_versions
         )

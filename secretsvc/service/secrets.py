@@ -45,6 +45,7 @@ class PutResult:
     version: int
     created_at: float
     pruned_versions: Sequence[int]
+    capability: Capability  # what the put used: create (the secret was new) or update
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,11 +106,12 @@ class _WriteGrants:
     create: bool
     update: bool
 
-    def check(self, *, exists: bool) -> None:
-        if exists and not self.update:
-            raise PermissionDenied(f"{self.caller} may not update {self.resource}")
-        if not exists and not self.create:
-            raise PermissionDenied(f"{self.caller} may not create {self.resource}")
+    def check(self, *, exists: bool) -> Capability:
+        """The capability this put uses, or PermissionDenied naming it."""
+        needed = Capability.UPDATE if exists else Capability.CREATE
+        if not (self.update if exists else self.create):
+            raise PermissionDenied(f"{self.caller} may not {needed.value} {self.resource}", capability=needed)
+        return needed
 
 
 class SecretService:
@@ -153,9 +155,10 @@ class SecretService:
         resource = Resource.secret(namespace, path)
         may_create = self._authz.allows(caller, resource, Capability.CREATE)
         may_update = self._authz.allows(caller, resource, Capability.UPDATE)
-        if not (may_create or may_update):
-            raise PermissionDenied(f"{caller.display} may not create or update {resource}")
         grants = _WriteGrants(caller.display, resource, may_create, may_update)
+        if not (may_create or may_update):
+            # Refused either way; the store says which of the two the refusal (and its audit record) names.
+            grants.check(exists=self._store.current_version(namespace, path) is not None)
         if cas is not None:
             return self._put(namespace, path, value, cas, metadata, max_versions, grants)
         with self._put_locks[hash((namespace, path)) % _PUT_LOCK_STRIPES]:
@@ -166,7 +169,7 @@ class SecretService:
         for _ in range(_MAX_PUT_ATTEMPTS):
             head = self._store.current_version(namespace, path)
             current = head.current_version if head else 0
-            grants.check(exists=head is not None)
+            capability = grants.check(exists=head is not None)
             if cas is not None and cas != current:
                 raise VersionConflict(
                     f"check-and-set failed for {namespace}/{path}: expected version {cas}, current is {current}"
@@ -185,7 +188,7 @@ class SecretService:
                 if cas is not None:
                     raise
                 continue
-            return PutResult(version=version, created_at=now, pruned_versions=tuple(pruned))
+            return PutResult(version=version, created_at=now, pruned_versions=tuple(pruned), capability=capability)
         raise VersionConflict(f"{namespace}/{path} is changing too fast to write; retry")
 
     def get(self, caller: Principal, namespace: str, path: str, version: int | None = None) -> SecretValue:

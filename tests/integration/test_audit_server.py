@@ -41,6 +41,10 @@ def test_every_call_is_recorded_and_the_log_verifies(server: ServerProcess) -> N
     nobody = server.cli("token", "create", "nobody").stdout.decode().strip()
     denied = server.cli("get", "app/db/password", env={**server.cli_env(), "SECRETSVC_TOKEN": nobody})
     assert denied.returncode == 1
+    put(stubs, "db/password", value)
+    denied = server.cli("put", "app/db/password", stdin=b"v",
+                        env={**server.cli_env(), "SECRETSVC_TOKEN": nobody})
+    assert denied.returncode == 1
     with pytest.raises(grpc.RpcError):
         stubs.secrets.GetSecret(secrets_pb2.GetSecretRequest(ref=secrets_pb2.SecretRef(namespace="app", path="x")),
                                 metadata=(("authorization", "Bearer svc_0000000000000000_forged"),))
@@ -52,7 +56,9 @@ def test_every_call_is_recorded_and_the_log_verifies(server: ServerProcess) -> N
     records = _records(server.data_dir / "audit" / "audit.log")
     events = [r for r in records if r["type"] == "event"]
     seen = {(r["method"], r["code"], r["principal"], r["resource"], r["capability"]) for r in events}
-    assert ("/secretsvc.v1.Secrets/PutSecret", "OK", "token:admin", "app/db/password", None) in seen
+    assert ("/secretsvc.v1.Secrets/PutSecret", "OK", "token:admin", "app/db/password", "create") in seen
+    assert ("/secretsvc.v1.Secrets/PutSecret", "OK", "token:admin", "app/db/password", "update") in seen
+    assert ("/secretsvc.v1.Secrets/PutSecret", "PERMISSION_DENIED", "token:nobody", "app/db/password", "update") in seen
     assert ("/secretsvc.v1.Secrets/GetSecret", "OK", "token:admin", "app/db/password", "read") in seen
     assert ("/secretsvc.v1.Secrets/GetSecret", "PERMISSION_DENIED", "token:nobody", "app/db/password", "read") in seen
     assert ("/secretsvc.v1.Secrets/GetSecret", "UNAUTHENTICATED", None, None, "read") in seen

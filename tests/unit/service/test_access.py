@@ -70,15 +70,22 @@ def test_the_admin_policy_allows_everything_and_nothing_else_does() -> None:
 def test_put_needs_create_for_a_new_secret_and_update_for_an_existing_one(svc: SecretService,
                                                                           grants: Grants) -> None:
     value = SecretBytes(random.Random(1).randbytes(16))
-    with pytest.raises(PermissionDenied, match="may not create or update"):
+    with pytest.raises(PermissionDenied, match="may not create secret team/p") as refused:
         svc.put(ALICE, NS, "p", value)
+    assert refused.value.capability == Capability.CREATE
     grants.grant(_secret("p"), Capability.CREATE)
-    assert svc.put(ALICE, NS, "p", value).version == 1
-    with pytest.raises(PermissionDenied, match="may not update secret team/p"):
+    created = svc.put(ALICE, NS, "p", value)
+    assert (created.version, created.capability) == (1, Capability.CREATE)
+    with pytest.raises(PermissionDenied, match="may not update secret team/p") as refused:
         svc.put(ALICE, NS, "p", value)
+    assert refused.value.capability == Capability.UPDATE
+    grants.allowed.clear()
+    with pytest.raises(PermissionDenied, match="may not update secret team/p"):
+        svc.put(ALICE, NS, "p", value)  # neither granted: the refusal names what this put would have needed
     grants.allowed.clear()
     grants.grant(_secret("p"), Capability.UPDATE)
-    assert svc.put(ALICE, NS, "p", value).version == 2
+    updated = svc.put(ALICE, NS, "p", value)
+    assert (updated.version, updated.capability) == (2, Capability.UPDATE)
     grants.grant(_secret("q"), Capability.UPDATE)
     with pytest.raises(PermissionDenied, match="may not create secret team/q"):
         svc.put(ALICE, NS, "q", value)
