@@ -74,7 +74,21 @@ _V3: tuple[str, ...] = (
     "CREATE UNIQUE INDEX tokens_by_name ON tokens (name)",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
+# Policy documents managed over the API. `policy_generation` counts every change, so each replica sharing the
+# database notices one by reading a single row.
+_V4: tuple[str, ...] = (
+    """CREATE TABLE policy_documents (
+        name        TEXT    NOT NULL PRIMARY KEY,
+        format      TEXT    NOT NULL CHECK (format IN ('yaml', 'json')),
+        content     BLOB    NOT NULL,
+        revision    INTEGER NOT NULL CHECK (revision >= 1),
+        updated_at  REAL    NOT NULL
+    )""",
+    "CREATE TABLE policy_generation (generation INTEGER NOT NULL CHECK (generation >= 0))",
+    "INSERT INTO policy_generation (generation) VALUES (0)",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4)
 LATEST_VERSION = len(MIGRATIONS)
 
 

@@ -115,6 +115,17 @@ class TokenRecord:
     expires_at: float | None = None  # None: never
 
 
+@dataclass(frozen=True, slots=True)
+class PolicyDocumentRecord:
+    """A policy document stored over the API. Its content is policy, not secret material."""
+
+    name: str
+    format: str  # "yaml" or "json"
+    content: bytes
+    revision: int  # 1 when first stored under this name, one more for each replacement
+    updated_at: float
+
+
 class SecretStore(Protocol):
     """Persistence for secrets, transit keys and tokens. Implementations: `SqliteStore`, later PostgreSQL."""
 
@@ -235,6 +246,28 @@ class SecretStore(Protocol):
         ...
 
     def count_tokens(self) -> int:
+        ...
+
+    # --- policy documents ----------------------------------------------------------------------------------
+    def put_policy_document(self, name: str, fmt: str, content: bytes, *, expected_revision: int | None,
+                            now: float) -> PolicyDocumentRecord:
+        """Store or replace the document `name` and count a policy change. `expected_revision`: None for
+        any, 0 for "must not exist", else the revision it must have (VersionConflict otherwise)."""
+        ...
+
+    def read_policy_document(self, name: str) -> PolicyDocumentRecord | None:
+        ...
+
+    def list_policy_documents(self) -> list[PolicyDocumentRecord]:
+        """Every stored document, by name."""
+        ...
+
+    def delete_policy_document(self, name: str, *, expected_revision: int | None) -> bool:
+        """Remove the document `name` (counting a policy change); returns whether there was one."""
+        ...
+
+    def policy_generation(self) -> int:
+        """A number that changes whenever a stored policy document does: cheap to poll."""
         ...
 
     # --- key-encryption keys -------------------------------------------------------------------------------

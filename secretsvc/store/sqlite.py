@@ -35,6 +35,7 @@ from secretsvc.errors import (
 )
 from secretsvc.store import _columns as col
 from secretsvc.store import _keyset
+from secretsvc.store import _sqlite_policies as policy_sql
 from secretsvc.store._columns import MAX_JSON_COLUMN_BYTES
 from secretsvc.store._sqlite_conn import (
     DEFAULT_BUSY_TIMEOUT_S,
@@ -48,6 +49,7 @@ from secretsvc.store._sqlite_writer import GroupCommitter
 from secretsvc.store.base import (
     EnvelopeRef,
     ListPage,
+    PolicyDocumentRecord,
     SecretHead,
     SecretMeta,
     StoredVersion,
@@ -537,6 +539,34 @@ class SqliteStore:
         with self._transaction("count_tokens") as conn:
             row = conn.execute("SELECT COUNT(*) FROM tokens").fetchone()
         return int(row[0])
+
+    # --- policy documents ----------------------------------------------------------------------------------
+    def put_policy_document(self, name: str, fmt: str, content: bytes, *, expected_revision: int | None,
+                            now: float) -> PolicyDocumentRecord:
+        _check_name(name)
+        policy_sql.check_document(fmt, content)
+        policy_sql.check_expected_revision(expected_revision)
+        return self._write("put_policy_document",
+                           lambda conn: policy_sql.put(conn, name, fmt, content, expected_revision, now))
+
+    def read_policy_document(self, name: str) -> PolicyDocumentRecord | None:
+        _check_name(name)
+        with self._transaction("read_policy_document") as conn:
+            return policy_sql.read(conn, name)
+
+    def list_policy_documents(self) -> list[PolicyDocumentRecord]:
+        with self._transaction("list_policy_documents") as conn:
+            return policy_sql.list_all(conn)
+
+    def delete_policy_document(self, name: str, *, expected_revision: int | None) -> bool:
+        _check_name(name)
+        policy_sql.check_expected_revision(expected_revision)
+        return self._write("delete_policy_document",
+                           lambda conn: policy_sql.delete(conn, name, expected_revision))
+
+    def policy_generation(self) -> int:
+        with self._transaction("policy_generation") as conn:
+            return policy_sql.generation(conn)
 
     # --- key-encryption keys -------------------------------------------------------------------------------
     def record_kek_version(self, key_id: str, version: int, *, now: float) -> None:
