@@ -1,5 +1,5 @@
-"""Build the server's backends from its configuration: the store, the key-encryption key, the authorizer, the
-audit log.
+"""Build the server's backends from its configuration: the store, the key-encryption key, the policies in
+force, the audit log.
 
 This is the one place that decides which implementations run; today that is the embedded default (SQLite in
 the data directory and the local keyring beside it). New backends (PostgreSQL, Vault Transit, PKCS#11) plug
@@ -21,9 +21,8 @@ from secretsvc.config import ServerConfig
 from secretsvc.crypto.secretbytes import SecretBytes
 from secretsvc.datadir import DataDir
 from secretsvc.kek.local import LocalKeyring
-from secretsvc.policy import PolicySet, load_paths
 from secretsvc.service import kekguard
-from secretsvc.service.access import Authorizer
+from secretsvc.service.livepolicies import LivePolicies
 from secretsvc.store.sqlite import SqliteStore
 
 log = logging.getLogger("secretsvc.server")
@@ -33,7 +32,7 @@ log = logging.getLogger("secretsvc.server")
 class Backends:
     store: SqliteStore
     kek: LocalKeyring
-    authorizer: Authorizer
+    policies: LivePolicies  # the authorizer every use case asks
 
     def close(self) -> None:
         self.store.close()
@@ -50,22 +49,15 @@ def open_audit(config: ServerConfig, datadir: DataDir) -> AuditLog:
     )
 
 
-def load_policies(paths: tuple[Path, ...]) -> PolicySet:
-    """The policy documents at `paths` (ConfigError naming file:line for any problem); with none, the built-in
-    admin policy alone, so only callers holding it may do anything."""
-    policies = load_paths(list(paths)) if paths else PolicySet()
-    for warning in policies.warnings:
-        log.warning("policy: %s", warning)
-    return policies
-
-
 def open_backends(datadir: DataDir, passphrase: SecretBytes | None, policy_paths: tuple[Path, ...] = ()
                   ) -> Backends:
     """Open the store, then the keyring it needs: refuse to start if stored data is wrapped by a key the
     keyring does not hold, or if the keyring file is missing while the database holds data."""
-    policies = load_policies(policy_paths)  # before anything opens: a bad document stops the start
     store = SqliteStore(datadir.database)
     try:
+        # The files together with the documents stored over the API (ConfigError naming file:line for any
+        # problem); with neither, the built-in admin policy alone, so only callers holding it may do anything.
+        policies = LivePolicies(policy_paths, store)
         database = str(datadir.database)
         keyring_file = datadir.keyring
         recorded = kekguard.recorded_kek_versions(store, now=time.time())
@@ -77,4 +69,4 @@ def open_backends(datadir: DataDir, passphrase: SecretBytes | None, policy_paths
     except BaseException:
         store.close()
         raise
-    return Backends(store=store, kek=keyring, authorizer=policies)
+    return Backends(store=store, kek=keyring, policies=policies)

@@ -38,9 +38,12 @@ class Source:
 
     name: str
     data: bytes
+    declared_format: nodes.Format | None = None  # None: JSON for a `.json` name, else YAML
 
     @property
     def format(self) -> nodes.Format:
+        if self.declared_format is not None:
+            return self.declared_format
         return "json" if self.name.lower().endswith(".json") else "yaml"
 
 
@@ -92,6 +95,24 @@ def _files_in(directory: Path) -> list[Path] | Problem:
     return names
 
 
+def fingerprint(paths: Sequence[Path]) -> tuple[object, ...]:
+    """What changes when any document `read_paths` would read changes: each file's identity, size and
+    modification time (following links, so a Kubernetes ConfigMap's swapped `..data` link counts), and each
+    directory's list of policy files. Cheap enough to take every few seconds."""
+    def stat(path: Path) -> object:
+        try:
+            st = path.stat()
+        except OSError as exc:
+            return (str(path), exc.errno)
+        return (str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+    marks: list[object] = []
+    for path in paths:
+        files = _files_in(path) if path.is_dir() else [path]
+        marks.extend([str(files)] if isinstance(files, Problem) else [stat(f) for f in files])
+    return tuple(marks)
+
+
 def read_paths(paths: Sequence[Path]) -> tuple[list[Source], list[Problem]]:
     """The documents named by files and directories, and the problems met reading them."""
     sources: list[Source] = []
@@ -132,7 +153,7 @@ def check_paths(paths: Sequence[Path]) -> CheckResult:
     return check_sources(sources, problems)
 
 
-def _summary(problems: Sequence[Problem]) -> str:
+def summary(problems: Sequence[Problem]) -> str:
     shown = "\n".join(str(p) for p in problems[:MAX_PROBLEMS_IN_MESSAGE])
     more = len(problems) - MAX_PROBLEMS_IN_MESSAGE
     return f"invalid policy documents:\n{shown}" + (f"\n(and {more} more)" if more > 0 else "")
@@ -149,7 +170,7 @@ def load_paths(paths: Sequence[Path]) -> PolicySet:
     """The policy set in these files and directories, or `ConfigError` listing what is wrong (file:line)."""
     result = check_paths(paths)
     if not result.ok:
-        raise ConfigError(_summary(result.problems))
+        raise ConfigError(summary(result.problems))
     return _loaded(result)
 
 
@@ -158,5 +179,5 @@ def load_sources(sources: Sequence[Source]) -> PolicySet:
     result = check_sources(sources)
     if not result.ok:
         error = LimitExceeded if result.problems[0].limit else InvalidArgument
-        raise error(_summary(result.problems))
+        raise error(summary(result.problems))
     return _loaded(result)

@@ -68,6 +68,12 @@ _TARGETS: dict[str, _Target] = {
     "/secretsvc.v1.Tokens/CreateToken": _Target(_SYSTEM, "admin", "tokens"),
     "/secretsvc.v1.Tokens/ListTokens": _Target(_SYSTEM, "admin", "tokens"),
     "/secretsvc.v1.Tokens/RevokeToken": _Target(_SYSTEM, "admin", "tokens"),
+    "/secretsvc.v1.Policies/PutPolicyDocument": _Target(_SYSTEM, "admin", "policies"),
+    "/secretsvc.v1.Policies/GetPolicyDocument": _Target(_SYSTEM, "admin", "policies"),
+    "/secretsvc.v1.Policies/ListPolicyDocuments": _Target(_SYSTEM, "admin", "policies"),
+    "/secretsvc.v1.Policies/DeletePolicyDocument": _Target(_SYSTEM, "admin", "policies"),
+    "/secretsvc.v1.Policies/ReloadPolicies": _Target(_SYSTEM, "admin", "policies"),
+    "/secretsvc.v1.Policies/ExplainPolicy": _Target(_SYSTEM, "admin", "policies"),
 }
 _UNKNOWN = _Target(None, None)
 

@@ -8,6 +8,7 @@ caller has authenticated and the body fits. Methods that anyone may call (health
 
 from __future__ import annotations
 
+from secretsvc.policy import limits as policy_limits
 from secretsvc.service import limits
 
 KIB = 1024
@@ -21,6 +22,7 @@ _ENVELOPE_SLACK = limits.MAX_ASSOCIATED_DATA_BYTES + 64 * KIB
 _PER_BATCH_ITEM_OVERHEAD = 1 * KIB  # framing and a ciphertext header per item
 
 _LARGE: dict[str, int] = {
+    "/secretsvc.v1.Policies/PutPolicyDocument": policy_limits.MAX_POLICY_FILE_BYTES + SMALL_REQUEST_BYTES,
     "/secretsvc.v1.Secrets/PutSecret": limits.MAX_SECRET_VALUE_BYTES + SMALL_REQUEST_BYTES,
     "/secretsvc.v1.Transit/Encrypt": limits.MAX_TRANSIT_PLAINTEXT_BYTES + _ENVELOPE_SLACK,
     "/secretsvc.v1.Transit/Decrypt": limits.MAX_TRANSIT_PLAINTEXT_BYTES + _ENVELOPE_SLACK,

@@ -34,9 +34,12 @@ from secretsvc.rpc import tls
 from secretsvc.rpc.authn import CertificateIdentity
 from secretsvc.rpc.interceptors import server_interceptors
 from secretsvc.rpc.metrics import RpcMetrics
+from secretsvc.rpc.policy_servicer import PoliciesServicer
 from secretsvc.rpc.servicers import AdminServicer, SecretsServicer, TokensServicer, TransitServicer
 from secretsvc.rpc.streamslots import StreamSlots
 from secretsvc.service import limits
+from secretsvc.service.livepolicies import ReloadLoop
+from secretsvc.service.policies import PolicyService
 from secretsvc.service.rootkey import RootKeyService
 from secretsvc.service.secrets import SecretService
 from secretsvc.service.tokens import TokenService
@@ -44,6 +47,8 @@ from secretsvc.service.transit import TransitService
 from secretsvc.v1 import (
     admin_pb2,
     admin_pb2_grpc,
+    policies_pb2,
+    policies_pb2_grpc,
     secrets_pb2,
     secrets_pb2_grpc,
     tokens_pb2,
@@ -61,6 +66,7 @@ _SERVICE_NAMES = (
     transit_pb2.DESCRIPTOR.services_by_name["Transit"].full_name,
     admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name,
     tokens_pb2.DESCRIPTOR.services_by_name["Tokens"].full_name,
+    policies_pb2.DESCRIPTOR.services_by_name["Policies"].full_name,
 )
 
 
@@ -123,6 +129,7 @@ class RunningServer:
     port: int
     health: health.HealthServicer
     close: Callable[[], None]
+    reload_policies: Callable[[], None]  # now, on the reload thread (SIGHUP)
 
     def stop(self, grace: float) -> None:
         for name in ("", *_SERVICE_NAMES):
@@ -135,9 +142,11 @@ def start(config: ServerConfig) -> RunningServer:
     datadir = DataDir.open(config.data_dir)
     backends: Backends | None = None
     audit: AuditLog | None = None
+    reloads: ReloadLoop | None = None
     try:
         backends = open_backends(datadir, _read_passphrase(config.keyring_passphrase_file), config.policy_paths)
         store, keyring = backends.store, backends.kek
+        reloads = ReloadLoop(backends.policies, config.policy_reload_seconds)
         if config.audit_enabled:
             audit = open_audit(config, datadir)
         else:
@@ -162,7 +171,7 @@ def start(config: ServerConfig) -> RunningServer:
                 ("grpc.so_reuseport", 0),
             ],
         )
-        authorizer = backends.authorizer
+        authorizer = backends.policies
         secrets_pb2_grpc.add_SecretsServicer_to_server(
             SecretsServicer(SecretService(store, keyring, time.time, authorizer, config.default_max_versions)),
             server,
@@ -174,6 +183,9 @@ def start(config: ServerConfig) -> RunningServer:
                                                    server)
         tokens_pb2_grpc.add_TokensServicer_to_server(
             TokensServicer(TokenService(store, authorizer, time.time, token_auth.forget_token)), server
+        )
+        policies_pb2_grpc.add_PoliciesServicer_to_server(
+            PoliciesServicer(PolicyService(store, backends.policies, authorizer, time.time)), server
         )
         health_servicer = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -193,9 +205,12 @@ def start(config: ServerConfig) -> RunningServer:
             except OSError as exc:
                 raise ConfigError(f"cannot serve metrics on {config.metrics_listen}: {exc.strerror}") from None
         server.start()
+        reloads.start()
         for name in ("", *_SERVICE_NAMES):
             health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     except BaseException:
+        if reloads is not None:
+            reloads.stop()
         if audit is not None:
             audit.close()
         if backends is not None:
@@ -204,13 +219,15 @@ def start(config: ServerConfig) -> RunningServer:
         raise
 
     def close() -> None:
+        reloads.stop()
         # After the server has stopped: every call that ran has its record, then the shutdown checkpoint.
         if audit is not None:
             audit.close()
         backends.close()
         datadir.release()
 
-    return RunningServer(server=server, port=port, health=health_servicer, close=close)
+    return RunningServer(server=server, port=port, health=health_servicer, close=close,
+                         reload_policies=reloads.wake)
 
 
 # glibc mallopt parameters (malloc.h) and the values `serve` sets; see `tune_malloc` for why.
@@ -259,9 +276,17 @@ def serve(config: ServerConfig) -> int:
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
-    # Installed before the server starts, so a signal that arrives as soon as it is healthy still drains it.
+    running: RunningServer | None = None
+
+    def on_hangup(signum: int, frame: FrameType | None) -> None:
+        if running is not None:
+            running.reload_policies()
+
+    # Installed before the server starts, so a signal that arrives as soon as it is healthy still drains it
+    # (and a SIGHUP during start-up, with the policies just loaded, does not kill it).
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGHUP, on_hangup)
     try:
         running = start(config)
     except KeyringError as exc:

@@ -39,7 +39,7 @@ _STATES = {
 }
 
 
-def _ts(seconds: float | None) -> Timestamp | None:
+def timestamp(seconds: float | None) -> Timestamp | None:
     if seconds is None:
         return None
     ts = Timestamp()
@@ -52,13 +52,13 @@ def _meta_message(meta: SecretMeta) -> secrets_pb2.SecretMetadata:
         ref=secrets_pb2.SecretRef(namespace=meta.namespace, path=meta.path),
         current_version=meta.current_version,
         max_versions=meta.max_versions,
-        create_time=_ts(meta.created_at),
-        update_time=_ts(meta.updated_at),
+        create_time=timestamp(meta.created_at),
+        update_time=timestamp(meta.updated_at),
         custom_metadata=dict(meta.custom_metadata),
         versions=[
             secrets_pb2.VersionMetadata(
-                version=v.version, state=_STATES[v.state], create_time=_ts(v.created_at),
-                delete_time=_ts(v.deleted_at), destroy_time=_ts(v.destroyed_at),
+                version=v.version, state=_STATES[v.state], create_time=timestamp(v.created_at),
+                delete_time=timestamp(v.deleted_at), destroy_time=timestamp(v.destroyed_at),
             )
             for v in meta.versions
         ],
@@ -79,14 +79,14 @@ class SecretsServicer(secrets_pb2_grpc.SecretsServicer):
         )
         current_call().capability = result.capability.value
         return secrets_pb2.PutSecretResponse(
-            version=result.version, create_time=_ts(result.created_at), pruned_versions=result.pruned_versions
+            version=result.version, create_time=timestamp(result.created_at), pruned_versions=result.pruned_versions
         )
 
     def GetSecret(self, request: secrets_pb2.GetSecretRequest, context: grpc.ServicerContext
                   ) -> secrets_pb2.GetSecretResponse:
         got = self._svc.get(current_principal(), request.ref.namespace, request.ref.path, request.version or None)
         return secrets_pb2.GetSecretResponse(
-            value=got.value.reveal(), version=got.version, create_time=_ts(got.created_at)
+            value=got.value.reveal(), version=got.version, create_time=timestamp(got.created_at)
         )
 
     def ListSecrets(self, request: secrets_pb2.ListSecretsRequest, context: grpc.ServicerContext
@@ -136,9 +136,9 @@ def _key_info(record: TransitKeyRecord) -> transit_pb2.KeyInfo:
         name=record.name,
         latest_version=record.latest_version,
         min_decryption_version=record.min_decryption_version,
-        versions=[transit_pb2.KeyVersion(version=v.version, create_time=_ts(v.created_at))
+        versions=[transit_pb2.KeyVersion(version=v.version, create_time=timestamp(v.created_at))
                   for v in record.versions],
-        create_time=_ts(record.created_at),
+        create_time=timestamp(record.created_at),
     )
 
 
@@ -230,7 +230,7 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
         info = self._svc.info(current_principal())
         return admin_pb2.RootKeyInfo(
             key_id=info.key_id, primary_version=info.primary_version,
-            versions=[admin_pb2.RootKeyVersion(version=v.version, create_time=_ts(v.created_at))
+            versions=[admin_pb2.RootKeyVersion(version=v.version, create_time=timestamp(v.created_at))
                       for v in info.versions],
         )
 
@@ -253,7 +253,7 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
 def _token_info(record: TokenRecord) -> tokens_pb2.TokenInfo:
     return tokens_pb2.TokenInfo(
         name=record.name, token_id=record.token_id, policies=list(record.policies),
-        create_time=_ts(record.created_at), expire_time=_ts(record.expires_at),
+        create_time=timestamp(record.created_at), expire_time=timestamp(record.expires_at),
     )
 
 

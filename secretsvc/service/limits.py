@@ -10,6 +10,11 @@ MAX_KEY_NAME_BYTES = 128
 MAX_TOKEN_NAME_BYTES = 128
 MAX_POLICY_NAME_BYTES = 128
 MAX_POLICIES_PER_TOKEN = 64
+# Policy documents stored over the API (each also within the policy package's MAX_POLICY_FILE_BYTES).
+MAX_POLICY_DOCUMENT_NAME_BYTES = 128
+MAX_STORED_POLICY_DOCUMENTS = 1000
+# An identity, resource or capability as `explain` takes them in text.
+MAX_EXPLAIN_ARGUMENT_BYTES = 2048
 # A static token lives at most this long; 0 (the default) means it does not expire.
 MAX_TOKEN_TTL_SECONDS = 10 * 366 * 24 * 3600
 

@@ -106,6 +106,11 @@ def check_policy_name(name: str) -> str:
     return _simple_name(name, "policy name", limits.MAX_POLICY_NAME_BYTES, "MAX_POLICY_NAME_BYTES")
 
 
+def check_policy_document_name(name: str) -> str:
+    return _simple_name(name, "policy document name", limits.MAX_POLICY_DOCUMENT_NAME_BYTES,
+                        "MAX_POLICY_DOCUMENT_NAME_BYTES")
+
+
 def split_ref(ref: str) -> tuple[str, str]:
     """'namespace/some/path' -> ('namespace', 'some/path'), both validated."""
     namespace, sep, path = ref.partition("/")

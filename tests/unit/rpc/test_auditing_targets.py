@@ -1,0 +1,32 @@
+"""Every method the server serves names its resource kind and capability for the audit record."""
+
+from __future__ import annotations
+
+from secretsvc.rpc import auditing
+from secretsvc.rpc.server import _SERVICE_NAMES
+from secretsvc.v1 import admin_pb2, policies_pb2, secrets_pb2, tokens_pb2, transit_pb2
+
+_FILES = (admin_pb2, policies_pb2, secrets_pb2, tokens_pb2, transit_pb2)
+
+
+def _served_methods() -> list[str]:
+    methods = []
+    for module in _FILES:
+        for service in module.DESCRIPTOR.services_by_name.values():
+            if service.full_name in _SERVICE_NAMES:
+                methods.extend(f"/{service.full_name}/{m.name}" for m in service.methods)
+    return methods
+
+
+def test_every_served_method_has_an_audit_target() -> None:
+    served = _served_methods()
+    assert len(served) > 20
+    missing = [m for m in served if m not in auditing._TARGETS]
+    assert missing == []
+    assert set(auditing._TARGETS) <= set(served)  # no entry for a method that no longer exists
+
+
+def test_every_target_names_a_kind_and_only_put_secret_leaves_its_capability_to_the_service() -> None:
+    assert all(t.kind is not None for t in auditing._TARGETS.values())
+    open_capability = [m for m, t in auditing._TARGETS.items() if t.capability is None]
+    assert open_capability == ["/secretsvc.v1.Secrets/PutSecret"]
