@@ -99,6 +99,12 @@ def _hint(code: grpc.StatusCode, detail: str) -> str:
     return detail
 
 
+def rpc_error_line(exc: grpc.RpcError) -> str:
+    """A failed call as one line for stderr: the status, and what to check when the server was not reached."""
+    code = exc.code()
+    return f"secretsvc: {code.name.lower()}: {_hint(code, exc.details() or '')}"
+
+
 def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
     """Run a client command; print failures as one line on stderr and map them to an exit status."""
     try:
@@ -107,6 +113,5 @@ def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namesp
         print(f"secretsvc: {exc}", file=sys.stderr)
         return 2
     except grpc.RpcError as exc:
-        code = exc.code()
-        print(f"secretsvc: {code.name.lower()}: {_hint(code, exc.details() or '')}", file=sys.stderr)
+        print(rpc_error_line(exc), file=sys.stderr)
         return 1

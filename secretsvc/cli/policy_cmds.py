@@ -1,7 +1,9 @@
-"""`secretsvc policy check` and `secretsvc policy explain`: policy documents, offline, without a server.
+"""`secretsvc policy check` and `secretsvc policy explain`: policy documents read from files, offline.
 
-Scripts rely on the exit status: `check` 0 valid, 2 invalid or unusable; `explain` 0 allowed, 1 denied,
-2 a usage error or invalid documents. `--format json` prints one JSON object on stdout for either.
+`explain` without `--policies` asks the server instead (`policy_server_cmds.py`, with `put`, `get`, `list`,
+`delete` and `reload`); both print the same report. Scripts rely on the exit status: `check` 0 valid, 2
+invalid or unusable; `explain` 0 allowed, 1 denied, 2 a usage error, invalid documents, or a server that
+could not answer. `--format json` prints one JSON object on stdout for either.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from secretsvc.auth.principal import Principal
+from secretsvc.cli.connection import add_client_options, run_command
 from secretsvc.errors import InvalidArgument
 from secretsvc.policy import identity
 from secretsvc.policy.loader import CheckResult, check_paths
@@ -29,6 +33,7 @@ examples:
       --policies /etc/secretsvc/policies
   secretsvc policy explain token:ci:deployer transit:payments encrypt --policies policies.yaml
   secretsvc policy explain sa:payments/web system:tokens admin --policies policies/ --format json
+  secretsvc policy explain token:ci payments/db/password read        # the server's policies in force
 """
 
 
@@ -66,61 +71,92 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EXIT_ALLOWED
 
 
-def _rule_json(ref: RuleRef) -> dict[str, Any]:
+# An explanation as one report (the JSON `--format json` prints), whether it was decided here or by the server.
+Report = dict[str, Any]
+
+
+def _rule_json(ref: RuleRef) -> Report:
     return {"file": ref.rule.location.source, "line": ref.pattern.line, "rule_line": ref.rule.location.line,
             "policy": ref.policy, "rule_index": ref.rule.index, "pattern": ref.pattern.value,
             "effect": ref.rule.effect.value, "capabilities": sorted(c.value for c in ref.rule.capabilities)}
 
 
-def _binding_json(binding: Binding) -> dict[str, Any]:
+def _binding_json(binding: Binding) -> Report:
     return {"file": binding.location.source, "line": binding.location.line, "binding_index": binding.index,
             "kind": binding.kind.value, "pattern": binding.pattern.value}
 
 
-def _grant_json(grant: Grant) -> dict[str, Any]:
+def _grant_json(grant: Grant) -> Report:
     return {"policy": grant.policy, "defined": grant.defined,
             "via": "binding" if grant.binding else "carried",
             "binding": None if grant.binding is None else _binding_json(grant.binding)}
 
 
-def _rule_text(ref: RuleRef) -> str:
-    return (f"{ref.location}  policy {ref.policy!r}, rules[{ref.rule.index}], pattern {ref.pattern.value!r} "
-            f"({ref.rule.effect.value})")
+def local_report(principal: Principal, decision: Decision, grants: tuple[Grant, ...],
+                 matched: tuple[RuleRef, ...]) -> Report:
+    return {
+        "allowed": decision.allowed, "decision": "allow" if decision.allowed else "deny",
+        "identity": {"kind": principal.kind, "name": principal.name, "policies": list(principal.policies)},
+        "resource": {"kind": decision.resource_kind.value, "name": decision.resource_name},
+        "capability": decision.capability.value, "reason": decision.reason,
+        "rule": None if decision.rule is None else _rule_json(decision.rule),
+        "grant": None if decision.grant is None else _grant_json(decision.grant),
+        "binding": None if decision.binding is None else _binding_json(decision.binding),
+        "policies": [_grant_json(g) for g in grants],
+        "matched": [_rule_json(m) for m in matched],
+    }
 
 
-def _grant_text(grant: Grant) -> str:
-    if grant.binding is not None:
-        b = grant.binding
-        why = f"{b.location}  bindings[{b.index}], {b.kind.value} {b.pattern.value!r} -> policy {grant.policy!r}"
+def _at(item: Report) -> str:
+    return f"{item['file']}:{item['line']}" if item["line"] else str(item["file"])
+
+
+def _rule_text(rule: Report) -> str:
+    return (f"{_at(rule)}  policy {rule['policy']!r}, rules[{rule['rule_index']}], pattern {rule['pattern']!r} "
+            f"({rule['effect']})")
+
+
+def _grant_text(grant: Report) -> str:
+    b = grant["binding"]
+    if b is not None:
+        why = f"{_at(b)}  bindings[{b['binding_index']}], {b['kind']} {b['pattern']!r} -> policy {grant['policy']!r}"
     else:
-        why = f"none: the identity carries policy {grant.policy!r} itself (a token made with --policy)"
-    return why + ("" if grant.defined else "; no document defines it, so it grants nothing")
+        why = f"none: the identity carries policy {grant['policy']!r} itself (a token made with --policy)"
+    return why + ("" if grant["defined"] else "; no document defines it, so it grants nothing")
 
 
-def _held_text(grant: Grant) -> str:
-    b = grant.binding
-    how = (f"by binding {b.location}  bindings[{b.index}], {b.kind.value} {b.pattern.value!r}" if b is not None
+def _held_text(grant: Report) -> str:
+    b = grant["binding"]
+    how = (f"by binding {_at(b)}  bindings[{b['binding_index']}], {b['kind']} {b['pattern']!r}" if b is not None
            else "carried by the identity itself (a token made with --policy)")
-    return f"policy {grant.policy!r} {how}" + ("" if grant.defined else "; no document defines it: grants nothing")
+    unused = "" if grant["defined"] else "; no document defines it: grants nothing"
+    return f"policy {grant['policy']!r} {how}{unused}"
 
 
-def _explain_text(who: str, decision: Decision, grants: tuple[Grant, ...], matched: tuple[RuleRef, ...]) -> None:
-    verb = "may" if decision.allowed else "may not"
-    print(f"{'allow' if decision.allowed else 'deny'}: {who} {verb} {decision.capability.value} "
-          f"{decision.resource_kind.value} {decision.resource_name}")
-    print(f"  reason:  {decision.reason}")
-    if decision.rule is not None and decision.grant is not None:
-        print(f"  rule:    {_rule_text(decision.rule)}")
-        print(f"  binding: {_grant_text(decision.grant)}")
-    others = [m for m in matched if m != decision.rule]
-    for ref in others:
-        print(f"  also matched: {_rule_text(ref)}")
-    if decision.rule is None:
-        if grants:
-            for grant in grants:
-                print(f"  holds:   {_held_text(grant)}")
-        else:
+def print_report(who: str, report: Report, fmt: str) -> int:
+    """Print an explanation; the exit status: 0 allowed, 1 denied."""
+    if fmt == "json":
+        print(json.dumps(report, sort_keys=True))
+        return EXIT_ALLOWED if report["allowed"] else EXIT_DENIED
+    allowed, rule, grant = report["allowed"], report["rule"], report["grant"]
+    resource = report["resource"]
+    print(f"{'allow' if allowed else 'deny'}: {who} {'may' if allowed else 'may not'} {report['capability']} "
+          f"{resource['kind']} {resource['name']}")
+    print(f"  reason:  {report['reason']}")
+    if report.get("identity_known") is False:
+        print("  note:    no stored token has this name; explained as a token that carries no policies")
+    if rule is not None and grant is not None:
+        print(f"  rule:    {_rule_text(rule)}")
+        print(f"  binding: {_grant_text(grant)}")
+    for other in report["matched"]:
+        if other != rule:
+            print(f"  also matched: {_rule_text(other)}")
+    if rule is None:
+        for held in report["policies"]:
+            print(f"  holds:   {_held_text(held)}")
+        if not report["policies"]:
             print("  holds:   no policies (no binding matches this identity, and it carries none)")
+    return EXIT_ALLOWED if allowed else EXIT_DENIED
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
@@ -130,35 +166,26 @@ def cmd_explain(args: argparse.Namespace) -> int:
     except InvalidArgument as exc:
         print(f"secretsvc policy explain: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if not args.policies:
+        from secretsvc.cli.policy_server_cmds import explain_on_server
+
+        return run_command(explain_on_server, args)
     result = check_paths([Path(p) for p in args.policies])
     if result.policy_set is None:
         _print_problems(result, args.format)
         return EXIT_USAGE
     policy_set = result.policy_set
     capability = Capability(args.capability)
-    decision = policy_set.decide(principal, resource, capability)
-    grants = policy_set.grants(principal)
-    matched = policy_set.matching_rules(principal, resource, capability)
-    if args.format == "json":
-        print(json.dumps({
-            "allowed": decision.allowed, "decision": "allow" if decision.allowed else "deny",
-            "identity": {"kind": principal.kind, "name": principal.name, "policies": list(principal.policies)},
-            "resource": {"kind": decision.resource_kind.value, "name": decision.resource_name},
-            "capability": capability.value, "reason": decision.reason,
-            "rule": None if decision.rule is None else _rule_json(decision.rule),
-            "binding": None if decision.binding is None else _binding_json(decision.binding),
-            "policies": [_grant_json(g) for g in grants],
-            "matched": [_rule_json(m) for m in matched],
-        }, sort_keys=True))
-    else:
-        _explain_text(args.identity, decision, grants, matched)
-    return EXIT_ALLOWED if decision.allowed else EXIT_DENIED
+    report = local_report(principal, policy_set.decide(principal, resource, capability),
+                          policy_set.grants(principal), policy_set.matching_rules(principal, resource, capability))
+    return print_report(args.identity, report, args.format)
 
 
 def add_parsers(subparsers: Any) -> None:
     group = subparsers.add_parser(
-        "policy", help="check policy documents and explain decisions, offline",
-        description="Policy documents (YAML or JSON; docs/policy.md), read from files, without a server.",
+        "policy", help="check, store and explain policy documents",
+        description="Policy documents (YAML or JSON; docs/policy.md): check files and explain decisions "
+                    "offline, or store, list and explain them on the server.",
     )
     commands = group.add_subparsers(dest="policy_command", metavar="SUBCOMMAND", required=True)
 
@@ -180,7 +207,12 @@ def add_parsers(subparsers: Any) -> None:
     explain.add_argument("identity", metavar="IDENTITY")
     explain.add_argument("resource", metavar="RESOURCE")
     explain.add_argument("capability", metavar="CAPABILITY", choices=[c.value for c in Capability])
-    explain.add_argument("--policies", action="append", required=True, metavar="FILE_OR_DIR",
-                         help="policy documents (repeatable)")
-    explain.add_argument("--format", choices=("text", "json"), default="text")
+    explain.add_argument("--policies", action="append", metavar="FILE_OR_DIR",
+                         help="decide with these policy documents, offline (repeatable); without it, ask the "
+                              "server, which decides with the policies in force there")
+    add_client_options(explain)  # also --format
     explain.set_defaults(run=cmd_explain)
+
+    from secretsvc.cli import policy_server_cmds
+
+    policy_server_cmds.add_parsers(commands)
