@@ -1,5 +1,5 @@
 """Build the server's backends from its configuration: the store, the key-encryption key, the policies in
-force, the audit log.
+force, the authenticators, the audit log.
 
 This is the one place that decides which implementations run; today that is the embedded default (SQLite in
 the data directory and the local keyring beside it). New backends (PostgreSQL, Vault Transit, PKCS#11) plug
@@ -17,6 +17,8 @@ from pathlib import Path
 from secretsvc.audit.files import default_path as default_audit_path
 from secretsvc.audit.keys import AuditKeys
 from secretsvc.audit.writer import AuditLog, Durability
+from secretsvc.auth.identify import CallerIdentifier
+from secretsvc.auth.tokens import TokenAuthenticator
 from secretsvc.config import ServerConfig
 from secretsvc.crypto.secretbytes import SecretBytes
 from secretsvc.datadir import DataDir
@@ -36,6 +38,25 @@ class Backends:
 
     def close(self) -> None:
         self.store.close()
+
+
+@dataclass(frozen=True, slots=True)
+class Authenticators:
+    tokens: TokenAuthenticator  # static tokens; token management tells it what was revoked
+    callers: CallerIdentifier  # picks the authenticator for each call's credentials
+
+
+def open_authenticators(config: ServerConfig, store: SqliteStore) -> Authenticators:
+    """Static tokens always; Kubernetes service-account tokens when configured; client certificates identify
+    callers when they are required."""
+    service_accounts = None
+    if config.service_accounts is not None:
+        from secretsvc.auth.serviceaccount_config import build_authenticator
+
+        service_accounts = build_authenticator(config.service_accounts)
+    tokens = TokenAuthenticator(store)
+    return Authenticators(tokens, CallerIdentifier(tokens, service_accounts=service_accounts,
+                                                   identifies_by_certificate=config.client_auth == "required"))
 
 
 def open_audit(config: ServerConfig, datadir: DataDir) -> AuditLog:

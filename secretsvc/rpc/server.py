@@ -23,8 +23,7 @@ from prometheus_client import start_http_server
 
 from secretsvc.audit.writer import AuditLog
 from secretsvc.auth.certs import IdentitySource, principal_from_auth_context
-from secretsvc.auth.identify import CallerIdentifier
-from secretsvc.auth.tokens import MintedToken, TokenAuthenticator, mint_token
+from secretsvc.auth.tokens import MintedToken, mint_token
 from secretsvc.boundedio import read_bounded
 from secretsvc.config import ServerConfig, parse_host_port
 from secretsvc.crypto.secretbytes import SecretBytes
@@ -56,7 +55,7 @@ from secretsvc.v1 import (
     transit_pb2,
     transit_pb2_grpc,
 )
-from secretsvc.wiring import Backends, open_audit, open_backends
+from secretsvc.wiring import Backends, open_audit, open_authenticators, open_backends
 
 log = logging.getLogger("secretsvc.server")
 
@@ -106,16 +105,6 @@ def _announce_admin_token(minted: MintedToken, token_file: Path | None) -> None:
     )
 
 
-def _caller_identifier(config: ServerConfig, tokens: TokenAuthenticator) -> CallerIdentifier:
-    service_accounts = None
-    if config.service_accounts is not None:
-        from secretsvc.auth.serviceaccount_config import build_authenticator
-
-        service_accounts = build_authenticator(config.service_accounts)
-    return CallerIdentifier(tokens, service_accounts=service_accounts,
-                            identifies_by_certificate=config.client_auth == "required")
-
-
 def _certificate_identity(config: ServerConfig) -> CertificateIdentity | None:
     if config.client_auth != "required":
         return None
@@ -157,11 +146,12 @@ def start(config: ServerConfig) -> RunningServer:
             _announce_admin_token(minted, config.admin_token_file)
 
         metrics = RpcMetrics.create()
-        token_auth = TokenAuthenticator(store)
+        authenticators = open_authenticators(config, store)
+        token_auth = authenticators.tokens
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="rpc"),
             interceptors=server_interceptors(
-                _caller_identifier(config, token_auth), metrics,
+                authenticators.callers, metrics,
                 streams=StreamSlots(max_total=config.stream_limit, max_per_peer=config.max_streams_per_peer),
                 certificate_identity=_certificate_identity(config), audit=audit,
             ),
