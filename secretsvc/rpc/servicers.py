@@ -15,7 +15,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from secretsvc.crypto.secretbytes import SecretBytes
 from secretsvc.errors import SecretsvcError
 from secretsvc.rpc.callstate import current_call, current_principal
-from secretsvc.rpc.status import code_number, status_for
+from secretsvc.rpc.status import code_number, public_message, status_for
 from secretsvc.service.rootkey import RootKeyService
 from secretsvc.service.secrets import SecretService
 from secretsvc.service.tokens import TokenService
@@ -23,6 +23,7 @@ from secretsvc.service.transit import ItemOutcome, TransitService
 from secretsvc.store.base import SecretMeta, TokenRecord, TransitKeyRecord, VersionState
 from secretsvc.v1 import (
     admin_pb2,
+    common_pb2,
     admin_pb2_grpc,
     secrets_pb2,
     secrets_pb2_grpc,
@@ -142,10 +143,11 @@ def _key_info(record: TransitKeyRecord) -> transit_pb2.KeyInfo:
     )
 
 
-def _item_error(error: SecretsvcError | None) -> transit_pb2.ItemError | None:
+def _item_error(error: SecretsvcError | None) -> common_pb2.ItemError | None:
     if error is None:
         return None
-    return transit_pb2.ItemError(code=code_number(status_for(error)), message=str(error))
+    return common_pb2.ItemError(code=code_number(status_for(error)),
+                                message=public_message(error, current_call().request_id))
 
 
 def _revealed(value: bytes | SecretBytes | None) -> bytes:

@@ -23,9 +23,10 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from secretsvc.v1 import common_pb2 as secretsvc_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1asecretsvc/v1/secrets.proto\x12\x0csecretsvc.v1\x1a\x1fgoogle/protobuf/timestamp.proto\",\n\tSecretRef\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\"|\n\x0e\x43ustomMetadata\x12:\n\x07\x65ntries\x18\x01 \x03(\x0b\x32).secretsvc.v1.CustomMetadata.EntriesEntry\x1a.\n\x0c\x45ntriesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xc2\x01\n\x10PutSecretRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12$\n\x03ref\x18\x02 \x01(\x0b\x32\x17.secretsvc.v1.SecretRef\x12\r\n\x05value\x18\x03 \x01(\x0c\x12\x10\n\x03\x63\x61s\x18\x04 \x01(\x04H\x00\x88\x01\x01\x12\x35\n\x0f\x63ustom_metadata\x18\x05 \x01(\x0b\x32\x1c.secretsvc.v1.CustomMetadata\x12\x14\n\x0cmax_versions\x18\x06 \x01(\rB\x06\n\x04_cas\"n\n\x11PutSecretResponse\x12\x0f\n\x07version\x18\x01 \x01(\x04\x12/\n\x0b\x63reate_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0fpruned_versions\x18\x03 \x03(\x04\"]\n\x10GetSecretRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12$\n\x03ref\x18\x02 \x01(\x0b\x32\x17.secretsvc.v1.SecretRef\x12\x0f\n\x07version\x18\x03 \x01(\x04\"d\n\x11GetSecretResponse\x12\r\n\x05value\x18\x01 \x01(\x0c\x12\x0f\n\x07version\x18\x02 \x01(\x04\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"r\n\x12ListSecretsRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0e\n\x06prefix\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\r\x12\x12\n\npage_token\x18\x05 \x01(\t\"=\n\x13ListSecretsResponse\x12\r\n\x05paths\x18\x01 \x03(\t\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"T\n\x18GetSecretMetadataRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12$\n\x03ref\x18\x02 \x01(\x0b\x32\x17.secretsvc.v1.SecretRef\"\xa4\x01\n\x1bUpdateSecretMetadataRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12$\n\x03ref\x18\x02 \x01(\x0b\x32\x17.secretsvc.v1.SecretRef\x12\x14\n\x0cmax_versions\x18\x03 \x01(\r\x12\x35\n\x0f\x63ustom_metadata\x18\x04 \x01(\x0b\x32\x1c.secretsvc.v1.CustomMetadata\"\xe1\x01\n\x0fVersionMetadata\x12\x0f\n\x07version\x18\x01 \x01(\x04\x12)\n\x05state\x18\x02 \x01(\x0e\x32\x1a.secretsvc.v1.VersionState\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x64\x65lete_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x64\x65stroy_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xfa\x02\n\x0eSecretMetadata\x12$\n\x03ref\x18\x01 \x01(\x0b\x32\x17.secretsvc.v1.SecretRef\x12\x17\n\x0f\x63urrent_version\x18\x02 \x01(\x04\x12\x14\n\x0cmax_versions\x18\x03 \x01(\r\x12/\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12I\n\x0f\x63ustom_metadata\x18\x06 \x03(\x0b\x32\x30.secretsvc.v1.SecretMetadata.CustomMetadataEntry\x12/\n\x08versions\x18\x07 \x03(\x0b\x32\x1d.secretsvc.v1.VersionMetadata\x1a\x35\n\x13\x43ustomMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"]\n\x0fVersionsRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12$\n\x03ref\x18\x02 \x01(\x0b\x32\x17.secretsvc.v1.SecretRef\x12\x10\n\x08versions\x18\x03 \x03(\x04\",\n\x10VersionsResponse\x12\x18\n\x10\x63hanged_versions\x18\x01 \x03(\x04\"O\n\x13\x44\x65leteSecretRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12$\n\x03ref\x18\x02 \x01(\x0b\x32\x17.secretsvc.v1.SecretRef\"\'\n\x14\x44\x65leteSecretResponse\x12\x0f\n\x07\x65xisted\x18\x01 \x01(\x08*\x7f\n\x0cVersionState\x12\x1d\n\x19VERSION_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14VERSION_STATE_ACTIVE\x10\x01\x12\x19\n\x15VERSION_STATE_DELETED\x10\x02\x12\x1b\n\x17VERSION_STATE_DESTROYED\x10\x03\x32\x82\x06\n\x07Secrets\x12L\n\tPutSecret\x12\x1e.secretsvc.v1.PutSecretRequest\x1a\x1f.secretsvc.v1.PutSecretResponse\x12L\n\tGetSecret\x12\x1e.secretsvc.v1.GetSecretRequest\x1a\x1f.secretsvc.v1.GetSecretResponse\x12R\n\x0bListSecrets\x12 .secretsvc.v1.ListSecretsRequest\x1a!.secretsvc.v1.ListSecretsResponse\x12Y\n\x11GetSecretMetadata\x12&.secretsvc.v1.GetSecretMetadataRequest\x1a\x1c.secretsvc.v1.SecretMetadata\x12_\n\x14UpdateSecretMetadata\x12).secretsvc.v1.UpdateSecretMetadataRequest\x1a\x1c.secretsvc.v1.SecretMetadata\x12O\n\x0e\x44\x65leteVersions\x12\x1d.secretsvc.v1.VersionsRequest\x1a\x1e.secretsvc.v1.VersionsResponse\x12Q\n\x10UndeleteVersions\x12\x1d.secretsvc.v1.VersionsRequest\x1a\x1e.secretsvc.v1.VersionsResponse\x12P\n\x0f\x44\x65stroyVersions\x12\x1d.secretsvc.v1.VersionsRequest\x1a\x1e.secretsvc.v1.VersionsResponse\x12U\n\x0c\x44\x65leteSecret\x12!.secretsvc.v1.DeleteSecretRequest\x1a\".secretsvc.v1.DeleteSecretResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1asecretsvc/v1/secrets.proto\x12\x0csecretsvc.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19secretsvc/v1/common.proto\",\n\tSecretRef\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\"|\n\x0e\x43ustomMetadata\x12:\n\x07\x65ntries\x18\x01 \x03(\x0b\x32).secretsvc.v1.CustomMetadata.EntriesEntry\x1a.\n\x0c\x45ntriesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xc2\x01\n\x10PutSecretRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12$\n\x03ref\x18\x02 \x01(\x0b\x32\x17.secretsvc.v1.SecretRef\x12\r\n\x05value\x18\x03 \x01(\x0c\x12\x10\n\x03\x63\x61s\x18\x04 \x01(\x04H\x00\x88\x01\x01\x12\x35\n\x0f\x63ustom_metadata\x18\x05 \x01(\x0b\x32\x1c.secretsvc.v1.CustomMetadata\x12\x14\n\x0cmax_versions\x18\x06 \x01(\rB\x06\n\x04_cas\"n\n\x11PutSecretResponse\x12\x0f\n\x07version\x18\x01 \x01(\x04\x12/\n\x0b\x63reate_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0fpruned_versions\x18\x03 \x03(\x04\"]\n\x10GetSecretRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12$\n\x03ref\x18\x02 \x01(\x0b\x32\x17.secretsvc.v1.SecretRef\x12\x0f\n\x07version\x18\x03 \x01(\x04\"d\n\x11GetSecretResponse\x12\r\n\x05value\x18\x01 \x01(\x0c\x12\x0f\n\x07version\x18\x02 \x01(\x04\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"I\n\x10SecretVersionRef\x12$\n\x03ref\x18\x01 \x01(\x0b\x32\x17.secretsvc.v1.SecretRef\x12\x0f\n\x07version\x18\x02 \x01(\x04\"V\n\x11GetSecretsRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12-\n\x05items\x18\x02 \x03(\x0b\x32\x1e.secretsvc.v1.SecretVersionRef\"k\n\x10GetSecretsResult\x12/\n\x06secret\x18\x01 \x01(\x0b\x32\x1f.secretsvc.v1.GetSecretResponse\x12&\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x17.secretsvc.v1.ItemError\"E\n\x12GetSecretsResponse\x12/\n\x07results\x18\x01 \x03(\x0b\x32\x1e.secretsvc.v1.GetSecretsResult\"r\n\x12ListSecretsRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0e\n\x06prefix\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\r\x12\x12\n\npage_token\x18\x05 \x01(\t\"=\n\x13ListSecretsResponse\x12\r\n\x05paths\x18\x01 \x03(\t\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"T\n\x18GetSecretMetadataRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12$\n\x03ref\x18\x02 \x01(\x0b\x32\x17.secretsvc.v1.SecretRef\"\xa4\x01\n\x1bUpdateSecretMetadataRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12$\n\x03ref\x18\x02 \x01(\x0b\x32\x17.secretsvc.v1.SecretRef\x12\x14\n\x0cmax_versions\x18\x03 \x01(\r\x12\x35\n\x0f\x63ustom_metadata\x18\x04 \x01(\x0b\x32\x1c.secretsvc.v1.CustomMetadata\"\xe1\x01\n\x0fVersionMetadata\x12\x0f\n\x07version\x18\x01 \x01(\x04\x12)\n\x05state\x18\x02 \x01(\x0e\x32\x1a.secretsvc.v1.VersionState\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x64\x65lete_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x64\x65stroy_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xfa\x02\n\x0eSecretMetadata\x12$\n\x03ref\x18\x01 \x01(\x0b\x32\x17.secretsvc.v1.SecretRef\x12\x17\n\x0f\x63urrent_version\x18\x02 \x01(\x04\x12\x14\n\x0cmax_versions\x18\x03 \x01(\r\x12/\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12I\n\x0f\x63ustom_metadata\x18\x06 \x03(\x0b\x32\x30.secretsvc.v1.SecretMetadata.CustomMetadataEntry\x12/\n\x08versions\x18\x07 \x03(\x0b\x32\x1d.secretsvc.v1.VersionMetadata\x1a\x35\n\x13\x43ustomMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"]\n\x0fVersionsRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12$\n\x03ref\x18\x02 \x01(\x0b\x32\x17.secretsvc.v1.SecretRef\x12\x10\n\x08versions\x18\x03 \x03(\x04\",\n\x10VersionsResponse\x12\x18\n\x10\x63hanged_versions\x18\x01 \x03(\x04\"O\n\x13\x44\x65leteSecretRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12$\n\x03ref\x18\x02 \x01(\x0b\x32\x17.secretsvc.v1.SecretRef\"\'\n\x14\x44\x65leteSecretResponse\x12\x0f\n\x07\x65xisted\x18\x01 \x01(\x08*\x7f\n\x0cVersionState\x12\x1d\n\x19VERSION_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14VERSION_STATE_ACTIVE\x10\x01\x12\x19\n\x15VERSION_STATE_DELETED\x10\x02\x12\x1b\n\x17VERSION_STATE_DESTROYED\x10\x03\x32\xd3\x06\n\x07Secrets\x12L\n\tPutSecret\x12\x1e.secretsvc.v1.PutSecretRequest\x1a\x1f.secretsvc.v1.PutSecretResponse\x12L\n\tGetSecret\x12\x1e.secretsvc.v1.GetSecretRequest\x1a\x1f.secretsvc.v1.GetSecretResponse\x12O\n\nGetSecrets\x12\x1f.secretsvc.v1.GetSecretsRequest\x1a .secretsvc.v1.GetSecretsResponse\x12R\n\x0bListSecrets\x12 .secretsvc.v1.ListSecretsRequest\x1a!.secretsvc.v1.ListSecretsResponse\x12Y\n\x11GetSecretMetadata\x12&.secretsvc.v1.GetSecretMetadataRequest\x1a\x1c.secretsvc.v1.SecretMetadata\x12_\n\x14UpdateSecretMetadata\x12).secretsvc.v1.UpdateSecretMetadataRequest\x1a\x1c.secretsvc.v1.SecretMetadata\x12O\n\x0e\x44\x65leteVersions\x12\x1d.secretsvc.v1.VersionsRequest\x1a\x1e.secretsvc.v1.VersionsResponse\x12Q\n\x10UndeleteVersions\x12\x1d.secretsvc.v1.VersionsRequest\x1a\x1e.secretsvc.v1.VersionsResponse\x12P\n\x0f\x44\x65stroyVersions\x12\x1d.secretsvc.v1.VersionsRequest\x1a\x1e.secretsvc.v1.VersionsResponse\x12U\n\x0c\x44\x65leteSecret\x12!.secretsvc.v1.DeleteSecretRequest\x1a\".secretsvc.v1.DeleteSecretResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,44 +37,52 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CUSTOMMETADATA_ENTRIESENTRY']._serialized_options = b'8\001'
   _globals['_SECRETMETADATA_CUSTOMMETADATAENTRY']._loaded_options = None
   _globals['_SECRETMETADATA_CUSTOMMETADATAENTRY']._serialized_options = b'8\001'
-  _globals['_VERSIONSTATE']._serialized_start=2059
-  _globals['_VERSIONSTATE']._serialized_end=2186
-  _globals['_SECRETREF']._serialized_start=77
-  _globals['_SECRETREF']._serialized_end=121
-  _globals['_CUSTOMMETADATA']._serialized_start=123
-  _globals['_CUSTOMMETADATA']._serialized_end=247
-  _globals['_CUSTOMMETADATA_ENTRIESENTRY']._serialized_start=201
-  _globals['_CUSTOMMETADATA_ENTRIESENTRY']._serialized_end=247
-  _globals['_PUTSECRETREQUEST']._serialized_start=250
-  _globals['_PUTSECRETREQUEST']._serialized_end=444
-  _globals['_PUTSECRETRESPONSE']._serialized_start=446
-  _globals['_PUTSECRETRESPONSE']._serialized_end=556
-  _globals['_GETSECRETREQUEST']._serialized_start=558
-  _globals['_GETSECRETREQUEST']._serialized_end=651
-  _globals['_GETSECRETRESPONSE']._serialized_start=653
-  _globals['_GETSECRETRESPONSE']._serialized_end=753
-  _globals['_LISTSECRETSREQUEST']._serialized_start=755
-  _globals['_LISTSECRETSREQUEST']._serialized_end=869
-  _globals['_LISTSECRETSRESPONSE']._serialized_start=871
-  _globals['_LISTSECRETSRESPONSE']._serialized_end=932
-  _globals['_GETSECRETMETADATAREQUEST']._serialized_start=934
-  _globals['_GETSECRETMETADATAREQUEST']._serialized_end=1018
-  _globals['_UPDATESECRETMETADATAREQUEST']._serialized_start=1021
-  _globals['_UPDATESECRETMETADATAREQUEST']._serialized_end=1185
-  _globals['_VERSIONMETADATA']._serialized_start=1188
-  _globals['_VERSIONMETADATA']._serialized_end=1413
-  _globals['_SECRETMETADATA']._serialized_start=1416
-  _globals['_SECRETMETADATA']._serialized_end=1794
-  _globals['_SECRETMETADATA_CUSTOMMETADATAENTRY']._serialized_start=1741
-  _globals['_SECRETMETADATA_CUSTOMMETADATAENTRY']._serialized_end=1794
-  _globals['_VERSIONSREQUEST']._serialized_start=1796
-  _globals['_VERSIONSREQUEST']._serialized_end=1889
-  _globals['_VERSIONSRESPONSE']._serialized_start=1891
-  _globals['_VERSIONSRESPONSE']._serialized_end=1935
-  _globals['_DELETESECRETREQUEST']._serialized_start=1937
-  _globals['_DELETESECRETREQUEST']._serialized_end=2016
-  _globals['_DELETESECRETRESPONSE']._serialized_start=2018
-  _globals['_DELETESECRETRESPONSE']._serialized_end=2057
-  _globals['_SECRETS']._serialized_start=2189
-  _globals['_SECRETS']._serialized_end=2959
+  _globals['_VERSIONSTATE']._serialized_start=2429
+  _globals['_VERSIONSTATE']._serialized_end=2556
+  _globals['_SECRETREF']._serialized_start=104
+  _globals['_SECRETREF']._serialized_end=148
+  _globals['_CUSTOMMETADATA']._serialized_start=150
+  _globals['_CUSTOMMETADATA']._serialized_end=274
+  _globals['_CUSTOMMETADATA_ENTRIESENTRY']._serialized_start=228
+  _globals['_CUSTOMMETADATA_ENTRIESENTRY']._serialized_end=274
+  _globals['_PUTSECRETREQUEST']._serialized_start=277
+  _globals['_PUTSECRETREQUEST']._serialized_end=471
+  _globals['_PUTSECRETRESPONSE']._serialized_start=473
+  _globals['_PUTSECRETRESPONSE']._serialized_end=583
+  _globals['_GETSECRETREQUEST']._serialized_start=585
+  _globals['_GETSECRETREQUEST']._serialized_end=678
+  _globals['_GETSECRETRESPONSE']._serialized_start=680
+  _globals['_GETSECRETRESPONSE']._serialized_end=780
+  _globals['_SECRETVERSIONREF']._serialized_start=782
+  _globals['_SECRETVERSIONREF']._serialized_end=855
+  _globals['_GETSECRETSREQUEST']._serialized_start=857
+  _globals['_GETSECRETSREQUEST']._serialized_end=943
+  _globals['_GETSECRETSRESULT']._serialized_start=945
+  _globals['_GETSECRETSRESULT']._serialized_end=1052
+  _globals['_GETSECRETSRESPONSE']._serialized_start=1054
+  _globals['_GETSECRETSRESPONSE']._serialized_end=1123
+  _globals['_LISTSECRETSREQUEST']._serialized_start=1125
+  _globals['_LISTSECRETSREQUEST']._serialized_end=1239
+  _globals['_LISTSECRETSRESPONSE']._serialized_start=1241
+  _globals['_LISTSECRETSRESPONSE']._serialized_end=1302
+  _globals['_GETSECRETMETADATAREQUEST']._serialized_start=1304
+  _globals['_GETSECRETMETADATAREQUEST']._serialized_end=1388
+  _globals['_UPDATESECRETMETADATAREQUEST']._serialized_start=1391
+  _globals['_UPDATESECRETMETADATAREQUEST']._serialized_end=1555
+  _globals['_VERSIONMETADATA']._serialized_start=1558
+  _globals['_VERSIONMETADATA']._serialized_end=1783
+  _globals['_SECRETMETADATA']._serialized_start=1786
+  _globals['_SECRETMETADATA']._serialized_end=2164
+  _globals['_SECRETMETADATA_CUSTOMMETADATAENTRY']._serialized_start=2111
+  _globals['_SECRETMETADATA_CUSTOMMETADATAENTRY']._serialized_end=2164
+  _globals['_VERSIONSREQUEST']._serialized_start=2166
+  _globals['_VERSIONSREQUEST']._serialized_end=2259
+  _globals['_VERSIONSRESPONSE']._serialized_start=2261
+  _globals['_VERSIONSRESPONSE']._serialized_end=2305
+  _globals['_DELETESECRETREQUEST']._serialized_start=2307
+  _globals['_DELETESECRETREQUEST']._serialized_end=2386
+  _globals['_DELETESECRETRESPONSE']._serialized_start=2388
+  _globals['_DELETESECRETRESPONSE']._serialized_end=2427
+  _globals['_SECRETS']._serialized_start=2559
+  _globals['_SECRETS']._serialized_end=3410
 # @@protoc_insertion_point(module_scope)

@@ -1,6 +1,7 @@
 import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from secretsvc.v1 import common_pb2 as _common_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -87,6 +88,36 @@ class GetSecretResponse(_message.Message):
     version: int
     create_time: _timestamp_pb2.Timestamp
     def __init__(self, value: _Optional[bytes] = ..., version: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class SecretVersionRef(_message.Message):
+    __slots__ = ("ref", "version")
+    REF_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    ref: SecretRef
+    version: int
+    def __init__(self, ref: _Optional[_Union[SecretRef, _Mapping]] = ..., version: _Optional[int] = ...) -> None: ...
+
+class GetSecretsRequest(_message.Message):
+    __slots__ = ("request_id", "items")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    items: _containers.RepeatedCompositeFieldContainer[SecretVersionRef]
+    def __init__(self, request_id: _Optional[str] = ..., items: _Optional[_Iterable[_Union[SecretVersionRef, _Mapping]]] = ...) -> None: ...
+
+class GetSecretsResult(_message.Message):
+    __slots__ = ("secret", "error")
+    SECRET_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    secret: GetSecretResponse
+    error: _common_pb2.ItemError
+    def __init__(self, secret: _Optional[_Union[GetSecretResponse, _Mapping]] = ..., error: _Optional[_Union[_common_pb2.ItemError, _Mapping]] = ...) -> None: ...
+
+class GetSecretsResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[GetSecretsResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[GetSecretsResult, _Mapping]]] = ...) -> None: ...
 
 class ListSecretsRequest(_message.Message):
     __slots__ = ("request_id", "namespace", "prefix", "page_size", "page_token")

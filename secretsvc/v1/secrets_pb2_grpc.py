@@ -45,6 +45,11 @@ class SecretsStub:
                 request_serializer=secretsvc_dot_v1_dot_secrets__pb2.GetSecretRequest.SerializeToString,
                 response_deserializer=secretsvc_dot_v1_dot_secrets__pb2.GetSecretResponse.FromString,
                 _registered_method=True)
+        self.GetSecrets = channel.unary_unary(
+                '/secretsvc.v1.Secrets/GetSecrets',
+                request_serializer=secretsvc_dot_v1_dot_secrets__pb2.GetSecretsRequest.SerializeToString,
+                response_deserializer=secretsvc_dot_v1_dot_secrets__pb2.GetSecretsResponse.FromString,
+                _registered_method=True)
         self.ListSecrets = channel.unary_unary(
                 '/secretsvc.v1.Secrets/ListSecrets',
                 request_serializer=secretsvc_dot_v1_dot_secrets__pb2.ListSecretsRequest.SerializeToString,
@@ -97,6 +102,15 @@ class SecretsServicer:
     def GetSecret(self, request, context):
         """Reads the current version, or the version asked for. Deleted and destroyed versions are
         FAILED_PRECONDITION; unknown ones NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSecrets(self, request, context):
+        """Reads several secrets in one round trip (what the injector's agent does at pod start). Each item is
+        decided on its own, as GetSecret would decide it: the response has one result per item, in order,
+        holding the value or the error that item met. At most 256 items.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -160,6 +174,11 @@ def add_SecretsServicer_to_server(servicer, server):
                     servicer.GetSecret,
                     request_deserializer=secretsvc_dot_v1_dot_secrets__pb2.GetSecretRequest.FromString,
                     response_serializer=secretsvc_dot_v1_dot_secrets__pb2.GetSecretResponse.SerializeToString,
+            ),
+            'GetSecrets': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSecrets,
+                    request_deserializer=secretsvc_dot_v1_dot_secrets__pb2.GetSecretsRequest.FromString,
+                    response_serializer=secretsvc_dot_v1_dot_secrets__pb2.GetSecretsResponse.SerializeToString,
             ),
             'ListSecrets': grpc.unary_unary_rpc_method_handler(
                     servicer.ListSecrets,
@@ -252,6 +271,33 @@ class Secrets:
             '/secretsvc.v1.Secrets/GetSecret',
             secretsvc_dot_v1_dot_secrets__pb2.GetSecretRequest.SerializeToString,
             secretsvc_dot_v1_dot_secrets__pb2.GetSecretResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSecrets(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/secretsvc.v1.Secrets/GetSecrets',
+            secretsvc_dot_v1_dot_secrets__pb2.GetSecretsRequest.SerializeToString,
+            secretsvc_dot_v1_dot_secrets__pb2.GetSecretsResponse.FromString,
             options,
             channel_credentials,
             insecure,

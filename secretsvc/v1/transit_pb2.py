@@ -22,66 +22,65 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from secretsvc.v1 import common_pb2 as secretsvc_dot_v1_dot_common__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1asecretsvc/v1/transit.proto\x12\x0csecretsvc.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"N\n\nKeyVersion\x12\x0f\n\x07version\x18\x01 \x01(\r\x12/\n\x0b\x63reate_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xac\x01\n\x07KeyInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x16\n\x0elatest_version\x18\x02 \x01(\r\x12\x1e\n\x16min_decryption_version\x18\x03 \x01(\r\x12*\n\x08versions\x18\x04 \x03(\x0b\x32\x18.secretsvc.v1.KeyVersion\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"4\n\x10\x43reateKeyRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"1\n\rGetKeyRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"%\n\x0fListKeysRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\"!\n\x10ListKeysResponse\x12\r\n\x05names\x18\x01 \x03(\t\"4\n\x10RotateKeyRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"b\n\x1eSetMinDecryptionVersionRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x1e\n\x16min_decryption_version\x18\x03 \x01(\r\"b\n\x0e\x45ncryptRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08key_name\x18\x02 \x01(\t\x12\x11\n\tplaintext\x18\x03 \x01(\x0c\x12\x17\n\x0f\x61ssociated_data\x18\x04 \x01(\x0c\":\n\x0f\x45ncryptResponse\x12\x12\n\nciphertext\x18\x01 \x01(\x0c\x12\x13\n\x0bkey_version\x18\x02 \x01(\r\"c\n\x0e\x44\x65\x63ryptRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08key_name\x18\x02 \x01(\t\x12\x12\n\nciphertext\x18\x03 \x01(\x0c\x12\x17\n\x0f\x61ssociated_data\x18\x04 \x01(\x0c\"$\n\x0f\x44\x65\x63ryptResponse\x12\x11\n\tplaintext\x18\x01 \x01(\x0c\"*\n\tItemError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\"e\n\x13\x45ncryptBatchRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08key_name\x18\x02 \x01(\t\x12(\n\x05items\x18\x03 \x03(\x0b\x32\x19.secretsvc.v1.EncryptItem\"9\n\x0b\x45ncryptItem\x12\x11\n\tplaintext\x18\x01 \x01(\x0c\x12\x17\n\x0f\x61ssociated_data\x18\x02 \x01(\x0c\"D\n\x14\x45ncryptBatchResponse\x12,\n\x07results\x18\x01 \x03(\x0b\x32\x1b.secretsvc.v1.EncryptResult\"`\n\rEncryptResult\x12\x12\n\nciphertext\x18\x01 \x01(\x0c\x12\x13\n\x0bkey_version\x18\x02 \x01(\r\x12&\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x17.secretsvc.v1.ItemError\"e\n\x13\x44\x65\x63ryptBatchRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08key_name\x18\x02 \x01(\t\x12(\n\x05items\x18\x03 \x03(\x0b\x32\x19.secretsvc.v1.DecryptItem\":\n\x0b\x44\x65\x63ryptItem\x12\x12\n\nciphertext\x18\x01 \x01(\x0c\x12\x17\n\x0f\x61ssociated_data\x18\x02 \x01(\x0c\"D\n\x14\x44\x65\x63ryptBatchResponse\x12,\n\x07results\x18\x01 \x03(\x0b\x32\x1b.secretsvc.v1.DecryptResult\"J\n\rDecryptResult\x12\x11\n\tplaintext\x18\x01 \x01(\x0c\x12&\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x17.secretsvc.v1.ItemError\"r\n\x16GenerateDataKeyRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08key_name\x18\x02 \x01(\t\x12\x17\n\x0f\x61ssociated_data\x18\x03 \x01(\x0c\x12\x19\n\x11include_plaintext\x18\x04 \x01(\x08\"U\n\x17GenerateDataKeyResponse\x12\x11\n\tplaintext\x18\x01 \x01(\x0c\x12\x12\n\nciphertext\x18\x02 \x01(\x0c\x12\x13\n\x0bkey_version\x18\x03 \x01(\r\"b\n\rRewrapRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08key_name\x18\x02 \x01(\t\x12\x12\n\nciphertext\x18\x03 \x01(\x0c\x12\x17\n\x0f\x61ssociated_data\x18\x04 \x01(\x0c\"9\n\x0eRewrapResponse\x12\x12\n\nciphertext\x18\x01 \x01(\x0c\x12\x13\n\x0bkey_version\x18\x02 \x01(\r2\xdd\x06\n\x07Transit\x12\x42\n\tCreateKey\x12\x1e.secretsvc.v1.CreateKeyRequest\x1a\x15.secretsvc.v1.KeyInfo\x12<\n\x06GetKey\x12\x1b.secretsvc.v1.GetKeyRequest\x1a\x15.secretsvc.v1.KeyInfo\x12I\n\x08ListKeys\x12\x1d.secretsvc.v1.ListKeysRequest\x1a\x1e.secretsvc.v1.ListKeysResponse\x12\x42\n\tRotateKey\x12\x1e.secretsvc.v1.RotateKeyRequest\x1a\x15.secretsvc.v1.KeyInfo\x12^\n\x17SetMinDecryptionVersion\x12,.secretsvc.v1.SetMinDecryptionVersionRequest\x1a\x15.secretsvc.v1.KeyInfo\x12\x46\n\x07\x45ncrypt\x12\x1c.secretsvc.v1.EncryptRequest\x1a\x1d.secretsvc.v1.EncryptResponse\x12\x46\n\x07\x44\x65\x63rypt\x12\x1c.secretsvc.v1.DecryptRequest\x1a\x1d.secretsvc.v1.DecryptResponse\x12U\n\x0c\x45ncryptBatch\x12!.secretsvc.v1.EncryptBatchRequest\x1a\".secretsvc.v1.EncryptBatchResponse\x12U\n\x0c\x44\x65\x63ryptBatch\x12!.secretsvc.v1.DecryptBatchRequest\x1a\".secretsvc.v1.DecryptBatchResponse\x12^\n\x0fGenerateDataKey\x12$.secretsvc.v1.GenerateDataKeyRequest\x1a%.secretsvc.v1.GenerateDataKeyResponse\x12\x43\n\x06Rewrap\x12\x1b.secretsvc.v1.RewrapRequest\x1a\x1c.secretsvc.v1.RewrapResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1asecretsvc/v1/transit.proto\x12\x0csecretsvc.v1\x1a\x19secretsvc/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"N\n\nKeyVersion\x12\x0f\n\x07version\x18\x01 \x01(\r\x12/\n\x0b\x63reate_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xac\x01\n\x07KeyInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x16\n\x0elatest_version\x18\x02 \x01(\r\x12\x1e\n\x16min_decryption_version\x18\x03 \x01(\r\x12*\n\x08versions\x18\x04 \x03(\x0b\x32\x18.secretsvc.v1.KeyVersion\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"4\n\x10\x43reateKeyRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"1\n\rGetKeyRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"%\n\x0fListKeysRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\"!\n\x10ListKeysResponse\x12\r\n\x05names\x18\x01 \x03(\t\"4\n\x10RotateKeyRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"b\n\x1eSetMinDecryptionVersionRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x1e\n\x16min_decryption_version\x18\x03 \x01(\r\"b\n\x0e\x45ncryptRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08key_name\x18\x02 \x01(\t\x12\x11\n\tplaintext\x18\x03 \x01(\x0c\x12\x17\n\x0f\x61ssociated_data\x18\x04 \x01(\x0c\":\n\x0f\x45ncryptResponse\x12\x12\n\nciphertext\x18\x01 \x01(\x0c\x12\x13\n\x0bkey_version\x18\x02 \x01(\r\"c\n\x0e\x44\x65\x63ryptRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08key_name\x18\x02 \x01(\t\x12\x12\n\nciphertext\x18\x03 \x01(\x0c\x12\x17\n\x0f\x61ssociated_data\x18\x04 \x01(\x0c\"$\n\x0f\x44\x65\x63ryptResponse\x12\x11\n\tplaintext\x18\x01 \x01(\x0c\"e\n\x13\x45ncryptBatchRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08key_name\x18\x02 \x01(\t\x12(\n\x05items\x18\x03 \x03(\x0b\x32\x19.secretsvc.v1.EncryptItem\"9\n\x0b\x45ncryptItem\x12\x11\n\tplaintext\x18\x01 \x01(\x0c\x12\x17\n\x0f\x61ssociated_data\x18\x02 \x01(\x0c\"D\n\x14\x45ncryptBatchResponse\x12,\n\x07results\x18\x01 \x03(\x0b\x32\x1b.secretsvc.v1.EncryptResult\"`\n\rEncryptResult\x12\x12\n\nciphertext\x18\x01 \x01(\x0c\x12\x13\n\x0bkey_version\x18\x02 \x01(\r\x12&\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x17.secretsvc.v1.ItemError\"e\n\x13\x44\x65\x63ryptBatchRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08key_name\x18\x02 \x01(\t\x12(\n\x05items\x18\x03 \x03(\x0b\x32\x19.secretsvc.v1.DecryptItem\":\n\x0b\x44\x65\x63ryptItem\x12\x12\n\nciphertext\x18\x01 \x01(\x0c\x12\x17\n\x0f\x61ssociated_data\x18\x02 \x01(\x0c\"D\n\x14\x44\x65\x63ryptBatchResponse\x12,\n\x07results\x18\x01 \x03(\x0b\x32\x1b.secretsvc.v1.DecryptResult\"J\n\rDecryptResult\x12\x11\n\tplaintext\x18\x01 \x01(\x0c\x12&\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x17.secretsvc.v1.ItemError\"r\n\x16GenerateDataKeyRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08key_name\x18\x02 \x01(\t\x12\x17\n\x0f\x61ssociated_data\x18\x03 \x01(\x0c\x12\x19\n\x11include_plaintext\x18\x04 \x01(\x08\"U\n\x17GenerateDataKeyResponse\x12\x11\n\tplaintext\x18\x01 \x01(\x0c\x12\x12\n\nciphertext\x18\x02 \x01(\x0c\x12\x13\n\x0bkey_version\x18\x03 \x01(\r\"b\n\rRewrapRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08key_name\x18\x02 \x01(\t\x12\x12\n\nciphertext\x18\x03 \x01(\x0c\x12\x17\n\x0f\x61ssociated_data\x18\x04 \x01(\x0c\"9\n\x0eRewrapResponse\x12\x12\n\nciphertext\x18\x01 \x01(\x0c\x12\x13\n\x0bkey_version\x18\x02 \x01(\r2\xdd\x06\n\x07Transit\x12\x42\n\tCreateKey\x12\x1e.secretsvc.v1.CreateKeyRequest\x1a\x15.secretsvc.v1.KeyInfo\x12<\n\x06GetKey\x12\x1b.secretsvc.v1.GetKeyRequest\x1a\x15.secretsvc.v1.KeyInfo\x12I\n\x08ListKeys\x12\x1d.secretsvc.v1.ListKeysRequest\x1a\x1e.secretsvc.v1.ListKeysResponse\x12\x42\n\tRotateKey\x12\x1e.secretsvc.v1.RotateKeyRequest\x1a\x15.secretsvc.v1.KeyInfo\x12^\n\x17SetMinDecryptionVersion\x12,.secretsvc.v1.SetMinDecryptionVersionRequest\x1a\x15.secretsvc.v1.KeyInfo\x12\x46\n\x07\x45ncrypt\x12\x1c.secretsvc.v1.EncryptRequest\x1a\x1d.secretsvc.v1.EncryptResponse\x12\x46\n\x07\x44\x65\x63rypt\x12\x1c.secretsvc.v1.DecryptRequest\x1a\x1d.secretsvc.v1.DecryptResponse\x12U\n\x0c\x45ncryptBatch\x12!.secretsvc.v1.EncryptBatchRequest\x1a\".secretsvc.v1.EncryptBatchResponse\x12U\n\x0c\x44\x65\x63ryptBatch\x12!.secretsvc.v1.DecryptBatchRequest\x1a\".secretsvc.v1.DecryptBatchResponse\x12^\n\x0fGenerateDataKey\x12$.secretsvc.v1.GenerateDataKeyRequest\x1a%.secretsvc.v1.GenerateDataKeyResponse\x12\x43\n\x06Rewrap\x12\x1b.secretsvc.v1.RewrapRequest\x1a\x1c.secretsvc.v1.RewrapResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'secretsvc.v1.transit_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_KEYVERSION']._serialized_start=77
-  _globals['_KEYVERSION']._serialized_end=155
-  _globals['_KEYINFO']._serialized_start=158
-  _globals['_KEYINFO']._serialized_end=330
-  _globals['_CREATEKEYREQUEST']._serialized_start=332
-  _globals['_CREATEKEYREQUEST']._serialized_end=384
-  _globals['_GETKEYREQUEST']._serialized_start=386
-  _globals['_GETKEYREQUEST']._serialized_end=435
-  _globals['_LISTKEYSREQUEST']._serialized_start=437
-  _globals['_LISTKEYSREQUEST']._serialized_end=474
-  _globals['_LISTKEYSRESPONSE']._serialized_start=476
-  _globals['_LISTKEYSRESPONSE']._serialized_end=509
-  _globals['_ROTATEKEYREQUEST']._serialized_start=511
-  _globals['_ROTATEKEYREQUEST']._serialized_end=563
-  _globals['_SETMINDECRYPTIONVERSIONREQUEST']._serialized_start=565
-  _globals['_SETMINDECRYPTIONVERSIONREQUEST']._serialized_end=663
-  _globals['_ENCRYPTREQUEST']._serialized_start=665
-  _globals['_ENCRYPTREQUEST']._serialized_end=763
-  _globals['_ENCRYPTRESPONSE']._serialized_start=765
-  _globals['_ENCRYPTRESPONSE']._serialized_end=823
-  _globals['_DECRYPTREQUEST']._serialized_start=825
-  _globals['_DECRYPTREQUEST']._serialized_end=924
-  _globals['_DECRYPTRESPONSE']._serialized_start=926
-  _globals['_DECRYPTRESPONSE']._serialized_end=962
-  _globals['_ITEMERROR']._serialized_start=964
-  _globals['_ITEMERROR']._serialized_end=1006
-  _globals['_ENCRYPTBATCHREQUEST']._serialized_start=1008
-  _globals['_ENCRYPTBATCHREQUEST']._serialized_end=1109
-  _globals['_ENCRYPTITEM']._serialized_start=1111
-  _globals['_ENCRYPTITEM']._serialized_end=1168
-  _globals['_ENCRYPTBATCHRESPONSE']._serialized_start=1170
-  _globals['_ENCRYPTBATCHRESPONSE']._serialized_end=1238
-  _globals['_ENCRYPTRESULT']._serialized_start=1240
-  _globals['_ENCRYPTRESULT']._serialized_end=1336
-  _globals['_DECRYPTBATCHREQUEST']._serialized_start=1338
-  _globals['_DECRYPTBATCHREQUEST']._serialized_end=1439
-  _globals['_DECRYPTITEM']._serialized_start=1441
-  _globals['_DECRYPTITEM']._serialized_end=1499
-  _globals['_DECRYPTBATCHRESPONSE']._serialized_start=1501
-  _globals['_DECRYPTBATCHRESPONSE']._serialized_end=1569
-  _globals['_DECRYPTRESULT']._serialized_start=1571
-  _globals['_DECRYPTRESULT']._serialized_end=1645
-  _globals['_GENERATEDATAKEYREQUEST']._serialized_start=1647
-  _globals['_GENERATEDATAKEYREQUEST']._serialized_end=1761
-  _globals['_GENERATEDATAKEYRESPONSE']._serialized_start=1763
-  _globals['_GENERATEDATAKEYRESPONSE']._serialized_end=1848
-  _globals['_REWRAPREQUEST']._serialized_start=1850
-  _globals['_REWRAPREQUEST']._serialized_end=1948
-  _globals['_REWRAPRESPONSE']._serialized_start=1950
-  _globals['_REWRAPRESPONSE']._serialized_end=2007
-  _globals['_TRANSIT']._serialized_start=2010
-  _globals['_TRANSIT']._serialized_end=2871
+  _globals['_KEYVERSION']._serialized_start=104
+  _globals['_KEYVERSION']._serialized_end=182
+  _globals['_KEYINFO']._serialized_start=185
+  _globals['_KEYINFO']._serialized_end=357
+  _globals['_CREATEKEYREQUEST']._serialized_start=359
+  _globals['_CREATEKEYREQUEST']._serialized_end=411
+  _globals['_GETKEYREQUEST']._serialized_start=413
+  _globals['_GETKEYREQUEST']._serialized_end=462
+  _globals['_LISTKEYSREQUEST']._serialized_start=464
+  _globals['_LISTKEYSREQUEST']._serialized_end=501
+  _globals['_LISTKEYSRESPONSE']._serialized_start=503
+  _globals['_LISTKEYSRESPONSE']._serialized_end=536
+  _globals['_ROTATEKEYREQUEST']._serialized_start=538
+  _globals['_ROTATEKEYREQUEST']._serialized_end=590
+  _globals['_SETMINDECRYPTIONVERSIONREQUEST']._serialized_start=592
+  _globals['_SETMINDECRYPTIONVERSIONREQUEST']._serialized_end=690
+  _globals['_ENCRYPTREQUEST']._serialized_start=692
+  _globals['_ENCRYPTREQUEST']._serialized_end=790
+  _globals['_ENCRYPTRESPONSE']._serialized_start=792
+  _globals['_ENCRYPTRESPONSE']._serialized_end=850
+  _globals['_DECRYPTREQUEST']._serialized_start=852
+  _globals['_DECRYPTREQUEST']._serialized_end=951
+  _globals['_DECRYPTRESPONSE']._serialized_start=953
+  _globals['_DECRYPTRESPONSE']._serialized_end=989
+  _globals['_ENCRYPTBATCHREQUEST']._serialized_start=991
+  _globals['_ENCRYPTBATCHREQUEST']._serialized_end=1092
+  _globals['_ENCRYPTITEM']._serialized_start=1094
+  _globals['_ENCRYPTITEM']._serialized_end=1151
+  _globals['_ENCRYPTBATCHRESPONSE']._serialized_start=1153
+  _globals['_ENCRYPTBATCHRESPONSE']._serialized_end=1221
+  _globals['_ENCRYPTRESULT']._serialized_start=1223
+  _globals['_ENCRYPTRESULT']._serialized_end=1319
+  _globals['_DECRYPTBATCHREQUEST']._serialized_start=1321
+  _globals['_DECRYPTBATCHREQUEST']._serialized_end=1422
+  _globals['_DECRYPTITEM']._serialized_start=1424
+  _globals['_DECRYPTITEM']._serialized_end=1482
+  _globals['_DECRYPTBATCHRESPONSE']._serialized_start=1484
+  _globals['_DECRYPTBATCHRESPONSE']._serialized_end=1552
+  _globals['_DECRYPTRESULT']._serialized_start=1554
+  _globals['_DECRYPTRESULT']._serialized_end=1628
+  _globals['_GENERATEDATAKEYREQUEST']._serialized_start=1630
+  _globals['_GENERATEDATAKEYREQUEST']._serialized_end=1744
+  _globals['_GENERATEDATAKEYRESPONSE']._serialized_start=1746
+  _globals['_GENERATEDATAKEYRESPONSE']._serialized_end=1831
+  _globals['_REWRAPREQUEST']._serialized_start=1833
+  _globals['_REWRAPREQUEST']._serialized_end=1931
+  _globals['_REWRAPRESPONSE']._serialized_start=1933
+  _globals['_REWRAPRESPONSE']._serialized_end=1990
+  _globals['_TRANSIT']._serialized_start=1993
+  _globals['_TRANSIT']._serialized_end=2854
 # @@protoc_insertion_point(module_scope)

@@ -1,5 +1,6 @@
 import datetime
 
+from secretsvc.v1 import common_pb2 as _common_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
@@ -115,14 +116,6 @@ class DecryptResponse(_message.Message):
     plaintext: bytes
     def __init__(self, plaintext: _Optional[bytes] = ...) -> None: ...
 
-class ItemError(_message.Message):
-    __slots__ = ("code", "message")
-    CODE_FIELD_NUMBER: _ClassVar[int]
-    MESSAGE_FIELD_NUMBER: _ClassVar[int]
-    code: int
-    message: str
-    def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
-
 class EncryptBatchRequest(_message.Message):
     __slots__ = ("request_id", "key_name", "items")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
@@ -154,8 +147,8 @@ class EncryptResult(_message.Message):
     ERROR_FIELD_NUMBER: _ClassVar[int]
     ciphertext: bytes
     key_version: int
-    error: ItemError
-    def __init__(self, ciphertext: _Optional[bytes] = ..., key_version: _Optional[int] = ..., error: _Optional[_Union[ItemError, _Mapping]] = ...) -> None: ...
+    error: _common_pb2.ItemError
+    def __init__(self, ciphertext: _Optional[bytes] = ..., key_version: _Optional[int] = ..., error: _Optional[_Union[_common_pb2.ItemError, _Mapping]] = ...) -> None: ...
 
 class DecryptBatchRequest(_message.Message):
     __slots__ = ("request_id", "key_name", "items")
@@ -186,8 +179,8 @@ class DecryptResult(_message.Message):
     PLAINTEXT_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     plaintext: bytes
-    error: ItemError
-    def __init__(self, plaintext: _Optional[bytes] = ..., error: _Optional[_Union[ItemError, _Mapping]] = ...) -> None: ...
+    error: _common_pb2.ItemError
+    def __init__(self, plaintext: _Optional[bytes] = ..., error: _Optional[_Union[_common_pb2.ItemError, _Mapping]] = ...) -> None: ...
 
 class GenerateDataKeyRequest(_message.Message):
     __slots__ = ("request_id", "key_name", "associated_data", "include_plaintext")
