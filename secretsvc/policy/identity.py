@@ -12,7 +12,7 @@ IDENTITY                              the Principal it stands for
 RESOURCE
   NAMESPACE/PATH                      a secret (also secret:NAMESPACE/PATH)
   transit:NAME                        a transit key
-  system:NAME                         a server-wide resource: policies, root-key, tokens
+  system:NAME                         a server-wide resource: access-review, policies, root-key, tokens
 
 Names are checked as strictly as the server checks them, so a name the server would refuse is refused here
 rather than explained.

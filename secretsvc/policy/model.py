@@ -65,7 +65,7 @@ APPLICABLE: dict[ResourceKind, frozenset[Capability]] = {
 }
 # Server-wide resources the service asks about with `admin`. A rule naming another literal name is refused:
 # it would be a typo that grants nothing.
-SYSTEM_RESOURCES = ("policies", "root-key", "tokens")
+SYSTEM_RESOURCES = ("access-review", "policies", "root-key", "tokens")
 
 
 class Resource(Protocol):

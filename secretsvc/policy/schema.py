@@ -6,7 +6,7 @@
         description: "..."               # optional
         rules:                           # required, not empty
           - paths: ["payments/**"]       # exactly one of paths (secrets, NAMESPACE/PATH), keys (transit keys)
-            capabilities: [read, list]   #   or system (server-wide: policies, root-key, tokens); not empty
+            capabilities: [read, list]   #   or system (server-wide, e.g. tokens); not empty
             effect: allow                # required: allow or deny
     bindings:                            # optional, but not empty when present
       - identity: {kind: mtls-uri, pattern: "spiffe://cluster.local/ns/payments/sa/*"}

@@ -9,8 +9,10 @@ changed (the write has happened; the record is what is missing); a stream's mess
 The record names the resource from the request (a secret's NAMESPACE/PATH, a transit key, a system resource)
 and the capability the method needs (`service/access.py`). `PutSecret` needs `create` or `update` depending
 on whether the secret exists, which only the service knows: the servicer passes on the one it used (or the
-refusal names the one refused), and a put refused before that (unauthenticated, malformed) has none. Health checks
-are not audited: load balancers call them every few seconds, anonymously, and they touch nothing.
+refusal names the one refused), and a put refused before that (unauthenticated, malformed) has none.
+`GetSecrets` writes one record per secret it was asked for, each with that item's status, all with the call's
+request id. Health checks are not audited: load balancers call them every few seconds, anonymously, and they
+touch nothing.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -66,6 +68,7 @@ _TARGETS: dict[str, _Target] = {
     "/secretsvc.v1.Admin/GetRootKey": _Target(_SYSTEM, "admin", "root-key"),
     "/secretsvc.v1.Admin/RotateRootKey": _Target(_SYSTEM, "admin", "root-key"),
     "/secretsvc.v1.Admin/RewrapStored": _Target(_SYSTEM, "admin", "root-key"),
+    "/secretsvc.v1.Access/CheckAccess": _Target(_SYSTEM, "admin", "access-review"),
     "/secretsvc.v1.Tokens/CreateToken": _Target(_SYSTEM, "admin", "tokens"),
     "/secretsvc.v1.Tokens/ListTokens": _Target(_SYSTEM, "admin", "tokens"),
     "/secretsvc.v1.Tokens/RevokeToken": _Target(_SYSTEM, "admin", "tokens"),
@@ -149,8 +152,13 @@ class Audit(_Interceptor):
             resource=resource_of(target, call.request),
             capability=target.capability or call.capability or getattr(call.error, "capability", None),
         )
+        # A batch that ran records each resource it named, with that item's own status, so "who read this
+        # secret" finds batch reads like single ones.
+        events = ([replace(event, resource=resource, code=code) for resource, code in call.items]
+                  if call.items and call.code is grpc.StatusCode.OK else [event])
         try:
-            self._log.write(event)
+            for each in events:
+                self._log.write(each)
         except AuditUnavailable as exc:
             if refuse_on_failure:
                 self._refuse(call, context, exc)

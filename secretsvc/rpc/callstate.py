@@ -42,6 +42,9 @@ class CallState:
     request: Any = None  # the parsed request (the first, for a request stream), once authentication let it in
     # The capability the service used, when the method alone does not say (PutSecret: create or update).
     capability: str | None = None
+    # A batch that names several resources (GetSecrets): each one and the status name its item ended with,
+    # so the audit log holds a record per resource.
+    items: list[tuple[str, str]] | None = None
 
     def adopt_request_id(self, request: Any) -> None:
         """Prefer the id the request body carries, once it has been parsed."""

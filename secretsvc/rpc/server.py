@@ -30,6 +30,7 @@ from secretsvc.crypto.secretbytes import SecretBytes
 from secretsvc.datadir import DataDir
 from secretsvc.errors import ConfigError, KeyringError
 from secretsvc.rpc import tls
+from secretsvc.rpc.access_servicer import AccessServicer
 from secretsvc.rpc.authn import CertificateIdentity
 from secretsvc.rpc.interceptors import server_interceptors
 from secretsvc.rpc.metrics import RpcMetrics
@@ -37,6 +38,7 @@ from secretsvc.rpc.policy_servicer import PoliciesServicer
 from secretsvc.rpc.servicers import AdminServicer, SecretsServicer, TokensServicer, TransitServicer
 from secretsvc.rpc.streamslots import StreamSlots
 from secretsvc.service import limits
+from secretsvc.service.accessreview import AccessReviewService
 from secretsvc.service.livepolicies import ReloadLoop
 from secretsvc.service.policies import PolicyService
 from secretsvc.service.rootkey import RootKeyService
@@ -44,6 +46,8 @@ from secretsvc.service.secrets import SecretService
 from secretsvc.service.tokens import TokenService
 from secretsvc.service.transit import TransitService
 from secretsvc.v1 import (
+    access_pb2,
+    access_pb2_grpc,
     admin_pb2,
     admin_pb2_grpc,
     policies_pb2,
@@ -66,6 +70,7 @@ _SERVICE_NAMES = (
     admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name,
     tokens_pb2.DESCRIPTOR.services_by_name["Tokens"].full_name,
     policies_pb2.DESCRIPTOR.services_by_name["Policies"].full_name,
+    access_pb2.DESCRIPTOR.services_by_name["Access"].full_name,
 )
 
 
@@ -176,6 +181,9 @@ def start(config: ServerConfig) -> RunningServer:
         )
         policies_pb2_grpc.add_PoliciesServicer_to_server(
             PoliciesServicer(PolicyService(store, backends.policies, authorizer, time.time)), server
+        )
+        access_pb2_grpc.add_AccessServicer_to_server(
+            AccessServicer(AccessReviewService(store, backends.policies, authorizer)), server
         )
         health_servicer = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -23,8 +23,8 @@ from secretsvc.service.transit import ItemOutcome, TransitService
 from secretsvc.store.base import SecretMeta, TokenRecord, TransitKeyRecord, VersionState
 from secretsvc.v1 import (
     admin_pb2,
-    common_pb2,
     admin_pb2_grpc,
+    common_pb2,
     secrets_pb2,
     secrets_pb2_grpc,
     tokens_pb2,
@@ -89,6 +89,24 @@ class SecretsServicer(secrets_pb2_grpc.SecretsServicer):
         return secrets_pb2.GetSecretResponse(
             value=got.value.reveal(), version=got.version, create_time=timestamp(got.created_at)
         )
+
+    def GetSecrets(self, request: secrets_pb2.GetSecretsRequest, context: grpc.ServicerContext
+                   ) -> secrets_pb2.GetSecretsResponse:
+        items = [(i.ref.namespace, i.ref.path, i.version or None) for i in request.items]
+        outcomes = self._svc.get_many(current_principal(), items)
+        results = []
+        audited = []
+        for (namespace, path, _), outcome in zip(items, outcomes, strict=True):
+            if isinstance(outcome, SecretsvcError):
+                error = _item_error(outcome)
+                results.append(secrets_pb2.GetSecretsResult(error=error))
+                audited.append((f"{namespace}/{path}", status_for(outcome).name))
+            else:
+                results.append(secrets_pb2.GetSecretsResult(secret=secrets_pb2.GetSecretResponse(
+                    value=outcome.value.reveal(), version=outcome.version, create_time=timestamp(outcome.created_at))))
+                audited.append((f"{namespace}/{path}", "OK"))
+        current_call().items = audited
+        return secrets_pb2.GetSecretsResponse(results=results)
 
     def ListSecrets(self, request: secrets_pb2.ListSecretsRequest, context: grpc.ServicerContext
                     ) -> secrets_pb2.ListSecretsResponse:

@@ -21,6 +21,8 @@ from secretsvc.errors import (
     LimitExceeded,
     NotFound,
     PermissionDenied,
+    ResourceExhausted,
+    SecretsvcError,
     VersionConflict,
     VersionUnavailable,
 )
@@ -215,6 +217,30 @@ class SecretService:
                 f"stored ciphertext of {namespace}/{path} version {record.version} failed to authenticate"
             ) from None
         return SecretValue(value=value, version=record.version, created_at=record.created_at)
+
+    def get_many(self, caller: Principal, items: Sequence[tuple[str, str, int | None]]
+                 ) -> list[SecretValue | SecretsvcError]:
+        """Each (namespace, path, version) read as `get` would read it, in order: its value or the error it met.
+        One item's failure does not fail the others. Values past MAX_GET_SECRETS_RESPONSE_BYTES in total are
+        `ResourceExhausted` items, to be fetched in another call."""
+        if len(items) > limits.MAX_GET_SECRETS_ITEMS:
+            raise LimitExceeded(f"one call reads at most MAX_GET_SECRETS_ITEMS={limits.MAX_GET_SECRETS_ITEMS} secrets")
+        results: list[SecretValue | SecretsvcError] = []
+        budget = limits.MAX_GET_SECRETS_RESPONSE_BYTES
+        for namespace, path, version in items:
+            try:
+                got = self.get(caller, namespace, path, version)
+            except SecretsvcError as exc:
+                results.append(exc)
+                continue
+            if len(got.value) > budget:
+                results.append(ResourceExhausted(
+                    f"{namespace}/{path}: the response would pass MAX_GET_SECRETS_RESPONSE_BYTES="
+                    f"{limits.MAX_GET_SECRETS_RESPONSE_BYTES}; read it in another call"))
+                continue
+            budget -= len(got.value)
+            results.append(got)
+        return results
 
     def list_paths(self, caller: Principal, namespace: str, prefix: str = "", *, page_size: int = 0,
                    page_token: str = "") -> ListPage:
