@@ -47,6 +47,9 @@ class ServerConfig:
     max_streams: int  # 0: half the workers
     max_streams_per_peer: int
     reflection: bool
+    # WatchSecrets streams: each runs on a thread beyond the workers; 0 turns watching off.
+    max_watches: int = 1000
+    max_watches_per_caller: int = 8
     # TLS on the gRPC listener (docs/tls.md). client_auth is resolved at load: "required" when client_ca is set.
     tls_cert: Path | None = None
     tls_key: Path | None = None
@@ -196,6 +199,8 @@ SETTINGS = (
     _Setting("max_streams_per_peer", "SECRETSVC_MAX_STREAMS_PER_PEER", _bounded(_int, 1, 255),
              DEFAULT_MAX_STREAMS_PER_PEER),
     _Setting("reflection", "SECRETSVC_REFLECTION", _bool, False),
+    _Setting("max_watches", "SECRETSVC_MAX_WATCHES", _bounded(_int, 0, 10_000), 1000),
+    _Setting("max_watches_per_caller", "SECRETSVC_MAX_WATCHES_PER_CALLER", _bounded(_int, 1, 10_000), 8),
     _Setting("tls_cert", "SECRETSVC_TLS_CERT", _path, None),
     _Setting("tls_key", "SECRETSVC_TLS_KEY", _path, None),
     _Setting("client_ca", "SECRETSVC_CLIENT_CA", _path, None),

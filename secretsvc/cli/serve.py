@@ -77,6 +77,12 @@ def add_parser(subparsers: Any) -> None:
                    help="streaming calls open at once, below --workers (default: half the workers)")
     p.add_argument("--max-streams-per-peer", type=int, metavar="N",
                    help="streaming calls one client address may hold open (default 4)")
+    p.add_argument("--max-watches", type=int, metavar="N",
+                   help="WatchSecrets streams open at once, each on a thread of its own beyond the workers; 0 turns "
+                        "watching off (default 1000; $SECRETSVC_MAX_WATCHES)")
+    p.add_argument("--max-watches-per-caller", type=int, metavar="N",
+                   help="watches one identity (one pod, for service accounts) may hold open (default 8; "
+                        "$SECRETSVC_MAX_WATCHES_PER_CALLER)")
     p.add_argument("--reflection", action="store_const", const=True, default=None,
                    help="serve gRPC reflection (for grpcurl); it needs a token like every other method")
     tls = p.add_argument_group("TLS (docs/tls.md; certificate, key and CA files reload when they change)")

@@ -47,6 +47,7 @@ _TARGETS: dict[str, _Target] = {
     "/secretsvc.v1.Secrets/PutSecret": _Target(_SECRET, None),
     "/secretsvc.v1.Secrets/GetSecret": _Target(_SECRET, "read"),
     "/secretsvc.v1.Secrets/GetSecrets": _Target(_SECRET, "read"),
+    "/secretsvc.v1.Secrets/WatchSecrets": _Target(_SECRET, "read"),
     "/secretsvc.v1.Secrets/ListSecrets": _Target(_SECRET, "list"),
     "/secretsvc.v1.Secrets/GetSecretMetadata": _Target(_SECRET, "read"),
     "/secretsvc.v1.Secrets/UpdateSecretMetadata": _Target(_SECRET, "update"),

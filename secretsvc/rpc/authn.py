@@ -9,6 +9,9 @@ What an unauthenticated caller can cost the server is bounded here:
    verified first, then the body's size is checked against the method's bound (`requestlimits`), and only
    then is it parsed. A body that does not parse is INVALID_ARGUMENT.
 3. Streaming calls take a slot from `StreamSlots` before they run, so open streams never hold every worker.
+   Watches take a slot from a pool of their own, per caller identity: the server runs them on threads beyond
+   the workers, and at most `workers` unary calls run at once (the rest wait for a turn), so any number of
+   watches up to `max_watches` leaves unary calls the threads they always had.
 
 Every handler kind is authenticated, streams included; a handler of a kind this layer does not know is
 refused when the server first sees it.
@@ -16,6 +19,7 @@ refused when the server first sees it.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -63,6 +67,7 @@ class _Method:
     max_request_bytes: int
     parse: Callable[[bytes], Any] | None  # the registered deserializer; None: the handler takes bytes
     streaming: bool
+    watch: bool  # takes a watch slot (per caller) instead of a stream slot (per address)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,9 +78,14 @@ class _Routes:
 
 class Authentication(_Interceptor):
     def __init__(self, identifier: CallerIdentifier, streams: StreamSlots, *,
-                 certificate_identity: CertificateIdentity | None = None) -> None:
+                 certificate_identity: CertificateIdentity | None = None,
+                 watches: StreamSlots | None = None, watch_methods: frozenset[str] = frozenset(),
+                 unary_turns: threading.BoundedSemaphore | None = None) -> None:
         self._identifier = identifier
         self._streams = streams
+        self._watches = watches
+        self._watch_methods = watch_methods
+        self._unary_turns = unary_turns  # at most `workers` unary calls run at once
         self._certificate_identity = certificate_identity
         # Keyed by method name alone: the registered handlers never change once the server runs, and unknown
         # methods are not cached (any client can make up names), so this stays as small as the API.
@@ -105,6 +115,7 @@ class Authentication(_Interceptor):
             max_request_bytes=max_request_bytes(full_name, public=public),
             parse=handler.request_deserializer,
             streaming=handler.request_streaming or handler.response_streaming,
+            watch=full_name in self._watch_methods,
         )
         behaviour = getattr(handler, kind)
         wrappers = {
@@ -127,7 +138,13 @@ class Authentication(_Interceptor):
                                                        lambda: self._certificate_of(context))
         if not method.streaming:
             return call, None
-        release = self._streams.acquire(context.peer(), public=method.public)
+        if method.watch:
+            if self._watches is None or call.principal is None:
+                raise ResourceExhausted("watches are turned off on this server (max_watches = 0)")
+            principal = call.principal
+            release = self._watches.acquire(f"{principal.display}|{principal.pod or ''}", public=False)
+        else:
+            release = self._streams.acquire(context.peer(), public=method.public)
         if not context.add_callback(release):
             release()
             raise ResourceExhausted("the call ended before its stream could start")
@@ -162,9 +179,15 @@ class Authentication(_Interceptor):
     # -- one wrapper per handler kind -------------------------------------------------------------------
 
     def _unary_unary(self, method: _Method, behaviour: Callable[..., Any]) -> Callable[..., Any]:
+        turns = self._unary_turns
+
         def call(raw: Any, context: grpc.ServicerContext) -> Any:
-            state, _ = self._admit(method, context)
-            return behaviour(self._parse(method, state, raw), context)
+            if turns is None:
+                state, _ = self._admit(method, context)
+                return behaviour(self._parse(method, state, raw), context)
+            with turns:
+                state, _ = self._admit(method, context)
+                return behaviour(self._parse(method, state, raw), context)
 
         return call
 

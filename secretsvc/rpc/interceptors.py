@@ -14,6 +14,7 @@ request bodies as bytes and the only one that changes what the handler receives.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -147,9 +148,13 @@ class StatusMapping(_Guarding):
 
 def server_interceptors(identifier: CallerIdentifier, metrics: RpcMetrics, *, streams: StreamSlots,
                         certificate_identity: CertificateIdentity | None = None, audit: AuditLog | None = None,
+                        watches: StreamSlots | None = None, watch_methods: frozenset[str] = frozenset(),
+                        unary_turns: threading.BoundedSemaphore | None = None,
                         ) -> list[grpc.ServerInterceptor[Any, Any]]:
     """The chain, in the order gRPC runs it (outermost first); the audit layer when an audit log is given."""
     chain: list[grpc.ServerInterceptor[Any, Any]] = [RequestIds(), Observe(metrics)]
     if audit is not None:
         chain.append(Audit(audit))
-    return [*chain, StatusMapping(), Authentication(identifier, streams, certificate_identity=certificate_identity)]
+    return [*chain, StatusMapping(),
+            Authentication(identifier, streams, certificate_identity=certificate_identity, watches=watches,
+                           watch_methods=watch_methods, unary_turns=unary_turns)]

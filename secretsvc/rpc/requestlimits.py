@@ -26,6 +26,7 @@ _LARGE: dict[str, int] = {
     # Each item: a namespace and a path at their longest, a version and framing.
     "/secretsvc.v1.Secrets/GetSecrets": limits.MAX_GET_SECRETS_ITEMS * KIB + SMALL_REQUEST_BYTES,
     "/secretsvc.v1.Access/CheckAccess": limits.MAX_GET_SECRETS_ITEMS * KIB + SMALL_REQUEST_BYTES,
+    "/secretsvc.v1.Secrets/WatchSecrets": limits.MAX_WATCH_REFS * KIB + SMALL_REQUEST_BYTES,
     "/secretsvc.v1.Secrets/PutSecret": limits.MAX_SECRET_VALUE_BYTES + SMALL_REQUEST_BYTES,
     "/secretsvc.v1.Transit/Encrypt": limits.MAX_TRANSIT_PLAINTEXT_BYTES + _ENVELOPE_SLACK,
     "/secretsvc.v1.Transit/Decrypt": limits.MAX_TRANSIT_PLAINTEXT_BYTES + _ENVELOPE_SLACK,

@@ -39,12 +39,14 @@ from secretsvc.rpc.servicers import AdminServicer, SecretsServicer, TokensServic
 from secretsvc.rpc.streamslots import StreamSlots
 from secretsvc.service import limits
 from secretsvc.service.accessreview import AccessReviewService
+from secretsvc.service.changes import ChangeFeed
 from secretsvc.service.livepolicies import ReloadLoop
 from secretsvc.service.policies import PolicyService
 from secretsvc.service.rootkey import RootKeyService
 from secretsvc.service.secrets import SecretService
 from secretsvc.service.tokens import TokenService
 from secretsvc.service.transit import TransitService
+from secretsvc.service.watch import WatchService
 from secretsvc.v1 import (
     access_pb2,
     access_pb2_grpc,
@@ -64,6 +66,7 @@ from secretsvc.wiring import Backends, open_audit, open_authenticators, open_bac
 log = logging.getLogger("secretsvc.server")
 
 MAX_PASSPHRASE_BYTES = 4096
+WATCH_METHODS = frozenset({"/secretsvc.v1.Secrets/WatchSecrets"})
 _SERVICE_NAMES = (
     secrets_pb2.DESCRIPTOR.services_by_name["Secrets"].full_name,
     transit_pb2.DESCRIPTOR.services_by_name["Transit"].full_name,
@@ -153,12 +156,21 @@ def start(config: ServerConfig) -> RunningServer:
         metrics = RpcMetrics.create()
         authenticators = open_authenticators(config, store)
         token_auth = authenticators.tokens
+        watches = None
+        if config.max_watches:
+            watches = StreamSlots(max_total=config.max_watches, max_per_peer=config.max_watches_per_caller,
+                                  settings=("max_watches", "max_watches_per_caller"))
         server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="rpc"),
+            # Threads are made on demand: unary calls take at most `workers` turns at once (the interceptor
+            # holds the others back), streams at most `stream_limit`, watches at most `max_watches`.
+            futures.ThreadPoolExecutor(max_workers=config.workers + config.stream_limit + config.max_watches,
+                                       thread_name_prefix="rpc"),
             interceptors=server_interceptors(
                 authenticators.callers, metrics,
                 streams=StreamSlots(max_total=config.stream_limit, max_per_peer=config.max_streams_per_peer),
                 certificate_identity=_certificate_identity(config), audit=audit,
+                watches=watches, watch_methods=WATCH_METHODS,
+                unary_turns=threading.BoundedSemaphore(config.workers),
             ),
             options=[
                 ("grpc.max_receive_message_length", limits.MAX_MESSAGE_BYTES),
@@ -167,8 +179,12 @@ def start(config: ServerConfig) -> RunningServer:
             ],
         )
         authorizer = backends.policies
+        changes = ChangeFeed()
+        backends.policies.add_listener(changes.recheck_all)
         secrets_pb2_grpc.add_SecretsServicer_to_server(
-            SecretsServicer(SecretService(store, keyring, time.time, authorizer, config.default_max_versions)),
+            SecretsServicer(SecretService(store, keyring, time.time, authorizer, config.default_max_versions,
+                                          changes),
+                            WatchService(store, authorizer, changes)),
             server,
         )
         transit_pb2_grpc.add_TransitServicer_to_server(

@@ -16,10 +16,12 @@ from secretsvc.crypto.secretbytes import SecretBytes
 from secretsvc.errors import SecretsvcError
 from secretsvc.rpc.callstate import current_call, current_principal
 from secretsvc.rpc.status import code_number, public_message, status_for
+from secretsvc.service import limits
 from secretsvc.service.rootkey import RootKeyService
 from secretsvc.service.secrets import SecretService
 from secretsvc.service.tokens import TokenService
 from secretsvc.service.transit import ItemOutcome, TransitService
+from secretsvc.service.watch import WatchService
 from secretsvc.store.base import SecretMeta, TokenRecord, TransitKeyRecord, VersionState
 from secretsvc.v1 import (
     admin_pb2,
@@ -67,8 +69,9 @@ def _meta_message(meta: SecretMeta) -> secrets_pb2.SecretMetadata:
 
 
 class SecretsServicer(secrets_pb2_grpc.SecretsServicer):
-    def __init__(self, service: SecretService) -> None:
+    def __init__(self, service: SecretService, watches: WatchService) -> None:
         self._svc = service
+        self._watches = watches
 
     def PutSecret(self, request: secrets_pb2.PutSecretRequest, context: grpc.ServicerContext
                   ) -> secrets_pb2.PutSecretResponse:
@@ -148,6 +151,20 @@ class SecretsServicer(secrets_pb2_grpc.SecretsServicer):
                      ) -> secrets_pb2.DeleteSecretResponse:
         existed = self._svc.delete_secret(current_principal(), request.ref.namespace, request.ref.path)
         return secrets_pb2.DeleteSecretResponse(existed=existed)
+
+    def WatchSecrets(self, request: secrets_pb2.WatchSecretsRequest, context: grpc.ServicerContext
+                     ) -> Iterator[secrets_pb2.WatchSecretsResponse]:
+        refs = [(r.namespace, r.path) for r in request.refs]
+        current_call().items = [(f"{ns}/{path}", "OK") for ns, path in refs[:limits.MAX_WATCH_REFS]]
+        batches = self._watches.watch(current_principal(), refs, is_active=context.is_active,
+                                      on_subscribed=context.add_callback)
+        for batch in batches:
+            yield secrets_pb2.WatchSecretsResponse(synced=batch.synced, changes=[
+                secrets_pb2.SecretChange(
+                    ref=secrets_pb2.SecretRef(namespace=c.namespace, path=c.path), exists=c.exists,
+                    current_version=c.current_version,
+                    state=_STATES[c.state] if c.state is not None else secrets_pb2.VERSION_STATE_UNSPECIFIED)
+                for c in batch.changes])
 
 
 def _key_info(record: TransitKeyRecord) -> transit_pb2.KeyInfo:

@@ -11,6 +11,9 @@ every other call, health checks included. Streams therefore draw a slot from her
   more than that small share.
 
 A call that finds no slot fails at once with `ResourceExhausted` rather than queueing.
+
+Watches (`WatchSecrets`) have slots of their own, on threads beyond the workers (`rpc/authn.py`), counted per
+caller identity rather than per address: pods behind one node or one mesh proxy share an address.
 """
 
 from __future__ import annotations
@@ -34,11 +37,13 @@ def peer_address(peer: str) -> str:
 
 
 class StreamSlots:
-    def __init__(self, *, max_total: int, max_per_peer: int, max_public: int | None = None) -> None:
+    def __init__(self, *, max_total: int, max_per_peer: int, max_public: int | None = None,
+                 settings: tuple[str, str] = ("max_streams", "max_streams_per_peer")) -> None:
         if max_total < 1 or max_per_peer < 1:
             raise ValueError("stream limits must be at least 1")
         self.max_total = max_total
         self.max_per_peer = max_per_peer
+        self._settings = settings  # the configuration names of the two bounds, for messages
         self.max_public = max_public if max_public is not None else max(1, max_total // PUBLIC_STREAM_SHARE)
         self._lock = threading.Lock()
         self._total = 0
@@ -56,7 +61,8 @@ class StreamSlots:
         with self._lock:
             if self._total >= self.max_total:
                 raise ResourceExhausted(
-                    f"the server holds its maximum of {self.max_total} open streams (max_streams); retry later"
+                    f"the server holds its maximum of {self.max_total} open streams ({self._settings[0]}); "
+                    "retry later"
                 )
             if public and self._public >= self.max_public:
                 raise ResourceExhausted(
@@ -66,7 +72,7 @@ class StreamSlots:
             if held >= self.max_per_peer:
                 raise ResourceExhausted(
                     f"this client holds its maximum of {self.max_per_peer} open streams "
-                    "(max_streams_per_peer); close one first"
+                    f"({self._settings[1]}); close one first"
                 )
             self._total += 1
             self._public += public

@@ -22,6 +22,8 @@ MAX_SECRET_VALUE_BYTES = 1024 * 1024
 # GetSecrets: items in one call, and the values one response may carry (below the transport's message bound).
 MAX_GET_SECRETS_ITEMS = 256
 MAX_GET_SECRETS_RESPONSE_BYTES = 8 * 1024 * 1024
+# WatchSecrets: secrets one watch names.
+MAX_WATCH_REFS = 256
 MAX_CUSTOM_METADATA_ENTRIES = 64
 MAX_CUSTOM_METADATA_KEY_BYTES = 128
 MAX_CUSTOM_METADATA_VALUE_BYTES = 1024

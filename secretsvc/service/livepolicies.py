@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,6 +58,7 @@ class LivePolicies:
         self._paths = tuple(paths)
         self._store = store
         self._reload_lock = threading.Lock()
+        self._listeners: list[Callable[[], None]] = []
         marks, generation = fingerprint(self._paths), store.policy_generation()
         loaded = self._load(store.list_policy_documents())
         if isinstance(loaded, tuple):
@@ -77,6 +78,10 @@ class LivePolicies:
         return self._loaded.policy_set
 
     # -- changes ------------------------------------------------------------------------------------------
+
+    def add_listener(self, listener: Callable[[], None]) -> None:
+        """Call `listener` after each reload that put a new set in force (watchers re-check their access)."""
+        self._listeners.append(listener)
 
     def check_stored(self, stored: Sequence[PolicyDocumentRecord]) -> PolicySet:
         """The set the files (as they are now) and `stored` would make together; `InvalidArgument` (or
@@ -114,6 +119,8 @@ class LivePolicies:
             "files": loaded.files, "stored": loaded.stored, "policies": len(set_.policies) - 1,
             "bindings": len(set_.bindings)})
         _log_warnings(set_)
+        for listener in self._listeners:
+            listener()
         return self._result(reloaded=True)
 
     def _result(self, *, reloaded: bool, problems: tuple[Problem, ...] = ()) -> ReloadResult:

@@ -29,6 +29,7 @@ from secretsvc.errors import (
 from secretsvc.kek.base import KeyEncryptionKey
 from secretsvc.service import limits
 from secretsvc.service.access import Authorizer, Capability, Resource, require
+from secretsvc.service.changes import ChangeFeed
 from secretsvc.service.clock import Clock
 from secretsvc.service.naming import check_namespace, check_path, check_prefix
 from secretsvc.store.base import ListPage, SecretMeta, SecretStore, VersionState
@@ -124,12 +125,14 @@ class SecretService:
         clock: Clock,
         authorizer: Authorizer,
         default_max_versions: int = limits.DEFAULT_MAX_VERSIONS,
+        changes: ChangeFeed | None = None,
     ) -> None:
         self._store = store
         self._kek = kek
         self._clock = clock
         self._authz = authorizer
         self._default_max_versions = default_max_versions
+        self._changes = changes if changes is not None else ChangeFeed()  # tells watchers (service/watch.py)
         self._put_locks = tuple(threading.Lock() for _ in range(_PUT_LOCK_STRIPES))
 
     def put(
@@ -190,6 +193,7 @@ class SecretService:
                 if cas is not None:
                     raise
                 continue
+            self._changes.changed(namespace, path)
             return PutResult(version=version, created_at=now, pruned_versions=tuple(pruned), capability=capability)
         raise VersionConflict(f"{namespace}/{path} is changing too fast to write; retry")
 
@@ -303,19 +307,27 @@ class SecretService:
 
     def delete_versions(self, caller: Principal, namespace: str, path: str, versions: Sequence[int]) -> list[int]:
         chosen = self._versions_or_current(caller, namespace, path, versions, Capability.DELETE)
-        return self._store.set_versions_deleted(namespace, path, chosen, deleted=True, now=self._clock())
+        done = self._store.set_versions_deleted(namespace, path, chosen, deleted=True, now=self._clock())
+        self._changes.changed(namespace, path)
+        return done
 
     def undelete_versions(self, caller: Principal, namespace: str, path: str, versions: Sequence[int]) -> list[int]:
         chosen = self._versions_or_current(caller, namespace, path, versions, Capability.DELETE)
-        return self._store.set_versions_deleted(namespace, path, chosen, deleted=False, now=self._clock())
+        done = self._store.set_versions_deleted(namespace, path, chosen, deleted=False, now=self._clock())
+        self._changes.changed(namespace, path)
+        return done
 
     def destroy_versions(self, caller: Principal, namespace: str, path: str, versions: Sequence[int]) -> list[int]:
         chosen = self._versions_or_current(caller, namespace, path, versions, Capability.DESTROY)
-        return self._store.destroy_versions(namespace, path, chosen, now=self._clock())
+        done = self._store.destroy_versions(namespace, path, chosen, now=self._clock())
+        self._changes.changed(namespace, path)
+        return done
 
     def delete_secret(self, caller: Principal, namespace: str, path: str) -> bool:
         """Remove the secret with every version: as final as destroying them, so it needs `destroy`."""
         check_namespace(namespace)
         check_path(path)
         require(self._authz, caller, Resource.secret(namespace, path), Capability.DESTROY)
-        return self._store.delete_secret(namespace, path)
+        removed = self._store.delete_secret(namespace, path)
+        self._changes.changed(namespace, path)
+        return removed

@@ -229,3 +229,31 @@ class DeleteSecretResponse(_message.Message):
     EXISTED_FIELD_NUMBER: _ClassVar[int]
     existed: bool
     def __init__(self, existed: _Optional[bool] = ...) -> None: ...
+
+class WatchSecretsRequest(_message.Message):
+    __slots__ = ("request_id", "refs")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    REFS_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    refs: _containers.RepeatedCompositeFieldContainer[SecretRef]
+    def __init__(self, request_id: _Optional[str] = ..., refs: _Optional[_Iterable[_Union[SecretRef, _Mapping]]] = ...) -> None: ...
+
+class SecretChange(_message.Message):
+    __slots__ = ("ref", "exists", "current_version", "state")
+    REF_FIELD_NUMBER: _ClassVar[int]
+    EXISTS_FIELD_NUMBER: _ClassVar[int]
+    CURRENT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    ref: SecretRef
+    exists: bool
+    current_version: int
+    state: VersionState
+    def __init__(self, ref: _Optional[_Union[SecretRef, _Mapping]] = ..., exists: _Optional[bool] = ..., current_version: _Optional[int] = ..., state: _Optional[_Union[VersionState, str]] = ...) -> None: ...
+
+class WatchSecretsResponse(_message.Message):
+    __slots__ = ("changes", "synced")
+    CHANGES_FIELD_NUMBER: _ClassVar[int]
+    SYNCED_FIELD_NUMBER: _ClassVar[int]
+    changes: _containers.RepeatedCompositeFieldContainer[SecretChange]
+    synced: bool
+    def __init__(self, changes: _Optional[_Iterable[_Union[SecretChange, _Mapping]]] = ..., synced: _Optional[bool] = ...) -> None: ...

@@ -85,6 +85,11 @@ class SecretsStub:
                 request_serializer=secretsvc_dot_v1_dot_secrets__pb2.DeleteSecretRequest.SerializeToString,
                 response_deserializer=secretsvc_dot_v1_dot_secrets__pb2.DeleteSecretResponse.FromString,
                 _registered_method=True)
+        self.WatchSecrets = channel.unary_stream(
+                '/secretsvc.v1.Secrets/WatchSecrets',
+                request_serializer=secretsvc_dot_v1_dot_secrets__pb2.WatchSecretsRequest.SerializeToString,
+                response_deserializer=secretsvc_dot_v1_dot_secrets__pb2.WatchSecretsResponse.FromString,
+                _registered_method=True)
 
 
 class SecretsServicer:
@@ -162,6 +167,17 @@ class SecretsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchSecrets(self, request, context):
+        """Streams changes to up to 256 secrets. The first message holds every watched secret's current state and
+        has `synced` set, so a client that reconnects catches up on whatever it missed; after that a message
+        comes each time one of them changes (a new version, a delete, undelete or destroy, or its removal).
+        Values are not sent: read them with GetSecrets. Needs `read` on every secret; if a policy change takes
+        that away, the stream ends with PERMISSION_DENIED. The server ends a stream after an hour (OK): reconnect.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SecretsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -214,6 +230,11 @@ def add_SecretsServicer_to_server(servicer, server):
                     servicer.DeleteSecret,
                     request_deserializer=secretsvc_dot_v1_dot_secrets__pb2.DeleteSecretRequest.FromString,
                     response_serializer=secretsvc_dot_v1_dot_secrets__pb2.DeleteSecretResponse.SerializeToString,
+            ),
+            'WatchSecrets': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchSecrets,
+                    request_deserializer=secretsvc_dot_v1_dot_secrets__pb2.WatchSecretsRequest.FromString,
+                    response_serializer=secretsvc_dot_v1_dot_secrets__pb2.WatchSecretsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -487,6 +508,33 @@ class Secrets:
             '/secretsvc.v1.Secrets/DeleteSecret',
             secretsvc_dot_v1_dot_secrets__pb2.DeleteSecretRequest.SerializeToString,
             secretsvc_dot_v1_dot_secrets__pb2.DeleteSecretResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchSecrets(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/secretsvc.v1.Secrets/WatchSecrets',
+            secretsvc_dot_v1_dot_secrets__pb2.WatchSecretsRequest.SerializeToString,
+            secretsvc_dot_v1_dot_secrets__pb2.WatchSecretsResponse.FromString,
             options,
             channel_credentials,
             insecure,

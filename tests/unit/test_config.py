@@ -158,6 +158,8 @@ def test_every_setting_from_the_environment(tmp_path: Path) -> None:
         "SECRETSVC_MAX_STREAMS": "2",
         "SECRETSVC_MAX_STREAMS_PER_PEER": "1",
         "SECRETSVC_REFLECTION": "on",
+        "SECRETSVC_MAX_WATCHES": "20",
+        "SECRETSVC_MAX_WATCHES_PER_CALLER": "3",
         "SECRETSVC_TLS_CERT": str(tmp_path / "pki" / "server.pem"),
         "SECRETSVC_TLS_KEY": str(tmp_path / "pki" / "server-key.pem"),
         "SECRETSVC_CLIENT_CA": str(tmp_path / "pki" / "ca.pem"),
@@ -186,6 +188,7 @@ def test_every_setting_from_the_environment(tmp_path: Path) -> None:
     assert (config.default_max_versions, config.workers, config.shutdown_grace_seconds) == (7, 3, 0.5)
     assert config.allow_non_loopback is True
     assert (config.max_streams, config.max_streams_per_peer, config.reflection) == (2, 1, True)
+    assert (config.max_watches, config.max_watches_per_caller) == (20, 3)
     assert (config.tls_cert, config.tls_key, config.client_ca) == (
         tmp_path / "pki" / "server.pem", tmp_path / "pki" / "server-key.pem", tmp_path / "pki" / "ca.pem")
     assert (config.client_auth, config.client_identity) == ("required", "dns")

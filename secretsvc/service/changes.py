@@ -1,0 +1,88 @@
+"""Who is waiting for which secret, and waking exactly them when it changes.
+
+The secret use cases call `ChangeFeed.changed(namespace, path)` after every write. A watcher holds a
+`Subscription` to the secrets it watches; `changed` adds the secret to the pending set of each subscription
+that watches it and sets its event, so a write wakes only the watchers of that secret (a fan-out to 500
+watchers of one secret wakes those 500, and nobody else). A subscription remembers every change until its
+watcher takes them, so nothing that happens between two waits is lost.
+
+This feed is in-process: writes made by another process on the same database (or by another replica) are
+found by the watchers' periodic re-check instead (`service/watch.py`).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+
+_Key = tuple[str, str]  # (namespace, path)
+
+
+class Subscription:
+    def __init__(self, feed: ChangeFeed, keys: frozenset[_Key]) -> None:
+        self._feed = feed
+        self.keys = keys
+        self._event = threading.Event()
+        self._lock = threading.Lock()
+        self._pending: set[_Key] = set()
+
+    def _notify(self, key: _Key) -> None:
+        with self._lock:
+            self._pending.add(key)
+        self._event.set()
+
+    def wake(self) -> None:
+        """Wake the watcher with nothing pending (its call ended, or the server is stopping)."""
+        self._event.set()
+
+    def wait(self, timeout: float) -> set[_Key]:
+        """Block until something changed or `timeout` passed (or `wake`); returns what changed since last."""
+        self._event.wait(timeout)
+        with self._lock:
+            self._event.clear()
+            changed, self._pending = self._pending, set()
+        return changed
+
+    def close(self) -> None:
+        self._feed._unsubscribe(self)
+
+
+class ChangeFeed:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._watchers: dict[_Key, set[Subscription]] = {}
+
+    def subscribe(self, keys: Iterable[_Key]) -> Subscription:
+        subscription = Subscription(self, frozenset(keys))
+        with self._lock:
+            for key in subscription.keys:
+                self._watchers.setdefault(key, set()).add(subscription)
+        return subscription
+
+    def _unsubscribe(self, subscription: Subscription) -> None:
+        with self._lock:
+            for key in subscription.keys:
+                watchers = self._watchers.get(key)
+                if watchers is not None:
+                    watchers.discard(subscription)
+                    if not watchers:
+                        del self._watchers[key]
+
+    def changed(self, namespace: str, path: str) -> None:
+        key = (namespace, path)
+        with self._lock:
+            watchers = tuple(self._watchers.get(key, ()))
+        for subscription in watchers:
+            subscription._notify(key)
+
+    def recheck_all(self) -> None:
+        """Mark everything every watcher watches as changed: after a policy reload, each watcher checks again
+        that its caller may still read what it watches."""
+        with self._lock:
+            pairs = [(key, s) for key, subs in self._watchers.items() for s in subs]
+        for key, subscription in pairs:
+            subscription._notify(key)
+
+    def watcher_count(self) -> int:
+        with self._lock:
+            return len({s for subs in self._watchers.values() for s in subs})
