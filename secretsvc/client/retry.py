@@ -16,6 +16,7 @@ from dataclasses import dataclass
 # Full method names: the services are generated from protos/secretsvc/v1 (package secretsvc.v1).
 IDEMPOTENT_METHODS = frozenset({
     "/secretsvc.v1.Secrets/GetSecret",
+    "/secretsvc.v1.Secrets/GetSecrets",
     "/secretsvc.v1.Secrets/ListSecrets",
     "/secretsvc.v1.Secrets/GetSecretMetadata",
     "/secretsvc.v1.Transit/GetKey",
@@ -28,6 +29,10 @@ IDEMPOTENT_METHODS = frozenset({
     "/secretsvc.v1.Transit/Rewrap",
     "/secretsvc.v1.Admin/GetRootKey",
     "/secretsvc.v1.Tokens/ListTokens",
+    "/secretsvc.v1.Policies/GetPolicyDocument",
+    "/secretsvc.v1.Policies/ListPolicyDocuments",
+    "/secretsvc.v1.Policies/ExplainPolicy",
+    "/secretsvc.v1.Access/CheckAccess",
     "/grpc.health.v1.Health/Check",
 })
 MAX_ATTEMPTS_LIMIT = 10
