@@ -51,6 +51,12 @@ class ChangeFeed:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._watchers: dict[_Key, set[Subscription]] = {}
+        # How many changes each watched secret has seen: lets the watchers of one secret share one read of
+        # its new state instead of each reading the store (`WatchService`).
+        self._counts: dict[_Key, int] = {}
+
+    def count(self, key: _Key) -> int:
+        return self._counts.get(key, 0)
 
     def subscribe(self, keys: Iterable[_Key]) -> Subscription:
         subscription = Subscription(self, frozenset(keys))
@@ -67,11 +73,14 @@ class ChangeFeed:
                     watchers.discard(subscription)
                     if not watchers:
                         del self._watchers[key]
+                        self._counts.pop(key, None)
 
     def changed(self, namespace: str, path: str) -> None:
         key = (namespace, path)
         with self._lock:
             watchers = tuple(self._watchers.get(key, ()))
+            if watchers:
+                self._counts[key] = self._counts.get(key, 0) + 1
         for subscription in watchers:
             subscription._notify(key)
 

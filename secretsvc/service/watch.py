@@ -26,6 +26,7 @@ RESYNC_SECONDS = 60.0
 MAX_WATCH_SECONDS = 3600.0
 # How long a watcher sleeps between checks that its call is still open, when nothing wakes it sooner.
 IDLE_CHECK_SECONDS = 15.0
+MAX_SHARED_STATES = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +54,10 @@ class WatchService:
         self._monotonic = monotonic
         self._resync_seconds = resync_seconds
         self._max_watch_seconds = max_watch_seconds
+        # The last state read of each watched secret, with the feed's change count it was read at: a write
+        # wakes every watcher of the secret, and they share one store read. A count from before the read
+        # started is stored, so a change during the read is never hidden.
+        self._shared: dict[tuple[str, str], tuple[int, SecretState]] = {}
 
     def watch(self, caller: Principal, refs: Sequence[tuple[str, str]], *, is_active: Callable[[], bool],
               on_subscribed: Callable[[Callable[[], None]], object] = lambda wake: None) -> Iterator[WatchBatch]:
@@ -72,14 +77,16 @@ class WatchService:
                 if now >= ends:
                     return
                 changed = subscription.wait(max(0.0, min(IDLE_CHECK_SECONDS, resync_at - now, ends - now)))
-                if self._monotonic() >= resync_at:
+                resync = self._monotonic() >= resync_at
+                if resync:
                     changed = set(keys)
                     resync_at = self._monotonic() + self._resync_seconds
                 if not changed or not is_active():
                     continue
                 for namespace, path in sorted(changed):
                     require(self._authz, caller, Resource.secret(namespace, path), Capability.READ)
-                fresh = [self._state(key) for key in sorted(changed)]
+                # A resync reads the store itself: it is there for writes this process's feed never saw.
+                fresh = [self._shared_state(key, fresh_read=resync) for key in sorted(changed)]
                 news = tuple(s for s in fresh if sent[(s.namespace, s.path)] != s)
                 for state in news:
                     sent[(state.namespace, state.path)] = state
@@ -97,6 +104,17 @@ class WatchService:
         for namespace, path in keys:
             require(self._authz, caller, Resource.secret(namespace, path), Capability.READ)
         return keys
+
+    def _shared_state(self, key: tuple[str, str], *, fresh_read: bool = False) -> SecretState:
+        count = self._feed.count(key)
+        cached = self._shared.get(key)
+        if cached is not None and cached[0] == count and not fresh_read:
+            return cached[1]
+        state = self._state(key)
+        if len(self._shared) >= MAX_SHARED_STATES:
+            self._shared.clear()
+        self._shared[key] = (count, state)
+        return state
 
     def _state(self, key: tuple[str, str]) -> SecretState:
         namespace, path = key
