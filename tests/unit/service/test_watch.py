@@ -141,3 +141,32 @@ def test_bad_watches_are_refused_before_anything_is_sent(store: SqliteStore, fee
     with pytest.raises(PermissionDenied):
         next(WatchService(store, Grants(), feed).watch(nobody, [("app", "a")], is_active=lambda: True))
     assert feed.watcher_count() == 0
+
+
+class CountingStore:
+    """The real store, counting how often a secret's metadata is read."""
+
+    def __init__(self, store: SqliteStore) -> None:
+        self._store = store
+        self.meta_reads = 0
+
+    def read_meta(self, namespace: str, path: str):  # type: ignore[no-untyped-def]
+        self.meta_reads += 1
+        return self._store.read_meta(namespace, path)
+
+
+def test_the_watchers_of_one_secret_share_one_read_of_its_new_state(svc: SecretService, store: SqliteStore,
+                                                                     feed: ChangeFeed) -> None:
+    counting = CountingStore(store)
+    service = WatchService(counting, Grants(), feed, monotonic=Ticker())  # type: ignore[arg-type]
+    watchers = [service.watch(ADMIN, [("app", "a")], is_active=lambda: True) for _ in range(5)]
+    for watcher in watchers:
+        next(watcher)
+    assert counting.meta_reads == 5  # each first batch reads for itself
+    svc.put(ADMIN, "app", "a", _value(1))
+    assert [next(w).changes[0].current_version for w in watchers] == [1] * 5
+    assert counting.meta_reads == 6
+    svc.put(ADMIN, "app", "a", _value(2))  # a later change is never answered from the earlier read
+    assert [next(w).changes[0].current_version for w in watchers] == [2] * 5
+    for watcher in watchers:
+        watcher.close()
