@@ -88,10 +88,12 @@ def apply_patch(doc: dict[str, Any], patch: list[dict[str, Any]]) -> dict[str, A
         elif kind == "remove":
             del parent[int(last) if isinstance(parent, list) else last]
         elif kind == "replace":
-            key = int(last) if isinstance(parent, list) else last
-            if not isinstance(parent, list) and key not in parent:
+            if isinstance(parent, list):
+                parent[int(last)] = copy.deepcopy(op["value"])
+            elif last in parent:
+                parent[last] = copy.deepcopy(op["value"])
+            else:
                 raise KeyError(op["path"])
-            parent[key] = copy.deepcopy(op["value"])
         elif kind == "test":
             if parent[int(last) if isinstance(parent, list) else last] != op["value"]:
                 raise AssertionError(f"test failed at {op['path']}")

@@ -168,7 +168,6 @@ class WebhookServer(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "secretsvc-injector"
-    sys_version = ""
     server: WebhookServer
     watchdog_key: int
 
@@ -182,6 +181,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.watchdog.set(self.watchdog_key, self.server.idle_timeout, idle=True)
         if self.server.stopping:
             self.close_connection = True
+
+    def version_string(self) -> str:
+        return self.server_version  # no Python version in the Server header
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("http: " + format % args)
@@ -208,9 +210,6 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         started = time.monotonic()
-        if self.path.split("?", 1)[0] != MUTATE_PATH:
-            self._send(404, b"not found: the webhook serves POST /mutate and GET /healthz\n", close=True)
-            return
         if self.headers.get("Transfer-Encoding"):
             self._send(411, b"send the AdmissionReview with a Content-Length, not chunked\n", close=True)
             return
@@ -222,13 +221,17 @@ class _Handler(BaseHTTPRequestHandler):
         if length > MAX_REVIEW_BYTES:
             self._send(413, f"the body is larger than MAX_REVIEW_BYTES={MAX_REVIEW_BYTES}\n".encode(), close=True)
             return
-        content_type = self.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
-        if content_type != "application/json":
-            self._send(415, b"the body must be application/json (an AdmissionReview v1)\n", close=True)
-            return
+        # Read the body (bounded above) before any other refusal, so the connection stays usable.
         body = self.rfile.read(length)
         if len(body) != length:
             self.close_connection = True
+            return
+        if self.path.split("?", 1)[0] != MUTATE_PATH:
+            self._send(404, b"not found: the webhook serves POST /mutate and GET /healthz\n")
+            return
+        content_type = self.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
+        if content_type != "application/json":
+            self._send(415, b"the body must be application/json (an AdmissionReview v1)\n")
             return
         try:
             reviewed = self.server.review(body)
