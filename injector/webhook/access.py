@@ -10,7 +10,9 @@ asked (what the webhook then does is `--on-service-unavailable`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -22,6 +24,8 @@ from secretsvc.v1 import access_pb2, access_pb2_grpc, secrets_pb2
 log = logging.getLogger("injector.webhook.access")
 
 MAX_REASON_CHARS = 300  # of the service's words, quoted into a message for the pod's author
+DEFAULT_CACHE_SECONDS = 5.0
+MAX_CACHE_ENTRIES = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,3 +90,39 @@ class GrpcAccessChecker:
             elif not result.exists:
                 problems.append(f"secret {ref}: {reason or 'cannot be read'}; put it first, or fix the reference")
         return AccessReport(problems=tuple(problems))
+
+
+class CachedAccessChecker:
+    """Remembers the service's answer for one service account and one list of secrets for `ttl` seconds.
+
+    A rollout creates its pods in a burst, all with the same service account and annotations: one review
+    answers the burst. An answer at most `ttl` old can be out of date after a policy change; the admission
+    check only spares authors a pod that would crash-loop (the agent is refused or admitted by the service
+    itself when it fetches), so that staleness costs at most one pod started or refused a few seconds early.
+    "Could not ask" is never remembered.
+    """
+
+    def __init__(self, inner: AccessChecker, ttl: float = DEFAULT_CACHE_SECONDS, *,
+                 monotonic: Callable[[], float] = time.monotonic, max_entries: int = MAX_CACHE_ENTRIES) -> None:
+        self._inner = inner
+        self._ttl = ttl
+        self._monotonic = monotonic
+        self._max_entries = max_entries
+        self._lock = threading.Lock()
+        self._answers: dict[tuple[str, str, tuple[SecretRef, ...]], tuple[float, AccessReport]] = {}
+
+    def check(self, namespace: str, service_account: str, refs: Sequence[SecretRef],
+              request_id: str) -> AccessReport:
+        key = (namespace, service_account, tuple(refs))
+        now = self._monotonic()
+        with self._lock:
+            cached = self._answers.get(key)
+        if cached is not None and now - cached[0] < self._ttl:
+            return cached[1]
+        report = self._inner.check(namespace, service_account, refs, request_id)
+        if report.unavailable is None:
+            with self._lock:
+                if len(self._answers) >= self._max_entries:
+                    self._answers.clear()
+                self._answers[key] = (now, report)
+        return report

@@ -13,7 +13,7 @@ from types import FrameType
 
 from injector.webhook import annotations as ann
 from injector.webhook import config as cfg
-from injector.webhook.access import GrpcAccessChecker
+from injector.webhook.access import DEFAULT_CACHE_SECONDS, AccessChecker, CachedAccessChecker, GrpcAccessChecker
 from injector.webhook.admit import Admitter
 from injector.webhook.certs import ReloadingContext
 from injector.webhook.config import Action, AgentSettings, Checks, WebhookConfig
@@ -107,6 +107,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     checks.add_argument("--check-access", type=deny_warn_off, default=Action.DENY, metavar="deny|warn|off",
                         help="ask the service whether the pod's service account may read each secret and whether "
                              "it exists (default deny)")
+    checks.add_argument("--access-cache-seconds", type=float, default=DEFAULT_CACHE_SECONDS, metavar="SECONDS",
+                        help="remember the service's answer for one service account and set of secrets this long, "
+                             f"so a rollout's burst of pods makes one check; 0 asks for every pod "
+                             f"(default {DEFAULT_CACHE_SECONDS:g})")
     checks.add_argument("--on-service-unavailable", type=_action(Action.DENY, Action.WARN), default=Action.WARN,
                         metavar="deny|warn",
                         help="when the service cannot be asked within --timeout (default warn: the agent checks "
@@ -202,6 +206,8 @@ def build_config(args: argparse.Namespace, settings: ClientSettings) -> WebhookC
         raise UsageError("--agent-uid must be a non-root user id (1 or more)")
     if not 600 <= args.token_expiration_seconds <= 2**31 - 1:
         raise UsageError("--token-expiration-seconds must be at least 600 (the Kubernetes minimum)")
+    if not 0 <= args.access_cache_seconds <= 3600:
+        raise UsageError("--access-cache-seconds must be 0 (ask for every pod) to 3600")
     if args.timeout <= 0 or args.timeout >= args.request_timeout:
         raise UsageError("--timeout must be more than 0 and below --request-timeout, so the access check ends "
                          "before the request's own deadline")
@@ -249,10 +255,12 @@ def run(args: argparse.Namespace) -> int:
         config = build_config(args, settings)
         host, port = parse_host_port(args.listen, setting="--listen")
         tls = ReloadingContext(args.tls_cert, args.tls_key)
-        checker = None
+        checker: AccessChecker | None = None
         if config.check_access is not Action.OFF:
             channel = open_channel(settings, _token(args, settings))
             checker = GrpcAccessChecker(channel, settings.timeout)
+            if args.access_cache_seconds > 0:
+                checker = CachedAccessChecker(checker, args.access_cache_seconds)
         admitter = Admitter(config, checker)
         server = WebhookServer((host, port), tls, lambda body: review(body, admitter),
                                request_timeout=args.request_timeout, idle_timeout=args.idle_timeout,
