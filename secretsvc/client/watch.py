@@ -8,8 +8,8 @@ changed meanwhile by comparing that state with what it already has.
         else: ...                  # only those that changed
     watch.close()
 
-Permanent refusals (PERMISSION_DENIED, INVALID_ARGUMENT, UNIMPLEMENTED) end the iteration with the
-`grpc.RpcError`; anything else (the server restarting, a network break, the server ending a long watch, a full
+Permanent refusals (PERMISSION_DENIED, INVALID_ARGUMENT, UNIMPLEMENTED, and FAILED_PRECONDITION: watching is
+turned off) end the iteration with the `grpc.RpcError`; anything else (the server restarting, a network break, the server ending a long watch, a full
 server) is retried with exponential backoff and full jitter, so a fleet of watchers that lost one server does
 not return to the next all at once.
 """
@@ -27,7 +27,7 @@ import grpc
 from secretsvc.v1 import secrets_pb2, secrets_pb2_grpc
 
 PERMANENT_CODES = frozenset({grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.INVALID_ARGUMENT,
-                             grpc.StatusCode.UNIMPLEMENTED})
+                             grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.FAILED_PRECONDITION})
 INITIAL_BACKOFF_SECONDS = 0.5
 MAX_BACKOFF_SECONDS = 30.0
 

@@ -29,7 +29,7 @@ from google.protobuf.message import DecodeError
 
 from secretsvc.auth.identify import REFUSED, CallerIdentifier
 from secretsvc.auth.principal import Principal
-from secretsvc.errors import InvalidArgument, ResourceExhausted, Unauthenticated
+from secretsvc.errors import FailedPrecondition, InvalidArgument, ResourceExhausted, Unauthenticated
 from secretsvc.rpc.callstate import CallState, current_call
 from secretsvc.rpc.handlers import Handler, kind_of, make_handler
 from secretsvc.rpc.requestlimits import max_request_bytes
@@ -140,7 +140,7 @@ class Authentication(_Interceptor):
             return call, None
         if method.watch:
             if self._watches is None or call.principal is None:
-                raise ResourceExhausted("watches are turned off on this server (max_watches = 0)")
+                raise FailedPrecondition("watching is turned off on this server (max_watches = 0)")
             principal = call.principal
             release = self._watches.acquire(f"{principal.display}|{principal.pod or ''}", public=False)
         else:

@@ -155,3 +155,15 @@ def test_a_policy_change_that_takes_read_away_ends_the_watch(make_server: Callab
     assert ended.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert "token:watcher may not read secret app/a" in (ended.value.details() or "")
     stubs.close()
+
+
+def test_watching_can_be_turned_off_and_a_watch_then_fails_for_good(make_server: Callable[..., ServerProcess]) -> None:
+    server = make_server(extra_args=("--max-watches", "0")).start()
+    stubs = Stubs(server)
+    with pytest.raises(grpc.RpcError) as off:
+        next(_watch(stubs, "a"))
+    assert off.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "max_watches = 0" in (off.value.details() or "")
+    put(stubs, "a", b"v1")
+    assert get(stubs, "a").value == b"v1"  # unary calls are untouched
+    stubs.close()
