@@ -9,9 +9,9 @@ changed meanwhile by comparing that state with what it already has.
     watch.close()
 
 Permanent refusals (PERMISSION_DENIED, INVALID_ARGUMENT, UNIMPLEMENTED, and FAILED_PRECONDITION: watching is
-turned off) end the iteration with the `grpc.RpcError`; anything else (the server restarting, a network break, the server ending a long watch, a full
-server) is retried with exponential backoff and full jitter, so a fleet of watchers that lost one server does
-not return to the next all at once.
+turned off) end the iteration with the `grpc.RpcError`. Anything else (the server restarting, a network break,
+the server ending a long watch, a full server) is retried with exponential backoff and full jitter, so a fleet
+of watchers that lost one server does not return to the next all at once.
 """
 
 from __future__ import annotations
