@@ -98,9 +98,18 @@ def _spawn(name: str, argv: list[str], workdir: Path, port: int, env: dict[str, 
     return ServerProc(name=name, proc=proc, port=port, log_path=log_path)
 
 
-def _wait_channel(server: ServerProc, *, health: bool) -> None:
+def _open(target: str, ca_file: Path | None, client_cert: tuple[Path, Path] | None) -> grpc.Channel:
+    if ca_file is None:
+        return grpc.insecure_channel(target)
+    cert, key = (p.read_bytes() for p in client_cert) if client_cert else (None, None)
+    credentials = grpc.ssl_channel_credentials(ca_file.read_bytes(), key, cert)
+    return grpc.secure_channel(target, credentials, options=[("grpc.ssl_target_name_override", "localhost")])
+
+
+def _wait_channel(server: ServerProc, *, health: bool, ca_file: Path | None = None,
+                  client_cert: tuple[Path, Path] | None = None) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
-    with grpc.insecure_channel(server.target) as channel:
+    with _open(server.target, ca_file, client_cert) as channel:
         while time.monotonic() < deadline:
             server.check_alive()
             try:
@@ -131,15 +140,17 @@ def start_echo(workdir: Path, workers: int, env: dict[str, str]) -> ServerProc:
     return server
 
 
-def start_secretsvc(workdir: Path, workers: int, env: dict[str, str]) -> tuple[ServerProc, str]:
-    """Start `secretsvc serve` on a fresh data directory; returns the server and its admin token."""
+def start_secretsvc(workdir: Path, workers: int, env: dict[str, str], *, ca_file: Path | None = None,
+                    client_cert: tuple[Path, Path] | None = None) -> tuple[ServerProc, str]:
+    """Start `secretsvc serve` on a fresh data directory; returns the server and its admin token. With TLS
+    configured in `env`, `ca_file` (and `client_cert`, for mutual TLS) let the readiness check connect."""
     port = free_port()
     token_file = workdir / "admin-token"
     argv = [sys.executable, "-m", "secretsvc.cli", "serve", "--data-dir", str(workdir / "data"),
             "--listen", f"127.0.0.1:{port}", "--metrics-listen", "", "--admin-token-file", str(token_file),
             "--log-level", "warning", "--workers", str(workers)]
     server = _spawn("secretsvc", argv, workdir, port, env)
-    _wait_channel(server, health=True)
+    _wait_channel(server, health=True, ca_file=ca_file, client_cert=client_cert)
     with token_file.open("rb") as f:
         raw = f.read(MAX_TOKEN_FILE_BYTES + 1)
     if len(raw) > MAX_TOKEN_FILE_BYTES or not raw.strip():
