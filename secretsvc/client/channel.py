@@ -24,10 +24,8 @@ from secretsvc.client.interceptor import CallPolicy
 from secretsvc.client.retry import RetryPolicy
 from secretsvc.client.tokens import TokenSource
 from secretsvc.config import DEFAULT_LISTEN, is_loopback, parse_host_port
-from secretsvc.crypto.pki import utc_now
 from secretsvc.errors import ConfigError
 from secretsvc.service import limits
-from secretsvc.tlsfiles import check_pair, read_ca_bundle, read_cert_chain, read_private_key
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
 _ENVIRONMENT = {
@@ -80,6 +78,11 @@ def channel_credentials(settings: ClientSettings) -> grpc.ChannelCredentials | N
                           "(SECRETSVC_CLIENT_CERT, SECRETSVC_CLIENT_KEY)")
     if not settings.uses_tls:
         return None
+    # Imported here: certificate parsing (cryptography's x509) costs a plaintext client ~40 ms of start-up,
+    # which the injector's agent, started once per pod, would pay for nothing.
+    from secretsvc.crypto.pki import utc_now
+    from secretsvc.tlsfiles import check_pair, read_ca_bundle, read_cert_chain, read_private_key
+
     roots = read_ca_bundle(settings.ca_file, what="CA file") if settings.ca_file is not None else None
     if settings.cert_file is None or settings.key_file is None:
         return grpc.ssl_channel_credentials(root_certificates=roots)
