@@ -1,16 +1,234 @@
-"""`injector agent`: placeholder until the agent lands."""
+"""`injector agent`: write a pod's secrets into its memory-backed volume, then (sidecar modes) keep them current.
+
+One round: read every secret of the plan in one `GetSecrets` call, render each file (injector/render.py),
+write it atomically with its mode and owner, then `.version` and `.ready`. Init mode exits 0 after the first
+round. Sidecar modes then follow `WatchSecrets` and run another round whenever a watched secret's version
+changes, reconnecting by themselves; nothing is polled.
+
+Exit status (docs/injector-agent.md): 0 done; 2 usage or a bad plan; 3 refused for good (denied, not found,
+deleted or destroyed, not a tmpfs, a file that cannot be rendered); 75 try again later (the service could
+not be reached within the plan's deadline). Values never reach the log or the terminal.
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
+import os
+import random
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
-DESCRIPTION = "not yet available"
+DESCRIPTION = __doc__.split("\n\n", 1)[1] if __doc__ else ""
+
+EXIT_OK, EXIT_USAGE, EXIT_PERMANENT, EXIT_RETRY_LATER = 0, 2, 3, 75
+RETRYABLE = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "UNAUTHENTICATED"})
+log = logging.getLogger("injector.agent")
+
+
+class Refused(Exception):
+    """A failure that retrying will not fix; the message names the secret or file and the reason."""
+
+
+class Unreachable(Exception):
+    """The service could not be asked before the deadline."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    pass
+    parser.add_argument("--plan-file", type=Path, metavar="FILE",
+                        help="the plan (JSON); default: the SECRETSVC_AGENT_PLAN environment variable")
+    parser.add_argument("--addr", metavar="HOST:PORT", help="the service's address, instead of the plan's")
+    parser.add_argument("--token-file", type=Path, metavar="PATH", help="bearer token file, instead of the plan's")
+    parser.add_argument("--ca-file", type=Path, metavar="PEM", help="CA bundle for the service, instead of the plan's")
+    parser.add_argument("--target-dir", type=Path, metavar="DIR", help="where to write, instead of the plan's")
+    parser.add_argument("--unsafe-allow-disk", action="store_true",
+                        help="UNSAFE: write even where the target is not a tmpfs (secrets then outlive the pod)")
+    parser.add_argument("--check-ready", action="store_true",
+                        help="exit 0 if every file has been written at least once, 1 if not (a startup probe)")
+
+
+def _plan(args: argparse.Namespace) -> Any:
+    from injector.plan import ENV_VAR, parse_plan
+
+    if args.plan_file is not None:
+        text = args.plan_file.read_bytes()
+    elif os.environ.get(ENV_VAR):
+        text = os.environ[ENV_VAR].encode()
+    else:
+        raise Refused(f"no plan: set {ENV_VAR} or pass --plan-file")
+    plan = parse_plan(text)
+    service = plan.service
+    if args.addr:
+        service = replace(service, addr=args.addr)
+    if args.token_file:
+        service = replace(service, token_file=str(args.token_file))
+    if args.ca_file:
+        service = replace(service, ca_file=str(args.ca_file))
+    return replace(plan, service=service, target_dir=str(args.target_dir) if args.target_dir else plan.target_dir)
+
+
+def _channel(plan: Any) -> Any:
+    from secretsvc.client import ClientSettings, FileToken, open_channel
+
+    service = plan.service
+    settings = ClientSettings.from_environment({}, addr=service.addr,
+                                               ca_file=Path(service.ca_file) if service.ca_file else None)
+    token = FileToken(Path(service.token_file)) if service.token_file else None
+    return open_channel(settings, token)
+
+
+def fetch(channel: Any, refs: list[Any], deadline: float) -> tuple[dict[Any, Any], dict[str, int]]:
+    """Every value in one call (retried with backoff until `deadline`), and the version each had; Refused for
+    a permanent item error."""
+    import grpc
+
+    from secretsvc.crypto.secretbytes import SecretBytes
+    from secretsvc.v1 import secrets_pb2, secrets_pb2_grpc
+
+    stub = secrets_pb2_grpc.SecretsStub(channel)
+    request = secrets_pb2.GetSecretsRequest(items=[
+        secrets_pb2.SecretVersionRef(ref=secrets_pb2.SecretRef(namespace=r.namespace, path=r.path),
+                                     version=r.version or 0) for r in refs])
+    attempt = 0
+    while True:
+        attempt += 1
+        left = deadline - time.monotonic()
+        try:
+            if left <= 0:
+                raise Unreachable("the plan's deadline passed")
+            response = stub.GetSecrets(request, timeout=max(0.5, min(left, 30.0)))
+            retry_items = []
+            for ref, result in zip(refs, response.results, strict=True):
+                if result.HasField("error"):
+                    code = next((c for c in grpc.StatusCode if c.value[0] == result.error.code),
+                                grpc.StatusCode.UNKNOWN)
+                    if code.name not in RETRYABLE:
+                        raise Refused(f"{code.name.lower()}: {ref}: {result.error.message[:300]}")
+                    retry_items.append(str(ref))
+            if not retry_items:
+                pairs = list(zip(refs, response.results, strict=True))
+                return ({ref: SecretBytes(result.secret.value) for ref, result in pairs},
+                        {str(ref): result.secret.version for ref, result in pairs})
+            reason = f"items not ready: {', '.join(retry_items[:5])}"
+        except grpc.RpcError as exc:
+            if exc.code().name not in RETRYABLE:
+                raise Refused(f"{exc.code().name.lower()}: {(exc.details() or '')[:300]}") from None
+            reason = f"{exc.code().name.lower()}: {(exc.details() or '')[:200]}"
+        pause = random.uniform(0, min(10.0, 0.2 * 2 ** min(attempt, 10)))  # noqa: S311 - jitter, not secrecy
+        if time.monotonic() + pause >= deadline:
+            raise Unreachable(reason)
+        log.warning("secrets not fetched yet, retrying in %.1f s: %s", pause, reason)
+        time.sleep(pause)
+
+
+def write_round(plan: Any, values: dict[Any, Any], versions: dict[str, int]) -> None:
+    from injector.agent import files
+    from injector.render import render_file
+    from secretsvc.errors import InvalidArgument
+
+    target = Path(plan.target_dir)
+    for spec in plan.files:
+        try:
+            data = render_file(spec, values)
+        except InvalidArgument as exc:
+            raise Refused(str(exc)) from None
+        files.write_atomically(target, spec.name, data, mode=spec.mode, uid=spec.uid, gid=spec.gid)
+    files.write_versions(target, versions)
+
+
+def run_round(channel: Any, plan: Any, deadline: float) -> None:
+    refs = list(plan.refs())
+    values, versions = fetch(channel, refs, deadline)
+    write_round(plan, values, versions)
+
+
+def _watch(channel: Any, plan: Any) -> None:
+    from injector.agent import files
+    from secretsvc.client.watch import SecretWatch
+
+    refs = sorted({(r.namespace, r.path) for r in plan.refs()})
+    seen: dict[tuple[str, str], int] = {}
+    log.info("watching for new versions", extra={"secrets": len(refs)})
+    for batch in SecretWatch(channel, refs):
+        changed = False
+        for state in batch.changes:
+            key = (state.namespace, state.path)
+            if seen.get(key) not in (None, state.current_version):
+                changed = True
+            seen[key] = state.current_version
+        if changed:
+            run_round(channel, plan, time.monotonic() + plan.deadline_seconds)
+            files.mark_ready(Path(plan.target_dir))
+            log.info("files rewritten after a change")
+            _reload(plan)
+
+
+def _reload(plan: Any) -> None:
+    import signal
+    import urllib.request
+
+    reload = plan.reload
+    if reload.signal and reload.process:
+        for pid in (p for p in os.listdir("/proc") if p.isdigit()):
+            try:
+                comm = Path(f"/proc/{pid}/comm").read_text().strip()
+            except OSError:
+                continue
+            if comm == reload.process:
+                os.kill(int(pid), getattr(signal, reload.signal))
+    if reload.url:
+        try:
+            urllib.request.urlopen(urllib.request.Request(reload.url, method="POST"), timeout=10).close()  # noqa: S310
+        except OSError as exc:
+            log.warning("reload request failed: %s", exc)
 
 
 def run(args: argparse.Namespace) -> int:
-    print("injector agent: not yet available")
-    return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    from injector.agent import files
+    from injector.plan import AgentMode
+    from secretsvc.errors import ConfigError, InvalidArgument
+
+    try:
+        plan = _plan(args)
+    except (InvalidArgument, Refused, OSError) as exc:
+        print(f"injector agent: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    target = Path(plan.target_dir)
+    if args.check_ready:
+        return EXIT_OK if files.is_ready(target) else 1
+    try:
+        if not args.unsafe_allow_disk:
+            files.require_memory_backed(target)
+        else:
+            log.warning("--unsafe-allow-disk: %s may be disk-backed; the secrets may outlive the pod", target)
+        channel = _channel(plan)
+        run_round(channel, plan, time.monotonic() + plan.deadline_seconds)
+        files.mark_ready(target)
+    except (files.NotMemoryBacked, Refused, ConfigError, OSError) as exc:
+        print(f"injector agent: {exc}", file=sys.stderr)
+        return EXIT_PERMANENT
+    except Unreachable as exc:
+        print(f"injector agent: the secrets service could not be reached in time ({exc}); try again later",
+              file=sys.stderr)
+        return EXIT_RETRY_LATER
+    log.info("every file written", extra={"files": len(plan.files)})
+    if plan.mode is AgentMode.INIT:
+        return EXIT_OK
+    try:
+        _watch(channel, plan)
+    except Refused as exc:
+        print(f"injector agent: {exc}", file=sys.stderr)
+        return EXIT_PERMANENT
+    except Exception as exc:  # a watch that ends for good: the files stay, the container restarts
+        import grpc
+
+        if isinstance(exc, grpc.RpcError):
+            print(f"injector agent: watch ended: {exc.code().name.lower()}", file=sys.stderr)
+            return EXIT_PERMANENT
+        raise
+    return EXIT_OK
+
