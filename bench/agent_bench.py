@@ -96,6 +96,7 @@ def secretsvc_plan(target: str, token_file: Path, out_dir: Path, count: int) -> 
 
 
 def run_injector(args: argparse.Namespace, work: Path, count: int) -> list[Run]:
+    (work / f"svc{count}").mkdir()
     server, token = procs.start_secretsvc(work / f"svc{count}", 16, {})
     try:
         token_file = work / f"token{count}"
