@@ -160,7 +160,14 @@ def _watch(channel: Any, plan: Any) -> None:
                 changed = True
             seen[key] = state.current_version
         if changed:
-            run_round(channel, plan, time.monotonic() + plan.deadline_seconds)
+            try:
+                run_round(channel, plan, time.monotonic() + plan.deadline_seconds)
+            except Unreachable as exc:
+                # The files written before stay; the next change, or the next stream's first message after a
+                # reconnect, tries again.
+                seen.clear()
+                log.warning("files not rewritten, the service could not be reached: %s", exc)
+                continue
             files.mark_ready(Path(plan.target_dir))
             log.info("files rewritten after a change")
             _reload(plan)
