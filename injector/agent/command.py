@@ -151,9 +151,10 @@ def _watch(channel: Any, plan: Any) -> None:
 
     refs = sorted({(r.namespace, r.path) for r in plan.refs()})
     seen: dict[tuple[str, str], int] = {}
+    stale = False  # a rewrite failed: the next batch, whatever it holds, tries again
     log.info("watching for new versions", extra={"secrets": len(refs)})
     for batch in SecretWatch(channel, refs):
-        changed = False
+        changed, stale = stale, False
         for state in batch.changes:
             key = (state.namespace, state.path)
             if seen.get(key) not in (None, state.current_version):
@@ -165,7 +166,7 @@ def _watch(channel: Any, plan: Any) -> None:
             except Unreachable as exc:
                 # The files written before stay; the next change, or the next stream's first message after a
                 # reconnect, tries again.
-                seen.clear()
+                stale = True
                 log.warning("files not rewritten, the service could not be reached: %s", exc)
                 continue
             files.mark_ready(Path(plan.target_dir))
