@@ -139,18 +139,22 @@ def write_round(plan: Any, values: dict[Any, Any], versions: dict[str, int]) -> 
     files.write_versions(target, versions)
 
 
-def run_round(channel: Any, plan: Any, deadline: float) -> None:
+def run_round(channel: Any, plan: Any, deadline: float) -> dict[tuple[str, str], int]:
+    """Fetch and write every file; returns the current version written of each secret not pinned to one."""
     refs = list(plan.refs())
     values, versions = fetch(channel, refs, deadline)
     write_round(plan, values, versions)
+    return {(r.namespace, r.path): versions[str(r)] for r in refs if r.version is None}
 
 
-def _watch(channel: Any, plan: Any) -> None:
+def _watch(channel: Any, plan: Any, written: dict[tuple[str, str], int]) -> None:
     from injector.agent import files
     from secretsvc.client.watch import SecretWatch
 
     refs = sorted({(r.namespace, r.path) for r in plan.refs()})
-    seen: dict[tuple[str, str], int] = {}
+    # Seeded with what the first round wrote, so a version put between that round and the watch's first
+    # message is noticed there.
+    seen: dict[tuple[str, str], int] = dict(written)
     stale = False  # a rewrite failed: the next batch, whatever it holds, tries again
     log.info("watching for new versions", extra={"secrets": len(refs)})
     for batch in SecretWatch(channel, refs):
@@ -162,7 +166,7 @@ def _watch(channel: Any, plan: Any) -> None:
             seen[key] = state.current_version
         if changed:
             try:
-                run_round(channel, plan, time.monotonic() + plan.deadline_seconds)
+                seen.update(run_round(channel, plan, time.monotonic() + plan.deadline_seconds))
             except Unreachable as exc:
                 # The files written before stay; the next change, or the next stream's first message after a
                 # reconnect, tries again.
@@ -214,7 +218,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             log.warning("--unsafe-allow-disk: %s may be disk-backed; the secrets may outlive the pod", target)
         channel = _channel(plan)
-        run_round(channel, plan, time.monotonic() + plan.deadline_seconds)
+        written = run_round(channel, plan, time.monotonic() + plan.deadline_seconds)
         files.mark_ready(target)
     except (files.NotMemoryBacked, Refused, ConfigError, OSError) as exc:
         print(f"injector agent: {exc}", file=sys.stderr)
@@ -227,7 +231,7 @@ def run(args: argparse.Namespace) -> int:
     if plan.mode is AgentMode.INIT:
         return EXIT_OK
     try:
-        _watch(channel, plan)
+        _watch(channel, plan, written)
     except Refused as exc:
         print(f"injector agent: {exc}", file=sys.stderr)
         return EXIT_PERMANENT
