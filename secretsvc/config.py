@@ -7,9 +7,8 @@ the environment later.
 from __future__ import annotations
 
 import ipaddress
-import os
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,6 +17,18 @@ from secretsvc.boundedio import read_bounded
 from secretsvc.datadir import default_data_dir
 from secretsvc.errors import ConfigError
 from secretsvc.service import limits
+from secretsvc.settings import (
+    Setting,
+    bounded,
+    find_given,
+    one_of,
+    parse_bool,
+    parse_float,
+    parse_int,
+    parse_path,
+    parse_paths,
+    parse_str,
+)
 
 if TYPE_CHECKING:
     from secretsvc.auth.serviceaccount_config import ServiceAccountConfig
@@ -103,120 +114,52 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def _path(value: Any) -> Path:
-    return Path(str(value)).expanduser()
-
-
-def _paths(value: Any) -> tuple[Path, ...]:
-    """A list (TOML, repeated flags) or one string of paths separated by ':' (the environment)."""
-    items = value.split(os.pathsep) if isinstance(value, str) else list(value)
-    return tuple(_path(item) for item in items if str(item).strip())
-
-
-def _int(value: Any) -> int:
-    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-        raise ValueError("must be a whole number")
-    return int(value)
-
-
-def _float(value: Any) -> float:
-    if isinstance(value, bool):
-        raise ValueError("must be a number")
-    return float(value)
-
-
-def _str(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValueError("must be a string")
-    return value
-
-
-def _bool(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in {"1", "true", "yes", "on"}:
-        return True
-    if text in {"0", "false", "no", "off", ""}:
-        return False
-    raise ValueError("must be true or false")
-
-
 def _address(value: Any) -> str:
-    text = _str(value)
+    text = parse_str(value)
     _split_host_port(text)
     return text
 
 
 def _optional_address(value: Any) -> str:
-    text = _str(value)
+    text = parse_str(value)
     return _address(text) if text else text
 
 
-def _choice(*allowed: str, fold_case: bool = False) -> Callable[[Any], str]:
-    def parse(value: Any) -> str:
-        text = _str(value)
-        if (text.lower() if fold_case else text) not in allowed:
-            raise ValueError(f"must be one of {', '.join(allowed)}")
-        return text
-
-    return parse
-
-
-def _bounded(parse: Callable[[Any], Any], low: float, high: float) -> Callable[[Any], Any]:
-    def check(value: Any) -> Any:
-        number = parse(value)
-        if not low <= number <= high:
-            raise ValueError(f"must be between {low:g} and {high:g}")
-        return number
-
-    return check
-
-
-@dataclass(frozen=True, slots=True)
-class _Setting:
-    name: str  # field name, TOML key and flag name (with dashes)
-    env: str
-    parse: Callable[[Any], Any]  # raises ValueError with a reason
-    default: Any
-
-
 SETTINGS = (
-    _Setting("data_dir", "SECRETSVC_DATA_DIR", _path, None),
-    _Setting("listen", "SECRETSVC_LISTEN", _address, DEFAULT_LISTEN),
-    _Setting("metrics_listen", "SECRETSVC_METRICS_LISTEN", _optional_address, DEFAULT_METRICS_LISTEN),
-    _Setting("admin_token_file", "SECRETSVC_ADMIN_TOKEN_FILE", _path, None),
-    _Setting("keyring_passphrase_file", "SECRETSVC_KEYRING_PASSPHRASE_FILE", _path, None),
-    _Setting("log_level", "SECRETSVC_LOG_LEVEL", _choice("debug", "info", "warning", "error", fold_case=True),
-             "info"),
-    _Setting("log_format", "SECRETSVC_LOG_FORMAT", _choice("json", "text"), "json"),
-    _Setting("default_max_versions", "SECRETSVC_DEFAULT_MAX_VERSIONS", _bounded(_int, 1, limits.MAX_MAX_VERSIONS),
-             limits.DEFAULT_MAX_VERSIONS),
-    _Setting("workers", "SECRETSVC_WORKERS", _bounded(_int, 1, 256), 16),
-    _Setting("shutdown_grace_seconds", "SECRETSVC_SHUTDOWN_GRACE_SECONDS", _bounded(_float, 0, 600), 10.0),
-    _Setting("allow_non_loopback", "SECRETSVC_ALLOW_NON_LOOPBACK", _bool, False),
-    _Setting("max_streams", "SECRETSVC_MAX_STREAMS", _bounded(_int, 0, 255), 0),
-    _Setting("max_streams_per_peer", "SECRETSVC_MAX_STREAMS_PER_PEER", _bounded(_int, 1, 255),
-             DEFAULT_MAX_STREAMS_PER_PEER),
-    _Setting("reflection", "SECRETSVC_REFLECTION", _bool, False),
-    _Setting("max_watches", "SECRETSVC_MAX_WATCHES", _bounded(_int, 0, 10_000), 1000),
-    _Setting("max_watches_per_caller", "SECRETSVC_MAX_WATCHES_PER_CALLER", _bounded(_int, 1, 10_000), 8),
-    _Setting("tls_cert", "SECRETSVC_TLS_CERT", _path, None),
-    _Setting("tls_key", "SECRETSVC_TLS_KEY", _path, None),
-    _Setting("client_ca", "SECRETSVC_CLIENT_CA", _path, None),
-    _Setting("client_auth", "SECRETSVC_CLIENT_AUTH", _choice(*CLIENT_AUTH_MODES), None),
-    _Setting("client_identity", "SECRETSVC_CLIENT_IDENTITY", _choice(*CLIENT_IDENTITY_SOURCES), "auto"),
+    Setting("data_dir", "SECRETSVC_DATA_DIR", parse_path, None),
+    Setting("listen", "SECRETSVC_LISTEN", _address, DEFAULT_LISTEN),
+    Setting("metrics_listen", "SECRETSVC_METRICS_LISTEN", _optional_address, DEFAULT_METRICS_LISTEN),
+    Setting("admin_token_file", "SECRETSVC_ADMIN_TOKEN_FILE", parse_path, None),
+    Setting("keyring_passphrase_file", "SECRETSVC_KEYRING_PASSPHRASE_FILE", parse_path, None),
+    Setting("log_level", "SECRETSVC_LOG_LEVEL", one_of("debug", "info", "warning", "error", fold_case=True), "info"),
+    Setting("log_format", "SECRETSVC_LOG_FORMAT", one_of("json", "text"), "json"),
+    Setting("default_max_versions", "SECRETSVC_DEFAULT_MAX_VERSIONS", bounded(parse_int, 1, limits.MAX_MAX_VERSIONS),
+            limits.DEFAULT_MAX_VERSIONS),
+    Setting("workers", "SECRETSVC_WORKERS", bounded(parse_int, 1, 256), 16),
+    Setting("shutdown_grace_seconds", "SECRETSVC_SHUTDOWN_GRACE_SECONDS", bounded(parse_float, 0, 600), 10.0),
+    Setting("allow_non_loopback", "SECRETSVC_ALLOW_NON_LOOPBACK", parse_bool, False),
+    Setting("max_streams", "SECRETSVC_MAX_STREAMS", bounded(parse_int, 0, 255), 0),
+    Setting("max_streams_per_peer", "SECRETSVC_MAX_STREAMS_PER_PEER", bounded(parse_int, 1, 255),
+            DEFAULT_MAX_STREAMS_PER_PEER),
+    Setting("reflection", "SECRETSVC_REFLECTION", parse_bool, False),
+    Setting("max_watches", "SECRETSVC_MAX_WATCHES", bounded(parse_int, 0, 10_000), 1000),
+    Setting("max_watches_per_caller", "SECRETSVC_MAX_WATCHES_PER_CALLER", bounded(parse_int, 1, 10_000), 8),
+    Setting("tls_cert", "SECRETSVC_TLS_CERT", parse_path, None),
+    Setting("tls_key", "SECRETSVC_TLS_KEY", parse_path, None),
+    Setting("client_ca", "SECRETSVC_CLIENT_CA", parse_path, None),
+    Setting("client_auth", "SECRETSVC_CLIENT_AUTH", one_of(*CLIENT_AUTH_MODES), None),
+    Setting("client_identity", "SECRETSVC_CLIENT_IDENTITY", one_of(*CLIENT_IDENTITY_SOURCES), "auto"),
     # The audit log (docs/audit.md); bounds are checked with the audit package's own limits at load.
-    _Setting("policy_paths", "SECRETSVC_POLICY_PATHS", _paths, ()),
-    _Setting("policy_reload_seconds", "SECRETSVC_POLICY_RELOAD_SECONDS", _bounded(_float, 0, 3600), 5.0),
-    _Setting("audit_enabled", "SECRETSVC_AUDIT_ENABLED", _bool, True),
-    _Setting("audit_file", "SECRETSVC_AUDIT_FILE", _path, None),
-    _Setting("audit_fail_closed", "SECRETSVC_AUDIT_FAIL_CLOSED", _bool, True),
-    _Setting("audit_hmac_paths", "SECRETSVC_AUDIT_HMAC_PATHS", _bool, False),
-    _Setting("audit_checkpoint_every", "SECRETSVC_AUDIT_CHECKPOINT_EVERY", _int, 1000),
-    _Setting("audit_checkpoint_seconds", "SECRETSVC_AUDIT_CHECKPOINT_SECONDS", _float, 10.0),
-    _Setting("audit_rotate_bytes", "SECRETSVC_AUDIT_ROTATE_BYTES", _int, 64 * 1024 * 1024),
-    _Setting("audit_durability", "SECRETSVC_AUDIT_DURABILITY", _choice("record", "checkpoint"), "record"),
+    Setting("policy_paths", "SECRETSVC_POLICY_PATHS", parse_paths, ()),
+    Setting("policy_reload_seconds", "SECRETSVC_POLICY_RELOAD_SECONDS", bounded(parse_float, 0, 3600), 5.0),
+    Setting("audit_enabled", "SECRETSVC_AUDIT_ENABLED", parse_bool, True),
+    Setting("audit_file", "SECRETSVC_AUDIT_FILE", parse_path, None),
+    Setting("audit_fail_closed", "SECRETSVC_AUDIT_FAIL_CLOSED", parse_bool, True),
+    Setting("audit_hmac_paths", "SECRETSVC_AUDIT_HMAC_PATHS", parse_bool, False),
+    Setting("audit_checkpoint_every", "SECRETSVC_AUDIT_CHECKPOINT_EVERY", parse_int, 1000),
+    Setting("audit_checkpoint_seconds", "SECRETSVC_AUDIT_CHECKPOINT_SECONDS", parse_float, 10.0),
+    Setting("audit_rotate_bytes", "SECRETSVC_AUDIT_ROTATE_BYTES", parse_int, 64 * 1024 * 1024),
+    Setting("audit_durability", "SECRETSVC_AUDIT_DURABILITY", one_of("record", "checkpoint"), "record"),
 )
 
 
@@ -246,17 +189,13 @@ def load_config(flags: Mapping[str, Any], environ: Mapping[str, str], config_fil
     from_file = _read_file(config_file) if config_file is not None else {}
     values: dict[str, Any] = {}
     origins: dict[str, str] = {}
+    given = find_given(SETTINGS, flags, environ, from_file, config_file)
     for s in SETTINGS:
-        if flags.get(s.name) is not None:
-            raw, origin = flags[s.name], f"--{s.name.replace('_', '-')}"
-        elif s.env in environ:
-            raw, origin = environ[s.env], s.env
-        elif s.name in from_file:
-            raw, origin = from_file[s.name], f"{config_file}: {s.name}"
-        else:
+        if s.name not in given:
             values[s.name] = s.default
             origins[s.name] = f"default {s.name}"
             continue
+        raw, origin = given[s.name].raw, given[s.name].origin
         origins[s.name] = origin
         try:
             values[s.name] = s.parse(raw)
@@ -306,16 +245,10 @@ def _service_accounts(flags: Mapping[str, Any], environ: Mapping[str, str], from
     from secretsvc.auth.serviceaccount_config import SETTINGS as K8S_SETTINGS
     from secretsvc.auth.serviceaccount_config import from_settings
 
-    values: dict[str, Any] = {}
-    origins: dict[str, str] = {}
-    for s in K8S_SETTINGS:
-        if flags.get(s.name) is not None:
-            values[s.name], origins[s.name] = flags[s.name], f"--{s.name.replace('_', '-')}:"
-        elif s.env in environ:
-            values[s.name], origins[s.name] = environ[s.env], f"{s.env}:"
-        elif s.name in from_file:
-            values[s.name], origins[s.name] = from_file[s.name], f"{config_file}: {s.name}"
-    return from_settings(values, origins=origins)
+    given = find_given(K8S_SETTINGS, flags, environ, from_file, config_file)
+    # Their errors read "ORIGIN must be ...": a file origin already ends in the setting's name, the others get a colon.
+    origins = {name: g.origin if g.from_file else f"{g.origin}:" for name, g in given.items()}
+    return from_settings({name: g.raw for name, g in given.items()}, origins=origins)
 
 
 def _check_tls(config: ServerConfig, origins: Mapping[str, str]) -> str:

@@ -13,7 +13,7 @@ import math
 import ssl
 import time
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,7 @@ from secretsvc.auth.serviceaccount import (
 from secretsvc.auth.tokenreview import TokenReviewVerifier, reviewer_api_client
 from secretsvc.errors import ConfigError
 from secretsvc.service.clock import Clock
+from secretsvc.settings import Setting, find_given, parse_bool, parse_float, parse_optional_path, parse_str
 
 _log = logging.getLogger(__name__)
 
@@ -115,35 +116,16 @@ def _check_range(setting: str, value: float, low: float, high: float) -> None:
 # -- settings ------------------------------------------------------------------------------------------------
 
 
-def _str(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValueError("must be a string")
-    return value.strip()
+def _text(value: Any) -> str:
+    return parse_str(value).strip()
 
 
-def _path(value: Any) -> Path | None:
-    text = _str(value) if not isinstance(value, Path) else str(value)
-    return Path(text).expanduser() if text else None
-
-
-def _float(value: Any) -> float:
-    if isinstance(value, bool):
-        raise ValueError("must be a number")
+def _number(value: Any) -> float:
+    # float() words its own refusals; these settings have always said "must be a number" for any of them.
     try:
-        return float(value)
+        return parse_float(value)
     except (TypeError, ValueError):
         raise ValueError("must be a number") from None
-
-
-def _bool(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in {"1", "true", "yes", "on"}:
-        return True
-    if text in {"0", "false", "no", "off", ""}:
-        return False
-    raise ValueError("must be true or false")
 
 
 def _audiences(value: Any) -> tuple[str, ...]:
@@ -153,50 +135,41 @@ def _audiences(value: Any) -> tuple[str, ...]:
     return tuple(i.strip() for i in items if i.strip())
 
 
-@dataclass(frozen=True, slots=True)
-class SettingSpec:
-    name: str  # the setting's name (TOML key; flag name with dashes)
-    field: str  # the ServiceAccountConfig field it sets
-    env: str
-    parse: Callable[[Any], Any]
-    default: Any
-    meaning: str
-
-
 SETTINGS = (
-    SettingSpec("k8s_issuer", "issuer", "SECRETSVC_K8S_ISSUER", _str, "",
-                "service-account token issuer URL (the API server's --service-account-issuer); turns on offline "
-                "verification"),
-    SettingSpec("k8s_audiences", "audiences", "SECRETSVC_K8S_AUDIENCES", _audiences, (),
-                "audiences a token must carry (comma-separated); at least one, e.g. secretsvc"),
-    SettingSpec("k8s_jwks_file", "jwks_file", "SECRETSVC_K8S_JWKS_FILE", _path, None,
-                "JWKS file with the issuer's public keys, instead of fetching them"),
-    SettingSpec("k8s_jwks_url", "jwks_url", "SECRETSVC_K8S_JWKS_URL", _str, "",
-                "JWKS URL, instead of the issuer's OIDC discovery document"),
-    SettingSpec("k8s_ca_file", "ca_file", "SECRETSVC_K8S_CA_FILE", _path, None,
-                "CA bundle trusted for the issuer's HTTPS (e.g. the cluster CA); default: the system store"),
-    SettingSpec("k8s_http_timeout_seconds", "http_timeout_seconds", "SECRETSVC_K8S_HTTP_TIMEOUT_SECONDS", _float,
-                DEFAULT_HTTP_TIMEOUT_SECONDS, "timeout of one discovery or JWKS fetch"),
-    SettingSpec("k8s_jwks_min_refresh_seconds", "jwks_min_refresh_seconds",
-                "SECRETSVC_K8S_JWKS_MIN_REFRESH_SECONDS", _float, DEFAULT_MIN_REFRESH_INTERVAL_SECONDS,
-                "minimum interval between key fetches (unknown key ids do not fetch more often)"),
-    SettingSpec("k8s_jwks_max_age_seconds", "jwks_max_age_seconds", "SECRETSVC_K8S_JWKS_MAX_AGE_SECONDS", _float,
-                DEFAULT_MAX_AGE_SECONDS, "keys are fetched again when older than this (stale keys stay in use "
-                "if the fetch fails)"),
-    SettingSpec("k8s_leeway_seconds", "leeway_seconds", "SECRETSVC_K8S_LEEWAY_SECONDS", _float,
-                DEFAULT_LEEWAY_SECONDS, "clock skew forgiven on exp, iat and nbf"),
-    SettingSpec("k8s_require_pod", "require_pod", "SECRETSVC_K8S_REQUIRE_POD", _bool, False,
-                "refuse tokens not bound to a pod (e.g. from kubectl create token)"),
-    SettingSpec("k8s_tokenreview", "use_tokenreview", "SECRETSVC_K8S_TOKENREVIEW", _bool, False,
-                "check tokens with the API server's TokenReview instead of offline"),
-    SettingSpec("k8s_tokenreview_kubeconfig", "tokenreview_kubeconfig", "SECRETSVC_K8S_TOKENREVIEW_KUBECONFIG",
-                _path, None, "kubeconfig for TokenReview; default: the in-cluster service account"),
-    SettingSpec("k8s_tokenreview_timeout_seconds", "tokenreview_timeout_seconds",
-                "SECRETSVC_K8S_TOKENREVIEW_TIMEOUT_SECONDS", _float, DEFAULT_HTTP_TIMEOUT_SECONDS,
-                "timeout of one TokenReview"),
-    SettingSpec("k8s_unsafe_allow_http_issuer", "unsafe_allow_http_issuer", "SECRETSVC_K8S_UNSAFE_ALLOW_HTTP_ISSUER",
-                _bool, False, "UNSAFE: allow plain http for the issuer and the API server (anyone on the path can "
-                "forge identities); tests only"),
+    Setting("k8s_issuer", "SECRETSVC_K8S_ISSUER", _text, "", field="issuer",
+            meaning="service-account token issuer URL (the API server's --service-account-issuer); turns on "
+            "offline verification"),
+    Setting("k8s_audiences", "SECRETSVC_K8S_AUDIENCES", _audiences, (), field="audiences",
+            meaning="audiences a token must carry (comma-separated); at least one, e.g. secretsvc"),
+    Setting("k8s_jwks_file", "SECRETSVC_K8S_JWKS_FILE", parse_optional_path, None, field="jwks_file",
+            meaning="JWKS file with the issuer's public keys, instead of fetching them"),
+    Setting("k8s_jwks_url", "SECRETSVC_K8S_JWKS_URL", _text, "", field="jwks_url",
+            meaning="JWKS URL, instead of the issuer's OIDC discovery document"),
+    Setting("k8s_ca_file", "SECRETSVC_K8S_CA_FILE", parse_optional_path, None, field="ca_file",
+            meaning="CA bundle trusted for the issuer's HTTPS (e.g. the cluster CA); default: the system store"),
+    Setting("k8s_http_timeout_seconds", "SECRETSVC_K8S_HTTP_TIMEOUT_SECONDS", _number, DEFAULT_HTTP_TIMEOUT_SECONDS,
+            field="http_timeout_seconds", meaning="timeout of one discovery or JWKS fetch"),
+    Setting("k8s_jwks_min_refresh_seconds", "SECRETSVC_K8S_JWKS_MIN_REFRESH_SECONDS", _number,
+            DEFAULT_MIN_REFRESH_INTERVAL_SECONDS, field="jwks_min_refresh_seconds",
+            meaning="minimum interval between key fetches (unknown key ids do not fetch more often)"),
+    Setting("k8s_jwks_max_age_seconds", "SECRETSVC_K8S_JWKS_MAX_AGE_SECONDS", _number, DEFAULT_MAX_AGE_SECONDS,
+            field="jwks_max_age_seconds",
+            meaning="keys are fetched again when older than this (stale keys stay in use if the fetch fails)"),
+    Setting("k8s_leeway_seconds", "SECRETSVC_K8S_LEEWAY_SECONDS", _number, DEFAULT_LEEWAY_SECONDS,
+            field="leeway_seconds", meaning="clock skew forgiven on exp, iat and nbf"),
+    Setting("k8s_require_pod", "SECRETSVC_K8S_REQUIRE_POD", parse_bool, False, field="require_pod",
+            meaning="refuse tokens not bound to a pod (e.g. from kubectl create token)"),
+    Setting("k8s_tokenreview", "SECRETSVC_K8S_TOKENREVIEW", parse_bool, False, field="use_tokenreview",
+            meaning="check tokens with the API server's TokenReview instead of offline"),
+    Setting("k8s_tokenreview_kubeconfig", "SECRETSVC_K8S_TOKENREVIEW_KUBECONFIG", parse_optional_path, None,
+            field="tokenreview_kubeconfig",
+            meaning="kubeconfig for TokenReview; default: the in-cluster service account"),
+    Setting("k8s_tokenreview_timeout_seconds", "SECRETSVC_K8S_TOKENREVIEW_TIMEOUT_SECONDS", _number,
+            DEFAULT_HTTP_TIMEOUT_SECONDS, field="tokenreview_timeout_seconds", meaning="timeout of one TokenReview"),
+    Setting("k8s_unsafe_allow_http_issuer", "SECRETSVC_K8S_UNSAFE_ALLOW_HTTP_ISSUER", parse_bool, False,
+            field="unsafe_allow_http_issuer",
+            meaning="UNSAFE: allow plain http for the issuer and the API server (anyone on the path can forge "
+            "identities); tests only"),
 )
 
 
@@ -225,8 +198,9 @@ def from_settings(values: Mapping[str, Any], *, origins: Mapping[str, str] | Non
 
 def from_environ(environ: Mapping[str, str]) -> ServiceAccountConfig | None:
     """`from_settings` over the `SECRETSVC_K8S_*` environment variables."""
-    present = [s for s in SETTINGS if s.env in environ]
-    return from_settings({s.name: environ[s.env] for s in present}, origins={s.name: s.env for s in present})
+    given = find_given(SETTINGS, {}, environ, {}, None)
+    return from_settings({name: g.raw for name, g in given.items()},
+                         origins={name: g.origin for name, g in given.items()})
 
 
 # -- wiring --------------------------------------------------------------------------------------------------

@@ -502,3 +502,25 @@ def test_streams_default_to_half_the_workers() -> None:
 def test_streams_must_leave_workers_for_unary_calls(flags: dict[str, int], reason: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(reason)):
         load_config(flags, {}, None)
+
+
+@pytest.mark.parametrize(("origin", "expected"), [
+    ("flag", "--k8s-leeway-seconds: must be a number, got 'soon'"),
+    ("env", "SECRETSVC_K8S_LEEWAY_SECONDS: must be a number, got 'soon'"),
+    ("file", "{file}: k8s_leeway_seconds must be a number, got 'soon'"),
+])
+def test_service_account_settings_name_their_origin(origin: str, expected: str,
+                                                     write_file: Callable[..., Path]) -> None:
+    base = {"k8s_issuer": "https://issuer.example", "k8s_audiences": "secretsvc"}
+    flags: dict[str, Any] = base
+    environ: dict[str, str] = {}
+    file = None
+    if origin == "flag":
+        flags = {**base, "k8s_leeway_seconds": "soon"}
+    elif origin == "env":
+        environ = {"SECRETSVC_K8S_LEEWAY_SECONDS": "soon"}
+    else:
+        file = write_file(k8s_leeway_seconds="soon")
+    with pytest.raises(ConfigError) as info:
+        load_config(flags, environ, file)
+    assert str(info.value) == expected.format(file=file)
