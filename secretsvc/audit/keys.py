@@ -13,12 +13,12 @@ already signed can only be verified with the old public key.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from secretsvc.atomicfile import write_atomically
 from secretsvc.boundedio import read_bounded
 from secretsvc.crypto import aead
 from secretsvc.crypto.secretbytes import SecretBytes
@@ -143,30 +143,11 @@ def _load_signing_key(path: Path) -> SigningKey:
         raise AuditUnavailable(f"audit signing key {path}: {exc}") from None
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _write_new(path: Path, data: bytes, mode: int) -> None:
     """Create `path` holding `data`, whole or not at all; never replaces an existing file."""
-    tmp = path.with_name(f".{path.name}.{os.urandom(8).hex()}.tmp")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
-        with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), mode)  # the umask may have taken bits from the public key's 0644
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.link(tmp, path)
-        _fsync_dir(path.parent)
+        write_atomically(path, data, mode=mode, overwrite=False)
     except FileExistsError:
         raise AuditUnavailable(f"audit key file {path} appeared while it was being created; start again") from None
     except OSError as exc:
         raise AuditUnavailable(f"cannot write audit key file {path}: {exc.strerror}") from None
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)

@@ -33,6 +33,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import NoReturn
 
+from secretsvc.atomicfile import fsync_dir
 from secretsvc.audit import limits
 from secretsvc.audit.files import rotated_files, rotated_path
 from secretsvc.audit.keys import AuditKeys
@@ -483,7 +484,7 @@ def _open_active(path: Path) -> tuple[int, int]:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise AuditUnavailable(f"audit log {path} is not a regular file")
-        _fsync_dir(path.parent)  # the file's name must survive a crash as well as its records
+        fsync_dir(path.parent)  # the file's name must survive a crash as well as its records
     except OSError as exc:
         os.close(fd)
         raise AuditUnavailable(f"cannot open audit log {path}: {exc.strerror or exc}") from None
@@ -491,14 +492,6 @@ def _open_active(path: Path) -> tuple[int, int]:
         os.close(fd)
         raise
     return fd, info.st_size
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _scan(path: Path, keys: AuditKeys) -> Tail:

@@ -8,7 +8,6 @@ overwritten without --force, and every file appears whole or not at all (temp fi
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import re
 import sys
@@ -17,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from secretsvc.atomicfile import write_atomically
 from secretsvc.crypto import pki
 from secretsvc.crypto.secretbytes import SecretBytes
 from secretsvc.errors import InvalidArgument
@@ -56,35 +56,6 @@ def check_name(name: str) -> str:
     return name
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write(path: Path, data: bytes, *, mode: int, force: bool) -> None:
-    """Write through a temp file of the final mode: linked into place (fails if the file exists) or, with
-    `force`, renamed over it. A reader, or gRPC reloading the file, sees the old file or the new one."""
-    tmp = path.with_name(f".{path.name}.{os.urandom(8).hex()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), mode)  # the umask may have taken bits from a certificate's 0644
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if force:
-            os.replace(tmp, path)
-        else:
-            os.link(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-    _fsync_dir(path.parent)
-
-
 def _prepare(directory: Path, names: Sequence[str], *, force: bool) -> None:
     if directory.exists() and not directory.is_dir():
         raise PkiUsageError(f"{directory} is not a directory")
@@ -108,7 +79,7 @@ def init_pki(directory: Path, *, now: datetime, dns_names: Sequence[str] = (), i
     for name, data, mode in ((CA_KEY_FILE, ca.key_pem.reveal(), KEY_MODE), (CA_FILE, ca.cert_pem, CERT_MODE),
                              (SERVER_KEY_FILE, server.key_pem.reveal(), KEY_MODE),
                              (SERVER_FILE, server.cert_pem, CERT_MODE)):
-        _write(directory / name, data, mode=mode, force=force)
+        write_atomically(directory / name, data, mode=mode, overwrite=force)
         written.append(directory / name)
     return written
 
@@ -131,8 +102,8 @@ def issue_client(directory: Path, name: str, *, now: datetime, uris: Sequence[st
     ca = _load_ca(directory)
     issued = pki.issue(ca, common_name=name, usage="client", now=now, uris=uris, dns_names=dns_names)
     _prepare(directory, (cert_name, key_name), force=force)
-    _write(directory / key_name, issued.key_pem.reveal(), mode=KEY_MODE, force=force)
-    _write(directory / cert_name, issued.cert_pem, mode=CERT_MODE, force=force)
+    write_atomically(directory / key_name, issued.key_pem.reveal(), mode=KEY_MODE, overwrite=force)
+    write_atomically(directory / cert_name, issued.cert_pem, mode=CERT_MODE, overwrite=force)
     return directory / cert_name, directory / key_name
 
 

@@ -20,10 +20,10 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from secretsvc.atomicfile import write_atomically
 from secretsvc.boundedio import read_bounded
 from secretsvc.cli.scan import CREDS_ENV, FINGERPRINT_KEY_ENV, MAX_KEY_FILE_BYTES
 from secretsvc.errors import InvalidArgument, SecretsvcError
-from secretsvc.scan.baseline import write_atomically
 from secretsvc.scan.model import EXIT_USAGE, Severity
 from secretsvc.scan.pipeline import MAX_FINGERPRINT_KEY_BYTES, MIN_FINGERPRINT_KEY_BYTES, ScanOptions, scan
 from secretsvc.scan.reporters import write_report
@@ -69,7 +69,10 @@ def _run(args: argparse.Namespace) -> int:
     if args.output is not None:
         buffer = io.StringIO()
         write_report(report, fmt, buffer, terminal=False)
-        write_atomically(args.output, buffer.getvalue().encode("utf-8"))
+        try:
+            write_atomically(args.output, buffer.getvalue().encode("utf-8"), mode=0o644)
+        except OSError as exc:
+            raise InvalidArgument(f"cannot write {args.output}: {exc.strerror or exc}") from None
         print(summary(report), file=sys.stderr)
     else:
         try:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import hmac
 import json
 import os
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from secretsvc import errors
+from secretsvc.atomicfile import write_atomically
 from secretsvc.crypto import aead
 from secretsvc.crypto.keyset import Keyset, KeyVersion
 from secretsvc.crypto.secretbytes import SecretBytes
@@ -133,40 +133,14 @@ def _read_file(path: Path) -> bytes:
     return data
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _write_atomic(path: Path, data: bytes, *, exclusive: bool) -> None:
-    """Write `data` to `path` through a 0600 temp file in the same directory.
-
-    `exclusive` publishes with a hard link, which fails if the file appeared meanwhile (two first starts
-    racing); otherwise os.replace swaps it in. Either way a reader sees the old file or the new one, whole.
-    """
-    tmp = path.with_name(f".{path.name}.{os.urandom(8).hex()}.tmp")
+    """Write the keyring file 0600, whole or not at all. `exclusive` raises FileExistsError if the file
+    appeared meanwhile (two first starts racing); otherwise the new file replaces the old."""
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        if exclusive:
-            os.link(tmp, path)
-            os.unlink(tmp)
-        else:
-            os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        write_atomically(path, data, mode=0o600, overwrite=not exclusive)
     except FileExistsError:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
         raise
     except OSError as exc:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
         raise errors.KeyringError(f"cannot write keyring file {path}: {exc.strerror}") from None
 
 

@@ -16,15 +16,14 @@ the file can test guesses of a low-entropy secret against its HMAC, so keep base
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from secretsvc.atomicfile import write_atomically
 from secretsvc.boundedio import read_bounded
 from secretsvc.errors import InvalidArgument
 from secretsvc.scan.model import Finding
@@ -131,27 +130,8 @@ def write_baseline(path: Path, key: bytes, findings: Iterable[tuple[Finding, str
         raise InvalidArgument(f"baseline key must be {BASELINE_KEY_BYTES} bytes")
     document = baseline_document(key, findings)
     text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
-    write_atomically(path, text.encode("utf-8"), mode=0o600)
+    try:
+        write_atomically(path, text.encode("utf-8"), mode=0o600)
+    except OSError as exc:
+        raise InvalidArgument(f"cannot write {path}: {exc.strerror or exc}") from None
     return len(document["findings"])
-
-
-def write_atomically(path: Path, data: bytes, *, mode: int = 0o644) -> None:
-    """Replace `path` with `data` through a temporary file in the same directory."""
-    directory = path.parent if str(path.parent) else Path(".")
-    try:
-        fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    except OSError as exc:
-        raise InvalidArgument(f"cannot write {path}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp, mode)
-        os.replace(temp, path)
-    except OSError as exc:
-        Path(temp).unlink(missing_ok=True)
-        raise InvalidArgument(f"cannot write {path}: {exc.strerror or exc}") from None
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
