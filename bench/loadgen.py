@@ -1,9 +1,13 @@
-"""Closed-loop load generation for the service benchmark, in client processes separate from the server.
+"""Closed-loop load generation for the service benchmarks, in client processes separate from the server.
 
 A case runs in P client processes with T threads each (concurrency N = P*T outstanding calls). Every thread
 issues blocking unary calls back to back; the echo cases and the secretsvc cases use exactly this same loop
 and the same channel settings, so the client's own cost is the same on both sides of a ratio. Only calls that
 complete inside the measurement window (after the warm-up) are counted.
+
+A worker's channel is plaintext, or TLS (`Tls`: the CA that signed the server's certificate, and a client
+certificate for mutual TLS); its calls carry `authorization: Bearer TOKEN` with any token string (a static
+token, a JWT), or no credentials at all when the token is None (a client certificate identifies the caller).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 from echo_server import ECHO_METHOD
@@ -46,18 +51,35 @@ class Case:
 
 
 @dataclass(frozen=True, slots=True)
+class Tls:
+    """A TLS channel's files (PEM), read in the client process. With `client_cert` and `client_key`, mutual
+    TLS. `server_name` overrides the name the server's certificate is checked against (None: the target's
+    host, which the certificate must name)."""
+
+    ca_file: Path
+    client_cert: Path | None = None
+    client_key: Path | None = None
+    server_name: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.client_cert is None) != (self.client_key is None):
+            raise ValueError("a client certificate needs its key, and a key its certificate")
+
+
+@dataclass(frozen=True, slots=True)
 class WorkerSpec:
     """What one client process does; picklable, so it crosses the spawn boundary."""
 
     case: Case
     target: str
-    token: str
+    token: str | None  # the bearer token, any string; None sends no authorization metadata
     process_index: int
     threads: int
     warmup_s: float
     duration_s: float
     seed: int
     get_paths: int
+    tls: Tls | None = None  # None: plaintext
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,10 +153,27 @@ def channel_options() -> list[tuple[str, int]]:
     ]
 
 
+def open_channel(target: str, tls: Tls | None) -> grpc.Channel:
+    """A plaintext channel, or a TLS one with the same options (and a client certificate for mutual TLS)."""
+    if tls is None:
+        return grpc.insecure_channel(target, options=channel_options())
+    key = tls.client_key.read_bytes() if tls.client_key is not None else None
+    cert = tls.client_cert.read_bytes() if tls.client_cert is not None else None
+    credentials = grpc.ssl_channel_credentials(tls.ca_file.read_bytes(), key, cert)
+    options: list[tuple[str, int | str]] = [*channel_options()]
+    if tls.server_name is not None:
+        options.append(("grpc.ssl_target_name_override", tls.server_name))
+    return grpc.secure_channel(target, credentials, options=options)
+
+
+def call_metadata(token: str | None) -> tuple[tuple[str, str], ...]:
+    return () if token is None else (("authorization", f"Bearer {token}"),)
+
+
 def make_call(spec: WorkerSpec, channel: grpc.Channel, thread_index: int) -> Call:
     """The zero-argument call one thread repeats. Request messages are built once where the case allows,
     so the client does the same work per call for echo and for secretsvc."""
-    metadata = (("authorization", f"Bearer {spec.token}"),)
+    metadata = call_metadata(spec.token)
     rng = random.Random(spec.seed * 1_000_003 + spec.process_index * 1009 + thread_index)
     payload = rng.randbytes(spec.case.payload)
     kind = spec.case.kind
@@ -191,7 +230,7 @@ def _drive(call: Call, window: tuple[float, float], out: list[float], errors: li
 def run_worker(spec: WorkerSpec, ready: threading.Barrier | None = None) -> WorkerResult:
     """Run one client process's share of a case. `ready` (a multiprocessing barrier) lines processes up so
     their windows coincide; the window starts `warmup_s` after the barrier releases."""
-    with grpc.insecure_channel(spec.target, options=channel_options()) as channel:
+    with open_channel(spec.target, spec.tls) as channel:
         grpc.channel_ready_future(channel).result(timeout=CHANNEL_READY_TIMEOUT_S)
         calls = [make_call(spec, channel, i) for i in range(spec.threads)]
         if ready is not None:

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,14 +142,16 @@ def start_echo(workdir: Path, workers: int, env: dict[str, str]) -> ServerProc:
 
 
 def start_secretsvc(workdir: Path, workers: int, env: dict[str, str], *, ca_file: Path | None = None,
-                    client_cert: tuple[Path, Path] | None = None) -> tuple[ServerProc, str]:
-    """Start `secretsvc serve` on a fresh data directory; returns the server and its admin token. With TLS
-    configured in `env`, `ca_file` (and `client_cert`, for mutual TLS) let the readiness check connect."""
+                    client_cert: tuple[Path, Path] | None = None,
+                    extra_args: Sequence[str] = ()) -> tuple[ServerProc, str]:
+    """Start `secretsvc serve` on a fresh data directory; returns the server and its admin token.
+    `extra_args` are more `serve` flags. With TLS configured (in `env` or `extra_args`), `ca_file` (and
+    `client_cert`, for mutual TLS) let the readiness check connect."""
     port = free_port()
     token_file = workdir / "admin-token"
     argv = [sys.executable, "-m", "secretsvc.cli", "serve", "--data-dir", str(workdir / "data"),
             "--listen", f"127.0.0.1:{port}", "--metrics-listen", "", "--admin-token-file", str(token_file),
-            "--log-level", "warning", "--workers", str(workers)]
+            "--log-level", "warning", "--workers", str(workers), *extra_args]
     server = _spawn("secretsvc", argv, workdir, port, env)
     _wait_channel(server, health=True, ca_file=ca_file, client_cert=client_cert)
     with token_file.open("rb") as f:

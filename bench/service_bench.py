@@ -138,13 +138,17 @@ def _worker_main(spec: WorkerSpec, ready: Any, results: Any) -> None:
         results.put((spec.process_index, f"{type(exc).__name__}: {exc}"))
 
 
-def run_case(case: Case, server: procs.ServerProc, token: str, args: argparse.Namespace) -> CaseResult:
+def run_case(case: Case, server: procs.ServerProc, token: str | None, args: argparse.Namespace, *,
+             tls: loadgen.Tls | None = None) -> CaseResult:
+    """Run one case against `server` and read the server's CPU use over the window. `token` None sends no
+    credentials; `tls` makes the channels TLS. `args` gives warmup, duration, client_procs, seed, get_paths."""
     ctx = multiprocessing.get_context("spawn")
     threads = loadgen.split_concurrency(case.concurrency, args.client_procs if case.concurrency >= 4 else 1)
     ready = ctx.Barrier(len(threads) + 1)
     queue = ctx.Queue()
     specs = [WorkerSpec(case=case, target=server.target, token=token, process_index=i, threads=t,
-                        warmup_s=args.warmup, duration_s=args.duration, seed=args.seed, get_paths=args.get_paths)
+                        warmup_s=args.warmup, duration_s=args.duration, seed=args.seed, get_paths=args.get_paths,
+                        tls=tls)
              for i, t in enumerate(threads)]
     workers = [ctx.Process(target=_worker_main, args=(s, ready, queue), daemon=True) for s in specs]
     for w in workers:

@@ -5,11 +5,13 @@ The load loop is exercised against a real in-process echo server, not a stand-in
 
 from __future__ import annotations
 
+import json
 import math
 import mmap
 import os
 from pathlib import Path
 
+import auth_bench
 import echo_server
 import loadgen
 import procs
@@ -180,3 +182,55 @@ def test_a_failing_client_process_is_reported_not_waited_for(tmp_path: Path) -> 
         server.check_alive()
     finally:
         assert server.stop() == 0
+
+
+# -- auth_bench ---------------------------------------------------------------------------------------------
+
+
+def test_a_tls_client_certificate_needs_its_key() -> None:
+    with pytest.raises(ValueError, match="needs its key"):
+        loadgen.Tls(Path("ca.pem"), client_cert=Path("client.pem"))
+    assert loadgen.call_metadata(None) == ()
+    assert loadgen.call_metadata("a.b.c") == (("authorization", "Bearer a.b.c"),)
+
+
+def _measured(config: str, position: int, ops_per_s: float) -> auth_bench.Measurement:
+    return auth_bench.Measurement(config, 1, position, _result("get", KIB, 16, ops_per_s))
+
+
+def test_auth_ratios_are_against_the_baselines_on_either_side() -> None:
+    sequence = [_measured("baseline", 0, 1000.0), _measured("tls", 1, 900.0), _measured("baseline", 2, 800.0),
+                _measured("audit", 3, 600.0)]
+    ratios = auth_bench.ratios_in_round(sequence)
+    assert ratios["tls"] == pytest.approx(1.0)  # 900 over the mean of 1000 and 800
+    assert ratios["audit"] == pytest.approx(0.75)  # the last in a round has one baseline beside it
+
+
+@pytest.mark.parametrize("argv", [
+    ["--rounds", "0"], ["--rounds", "21"], ["--duration", "0"], ["--only", "tls,nope"], ["--client-procs", "0"],
+])
+def test_auth_bench_refuses_bad_arguments(argv: list[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        auth_bench.parse_args(argv)
+    assert info.value.code == 2
+
+
+def test_auth_bench_runs_all_seven_configurations_end_to_end(tmp_path: Path) -> None:
+    """A smoke test on real servers (about half a minute): tiny windows, so the figures only need be sane."""
+    assert auth_bench.main(["--duration", "0.3", "--warmup", "0.2", "--rounds", "1", "--out", str(tmp_path)]) == 0
+    (out,) = tmp_path.glob("auth_bench-*.json")
+    doc = json.loads(out.read_text())
+    summary = doc["summary"]
+    assert list(summary) == ["baseline", "tls", "mtls", "sa-jwt", "policy-1000", "audit", "all"]
+    for name, s in summary.items():
+        assert s["errors"] == 0, name
+        assert s["ops_per_s"] > 0 and 0 < s["p50_ms"] <= s["p99_ms"] < 10_000, name
+        assert 0.05 < s["ratio"] < 20, name
+        assert s["server_cpu_ms_per_op"] > 0, name
+    assert summary["baseline"]["ratio"] == 1.0
+    assert {t["config"]: t["min_ratio"] for t in doc["targets"]} == {
+        "tls": 0.85, "mtls": 0.85, "sa-jwt": 0.85, "policy-1000": 0.85, "audit": 0.85, "all": 0.65}
+    # 7 measured baselines around 6 configurations; no key, token or temporary path in the flags written.
+    assert [m["config"] for m in doc["measurements"]].count("baseline") == 7
+    flags = " ".join(f for c in doc["configs"].values() for f in c["server_flags"])
+    assert "--client-ca $TMP/pki/ca.pem" in flags and "secretsvc-auth-bench-" not in flags

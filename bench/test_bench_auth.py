@@ -9,6 +9,7 @@ from pathlib import Path
 import auth_bench
 import watch_bench
 
+from secretsvc.auth.principal import Principal, PrincipalId
 from secretsvc.policy import Source, load_sources
 from secretsvc.policy.identity import parse_identity
 from secretsvc.policy.model import ResourceKind, Target
@@ -19,10 +20,14 @@ def test_the_large_policy_document_has_1000_rules_and_100_bindings_and_grants_th
     documents = policies.documents[1:]  # after the built-in one
     assert sum(len(p.rules) for d in documents for p in d.policies) == 1000
     assert sum(len(d.bindings) for d in documents) == 100
-    reader = Target(ResourceKind.SECRET, "bench/s7")
-    for identity in ("sa:bench/client", f"mtls:{auth_bench.SPIFFE}", "token:bench-reader"):
+    reader = Target(ResourceKind.SECRET, "bench/get/00007")
+    for identity in ("sa:bench/client", f"mtls:{auth_bench.SPIFFE}"):
         assert policies.allows(parse_identity(identity), reader, "read")
-    assert not policies.allows(parse_identity("sa:team-3/web"), reader, "read")
+    # The static token holds the reader policy itself (token create --policy), not through a binding.
+    token = Principal(PrincipalId("token:bench-reader"), "bench-reader", "token", (auth_bench.READER_POLICY,))
+    assert policies.allows(token, reader, "read")
+    assert not policies.allows(parse_identity("token:bench-reader"), reader, "read")
+    assert not policies.allows(parse_identity("sa:team02/web"), reader, "read")
 
 
 def test_the_watch_benchmark_runs_end_to_end(tmp_path: Path) -> None:
