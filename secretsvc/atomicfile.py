@@ -14,8 +14,9 @@ from pathlib import Path
 _TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-def write_atomically(path: Path, data: bytes, *, mode: int = 0o600, overwrite: bool = True) -> None:
-    """Write `data` to `path` with file mode `mode`, whole or not at all.
+def write_atomically(path: Path, data: bytes, *, mode: int = 0o600, overwrite: bool = True,
+                     uid: int | None = None, gid: int | None = None) -> None:
+    """Write `data` to `path` with file mode `mode` (and owner `uid`/`gid` where given), whole or not at all.
 
     `overwrite` renames the temporary file over `path`. Without it the file is published with a hard link,
     which raises FileExistsError if `path` exists, even one that appeared while this was writing (two first
@@ -25,6 +26,8 @@ def write_atomically(path: Path, data: bytes, *, mode: int = 0o600, overwrite: b
     fd = os.open(temp, _TEMP_FLAGS, mode)
     try:
         with os.fdopen(fd, "wb") as handle:
+            if uid is not None or gid is not None:
+                os.fchown(handle.fileno(), -1 if uid is None else uid, -1 if gid is None else gid)
             os.fchmod(handle.fileno(), mode)  # the umask may have taken bits from a mode such as 0644
             handle.write(data)
             handle.flush()

@@ -1,9 +1,10 @@
 """Where the agent writes: a memory-backed directory, one file at a time, never half a file.
 
-Each file is written to a temporary name in the same directory (O_EXCL, mode 0600), fsynced, given its mode
-and owner, and renamed over the old one, so a reader sees the old content or the new, whole. The directory must
-be a tmpfs (or ramfs): a secret written to a disk-backed volume outlives the pod. Names starting with '.' are
-the agent's own (temporary files, `.version`, `.ready`); the plan never names one.
+Each file is written to a temporary name in the same directory (`secretsvc.atomicfile`: created exclusively
+with its final mode and owner), fsynced, and renamed over the old one, so a reader sees the old content or the
+new, whole. The directory must be a tmpfs (or ramfs): a secret written to a disk-backed volume outlives the
+pod. Names starting with '.' are the agent's own (temporary files, `.version`, `.ready`); the plan never names
+one.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from secretsvc import atomicfile
 from secretsvc.crypto.secretbytes import SecretBytes
 
 TMPFS_MAGIC = 0x01021994
@@ -51,27 +53,7 @@ def require_memory_backed(path: Path) -> None:
 def write_atomically(directory: Path, name: str, data: SecretBytes | bytes, *, mode: int,
                      uid: int | None = None, gid: int | None = None) -> None:
     raw = data.reveal() if isinstance(data, SecretBytes) else data
-    temporary = directory / f".{name}.tmp{os.getpid()}"
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    try:
-        view = memoryview(raw)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-        if uid is not None or gid is not None:
-            os.fchown(fd, -1 if uid is None else uid, -1 if gid is None else gid)
-        os.fchmod(fd, mode)
-    except BaseException:
-        os.close(fd)
-        os.unlink(temporary)
-        raise
-    os.close(fd)
-    os.replace(temporary, directory / name)
-    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    atomicfile.write_atomically(directory / name, raw, mode=mode, uid=uid, gid=gid)
 
 
 def write_versions(directory: Path, versions: Mapping[str, int]) -> None:

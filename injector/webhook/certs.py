@@ -21,26 +21,12 @@ from pathlib import Path
 
 from secretsvc.crypto import pki
 from secretsvc.errors import ConfigError
+from secretsvc.filestate import signature as file_signature
 from secretsvc.tlsfiles import ServerTls, read_server_tls
 
 log = logging.getLogger("injector.webhook.tls")
 
 RELOAD_CHECK_INTERVAL_SECONDS = 1.0
-
-_Signature = tuple[tuple[int, int, int, int] | None, ...]
-
-
-def _signature(paths: tuple[Path, ...]) -> _Signature:
-    result: list[tuple[int, int, int, int] | None] = []
-    for path in paths:
-        try:
-            st = os.stat(path)
-        except OSError:
-            result.append(None)
-        else:
-            result.append((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
-    return tuple(result)
-
 
 def _memory_file(name: str, data: bytes) -> int:
     fd = os.memfd_create(name, os.MFD_CLOEXEC)
@@ -73,7 +59,7 @@ class ReloadingContext:
         self._cert, self._key = cert, key
         self._monotonic, self._now, self._interval = monotonic, now, interval
         self._lock = threading.Lock()
-        self._signature = _signature((cert, key))
+        self._signature = file_signature((cert, key))
         material = read_server_tls(cert, key, None, now=now())  # ConfigError: refuse to start
         try:
             self._context = _context(material, cert, key)
@@ -99,7 +85,7 @@ class ReloadingContext:
         return self._context
 
     def _check(self) -> None:
-        signature = _signature((self._cert, self._key))
+        signature = file_signature((self._cert, self._key))
         if signature == self._signature:
             return
         self._signature = signature  # a failing set is reported once per change, not once per connection

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from secretsvc.errors import ConfigError, InvalidArgument, LimitExceeded
+from secretsvc.filestate import signature
 from secretsvc.policy import limits, nodes, schema
 from secretsvc.policy.engine import PolicySet, builtin_document
 from secretsvc.policy.link import link
@@ -99,17 +100,10 @@ def fingerprint(paths: Sequence[Path]) -> tuple[object, ...]:
     """What changes when any document `read_paths` would read changes: each file's identity, size and
     modification time (following links, so a Kubernetes ConfigMap's swapped `..data` link counts), and each
     directory's list of policy files. Cheap enough to take every few seconds."""
-    def stat(path: Path) -> object:
-        try:
-            st = path.stat()
-        except OSError as exc:
-            return (str(path), exc.errno)
-        return (str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-
     marks: list[object] = []
     for path in paths:
         files = _files_in(path) if path.is_dir() else [path]
-        marks.extend([str(files)] if isinstance(files, Problem) else [stat(f) for f in files])
+        marks.extend([str(files)] if isinstance(files, Problem) else [(str(files), signature(files))])
     return tuple(marks)
 
 

@@ -21,6 +21,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
+from secretsvc.atomicfile import write_atomically
 from secretsvc.audit.writer import AuditLog
 from secretsvc.auth.certs import IdentitySource, principal_from_auth_context
 from secretsvc.auth.tokens import MintedToken, mint_token
@@ -89,20 +90,9 @@ def _read_passphrase(path: Path | None) -> SecretBytes | None:
     return SecretBytes(passphrase)
 
 
-def _write_token_file(path: Path, token: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.write(fd, token.encode() + b"\n")
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-
-
 def _announce_admin_token(minted: MintedToken, token_file: Path | None) -> None:
     if token_file is not None:
-        _write_token_file(token_file, minted.token)
+        write_atomically(token_file, minted.token.encode() + b"\n", mode=0o600)
         print(f"secretsvc: initial admin token written to {token_file} (mode 0600)", file=sys.stderr)
         return
     print(

@@ -15,7 +15,6 @@ client certificate" or "do not ask for one" (see docs/tls.md), so the mode is "o
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -28,28 +27,13 @@ import grpc
 from secretsvc.config import ServerConfig, is_loopback, parse_host_port
 from secretsvc.crypto import pki
 from secretsvc.errors import ConfigError
+from secretsvc.filestate import signature as _signature
 from secretsvc.tlsfiles import ServerTls, read_server_tls
 
 log = logging.getLogger("secretsvc.tls")
 
 # gRPC asks before every handshake; stat'ing three files that often would be waste under a connection storm.
 RELOAD_CHECK_INTERVAL_SECONDS = 1.0
-
-_Signature = tuple[tuple[int, int, int, int] | None, ...]
-
-
-def _signature(paths: tuple[Path, ...]) -> _Signature:
-    """What changes when a file is rewritten in place or swapped by a rename or a symlink flip."""
-    result: list[tuple[int, int, int, int] | None] = []
-    for path in paths:
-        try:
-            st = os.stat(path)
-        except OSError:
-            result.append(None)
-        else:
-            result.append((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
-    return tuple(result)
-
 
 def _configuration(material: ServerTls) -> grpc.ServerCertificateConfiguration:
     return grpc.ssl_server_certificate_configuration(
