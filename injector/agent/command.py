@@ -70,28 +70,12 @@ def _plan(args: argparse.Namespace) -> Any:
     return replace(plan, service=service, target_dir=str(args.target_dir) if args.target_dir else plan.target_dir)
 
 
-def _channel(plan: Any) -> Any:
-    from secretsvc.client import ClientSettings, FileToken, open_channel
-
-    service = plan.service
-    settings = ClientSettings.from_environment({}, addr=service.addr,
-                                               ca_file=Path(service.ca_file) if service.ca_file else None)
-    token = FileToken(Path(service.token_file)) if service.token_file else None
-    return open_channel(settings, token)
-
-
-def fetch(channel: Any, refs: list[Any], deadline: float) -> tuple[dict[Any, Any], dict[str, int]]:
+def fetch(service: Any, refs: list[Any], deadline: float) -> tuple[dict[Any, Any], dict[str, int]]:
     """Every value in one call (retried with backoff until `deadline`), and the version each had; Refused for
     a permanent item error."""
-    import grpc
-
+    from injector.agent.wire import STATUS_NAMES, RpcError
     from secretsvc.crypto.secretbytes import SecretBytes
-    from secretsvc.v1 import secrets_pb2, secrets_pb2_grpc
 
-    stub = secrets_pb2_grpc.SecretsStub(channel)
-    request = secrets_pb2.GetSecretsRequest(items=[
-        secrets_pb2.SecretVersionRef(ref=secrets_pb2.SecretRef(namespace=r.namespace, path=r.path),
-                                     version=r.version or 0) for r in refs])
     attempt = 0
     while True:
         attempt += 1
@@ -99,24 +83,25 @@ def fetch(channel: Any, refs: list[Any], deadline: float) -> tuple[dict[Any, Any
         try:
             if left <= 0:
                 raise Unreachable("the plan's deadline passed")
-            response = stub.GetSecrets(request, timeout=max(0.5, min(left, 30.0)))
+            response = service.get_secrets(refs, timeout=max(0.5, min(left, 30.0)))
+            if len(response.results) != len(refs):
+                raise Refused(f"the service answered {len(response.results)} of {len(refs)} secrets")
             retry_items = []
             for ref, result in zip(refs, response.results, strict=True):
                 if result.HasField("error"):
-                    code = next((c for c in grpc.StatusCode if c.value[0] == result.error.code),
-                                grpc.StatusCode.UNKNOWN)
-                    if code.name not in RETRYABLE:
-                        raise Refused(f"{code.name.lower()}: {ref}: {result.error.message[:300]}")
+                    code = STATUS_NAMES[result.error.code] if 0 <= result.error.code < len(STATUS_NAMES) else "UNKNOWN"
+                    if code not in RETRYABLE:
+                        raise Refused(f"{code.lower()}: {ref}: {result.error.message[:300]}")
                     retry_items.append(str(ref))
             if not retry_items:
                 pairs = list(zip(refs, response.results, strict=True))
                 return ({ref: SecretBytes(result.secret.value) for ref, result in pairs},
                         {str(ref): result.secret.version for ref, result in pairs})
             reason = f"items not ready: {', '.join(retry_items[:5])}"
-        except grpc.RpcError as exc:
-            if exc.code().name not in RETRYABLE:
-                raise Refused(f"{exc.code().name.lower()}: {(exc.details() or '')[:300]}") from None
-            reason = f"{exc.code().name.lower()}: {(exc.details() or '')[:200]}"
+        except RpcError as exc:
+            if exc.code not in RETRYABLE:
+                raise Refused(f"{exc.code.lower()}: {exc.details[:300]}") from None
+            reason = f"{exc.code.lower()}: {exc.details[:200]}"
         pause = random.uniform(0, min(10.0, 0.2 * 2 ** min(attempt, 10)))  # noqa: S311 - jitter, not secrecy
         if time.monotonic() + pause >= deadline:
             raise Unreachable(reason)
@@ -139,17 +124,16 @@ def write_round(plan: Any, values: dict[Any, Any], versions: dict[str, int]) -> 
     files.write_versions(target, versions)
 
 
-def run_round(channel: Any, plan: Any, deadline: float) -> dict[tuple[str, str], int]:
+def run_round(service: Any, plan: Any, deadline: float) -> dict[tuple[str, str], int]:
     """Fetch and write every file; returns the current version written of each secret not pinned to one."""
     refs = list(plan.refs())
-    values, versions = fetch(channel, refs, deadline)
+    values, versions = fetch(service, refs, deadline)
     write_round(plan, values, versions)
     return {(r.namespace, r.path): versions[str(r)] for r in refs if r.version is None}
 
 
-def _watch(channel: Any, plan: Any, written: dict[tuple[str, str], int]) -> None:
+def _watch(service: Any, plan: Any, written: dict[tuple[str, str], int]) -> None:
     from injector.agent import files
-    from secretsvc.client.watch import SecretWatch
 
     refs = sorted({(r.namespace, r.path) for r in plan.refs()})
     # Seeded with what the first round wrote, so a version put between that round and the watch's first
@@ -157,7 +141,10 @@ def _watch(channel: Any, plan: Any, written: dict[tuple[str, str], int]) -> None
     seen: dict[tuple[str, str], int] = dict(written)
     stale = False  # a rewrite failed: the next batch, whatever it holds, tries again
     log.info("watching for new versions", extra={"secrets": len(refs)})
-    for batch in SecretWatch(channel, refs):
+    def retrying(error: Exception, delay: float) -> None:
+        log.warning("watch interrupted, reconnecting in %.1f s: %s", delay, error)
+
+    for batch in service.follow(refs, on_retry=retrying):
         changed, stale = stale, False
         for state in batch.changes:
             key = (state.namespace, state.path)
@@ -166,7 +153,7 @@ def _watch(channel: Any, plan: Any, written: dict[tuple[str, str], int]) -> None
             seen[key] = state.current_version
         if changed:
             try:
-                seen.update(run_round(channel, plan, time.monotonic() + plan.deadline_seconds))
+                seen.update(run_round(service, plan, time.monotonic() + plan.deadline_seconds))
             except Unreachable as exc:
                 # The files written before stay; the next change, or the next stream's first message after a
                 # reconnect, tries again.
@@ -217,8 +204,10 @@ def run(args: argparse.Namespace) -> int:
             files.require_memory_backed(target)
         else:
             log.warning("--unsafe-allow-disk: %s may be disk-backed; the secrets may outlive the pod", target)
-        channel = _channel(plan)
-        written = run_round(channel, plan, time.monotonic() + plan.deadline_seconds)
+        from injector.agent.calls import SecretsService
+
+        service = SecretsService(plan.service)
+        written = run_round(service, plan, time.monotonic() + plan.deadline_seconds)
         files.mark_ready(target)
     except (files.NotMemoryBacked, Refused, ConfigError, OSError) as exc:
         print(f"injector agent: {exc}", file=sys.stderr)
@@ -229,18 +218,17 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_RETRY_LATER
     log.info("every file written", extra={"files": len(plan.files)})
     if plan.mode is AgentMode.INIT:
+        service.close()
         return EXIT_OK
+    from injector.agent.wire import RpcError
+
     try:
-        _watch(channel, plan, written)
-    except Refused as exc:
+        _watch(service, plan, written)
+    except (Refused, OSError) as exc:
         print(f"injector agent: {exc}", file=sys.stderr)
         return EXIT_PERMANENT
-    except Exception as exc:  # a watch that ends for good: the files stay, the container restarts
-        import grpc
-
-        if isinstance(exc, grpc.RpcError):
-            print(f"injector agent: watch ended: {exc.code().name.lower()}", file=sys.stderr)
-            return EXIT_PERMANENT
-        raise
+    except RpcError as exc:  # a watch refused for good: the files stay, the container restarts
+        print(f"injector agent: watch ended: {exc}", file=sys.stderr)
+        return EXIT_PERMANENT
     return EXIT_OK
 
