@@ -6,7 +6,6 @@ the environment later.
 
 from __future__ import annotations
 
-import ipaddress
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from secretsvc.boundedio import read_bounded
 from secretsvc.datadir import default_data_dir
 from secretsvc.errors import ConfigError
+from secretsvc.netaddr import is_loopback, split_host_port
 from secretsvc.service import limits
 from secretsvc.settings import (
     Setting,
@@ -90,33 +90,9 @@ class ServerConfig:
         return self.max_streams or max(1, self.workers // 2)
 
 
-def _split_host_port(value: str) -> tuple[str, int]:
-    host, sep, port_text = value.rpartition(":")
-    host = host.strip("[]")
-    if not sep or not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
-        raise ValueError(f"must be HOST:PORT, e.g. {DEFAULT_LISTEN}")
-    return host, int(port_text)
-
-
-def parse_host_port(value: str, *, setting: str) -> tuple[str, int]:
-    try:
-        return _split_host_port(value)
-    except ValueError as exc:
-        raise ConfigError(f"{setting} {exc}, got {value!r}") from None
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _address(value: Any) -> str:
     text = parse_str(value)
-    _split_host_port(text)
+    split_host_port(text)
     return text
 
 
@@ -214,7 +190,7 @@ def load_config(flags: Mapping[str, Any], environ: Mapping[str, str], config_fil
             f"{origins['max_streams']}: max_streams ({config.max_streams}) must be below workers ({config.workers}): "
             "each open stream holds a worker thread, and unary calls and health checks need some left"
         )
-    host, _ = _split_host_port(config.listen)
+    host, _ = split_host_port(config.listen)
     if not is_loopback(host) and config.tls_cert is None and not config.allow_non_loopback:
         raise ConfigError(
             f"{origins['listen']}: listen address {config.listen} is not loopback and TLS is not configured; bearer "

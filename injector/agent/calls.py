@@ -19,8 +19,8 @@ from pathlib import Path
 from injector.agent import wire
 from injector.plan import SecretRef, ServiceSpec
 from secretsvc.client.tokens import FileToken, TokenSource
-from secretsvc.config import is_loopback, parse_host_port
 from secretsvc.errors import ConfigError
+from secretsvc.netaddr import is_loopback, parse_host_port
 from secretsvc.v1 import secrets_pb2
 
 GET_SECRETS = "/secretsvc.v1.Secrets/GetSecrets"

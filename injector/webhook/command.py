@@ -27,8 +27,8 @@ from injector.webhook.server import (
 from secretsvc import logs
 from secretsvc.client import ClientSettings, open_channel, token_source
 from secretsvc.client.tokens import TokenSource
-from secretsvc.config import is_loopback, parse_host_port
 from secretsvc.errors import ConfigError, InvalidArgument
+from secretsvc.netaddr import is_loopback, parse_host_port
 
 log = logging.getLogger("injector.webhook")
 

@@ -35,8 +35,8 @@ from typing import IO, Any, Protocol
 import jwt
 
 from secretsvc.boundedio import read_bounded
-from secretsvc.config import is_loopback
 from secretsvc.errors import SecretsvcError
+from secretsvc.netaddr import is_loopback
 from secretsvc.service.clock import Clock
 
 _log = logging.getLogger(__name__)

@@ -23,8 +23,9 @@ import grpc
 from secretsvc.client.interceptor import CallPolicy
 from secretsvc.client.retry import RetryPolicy
 from secretsvc.client.tokens import TokenSource
-from secretsvc.config import DEFAULT_LISTEN, is_loopback, parse_host_port
+from secretsvc.config import DEFAULT_LISTEN
 from secretsvc.errors import ConfigError
+from secretsvc.netaddr import is_loopback, parse_host_port
 from secretsvc.service import limits
 
 DEFAULT_TIMEOUT_SECONDS = 30.0

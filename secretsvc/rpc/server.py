@@ -26,10 +26,11 @@ from secretsvc.audit.writer import AuditLog
 from secretsvc.auth.certs import IdentitySource, principal_from_auth_context
 from secretsvc.auth.tokens import MintedToken, mint_token
 from secretsvc.boundedio import read_bounded
-from secretsvc.config import ServerConfig, parse_host_port
+from secretsvc.config import ServerConfig
 from secretsvc.crypto.secretbytes import SecretBytes
 from secretsvc.datadir import DataDir
 from secretsvc.errors import ConfigError, KeyringError
+from secretsvc.netaddr import parse_host_port
 from secretsvc.rpc import tls
 from secretsvc.rpc.access_servicer import AccessServicer
 from secretsvc.rpc.authn import CertificateIdentity

@@ -24,10 +24,11 @@ from typing import cast
 
 import grpc
 
-from secretsvc.config import ServerConfig, is_loopback, parse_host_port
+from secretsvc.config import ServerConfig
 from secretsvc.crypto import pki
 from secretsvc.errors import ConfigError
 from secretsvc.filestate import signature as _signature
+from secretsvc.netaddr import is_loopback, parse_host_port
 from secretsvc.tlsfiles import ServerTls, read_server_tls
 
 log = logging.getLogger("secretsvc.tls")

@@ -17,12 +17,11 @@ from secretsvc.config import (
     MAX_CONFIG_FILE_BYTES,
     SETTINGS,
     ServerConfig,
-    is_loopback,
     load_config,
-    parse_host_port,
 )
 from secretsvc.crypto.pki import utc_now
 from secretsvc.errors import ConfigError
+from secretsvc.netaddr import is_loopback, parse_host_port
 from secretsvc.service import limits
 
 ENV = {s.name: s.env for s in SETTINGS}

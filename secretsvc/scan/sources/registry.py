@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import ipaddress
 import os
 import re
 import urllib.error
@@ -27,7 +26,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
-from secretsvc import errors
+from secretsvc import errors, netaddr
 from secretsvc.scan.limits import ScanLimits
 from secretsvc.scan.model import LayerInfo
 from secretsvc.scan.sources.image import (
@@ -107,17 +106,8 @@ def parse_registry_ref(text: str) -> RegistryRef:
 
 
 def is_loopback(host: str) -> bool:
-    name = host
-    if name.startswith("["):
-        name = name[1 : name.find("]")]
-    elif name.count(":") == 1:
-        name = name.split(":")[0]
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
+    """Whether a registry's `HOST[:PORT]` is this machine's loopback."""
+    return netaddr.is_loopback(netaddr.host_of(host))
 
 
 def parse_challenge(header: str | None) -> Challenge | None:
