@@ -8,7 +8,7 @@ import costs another 60 ms. The agent needs two calls and no server side, so it 
 
 One `Connection` serves calls from one thread, several at once: a GetSecrets round runs while a watch stream
 is open, and messages for the stream that is not being read wait in its buffer. Everything received is
-bounded (message size, buffered bytes, header list size). A connection that fails fails every call on it
+bounded (frame and message size, buffered bytes, header list size). A connection that fails fails every call on it
 with UNAVAILABLE; the caller opens a new one.
 """
 
@@ -50,6 +50,8 @@ PING_ANSWER_SECONDS = 20.0
 _HTTP_STATUS_CODES = {b"400": "INTERNAL", b"401": "UNAUTHENTICATED", b"403": "PERMISSION_DENIED",
                       b"404": "UNIMPLEMENTED", b"429": "UNAVAILABLE", b"502": "UNAVAILABLE",
                       b"503": "UNAVAILABLE", b"504": "UNAVAILABLE"}
+_FRAME_HEADER_BYTES = 9
+_SETTINGS_FRAME = 0x4
 _RESET_CODES = {ErrorCodes.REFUSED_STREAM: "UNAVAILABLE", ErrorCodes.CANCEL: "CANCELLED",
                 ErrorCodes.ENHANCE_YOUR_CALM: "RESOURCE_EXHAUSTED", ErrorCodes.INADEQUATE_SECURITY:
                 "PERMISSION_DENIED"}
@@ -185,6 +187,8 @@ class Connection:
         self._broken: RpcError | None = None
         self._going_away = False
         self._ping_answered = False
+        self._inbound = bytearray()  # received bytes that are not yet a whole frame
+        self._first_frame = True  # the service's SETTINGS, which it must send before anything else
         try:
             raw = socket.create_connection((endpoint.host, endpoint.port), timeout=_left(deadline))
         except OSError as exc:
@@ -287,7 +291,11 @@ class Connection:
             while body:
                 window = min(self._h2.local_flow_control_window(stream_id), self._h2.max_outbound_frame_size)
                 if window <= 0:
-                    if not self._receive(deadline):
+                    # A stream has no deadline: a service that neither opens the window nor answers a ping is gone.
+                    if not self._receive(deadline if deadline is not None else time.monotonic() + IDLE_PING_SECONDS):
+                        if deadline is None:
+                            self._check_alive()
+                            continue
                         raise RpcError("DEADLINE_EXCEEDED", "the service did not take the request in time")
                     if stream.done:
                         break
@@ -350,13 +358,38 @@ class Connection:
         if not data:
             self._break(RpcError("UNAVAILABLE", "the service closed the connection"))
             return True
-        try:
-            events = self._h2.receive_data(data)
-        except h2.exceptions.ProtocolError as exc:
-            self._break(RpcError("INTERNAL", f"HTTP/2 protocol error from the service: {type(exc).__name__}"))
-            return True
-        for event in events:
-            self._dispatch(event)
+        # h2 is handed one whole frame at a time: it would buffer whatever length a frame header declares (up
+        # to 16 MiB) before checking it, and it refuses every frame after a GOAWAY (python-hyper/h2#1199) while
+        # dropping the events of the frames before the one it refused, the GOAWAY's among them.
+        self._inbound += data
+        while not self._going_away and len(self._inbound) >= _FRAME_HEADER_BYTES:
+            length = int.from_bytes(self._inbound[:3], "big")
+            if self._first_frame and self._inbound.startswith(b"HTTP/"):
+                self._break(RpcError("UNAVAILABLE", "the service answered in HTTP/1, not HTTP/2: is the address "
+                                     "its gRPC port?"))
+                return True
+            problem = None
+            if self._first_frame and self._inbound[3] != _SETTINGS_FRAME:
+                problem = "its first frame is not SETTINGS"  # RFC 9113 3.4
+            elif length > self._h2.max_inbound_frame_size:
+                problem = f"a {length}-byte frame, more than the {self._h2.max_inbound_frame_size} allowed"
+            if problem is not None:
+                self._break(RpcError("INTERNAL", f"HTTP/2 protocol error from the service: {problem}"))
+                return True
+            if len(self._inbound) < _FRAME_HEADER_BYTES + length:
+                break
+            frame = bytes(self._inbound[:_FRAME_HEADER_BYTES + length])
+            del self._inbound[:_FRAME_HEADER_BYTES + length]
+            self._first_frame = False
+            try:
+                events = self._h2.receive_data(frame)
+            except h2.exceptions.ProtocolError as exc:
+                self._break(RpcError("INTERNAL", f"HTTP/2 protocol error from the service: {type(exc).__name__}"))
+                return True
+            for event in events:
+                self._dispatch(event)
+        if self._going_away:
+            self._inbound.clear()  # nothing after a GOAWAY can be used (above)
         self._flush()
         return True
 
@@ -380,11 +413,11 @@ class Connection:
             self._ping_answered = True
         elif isinstance(event, h2.events.ConnectionTerminated):
             self._going_away = True
-            last = event.last_stream_id if event.last_stream_id is not None else 0
-            for stream_id, other in self._streams.items():
-                if stream_id > last or event.error_code != ErrorCodes.NO_ERROR:
-                    other.fail(RpcError("UNAVAILABLE", "the service closed the connection "
-                                        f"({_error_name(event.error_code)})"))
+            # h2 refuses every frame after a GOAWAY (python-hyper/h2#1199), so no call on this connection can
+            # finish, not even one the service meant to: fail them all now, for the caller to retry on a new one.
+            error = RpcError("UNAVAILABLE", f"the service closed the connection ({_error_name(event.error_code)})")
+            for other in self._streams.values():
+                other.fail(error)
 
     def _break(self, error: RpcError) -> None:
         if self._broken is None:
