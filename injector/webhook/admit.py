@@ -91,7 +91,7 @@ class Admitter:
             (problems if finding.action is Action.DENY else warnings).append(f"{finding.check}: {finding.message}")
 
         if config.check_access is not Action.OFF and self._access is not None:
-            report = self._access.check(pod.namespace, pod.service_account, injection.plan.refs(), request.uid)
+            report = self._access.check(pod.namespace, pod.service_account, injection.refs, request.uid)
             if report.unavailable is not None:
                 if config.service_unavailable is Action.DENY:
                     problems.append(f"access not checked: {report.unavailable}; try again when the service "

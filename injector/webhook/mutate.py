@@ -66,14 +66,14 @@ def _security_context(injection: Injection) -> dict[str, Any]:
     }
 
 
-def _agent(name: str, plan: Plan, injection: Injection, settings: AgentSettings, files_volume: str,
+def _agent(name: str, plan: Plan, plan_json: str, injection: Injection, settings: AgentSettings, files_volume: str,
            auth_volume: str) -> dict[str, Any]:
     container: dict[str, Any] = {
         "name": name,
         "image": settings.image,
         "imagePullPolicy": settings.image_pull_policy,
         "command": list(AGENT_COMMAND),
-        "env": [{"name": ENV_VAR, "value": plan.to_json()}],
+        "env": [{"name": ENV_VAR, "value": plan_json}],
         "securityContext": _security_context(injection),
         "volumeMounts": [
             {"name": files_volume, "mountPath": plan.target_dir},
@@ -135,11 +135,11 @@ def build_patch(pod: PodView, injection: Injection, settings: AgentSettings, pre
     first: dict[str, Any]
     if plan.mode is AgentMode.SIDECAR:
         init_plan = dataclasses.replace(plan, mode=AgentMode.INIT, reload=ReloadSpec())
-        first = _agent(init_name, init_plan, injection, settings, files_volume, auth_volume)
+        first = _agent(init_name, init_plan, init_plan.to_json(), injection, settings, files_volume, auth_volume)
         _append(patch, spec, "containers", ("spec",),
-                [_agent(agent_name, plan, injection, settings, files_volume, auth_volume)])
+                [_agent(agent_name, plan, injection.plan_json, injection, settings, files_volume, auth_volume)])
     else:
-        first = _agent(agent_name, plan, injection, settings, files_volume, auth_volume)
+        first = _agent(agent_name, plan, injection.plan_json, injection, settings, files_volume, auth_volume)
     if isinstance(spec.get("initContainers"), list):
         patch.append({"op": "add", "path": pointer("spec", "initContainers", 0), "value": first})
     else:

@@ -38,6 +38,8 @@ MAX_SECRETS_PER_POD = MAX_GET_SECRETS_ITEMS  # what one CheckAccess and one GetS
 @dataclass(frozen=True, slots=True)
 class Injection:
     plan: Plan
+    plan_json: str  # the plan as the agent reads it, already read back with the agent's parser
+    refs: tuple[SecretRef, ...]  # every secret the plan needs, each once (Plan.refs)
     targets: tuple[Container, ...]  # the app containers that get the files (read-only)
     uid: int  # the agent's runAsUser
     gid: int  # its runAsGroup
@@ -184,9 +186,10 @@ def plan_injection(pod: PodView, request: PodAnnotations, settings: AgentSetting
     if len(refs) > MAX_SECRETS_PER_POD:
         return Planned(None, (f"the pod asks for {len(refs)} secrets; at most MAX_SECRETS_PER_POD="
                               f"{MAX_SECRETS_PER_POD}",))
+    plan_json = plan.to_json()
     try:
-        parse_plan(plan.to_json())  # the agent reads it with this parser: refuse now what it would refuse later
+        parse_plan(plan_json)  # the agent reads it with this parser: refuse now what it would refuse later
     except InvalidArgument as exc:
         return Planned(None, (f"the agent's plan would be refused: {exc}",))
-    return Planned(Injection(plan=plan, targets=tuple(targets), uid=uid, gid=gid, tmpfs_size=tmpfs_size,
-                             resources=resources), ())
+    return Planned(Injection(plan=plan, plan_json=plan_json, refs=refs, targets=tuple(targets), uid=uid, gid=gid,
+                             tmpfs_size=tmpfs_size, resources=resources), ())

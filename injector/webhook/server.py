@@ -7,6 +7,11 @@ request to the end of its response; a watchdog shuts down any connection past it
 sends one byte a second cannot hold a thread. Each connection is wrapped with the TLS context current when it
 was accepted (certs.py reloads it). `stop()` stops accepting, closes idle connections and lets requests in
 flight finish within a grace period.
+
+A response leaves in one write (headers and body buffered together, flushed once) on a socket without
+Nagle's algorithm. Written as two small segments, the body would wait for the client to acknowledge the
+headers, and a client delays that acknowledgement up to 40 ms (Linux): every review would take 40 ms longer
+than its work.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ DEFAULT_REQUEST_TIMEOUT_SECONDS = 10.0
 DEFAULT_IDLE_TIMEOUT_SECONDS = 30.0
 DEFAULT_MAX_CONNECTIONS = 64
 WATCHDOG_INTERVAL_SECONDS = 0.1
+# A response is buffered whole up to this size and sent in one write; a larger one goes out as it is written.
+WRITE_BUFFER_BYTES = 64 * 1024
 
 ReviewFunction = Callable[[bytes], Reviewed]
 
@@ -168,6 +175,8 @@ class WebhookServer(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "secretsvc-injector"
+    wbufsize = WRITE_BUFFER_BYTES  # headers and body in one write; handle_one_request flushes
+    disable_nagle_algorithm = True
     server: WebhookServer
     watchdog_key: int
 
@@ -181,6 +190,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.watchdog.set(self.watchdog_key, self.server.idle_timeout, idle=True)
         if self.server.stopping:
             self.close_connection = True
+
+    def handle_expect_100(self) -> bool:
+        super().handle_expect_100()
+        self.wfile.flush()  # the client waits for "100 Continue" before it sends the body
+        return True
 
     def version_string(self) -> str:
         return self.server_version  # no Python version in the Server header
@@ -244,6 +258,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(500, b"internal error; see the webhook's log\n")
             return
         self._send(200, reviewed.body, "application/json")
+        if not log.isEnabledFor(logging.INFO):
+            return
         d, r = reviewed.decision, reviewed.request
         log.info("admission review", extra={
             "uid": r.uid, "namespace": r.namespace, "pod": _pod_name(r.obj), "outcome": d.outcome,

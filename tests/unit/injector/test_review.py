@@ -6,9 +6,18 @@ import base64
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from injector.webhook.admit import Decision
-from injector.webhook.review import MAX_JSON_DEPTH, MAX_REVIEW_BYTES, ReviewError, parse_review, response_body
+from injector.webhook.review import (
+    MAX_JSON_DEPTH,
+    MAX_REVIEW_BYTES,
+    ReviewError,
+    _too_deep,
+    parse_review,
+    response_body,
+)
 from tests.admissionkit import pod, review_request
 
 
@@ -65,6 +74,25 @@ def test_depth_is_counted_exactly() -> None:
     data["request"]["object"]["metadata"]["deep"] = [nested]
     with pytest.raises(ReviewError):
         parse_review(body(data))
+
+
+def _depth(value: object) -> int:
+    """Levels of objects and arrays, by the definition: a scalar has none."""
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list):
+        return 1 + max(map(_depth, value), default=0)
+    return 0
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=3),
+                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+                    max_leaves=30)
+
+
+@given(JSON, st.integers(min_value=1, max_value=8))
+def test_the_depth_check_agrees_with_the_definition(value: object, limit: int) -> None:
+    assert _too_deep(value, limit) == (_depth(value) > limit)
 
 
 def test_responses_carry_a_base64_json_patch_warnings_or_a_refusal() -> None:
