@@ -175,7 +175,7 @@ class WebhookServer(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "secretsvc-injector"
-    wbufsize = WRITE_BUFFER_BYTES  # headers and body in one write; handle_one_request flushes
+    wbufsize = WRITE_BUFFER_BYTES  # headers and body in one write: _send flushes, and http.server after errors
     disable_nagle_algorithm = True
     server: WebhookServer
     watchdog_key: int
@@ -212,6 +212,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         self.end_headers()
         self.wfile.write(body)
+        self.wfile.flush()  # the answer leaves now, in one write, before anything is logged
 
     def do_GET(self) -> None:
         if self.path.split("?", 1)[0] == HEALTH_PATH:
