@@ -30,12 +30,13 @@ class NotMemoryBacked(Exception):
 def filesystem_type(path: Path) -> int:
     """statfs(2)'s f_type (os.statvfs does not report the file system's type)."""
     import ctypes
-    import ctypes.util
 
     class _StatFs(ctypes.Structure):
         _fields_ = [("f_type", ctypes.c_long), ("_rest", ctypes.c_byte * 120)]
 
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+    # The interpreter's own symbols include the C library's: ctypes.util.find_library would run ldconfig in a
+    # subprocess to find it again, a tenth of the agent's start-up.
+    libc = ctypes.CDLL(None, use_errno=True)
     buf = _StatFs()
     if libc.statfs(os.fsencode(path), ctypes.byref(buf)) != 0:
         err = ctypes.get_errno()
