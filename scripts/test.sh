@@ -7,8 +7,9 @@ cd "$(dirname "$0")/.."
 . scripts/setup-lib.sh
 
 # Real parts the integration tests start on loopback: an OCI registry, skopeo/umoci to build and push images,
-# (later: PostgreSQL, SoftHSM, OpenBao as their backends arrive).
-apt_install docker-registry skopeo umoci ca-certificates $(command -v kubectl >/dev/null || echo kubernetes-client)
+# h2load (nghttp2-client) for the webhook benchmark's check (later: PostgreSQL, SoftHSM, OpenBao as their
+# backends arrive).
+apt_install docker-registry skopeo umoci ca-certificates nghttp2-client $(command -v kubectl >/dev/null || echo kubernetes-client)
 ensure_venv
 .venv/bin/pip install -q -e '.[test]'
 
