@@ -33,6 +33,7 @@ IDEMPOTENT_METHODS = frozenset({
     "/secretsvc.v1.Policies/ListPolicyDocuments",
     "/secretsvc.v1.Policies/ExplainPolicy",
     "/secretsvc.v1.Access/CheckAccess",
+    "/secretsvc.v1.Matching/MatchValues",
     "/grpc.health.v1.Health/Check",
 })
 MAX_ATTEMPTS_LIMIT = 10

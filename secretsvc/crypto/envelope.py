@@ -54,6 +54,7 @@ class ContextKind(IntEnum):
     SECRET = 1
     TRANSIT = 2
     TRANSIT_KEY_MATERIAL = 3
+    FINGERPRINT_KEY = 4
 
 
 def _text_field(name: str, value: str) -> bytes:
@@ -80,7 +81,7 @@ class EnvelopeContext:
 
     Encoding: kind (1 byte) || field count (1 byte) || per field: length (u32 BE) || bytes. Text is UTF-8,
     versions are u64 BE. Length prefixes make the encoding unambiguous: no two contexts encode alike.
-    Build one with `for_secret`, `for_transit` or `for_transit_key_material`.
+    Build one with `for_secret`, `for_transit`, `for_transit_key_material` or `for_fingerprint_key`.
     """
 
     kind: ContextKind
@@ -130,6 +131,11 @@ class EnvelopeContext:
             ContextKind.TRANSIT_KEY_MATERIAL,
             (_text_field("key name", key_name), _version_field("version", version)),
         )
+
+    @classmethod
+    def for_fingerprint_key(cls, version: int) -> EnvelopeContext:
+        """One version of the key under which the service fingerprints stored values (crypto/fingerprint.py)."""
+        return cls(ContextKind.FINGERPRINT_KEY, (_version_field("version", version),))
 
     def __repr__(self) -> str:
         sizes = ", ".join(str(len(f)) for f in self.fields)

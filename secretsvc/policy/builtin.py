@@ -18,7 +18,7 @@ policies:
     description: Grants everything. Held by the token made on first start.
     rules:
       - paths: ["**"]
-        capabilities: [read, list, create, update, delete, destroy]
+        capabilities: [read, list, create, update, delete, destroy, match]
         effect: allow
       - keys: ["*"]
         capabilities: [read, list, create, update, delete, destroy, encrypt, decrypt, rewrap, rotate]

@@ -26,6 +26,8 @@ class Capability(StrEnum):
     REWRAP = "rewrap"
     ROTATE = "rotate"
     ADMIN = "admin"
+    # Learn whether a candidate value equals a stored version (MatchValues), never the value itself.
+    MATCH = "match"
 
 
 class ResourceKind(StrEnum):
@@ -59,8 +61,8 @@ SELECTOR_KEYS: dict[str, ResourceKind] = {
 }
 APPLICABLE: dict[ResourceKind, frozenset[Capability]] = {
     ResourceKind.SECRET: frozenset({Capability.READ, Capability.LIST, Capability.CREATE, Capability.UPDATE,
-                                    Capability.DELETE, Capability.DESTROY}),
-    ResourceKind.TRANSIT_KEY: frozenset(set(Capability) - {Capability.ADMIN}),
+                                    Capability.DELETE, Capability.DESTROY, Capability.MATCH}),
+    ResourceKind.TRANSIT_KEY: frozenset(set(Capability) - {Capability.ADMIN, Capability.MATCH}),
     ResourceKind.SYSTEM: frozenset({Capability.ADMIN}),
 }
 # Server-wide resources the service asks about with `admin`. A rule naming another literal name is refused:

@@ -70,6 +70,8 @@ _TARGETS: dict[str, _Target] = {
     "/secretsvc.v1.Admin/RotateRootKey": _Target(_SYSTEM, "admin", "root-key"),
     "/secretsvc.v1.Admin/RewrapStored": _Target(_SYSTEM, "admin", "root-key"),
     "/secretsvc.v1.Access/CheckAccess": _Target(_SYSTEM, "admin", "access-review"),
+    # One record per secret reported (with its name), or one without a resource when none was.
+    "/secretsvc.v1.Matching/MatchValues": _Target(_SECRET, "match"),
     "/secretsvc.v1.Tokens/CreateToken": _Target(_SYSTEM, "admin", "tokens"),
     "/secretsvc.v1.Tokens/ListTokens": _Target(_SYSTEM, "admin", "tokens"),
     "/secretsvc.v1.Tokens/RevokeToken": _Target(_SYSTEM, "admin", "tokens"),

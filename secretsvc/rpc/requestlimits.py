@@ -26,6 +26,11 @@ _LARGE: dict[str, int] = {
     # Each item: a namespace and a path at their longest, a version and framing.
     "/secretsvc.v1.Secrets/GetSecrets": limits.MAX_GET_SECRETS_ITEMS * KIB + SMALL_REQUEST_BYTES,
     "/secretsvc.v1.Access/CheckAccess": limits.MAX_GET_SECRETS_ITEMS * KIB + SMALL_REQUEST_BYTES,
+    # Each candidate: its bytes (counted in MAX_MATCH_TOTAL_BYTES) and a few bytes of framing. A body past
+    # this is refused before parsing; within it, the service names the exact limit a batch passes.
+    "/secretsvc.v1.Matching/MatchValues": (
+        limits.MAX_MATCH_TOTAL_BYTES + limits.MAX_MATCH_CANDIDATES * 8 + SMALL_REQUEST_BYTES
+    ),
     "/secretsvc.v1.Secrets/WatchSecrets": limits.MAX_WATCH_REFS * KIB + SMALL_REQUEST_BYTES,
     "/secretsvc.v1.Secrets/PutSecret": limits.MAX_SECRET_VALUE_BYTES + SMALL_REQUEST_BYTES,
     "/secretsvc.v1.Transit/Encrypt": limits.MAX_TRANSIT_PLAINTEXT_BYTES + _ENVELOPE_SLACK,

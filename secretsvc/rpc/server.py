@@ -35,6 +35,7 @@ from secretsvc.rpc import tls
 from secretsvc.rpc.access_servicer import AccessServicer
 from secretsvc.rpc.authn import CertificateIdentity
 from secretsvc.rpc.interceptors import server_interceptors
+from secretsvc.rpc.matching_servicer import MatchingServicer
 from secretsvc.rpc.metrics import RpcMetrics
 from secretsvc.rpc.policy_servicer import PoliciesServicer
 from secretsvc.rpc.servicers import AdminServicer, SecretsServicer, TokensServicer, TransitServicer
@@ -42,7 +43,9 @@ from secretsvc.rpc.streamslots import StreamSlots
 from secretsvc.service import limits
 from secretsvc.service.accessreview import AccessReviewService
 from secretsvc.service.changes import ChangeFeed
+from secretsvc.service.fingerprints import FingerprintBackfill, FingerprintKeys
 from secretsvc.service.livepolicies import ReloadLoop
+from secretsvc.service.matching import MatchService
 from secretsvc.service.policies import PolicyService
 from secretsvc.service.rootkey import RootKeyService
 from secretsvc.service.secrets import SecretService
@@ -54,6 +57,8 @@ from secretsvc.v1 import (
     access_pb2_grpc,
     admin_pb2,
     admin_pb2_grpc,
+    matching_pb2,
+    matching_pb2_grpc,
     policies_pb2,
     policies_pb2_grpc,
     secrets_pb2,
@@ -78,6 +83,7 @@ _SERVICE_NAMES = (
     tokens_pb2.DESCRIPTOR.services_by_name["Tokens"].full_name,
     policies_pb2.DESCRIPTOR.services_by_name["Policies"].full_name,
     access_pb2.DESCRIPTOR.services_by_name["Access"].full_name,
+    matching_pb2.DESCRIPTOR.services_by_name["Matching"].full_name,
 )
 
 
@@ -133,6 +139,8 @@ def start(config: ServerConfig) -> RunningServer:
     backends: Backends | None = None
     audit: AuditLog | None = None
     reloads: ReloadLoop | None = None
+    # Ends the start-up fingerprint backfill (service/fingerprints.py) before the store closes.
+    stop_backfill = threading.Event()
     try:
         backends = open_backends(datadir, _read_passphrase(config.keyring_passphrase_file), config.policy_paths)
         store, keyring = backends.store, backends.kek
@@ -181,9 +189,11 @@ def start(config: ServerConfig) -> RunningServer:
         authorizer = backends.policies
         changes = ChangeFeed()
         backends.policies.add_listener(changes.recheck_all)
+        fingerprint_keys = FingerprintKeys(store, keyring, time.time)
+        backfill = FingerprintBackfill(store, keyring, fingerprint_keys)
         secrets_pb2_grpc.add_SecretsServicer_to_server(
             SecretsServicer(SecretService(store, keyring, time.time, authorizer, config.default_max_versions,
-                                          changes),
+                                          changes, fingerprint_keys),
                             WatchService(store, authorizer, changes)),
             server,
         )
@@ -200,6 +210,9 @@ def start(config: ServerConfig) -> RunningServer:
         )
         access_pb2_grpc.add_AccessServicer_to_server(
             AccessServicer(AccessReviewService(store, backends.policies, authorizer)), server
+        )
+        matching_pb2_grpc.add_MatchingServicer_to_server(
+            MatchingServicer(MatchService(store, fingerprint_keys, authorizer, backfill.done.is_set)), server
         )
         health_servicer = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -220,9 +233,11 @@ def start(config: ServerConfig) -> RunningServer:
                 raise ConfigError(f"cannot serve metrics on {config.metrics_listen}: {exc.strerror}") from None
         server.start()
         reloads.start()
+        backfill_thread = backfill.start(stop_backfill)
         for name in ("", *_SERVICE_NAMES):
             health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     except BaseException:
+        stop_backfill.set()
         if reloads is not None:
             reloads.stop()
         if audit is not None:
@@ -234,6 +249,8 @@ def start(config: ServerConfig) -> RunningServer:
 
     def close() -> None:
         reloads.stop()
+        stop_backfill.set()
+        backfill_thread.join(timeout=BACKFILL_STOP_SECONDS)
         # After the server has stopped: every call that ran has its record, then the shutdown checkpoint.
         if audit is not None:
             audit.close()
@@ -242,6 +259,10 @@ def start(config: ServerConfig) -> RunningServer:
 
     return RunningServer(server=server, port=port, health=health_servicer, close=close,
                          reload_policies=reloads.wake)
+
+
+# How long a stopping server waits for the fingerprint backfill to finish its batch before closing the store.
+BACKFILL_STOP_SECONDS = 10.0
 
 
 # glibc mallopt parameters (malloc.h) and the values `serve` sets; see `tune_malloc` for why.

@@ -45,6 +45,13 @@ MAX_BATCH_TOTAL_BYTES = 8 * 1024 * 1024
 DEFAULT_REWRAP_BATCH = 256
 MAX_REWRAP_BATCH = 10_000
 
+# MatchValues: candidates in one call, the bytes of each, and of all of them (docs/policy.md, "match").
+MAX_MATCH_CANDIDATES = 1000
+MAX_MATCH_CANDIDATE_BYTES = 1024
+MAX_MATCH_TOTAL_BYTES = 256 * 1024
+# The start-up fingerprint backfill reads this many versions per batch.
+FINGERPRINT_BACKFILL_BATCH = 256
+
 MAX_REQUEST_ID_BYTES = 128
 # The gRPC transport refuses messages larger than this before they reach a handler.
 MAX_MESSAGE_BYTES = 12 * 1024 * 1024

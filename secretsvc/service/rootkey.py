@@ -38,6 +38,8 @@ class RewrapProgress:
 def _context(ref: EnvelopeRef) -> EnvelopeContext:
     if ref.kind == "secret":
         return EnvelopeContext.for_secret(ref.namespace, ref.path, ref.version)
+    if ref.kind == "fingerprint_key":
+        return EnvelopeContext.for_fingerprint_key(ref.version)
     return EnvelopeContext.for_transit_key_material(ref.path, ref.version)
 
 

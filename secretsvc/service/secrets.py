@@ -31,8 +31,9 @@ from secretsvc.service import limits
 from secretsvc.service.access import Authorizer, Capability, Resource, require
 from secretsvc.service.changes import ChangeFeed
 from secretsvc.service.clock import Clock
+from secretsvc.service.fingerprints import FingerprintKeys
 from secretsvc.service.naming import check_namespace, check_path, check_prefix
-from secretsvc.store.base import ListPage, SecretMeta, SecretStore, VersionState
+from secretsvc.store.base import Fingerprint, ListPage, SecretMeta, SecretStore, VersionState
 
 # Writers without check-and-set retry when another writer slips in between read and insert.
 _MAX_PUT_ATTEMPTS = 8
@@ -126,6 +127,7 @@ class SecretService:
         authorizer: Authorizer,
         default_max_versions: int = limits.DEFAULT_MAX_VERSIONS,
         changes: ChangeFeed | None = None,
+        fingerprints: FingerprintKeys | None = None,
     ) -> None:
         self._store = store
         self._kek = kek
@@ -134,6 +136,9 @@ class SecretService:
         self._default_max_versions = default_max_versions
         self._changes = changes if changes is not None else ChangeFeed()  # tells watchers (service/watch.py)
         self._put_locks = tuple(threading.Lock() for _ in range(_PUT_LOCK_STRIPES))
+        # Each version's keyed fingerprint, stored with it, for MatchValues (service/matching.py); without
+        # it, versions are stored unfingerprinted and the start-up backfill fills them in.
+        self._fingerprints = fingerprints
 
     def put(
         self,
@@ -171,6 +176,9 @@ class SecretService:
 
     def _put(self, namespace: str, path: str, value: SecretBytes, cas: int | None,
              metadata: Mapping[str, str] | None, max_versions: int, grants: _WriteGrants) -> PutResult:
+        fingerprint: Fingerprint | None = None
+        if self._fingerprints is not None:
+            fingerprint = self._fingerprints.fingerprint(value)
         for _ in range(_MAX_PUT_ATTEMPTS):
             head = self._store.current_version(namespace, path)
             current = head.current_version if head else 0
@@ -187,7 +195,7 @@ class SecretService:
                 pruned = self._store.insert_version(
                     namespace, path, version, envelope,
                     expected_version=current, now=now, max_versions=keep, custom_metadata=metadata,
-                    remember_max_versions=max_versions > 0,
+                    remember_max_versions=max_versions > 0, fingerprint=fingerprint,
                 )
             except VersionConflict:
                 if cas is not None:

@@ -88,7 +88,31 @@ _V4: tuple[str, ...] = (
     "INSERT INTO policy_generation (generation) VALUES (0)",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4)
+# Keyed fingerprints of stored values (MatchValues): the fingerprint key, sealed under the root KEK, and one
+# fingerprint per active or deleted version. A version's fingerprint goes with its row (pruning, removal of the
+# secret) through the foreign key; destroying a version deletes it explicitly. Versions written before this
+# migration have none until the service's backfill computes them.
+_V5: tuple[str, ...] = (
+    """CREATE TABLE fingerprint_keys (
+        version     INTEGER NOT NULL PRIMARY KEY CHECK (version >= 1),
+        sealed_key  BLOB    NOT NULL,
+        created_at  REAL    NOT NULL
+    )""",
+    """CREATE TABLE secret_fingerprints (
+        namespace    TEXT    NOT NULL,
+        path         TEXT    NOT NULL,
+        version      INTEGER NOT NULL,
+        key_version  INTEGER NOT NULL,
+        fingerprint  BLOB    NOT NULL CHECK (length(fingerprint) = 32),
+        PRIMARY KEY (namespace, path, version),
+        FOREIGN KEY (namespace, path, version) REFERENCES secret_versions (namespace, path, version)
+            ON DELETE CASCADE,
+        FOREIGN KEY (key_version) REFERENCES fingerprint_keys (version)
+    )""",
+    "CREATE INDEX secret_fingerprints_by_value ON secret_fingerprints (fingerprint)",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5)
 LATEST_VERSION = len(MIGRATIONS)
 
 

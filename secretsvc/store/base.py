@@ -87,6 +87,42 @@ class EnvelopeRef:
 
 
 @dataclass(frozen=True, slots=True)
+class Fingerprint:
+    """A keyed fingerprint of one version's value (crypto/fingerprint.py), and the key version it is under."""
+
+    key_version: int
+    digest: bytes
+
+    def __repr__(self) -> str:
+        return f"Fingerprint(key_version={self.key_version}, digest=<{len(self.digest)} bytes>)"
+
+
+@dataclass(frozen=True, slots=True)
+class FingerprintKeyRecord:
+    version: int
+    sealed_key: bytes  # an envelope sealed under the root KEK
+    created_at: float
+
+    def __repr__(self) -> str:
+        return f"FingerprintKeyRecord(version={self.version}, sealed_key=<{len(self.sealed_key)} bytes>)"
+
+
+@dataclass(frozen=True, slots=True)
+class FingerprintHit:
+    """A stored version whose fingerprint was asked about."""
+
+    digest: bytes
+    namespace: str
+    path: str
+    version: int
+    state: VersionState  # active or deleted: destroyed versions keep no fingerprint
+    current_version: int  # the secret's current version
+
+    def __repr__(self) -> str:
+        return f"FingerprintHit({self.namespace!r}, {self.path!r}, v{self.version}, {self.state.value})"
+
+
+@dataclass(frozen=True, slots=True)
 class TransitKeyVersion:
     version: int
     wrapped_material: bytes  # an envelope sealed under the root KEK
@@ -151,12 +187,14 @@ class SecretStore(Protocol):
         max_versions: int,
         custom_metadata: Mapping[str, str] | None = None,
         remember_max_versions: bool = False,
+        fingerprint: Fingerprint | None = None,
     ) -> list[int]:
         """Insert `version` (which must be expected_version + 1) if the secret's current version is still
         `expected_version` (0: must not exist), in one transaction. Versions beyond `max_versions` (oldest
         first) are removed with their envelopes; returns the removed version numbers. A `custom_metadata`
         other than None replaces the stored metadata; `remember_max_versions` stores `max_versions` as the
-        secret's own setting (otherwise it stays as it was, 0 meaning the service default).
+        secret's own setting (otherwise it stays as it was, 0 meaning the service default). A `fingerprint`
+        is stored with the version, in the same transaction.
         Raises VersionConflict if the current version differs."""
         ...
 
@@ -177,7 +215,8 @@ class SecretStore(Protocol):
         ...
 
     def destroy_versions(self, namespace: str, path: str, versions: Sequence[int], *, now: float) -> list[int]:
-        """Erase the envelopes of `versions` for good. Returns the versions destroyed by this call."""
+        """Erase the envelopes (and fingerprints) of `versions` for good. Returns the versions destroyed by this
+        call."""
         ...
 
     def delete_secret(self, namespace: str, path: str) -> bool:
@@ -206,6 +245,30 @@ class SecretStore(Protocol):
     def replace_envelope(self, ref: EnvelopeRef, new_envelope: bytes) -> bool:
         """Swap in a rewrapped envelope only if the stored one is still exactly `ref.envelope` (so a concurrent
         destroy or rewrap is never undone). Returns whether it was replaced."""
+        ...
+
+    # --- value fingerprints (MatchValues) ------------------------------------------------------------------
+    def fingerprint_keys(self) -> list[FingerprintKeyRecord]:
+        """Every stored fingerprint key version, oldest first (none until the first is added)."""
+        ...
+
+    def add_fingerprint_key(self, version: int, sealed_key: bytes, *, now: float) -> FingerprintKeyRecord:
+        """Store fingerprint key `version` unless one is already stored under that number (another replica
+        made it first); returns whichever is stored."""
+        ...
+
+    def find_fingerprints(self, digests: Sequence[bytes]) -> list[FingerprintHit]:
+        """The stored versions whose fingerprint is one of `digests` (at most MAX_FINGERPRINT_LOOKUP)."""
+        ...
+
+    def versions_without_fingerprint(self, *, after: tuple[str, str, int] | None, limit: int) -> list[EnvelopeRef]:
+        """Secret versions that hold an envelope but no fingerprint (written before fingerprints were kept),
+        in (namespace, path, version) order after the key given; `limit` at a time. For the backfill."""
+        ...
+
+    def add_fingerprint(self, namespace: str, path: str, version: int, fingerprint: Fingerprint) -> bool:
+        """Store a backfilled fingerprint if the version still holds its envelope (not destroyed or removed
+        meanwhile) and has none yet. Returns whether it was stored."""
         ...
 
     # --- transit keys --------------------------------------------------------------------------------------

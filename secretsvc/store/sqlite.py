@@ -35,6 +35,7 @@ from secretsvc.errors import (
 )
 from secretsvc.store import _columns as col
 from secretsvc.store import _keyset
+from secretsvc.store import _sqlite_fingerprints as fp_sql
 from secretsvc.store import _sqlite_policies as policy_sql
 from secretsvc.store._columns import MAX_JSON_COLUMN_BYTES
 from secretsvc.store._sqlite_conn import (
@@ -48,6 +49,9 @@ from secretsvc.store._sqlite_schema import migrate
 from secretsvc.store._sqlite_writer import GroupCommitter
 from secretsvc.store.base import (
     EnvelopeRef,
+    Fingerprint,
+    FingerprintHit,
+    FingerprintKeyRecord,
     ListPage,
     PolicyDocumentRecord,
     SecretHead,
@@ -70,7 +74,8 @@ MAX_VERSION = 2**63 - 1
 
 SECRET_KIND = "secret"  # noqa: S105 (an envelope kind, not a credential)
 TRANSIT_KIND = "transit_key"
-_KINDS = (SECRET_KIND, TRANSIT_KIND)
+FINGERPRINT_KEY_KIND = "fingerprint_key"
+_KINDS = (SECRET_KIND, TRANSIT_KIND, FINGERPRINT_KEY_KIND)
 
 _Row = tuple[object, ...]
 _T = TypeVar("_T")
@@ -161,6 +166,7 @@ class SqliteStore:
         max_versions: int,
         custom_metadata: Mapping[str, str] | None = None,
         remember_max_versions: bool = False,
+        fingerprint: Fingerprint | None = None,
     ) -> list[int]:
         if expected_version < 0:
             raise InvalidArgument(f"expected version must be 0 or more, got {expected_version}")
@@ -174,6 +180,8 @@ class SqliteStore:
             raise InvalidArgument(f"max_versions must be positive, got {max_versions}")
         _check_envelope(envelope)
         _check_name(namespace, path)
+        if fingerprint is not None:
+            fp_sql.check_fingerprint(fingerprint)
         metadata_json = None if custom_metadata is None else _metadata_to_json(custom_metadata)
         envelope = bytes(envelope)
 
@@ -214,6 +222,8 @@ class SqliteStore:
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 (namespace, path, version, VersionState.ACTIVE.value, envelope, now),
             )
+            if fingerprint is not None:
+                fp_sql.insert(conn, namespace, path, version, fingerprint)
             return _prune(conn, namespace, path, max_versions)
 
         return self._write("insert_version", write)
@@ -314,6 +324,7 @@ class SqliteStore:
                 == 1
             ]
             if destroyed:
+                fp_sql.forget(conn, namespace, path, destroyed)
                 _touch(conn, namespace, path, now)
             return destroyed
 
@@ -392,7 +403,7 @@ class SqliteStore:
                         EnvelopeRef(SECRET_KIND, str(row[0]), str(row[1]), col.integer(row[2], "version number"),
                                     col.blob(row[3], "envelope"))
                     )
-            if len(refs) < limit:
+            if len(refs) < limit and (after is None or after[0] != FINGERPRINT_KEY_KIND):
                 sql = "SELECT name, version, wrapped_material FROM transit_key_versions"
                 params = ()
                 if after is not None and after[0] == TRANSIT_KIND:
@@ -402,6 +413,12 @@ class SqliteStore:
                 for row in conn.execute(sql, (*params, limit - len(refs))):
                     refs.append(EnvelopeRef(TRANSIT_KIND, "", str(row[0]), col.integer(row[1], "version number"),
                                             col.blob(row[2], "transit key material")))
+            if len(refs) < limit:
+                # The fingerprint key is sealed under the root KEK too, so a rewrap moves it like the others.
+                start = after[3] if after is not None and after[0] == FINGERPRINT_KEY_KIND else 0
+                for key in fp_sql.keys(conn):
+                    if key.version > start and len(refs) < limit:
+                        refs.append(EnvelopeRef(FINGERPRINT_KEY_KIND, "", "", key.version, key.sealed_key))
         return refs
 
     def replace_envelope(self, ref: EnvelopeRef, new_envelope: bytes) -> bool:
@@ -417,9 +434,40 @@ class SqliteStore:
             sql = "UPDATE transit_key_versions SET wrapped_material = ? WHERE name = ? AND version = ?" \
                   " AND wrapped_material = ?"
             params = (bytes(new_envelope), ref.path, ref.version, bytes(ref.envelope))
+        elif ref.kind == FINGERPRINT_KEY_KIND:
+            sql = "UPDATE fingerprint_keys SET sealed_key = ? WHERE version = ? AND sealed_key = ?"
+            params = (bytes(new_envelope), ref.version, bytes(ref.envelope))
         else:
             raise InvalidArgument(f"unknown envelope kind {ref.kind!r}")
         return self._write("replace_envelope", lambda conn: conn.execute(sql, params).rowcount == 1)
+
+    # --- value fingerprints (MatchValues) ------------------------------------------------------------------
+    def fingerprint_keys(self) -> list[FingerprintKeyRecord]:
+        with self._transaction("fingerprint_keys") as conn:
+            return fp_sql.keys(conn)
+
+    def add_fingerprint_key(self, version: int, sealed_key: bytes, *, now: float) -> FingerprintKeyRecord:
+        fp_sql.check_key_version(version)
+        _check_envelope(sealed_key)
+        sealed = bytes(sealed_key)
+        return self._write("add_fingerprint_key", lambda conn: fp_sql.add_key(conn, version, sealed, now))
+
+    def find_fingerprints(self, digests: Sequence[bytes]) -> list[FingerprintHit]:
+        with self._transaction("find_fingerprints") as conn:
+            return fp_sql.find(conn, digests)
+
+    def versions_without_fingerprint(self, *, after: tuple[str, str, int] | None, limit: int) -> list[EnvelopeRef]:
+        if not 1 <= limit <= MAX_SCAN_BATCH:
+            raise InvalidArgument(f"scan limit must be 1..{MAX_SCAN_BATCH}, got {limit}")
+        with self._transaction("versions_without_fingerprint") as conn:
+            return fp_sql.without_fingerprint(conn, after, limit)
+
+    def add_fingerprint(self, namespace: str, path: str, version: int, fingerprint: Fingerprint) -> bool:
+        _check_name(namespace, path)
+        _check_versions([version])
+        fp_sql.check_fingerprint(fingerprint)
+        return self._write("add_fingerprint",
+                           lambda conn: fp_sql.insert_if_kept(conn, namespace, path, version, fingerprint))
 
     # --- transit keys --------------------------------------------------------------------------------------
     def create_transit_key(self, name: str, wrapped_material: bytes, *, now: float) -> TransitKeyRecord:
@@ -594,7 +642,8 @@ class SqliteStore:
             return any(
                 conn.execute(sql).fetchone() is not None
                 for sql in ("SELECT 1 FROM secret_versions WHERE envelope IS NOT NULL LIMIT 1",
-                            "SELECT 1 FROM transit_key_versions LIMIT 1")
+                            "SELECT 1 FROM transit_key_versions LIMIT 1",
+                            "SELECT 1 FROM fingerprint_keys LIMIT 1")
             )
 
     # --- SQLite specifics ----------------------------------------------------------------------------------

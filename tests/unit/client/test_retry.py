@@ -9,7 +9,7 @@ import grpc
 import pytest
 
 from secretsvc.client import IDEMPOTENT_METHODS, ClientSettings, FileToken, RetryPolicy, StaticToken, open_channel
-from secretsvc.v1 import access_pb2, admin_pb2, policies_pb2, secrets_pb2, tokens_pb2, transit_pb2
+from secretsvc.v1 import access_pb2, admin_pb2, matching_pb2, policies_pb2, secrets_pb2, tokens_pb2, transit_pb2
 from tests.unit.client.fakeserver import Behaviour, fake_server
 
 GET = "/secretsvc.v1.Secrets/GetSecret"
@@ -24,7 +24,7 @@ def _settings(addr: str, **kwargs: object) -> ClientSettings:
 def test_every_idempotent_method_exists() -> None:
     known = {f"/{d.services_by_name[s].full_name}/{m.name}"
              for d in (secrets_pb2.DESCRIPTOR, transit_pb2.DESCRIPTOR, admin_pb2.DESCRIPTOR, tokens_pb2.DESCRIPTOR,
-                       policies_pb2.DESCRIPTOR, access_pb2.DESCRIPTOR)
+                       policies_pb2.DESCRIPTOR, access_pb2.DESCRIPTOR, matching_pb2.DESCRIPTOR)
              for s in d.services_by_name for m in d.services_by_name[s].methods}
     known.add("/grpc.health.v1.Health/Check")
     assert known >= IDEMPOTENT_METHODS

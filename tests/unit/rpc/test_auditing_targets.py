@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from secretsvc.rpc import auditing
 from secretsvc.rpc.server import _SERVICE_NAMES
-from secretsvc.v1 import access_pb2, admin_pb2, policies_pb2, secrets_pb2, tokens_pb2, transit_pb2
+from secretsvc.v1 import access_pb2, admin_pb2, matching_pb2, policies_pb2, secrets_pb2, tokens_pb2, transit_pb2
 
-_FILES = (access_pb2, admin_pb2, policies_pb2, secrets_pb2, tokens_pb2, transit_pb2)
+_FILES = (access_pb2, admin_pb2, matching_pb2, policies_pb2, secrets_pb2, tokens_pb2, transit_pb2)
 
 
 def _served_methods() -> list[str]:
