@@ -42,6 +42,7 @@ examples:
   secretsvc scan docker-archive:app.tar --write-baseline .secretsvc-baseline.json
   secretsvc scan docker-archive:app.tar --baseline .secretsvc-baseline.json --fail-on high
   secretsvc scan ./src --config .secretsvc-scan.toml
+  SECRETSVC_ADDR=vault.internal:7443 secretsvc scan docker-archive:app.tar --match-stored --ca-file ca.pem
 """
 
 
@@ -98,7 +99,28 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--insecure-registry", action="store_true", help="talk plain HTTP / unverified TLS to the registry"
     )
+    _add_match_stored_options(parser)
     parser.set_defaults(run=run)
+
+
+def _add_match_stored_options(parser: argparse.ArgumentParser) -> None:
+    # The connection flags of the client commands (cli/connection.py), minus their --format, which scan has.
+    group = parser.add_argument_group(
+        "known-secret matching",
+        "with --match-stored, also report any value in the image that equals a secret version the service stores "
+        "(rule stored-secret; needs `match` on those secrets). The service is reached as the client commands "
+        "reach it: these flags, else $SECRETSVC_ADDR, $SECRETSVC_TOKEN, $SECRETSVC_CA_FILE, ...",
+    )
+    group.add_argument("--match-stored", action="store_true", help="compare candidate values with stored secrets")
+    group.add_argument("--addr", metavar="HOST:PORT", help="secret service address ($SECRETSVC_ADDR)")
+    group.add_argument("--token-file", type=Path, metavar="PATH", help="bearer token file ($SECRETSVC_TOKEN)")
+    group.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
+                       help="deadline of each lookup call (default: 30)")
+    group.add_argument("--ca-file", type=Path, metavar="PEM", help="CA of the service ($SECRETSVC_CA_FILE)")
+    group.add_argument("--cert", type=Path, metavar="PEM", help="client certificate ($SECRETSVC_CLIENT_CERT)")
+    group.add_argument("--key", type=Path, metavar="PEM", help="its private key ($SECRETSVC_CLIENT_KEY)")
+    group.add_argument("--insecure-plaintext", action="store_const", const=True, default=None,
+                       help="INSECURE: plaintext to a non-loopback address ($SECRETSVC_INSECURE_PLAINTEXT)")
 
 
 def run(args: argparse.Namespace) -> int:

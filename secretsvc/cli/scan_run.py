@@ -7,6 +7,7 @@ import io
 import os
 import sys
 from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
 
@@ -65,6 +66,10 @@ def _run(args: argparse.Namespace) -> int:
             progress=progress,
             allow_incomplete=args.allow_incomplete,
         )
+        if args.match_stored:
+            from secretsvc.cli.scan_stored import stored_lookup  # grpcio only when matching is asked for
+
+            options = replace(options, match_stored=stack.enter_context(stored_lookup(args)))
         report = scan(args.ref, options)
     if args.output is not None:
         buffer = io.StringIO()

@@ -17,14 +17,22 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from secretsvc import errors
 from secretsvc.scan.baseline import Baseline, load_baseline, write_baseline
 from secretsvc.scan.config import ScanConfig, load_config
-from secretsvc.scan.findings import FindingCollector, NameRedactor, identity, redact, sort_key
+from secretsvc.scan.findings import (
+    FindingCollector,
+    LocationResolver,
+    NameRedactor,
+    fingerprint,
+    identity,
+    redact,
+    sort_key,
+)
 from secretsvc.scan.limits import ScanLimits
 from secretsvc.scan.model import (
     EXIT_CLEAN,
@@ -35,6 +43,7 @@ from secretsvc.scan.model import (
     Finding,
     LayerInfo,
     LayerSummary,
+    Match,
     RuleSummary,
     ScanReport,
     ScanStats,
@@ -44,6 +53,9 @@ from secretsvc.scan.model import (
 )
 from secretsvc.scan.rules import RuleSet
 from secretsvc.scan.sources import open_source
+from secretsvc.scan.stored import DESCRIPTION as STORED_DESCRIPTION
+from secretsvc.scan.stored import RULE_ID as STORED_RULE_ID
+from secretsvc.scan.stored import StoredLookup, StoredSecretMatcher
 from secretsvc.scan.walk import LayerIndex, walk_image, walk_path
 
 FINGERPRINT_KEY_BYTES = 32
@@ -85,6 +97,9 @@ class ScanOptions:
     rules: RuleSet | None = None  # None: RuleSet.default()
     allow_incomplete: bool = False  # an incomplete read never makes exit_code 3 (the report still says it)
     accept_warnings: frozenset[str] = frozenset()  # warning codes that never make exit_code 3
+    # Known-secret matching (scan/stored.py): asks the secret service which candidate values it stores. The
+    # caller (the CLI) supplies it, so this library needs no gRPC; None: no matching.
+    match_stored: StoredLookup | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         key = self.fingerprint_key
@@ -122,6 +137,12 @@ def scan(ref: str, options: ScanOptions = ScanOptions()) -> ScanReport:
         ),
         progress=options.progress,
     )
+    if options.match_stored is not None:
+        key = run.collector.fingerprint_key
+        run.stored = StoredSecretMatcher(
+            lookup=options.match_stored, emit=run.emit_stored, on_warning=run.on_warning,
+            fingerprint=lambda value: fingerprint(key, value),
+        )
     try:
         run.scan_source(ref, options)
         # Names are final from here on: ignores, the baseline and the report all see them redacted.
@@ -160,7 +181,8 @@ def scan(ref: str, options: ScanOptions = ScanOptions()) -> ScanReport:
         warnings=warnings,
         stats=stats,
         layers=layers,
-        rules=tuple(RuleSummary(i.rule_id, i.severity, i.description) for i in ruleset.rules),
+        rules=tuple(RuleSummary(i.rule_id, i.severity, i.description) for i in ruleset.rules)
+        + ((RuleSummary(STORED_RULE_ID, Severity.CRITICAL, STORED_DESCRIPTION),) if run.stored else ()),
         fail_on=options.fail_on,
         baseline_written=written,
         allow_incomplete=options.allow_incomplete or config.allow_incomplete,
@@ -194,6 +216,7 @@ class _Run:
     resolved: dict[tuple[object, ...], tuple[Finding, str | None]] = field(default_factory=dict)
     names: NameRedactor = field(default_factory=NameRedactor, repr=False)
     last_truncated: tuple[str | None, int | None, str] | None = None  # one limit.matches warning per file
+    stored: StoredSecretMatcher | None = None  # known-secret matching, when asked for
 
     def on_warning(self, warning: ScanWarning) -> None:
         self.warning_count += 1
@@ -221,6 +244,8 @@ class _Run:
             matches, truncated = self.ruleset.match(content)
             if truncated:
                 self.warn_truncated(content, image_key)
+            if self.stored is not None:
+                self.stored.offer(content, matches)
             if not matches:
                 continue
             for m in matches:
@@ -243,9 +268,23 @@ class _Run:
             )
         )
 
+    def emit_stored(self, content: Content, matches: Sequence[Match]) -> None:
+        for m in matches:
+            self.names.add(m.secret, redact(m.secret))
+        self.collector.add(content, matches)
+
+    def resolve(self, layers: Sequence[LayerInfo] | None, resolver: LocationResolver | None) -> None:
+        if self.stored is not None:
+            self.stored.flush()  # every lookup answered before the image's findings are resolved
+        self.keep(self.collector.resolve(layers, resolver))
+
     def keep(self, pairs: Iterable[tuple[Finding, str | None]]) -> None:
         for finding, baseline_id in pairs:
-            self.resolved.setdefault(identity(finding), (finding, baseline_id))
+            shown = finding
+            if finding.rule_id == STORED_RULE_ID and self.stored is not None:
+                # Each stored-secret finding names its own secret versions, not one text per rule.
+                shown = replace(finding, description=self.stored.descriptions.get(finding.fingerprint, ""))
+            self.resolved.setdefault(identity(shown), (shown, baseline_id))
 
     def findings(self) -> list[tuple[Finding, str | None]]:
         """Every finding with its name redacted, sorted. De-duplicated before redaction, so two places whose
@@ -290,13 +329,13 @@ class _Run:
                     on_progress=self.on_progress,
                 )
                 self.match(contents, image.platform)
-                self.keep(self.collector.resolve(image.layers, index.location_of))
+                self.resolve(image.layers, index.location_of)
                 self.layers.extend((layer, image.platform) for layer in image.layers)
 
     def scan_plain(self, path: Path, limits: ScanLimits) -> None:
         contents = walk_path(path, limits=limits, on_warning=self.on_warning, on_progress=self.on_progress)
         self.match(contents, None)
-        self.keep(self.collector.resolve(None, None))
+        self.resolve(None, None)
         self.image_count = 0
         self.layer_count = 0
 
