@@ -70,7 +70,7 @@ def test_check_names_every_problem_by_file_and_line(policy_dir: Path) -> None:
     bad = policy_dir / "payments.yaml"
     assert result.stderr.splitlines() == [
         f"{bad}:6: policies[0] (payments-read).rules[0].capabilities[1]: unknown capability 'lsit'; known: read, "
-        "list, create, update, delete, destroy, encrypt, decrypt, rewrap, rotate, admin",
+        "list, create, update, delete, destroy, encrypt, decrypt, rewrap, rotate, admin, match",
         f"{bad}:10: policies[0] (payments-read).rules[1].effect: must be allow or deny, not 'refuse'",
         "2 problem(s); no policy was loaded",
     ]

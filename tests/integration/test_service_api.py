@@ -229,8 +229,9 @@ def test_root_key_rotation_and_online_rewrap(stubs: Stubs) -> None:
     assert after.primary_version == before.primary_version + 1
     progress = list(stubs.admin.RewrapStored(admin_pb2.RewrapStoredRequest(batch_size=7), metadata=stubs.md))
     assert progress[-1].done
-    assert progress[-1].rewrapped == 31  # 30 secret versions + 1 transit key version
+    # 30 secret versions + 1 transit key version + the fingerprint key of stored values (MatchValues)
+    assert progress[-1].rewrapped == 32
     again = list(stubs.admin.RewrapStored(admin_pb2.RewrapStoredRequest(), metadata=stubs.md))
-    assert again[-1].rewrapped == 0 and again[-1].current == 31
+    assert again[-1].rewrapped == 0 and again[-1].current == 32
     for path, value in values.items():
         assert get(stubs, path).value == value
