@@ -48,14 +48,13 @@ _ASSIGNMENT = re.compile(
 )
 _XML_ELEMENT = re.compile(rb"<([A-Za-z_][A-Za-z0-9_.:\-]{0,127})(?:[ \t][^<>\r\n]{0,512})?>([^<\r\n\x00]{6,1024})</\1>")
 _FLAG = re.compile(
-    rb"""(?:^|(?<=[\s"']))--?[A-Za-z][A-Za-z0-9_\-]{0,63}(?:=|[ \t]{1,16})"""
+    # Starts with the literal "-" (so the engine can skip ahead to it), then checks what came before it.
+    rb"""-(?<![^\s"']-)-?[A-Za-z][A-Za-z0-9_\-]{0,63}(?:=|[ \t]{1,16})"""
     rb"""(?:"([^"\r\n\x00]{6,1024})"|'([^'\r\n\x00]{6,1024})'|([^\s"'`;&|<>\x00-]"""
     rb"""[^\s"'`;&|<>\x00]{5,1023}+))""",
-    re.MULTILINE,
 )
-_URL_PASSWORD = re.compile(
-    rb"(?<![A-Za-z0-9+.\-])[A-Za-z][A-Za-z0-9+.\-]{0,31}://[^\s:/@\x00]{0,256}:([^\s/@\x00]{1,1024})@"
-)
+# From the literal "://": any scheme will do, and the engine skips ahead to it.
+_URL_PASSWORD = re.compile(rb"://[^\s:/@\x00]{0,256}:([^\s/@\x00]{1,1024})@")
 # Bytes that end a bare value (of an assignment or a flag): after a cut-short value comes none of these.
 _BARE_STOPS = frozenset(b" \t\r\n\x0b\x0c\"'`,;#&|<>(){}[]\x00")
 _TOKEN = re.compile(rb"[^\s\x00]{6,1024}")

@@ -117,12 +117,16 @@ class StoredSecretMatcher:
                     path=content.path,
                 )
             )
-        for start, end in spans:
-            self._occurrence(content, start, end)
+        # In order of place, so each line number is counted on from the last one: linear in the content.
+        line, counted = content.first_line, 0
+        for start, end in sorted(spans):
+            line += content.data.count(b"\n", counted, start)
+            counted = start
+            self._occurrence(content, start, end, line)
             if len(self._queued) >= LOOKUP_BATCH or len(self._waiting) >= MAX_PENDING_OCCURRENCES:
                 self.flush()
 
-    def _occurrence(self, content: Content, start: int, end: int) -> None:
+    def _occurrence(self, content: Content, start: int, end: int, line: int) -> None:
         value = content.data[start:end]
         digest = hashlib.blake2b(value, digest_size=16, key=self._dedup_key).digest()
         if digest in self._asked and digest not in self._queued and digest not in self._found:
@@ -142,7 +146,7 @@ class StoredSecretMatcher:
             layer_index=content.layer_index,
             location=content.location,
             offset=content.offset + start,
-            first_line=_line(content, start),
+            first_line=line,
             binary=content.binary,
         )
         if digest in self._found:
@@ -205,7 +209,3 @@ class StoredSecretMatcher:
                 path=content.path,
             )
         )
-
-
-def _line(content: Content, start: int) -> int:
-    return content.first_line + content.data.count(b"\n", 0, start)

@@ -94,6 +94,8 @@ def test_stored_values_become_findings_naming_their_version(planted: Planted) ->
                and "payments/api/token-old v2, older version" in d for p, loc, s, d in found)
     assert any(p == "srv/deploy.sh" and "v1, older version, deleted" in d for p, _, _, d in found)
     assert len(found) == 5
+    lines = {f.path: f.line for f in report.findings if f.rule_id == "stored-secret"}
+    assert lines["app/.env"] == 2 and lines["etc/old.yaml"] == 2 and lines["config.Env[1]"] is None
     assert all("Rotate it" in d for *_, d in found)
     assert planted.decoy.encode() in lookup.asked  # asked about, and not reported
     assert sum(lookup.calls) == len(lookup.asked)
