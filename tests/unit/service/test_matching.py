@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import logging
 import random
+import sqlite3
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
@@ -244,3 +246,36 @@ class _StopAfter:
     def is_set(self) -> bool:
         self._left -= 1
         return self._left < 0
+
+
+def test_a_schema_4_database_is_migrated_and_its_versions_backfilled(
+    db_path: Path, keyring: LocalKeyring, clock: ManualClock
+) -> None:
+    rng = random.Random(21)
+    values = [word(rng, 12) for _ in range(3)]
+    with SqliteStore(db_path) as first:
+        legacy = SecretService(first, keyring, clock, AdminPolicyOnly())
+        for i, v in enumerate(values):
+            legacy.put(ADMIN, NS, f"old{i}", SecretBytes(v))
+    # Take the file back to what the release before fingerprints wrote.
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("DROP TABLE secret_fingerprints")
+        conn.execute("DROP TABLE fingerprint_keys")
+        conn.execute("UPDATE schema_version SET version = 4")
+    with SqliteStore(db_path) as upgraded:
+        with sqlite3.connect(db_path) as conn:
+            assert conn.execute("SELECT version FROM schema_version").fetchone() == (5,)
+        keys = FingerprintKeys(upgraded, keyring, clock)
+        backfill = FingerprintBackfill(upgraded, keyring, keys)
+        assert backfill.run().added == 3
+        found = MatchService(upgraded, keys, AdminPolicyOnly(), backfill.done.is_set).match(ADMIN, values)
+        assert [m.path for m in found.matches] == ["old0", "old1", "old2"] and found.complete
+
+
+def test_the_wire_answer_has_no_field_that_could_carry_a_value() -> None:
+    from google.protobuf.descriptor import FieldDescriptor
+
+    from secretsvc.v1 import matching_pb2
+
+    for message in (matching_pb2.MatchValuesResponse.DESCRIPTOR, matching_pb2.ValueMatch.DESCRIPTOR):
+        assert all(f.type != FieldDescriptor.TYPE_BYTES for f in message.fields)
