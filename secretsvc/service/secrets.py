@@ -177,12 +177,13 @@ class SecretService:
     def _put(self, namespace: str, path: str, value: SecretBytes, cas: int | None,
              metadata: Mapping[str, str] | None, max_versions: int, grants: _WriteGrants) -> PutResult:
         fingerprint: Fingerprint | None = None
-        if self._fingerprints is not None:
-            fingerprint = self._fingerprints.fingerprint(value)
         for _ in range(_MAX_PUT_ATTEMPTS):
             head = self._store.current_version(namespace, path)
             current = head.current_version if head else 0
             capability = grants.check(exists=head is not None)
+            if fingerprint is None and self._fingerprints is not None:
+                # After the check: a refused put does not make the fingerprint key or spend an HMAC.
+                fingerprint = self._fingerprints.fingerprint(value)
             if cas is not None and cas != current:
                 raise VersionConflict(
                     f"check-and-set failed for {namespace}/{path}: expected version {cas}, current is {current}"

@@ -112,6 +112,10 @@ def test_match_values_end_to_end(server: ServerProcess) -> None:
             match(server, bad, scanner)
         assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
         assert "MAX_MATCH" in (info.value.details() or "")
+    # Far past the bounds: refused by the body bound before it is parsed, as for every method.
+    with pytest.raises(grpc.RpcError) as info:
+        match(server, [b"z" * limits.MAX_MATCH_CANDIDATE_BYTES] * 600, scanner)
+    assert info.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
     stubs.close()
     assert server.stop() == 0
 

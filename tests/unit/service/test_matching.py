@@ -279,3 +279,11 @@ def test_the_wire_answer_has_no_field_that_could_carry_a_value() -> None:
 
     for message in (matching_pb2.MatchValuesResponse.DESCRIPTOR, matching_pb2.ValueMatch.DESCRIPTOR):
         assert all(f.type != FieldDescriptor.TYPE_BYTES for f in message.fields)
+
+
+def test_a_refused_put_makes_no_fingerprint_key(svc: SecretService, store: SqliteStore) -> None:
+    from secretsvc.errors import PermissionDenied
+
+    with pytest.raises(PermissionDenied):
+        svc.put(SCANNER, NS, "x", SecretBytes(b"value-123"))
+    assert store.fingerprint_keys() == []
