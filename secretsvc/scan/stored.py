@@ -99,7 +99,9 @@ class StoredSecretMatcher:
     _queued: dict[bytes, bytes] = field(default_factory=dict, repr=False)  # digest -> value, awaiting a lookup
     _waiting: list[tuple[bytes, Content]] = field(default_factory=list, repr=False)  # (digest, slim content)
     _reported: dict[bytes, int] = field(default_factory=dict, repr=False)  # occurrences emitted per value
+    _overflowed: set[bytes] = field(default_factory=set, repr=False)  # values past MAX_OCCURRENCES_PER_VALUE
     _scan_cap_warned: bool = False
+    _occurrence_cap_warned: bool = False
     _service_incomplete_warned: bool = False
 
     def offer(self, content: Content, rule_matches: Iterable[Match] = ()) -> None:
@@ -138,6 +140,10 @@ class StoredSecretMatcher:
             self._asked.add(digest)
             self._queued[digest] = value
         if self._reported.get(digest, 0) >= MAX_OCCURRENCES_PER_VALUE:
+            if digest in self._found:
+                self._warn_occurrence_cap(found=True)
+            else:
+                self._overflowed.add(digest)  # decided when its lookup is answered
             return
         self._reported[digest] = self._reported.get(digest, 0) + 1
         slim = Content(
@@ -164,8 +170,10 @@ class StoredSecretMatcher:
         for digest, slim in waiting:
             if digest in self._found:
                 self._report(digest, slim)
+        self._warn_occurrence_cap()
         for digest in [d for d in self._reported if d not in self._found]:
             del self._reported[digest]  # equals nothing stored: no need to count where it appears
+        self._overflowed.intersection_update(self._found)
 
     def _lookup(self, batch: list[tuple[bytes, bytes]]) -> None:
         values = [value for _, value in batch]
@@ -195,6 +203,19 @@ class StoredSecretMatcher:
         value = slim.data
         self.descriptions[self.fingerprint(value)] = describe(versions)
         self.emit(slim, [Match(RULE_ID, severity_of(versions), 0, len(value), value)])
+
+    def _warn_occurrence_cap(self, *, found: bool = False) -> None:
+        # Only a value that equals a stored secret loses anything by the cap: its further places go unreported.
+        if self._occurrence_cap_warned or not (found or any(d in self._found for d in self._overflowed)):
+            return
+        self._occurrence_cap_warned = True
+        self.on_warning(
+            ScanWarning(
+                "limit.stored_occurrences",
+                f"a stored secret's value appears in over MAX_OCCURRENCES_PER_VALUE ({MAX_OCCURRENCES_PER_VALUE}) "
+                "places; only the first are reported",
+            )
+        )
 
     def _warn_scan_cap(self, content: Content) -> None:
         if self._scan_cap_warned:

@@ -166,3 +166,63 @@ def test_many_versions_are_named_up_to_a_bound() -> None:
     text = stored.describe(versions)
     assert "ns/p0 v1, current" in text and "and 3 more" in text
     assert stored.severity_of(versions[1:]) is Severity.HIGH
+
+
+def test_the_scan_wide_cap_is_a_warning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(stored, "MAX_SCAN_CANDIDATES", 50)
+    rng = random.Random(79)
+    text = "".join(f"K{i}={word(rng, 10)}\n" for i in range(80))
+    archive = si.write_docker_archive(tmp_path / "s.tar", si.build_image([[si.file("a.env", text)]]))
+    lookup = Table({})
+    report = scan(f"docker-archive:{archive}", ScanOptions(match_stored=lookup))
+    assert [w.code for w in report.warnings].count("limit.stored_candidates") == 1
+    assert len(lookup.asked) == 50 and not report.complete
+
+
+def _repeated(tmp_path: Path, copies: int) -> tuple[Path, Table]:
+    secret = word(random.Random(80), 10)
+    files = [si.file(f"f{i}.env", f"A={secret}\n") for i in range(copies)]
+    archive = si.write_docker_archive(tmp_path / "r.tar", si.build_image([files]))
+    return archive, Table({secret.encode(): [StoredVersion("ns", "p", 1, True, False)]})
+
+
+def test_pending_occurrences_force_a_lookup_before_the_image_ends(monkeypatch: pytest.MonkeyPatch) -> None:
+    from secretsvc.scan.model import Content, Match
+
+    monkeypatch.setattr(stored, "MAX_PENDING_OCCURRENCES", 10)
+    secret = word(random.Random(82), 10)
+    lookup = Table({secret.encode(): [StoredVersion("ns", "p", 1, True, False)]})
+    emitted: list[Match] = []
+    matcher = stored.StoredSecretMatcher(lookup=lookup, emit=lambda c, ms: emitted.extend(ms),
+                                         on_warning=lambda w: None, fingerprint=lambda v: "fp")
+    for i in range(9):
+        matcher.offer(Content(f"X_{i}={secret}\n".encode(), f"f{i}.txt", 0, Location.FILE, offset=1))
+    assert lookup.calls == [] and emitted == []  # nine occurrences wait for the lookup
+    matcher.offer(Content(f"X_9={secret}\n".encode(), "f9.txt", 0, Location.FILE, offset=1))
+    assert lookup.calls == [1] and len(emitted) == 10  # the tenth forced it
+    matcher.offer(Content(f"Y={secret}\n".encode(), "g.txt", 0, Location.FILE, offset=1))
+    assert lookup.calls == [1] and len(emitted) == 11  # a known value is reported without asking again
+    assert all(m.rule_id == "stored-secret" and m.severity is Severity.CRITICAL for m in emitted)
+
+
+def test_a_value_in_too_many_places_is_reported_up_to_a_cap_with_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(stored, "MAX_OCCURRENCES_PER_VALUE", 3)
+    archive, lookup = _repeated(tmp_path, 25)
+    report = scan(f"docker-archive:{archive}", ScanOptions(match_stored=lookup))
+    assert len([f for f in report.findings if f.rule_id == "stored-secret"]) == 3
+    assert [w.code for w in report.warnings].count("limit.stored_occurrences") == 1
+    assert not report.complete
+
+
+def test_a_rule_match_in_a_binary_file_is_a_candidate(tmp_path: Path) -> None:
+    from tests import fakecreds
+
+    token = fakecreds.fake_github_token(random.Random(81))
+    data = b"\x7fELF\x00\x00\x00" + token.encode() + b"\x00\x01"
+    archive = si.write_docker_archive(tmp_path / "b.tar", si.build_image([[si.file("bin/app", data)]]))
+    lookup = Table({token.encode(): [StoredVersion("ci", "github", 2, True, False)]})
+    report = scan(f"docker-archive:{archive}", ScanOptions(match_stored=lookup))
+    rules = sorted(f.rule_id for f in report.findings if f.path == "bin/app")
+    assert "stored-secret" in rules and len(rules) == 2  # the rule's own finding and the stored one
