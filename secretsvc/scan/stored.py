@@ -7,9 +7,11 @@ secret versions equal to it; the values never come back, and nothing here logs o
 holds the redacted form and the run's keyed fingerprint like every other finding.
 
 Bounds: candidates per content (candidates.MAX_CANDIDATES_PER_CONTENT), distinct values per scan
-(`MAX_SCAN_CANDIDATES`) and occurrences waiting for a lookup (`MAX_PENDING_OCCURRENCES`). A cap that drops
-candidates is a `ScanWarning` (code `limit.stored_candidates`) that makes the scan incomplete, never silent;
-so is an answer from a service that had not yet fingerprinted every stored version (`stored.incomplete`).
+(`MAX_SCAN_CANDIDATES`), occurrences waiting for a lookup (`MAX_PENDING_OCCURRENCES`: reaching it forces
+one) and places reported per matched value (`MAX_OCCURRENCES_PER_VALUE`). A cap that drops anything is a
+`ScanWarning` (`limit.stored_candidates`, `limit.stored_occurrences`) that makes the scan incomplete, never
+silent; so is an answer from a service that had not yet fingerprinted every stored version
+(`stored.incomplete`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,12 @@ import secrets
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from secretsvc.scan.candidates import MAX_CANDIDATES_PER_CONTENT, extract
+from secretsvc.scan.candidates import (
+    MAX_CANDIDATE_BYTES,
+    MAX_CANDIDATES_PER_CONTENT,
+    MIN_CANDIDATE_BYTES,
+    extract,
+)
 from secretsvc.scan.model import Content, Match, ScanWarning, Severity
 
 RULE_ID = "stored-secret"
@@ -105,7 +112,9 @@ class StoredSecretMatcher:
     _service_incomplete_warned: bool = False
 
     def offer(self, content: Content, rule_matches: Iterable[Match] = ()) -> None:
-        spans = [(m.start, m.end) for m in rule_matches if 6 <= m.end - m.start <= 1024]
+        spans = [
+            (m.start, m.end) for m in rule_matches if MIN_CANDIDATE_BYTES <= m.end - m.start <= MAX_CANDIDATE_BYTES
+        ]
         extraction = extract(content)
         spans.extend((s.start, s.end) for s in extraction.spans)
         if extraction.truncated:
