@@ -49,12 +49,14 @@ def versions_call(stubs: Stubs, method: str, namespace: str, path: str, versions
     getattr(stubs.secrets, method)(request, metadata=stubs.md)
 
 
-def match(server: ServerProcess, candidates: list[bytes], metadata: tuple[tuple[str, str], ...]
-          ) -> matching_pb2.MatchValuesResponse:
+def match(
+    server: ServerProcess, candidates: list[bytes], metadata: tuple[tuple[str, str], ...]
+) -> matching_pb2.MatchValuesResponse:
     with server.channel() as channel:
         stub = matching_pb2_grpc.MatchingStub(channel)  # type: ignore[no-untyped-call]
         answer: matching_pb2.MatchValuesResponse = stub.MatchValues(
-            matching_pb2.MatchValuesRequest(candidates=candidates), metadata=metadata)
+            matching_pb2.MatchValuesRequest(candidates=candidates), metadata=metadata
+        )
         return answer
 
 
@@ -106,8 +108,12 @@ def test_match_values_end_to_end(server: ServerProcess) -> None:
     assert list(match(server, candidates, nobody).matches) == []
 
     too_many = [word(rng, 6) for _ in range(limits.MAX_MATCH_CANDIDATES + 1)]
-    for bad in (too_many, [b"x" * (limits.MAX_MATCH_CANDIDATE_BYTES + 1)], [b""],
-                [b"y" * limits.MAX_MATCH_CANDIDATE_BYTES] * (limits.MAX_MATCH_TOTAL_BYTES // 1024 + 1)):
+    for bad in (
+        too_many,
+        [b"x" * (limits.MAX_MATCH_CANDIDATE_BYTES + 1)],
+        [b""],
+        [b"y" * limits.MAX_MATCH_CANDIDATE_BYTES] * (limits.MAX_MATCH_TOTAL_BYTES // 1024 + 1),
+    ):
         with pytest.raises(grpc.RpcError) as info:
             match(server, bad, scanner)
         assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT

@@ -48,7 +48,11 @@ def versions(stubs: Stubs, method: str, namespace: str, path: str, numbers: list
 def scan(image: Path, env: dict[str, str], *extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         cli_command("scan", f"docker-archive:{image}", "--match-stored", "--format", "json", "--no-progress", *extra),
-        capture_output=True, text=True, env=env, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
     )
 
 
@@ -76,13 +80,17 @@ def test_scan_finds_exactly_the_stored_versions(server: ServerProcess, tmp_path:
 
     image = si.build_image(
         [
-            [si.file("app/.env", f"DB_HOST=db\nDB_PASSWORD={password}\nFEATURE_FLAG={decoys[0]}\n"),
-             si.file("app/config.json", json.dumps({"rotating": old, "other": decoys[1]})),
-             si.file("etc/removed.ini", f"[svc]\nsecret = {deleted}\n")],
-            [si.file("run/secrets/api_token", token + "\n"),
-             si.whiteout("etc/removed.ini"),
-             si.file("srv/start.sh", f"exec app --password {destroyed} --ops-key {ops_value} --x {decoys[2]}\n"),
-             si.file("srv/app.xml", f"<cfg><key>{current}</key></cfg>\n")],
+            [
+                si.file("app/.env", f"DB_HOST=db\nDB_PASSWORD={password}\nFEATURE_FLAG={decoys[0]}\n"),
+                si.file("app/config.json", json.dumps({"rotating": old, "other": decoys[1]})),
+                si.file("etc/removed.ini", f"[svc]\nsecret = {deleted}\n"),
+            ],
+            [
+                si.file("run/secrets/api_token", token + "\n"),
+                si.whiteout("etc/removed.ini"),
+                si.file("srv/start.sh", f"exec app --password {destroyed} --ops-key {ops_value} --x {decoys[2]}\n"),
+                si.file("srv/app.xml", f"<cfg><key>{current}</key></cfg>\n"),
+            ],
         ],
         env=["PATH=/usr/bin", f"DATABASE_URL=postgres://app:{password}@db:5432/app"],
     )
@@ -94,8 +102,11 @@ def test_scan_finds_exactly_the_stored_versions(server: ServerProcess, tmp_path:
     result = scan(archive, scanner_env)
     assert result.returncode == 1, result.stderr
     report = json.loads(result.stdout)
-    stored = sorted((f["path"], f["severity"], f["description"].split(":", 1)[1].split(".")[0].strip())
-                    for f in report["findings"] if f["rule_id"] == "stored-secret")
+    stored = sorted(
+        (f["path"], f["severity"], f["description"].split(":", 1)[1].split(".")[0].strip())
+        for f in report["findings"]
+        if f["rule_id"] == "stored-secret"
+    )
     assert stored == [
         ("app/.env", "critical", "payments/db/password v1, current"),
         ("app/config.json", "high", "payments/rotating v1, older version"),
@@ -112,8 +123,11 @@ def test_scan_finds_exactly_the_stored_versions(server: ServerProcess, tmp_path:
 
     # The admin holds match on everything: the ops secret is found too; the destroyed version still is not.
     as_admin = json.loads(scan(archive, server.cli_env()).stdout)
-    paths = {(f["path"], f["description"].split(":", 1)[1].split(".")[0].strip())
-             for f in as_admin["findings"] if f["rule_id"] == "stored-secret"}
+    paths = {
+        (f["path"], f["description"].split(":", 1)[1].split(".")[0].strip())
+        for f in as_admin["findings"]
+        if f["rule_id"] == "stored-secret"
+    }
     assert ("srv/start.sh", "ops/root v1, current") in paths
     assert not any("rotating v4" in d for _, d in paths)
 
@@ -122,7 +136,10 @@ def test_scan_finds_exactly_the_stored_versions(server: ServerProcess, tmp_path:
     records = [json.loads(line) for line in audit.splitlines()]
     matching = [r for r in records if r.get("method") == "/secretsvc.v1.Matching/MatchValues"]
     assert {r["resource"] for r in matching if r["principal"] == "token:scanner"} >= {
-        "payments/db/password", "payments/rotating", "payments/api/token"}
+        "payments/db/password",
+        "payments/rotating",
+        "payments/api/token",
+    }
     assert "ops/root" not in {r["resource"] for r in matching if r["principal"] == "token:scanner"}
     for text in (audit, server.log()):
         for value in (password, token, old, deleted, destroyed, current, ops_value, *decoys):

@@ -25,25 +25,28 @@ def word(rng: random.Random, n: int = 12) -> str:
 def values(data: bytes | str, **kw: object) -> list[bytes]:
     raw = data.encode() if isinstance(data, str) else data
     content = Content(data=raw, path="etc/app.conf", layer_index=0, location=Location.FILE, **kw)  # type: ignore[arg-type]
-    return [raw[s.start:s.end] for s in extract(content).spans]
+    return [raw[s.start : s.end] for s in extract(content).spans]
 
 
-@pytest.mark.parametrize("template", [
-    "DB_PASSWORD={v}\n",
-    "export DB_PASSWORD='{v}'\n",
-    "password: {v}\n",
-    'password: "{v}"\n',
-    '{{"user": "app", "password": "{v}", "port": 5432}}',
-    "[db]\npassword = {v}\n",
-    "<config><password>{v}</password></config>",
-    '<add key="pw" value="{v}"/>',
-    "psql --password {v} --host db\n",
-    "mysql --password={v} -h db\n",
-    'curl -u app:x --data-urlencode "token={v}" https://x\n',
-    "DATABASE_URL=postgres://app:{v}@db.internal:5432/app\n",
-    "redis://:{v}@cache:6379/0",
-    "const apiKey := \"{v}\"\n",
-])
+@pytest.mark.parametrize(
+    "template",
+    [
+        "DB_PASSWORD={v}\n",
+        "export DB_PASSWORD='{v}'\n",
+        "password: {v}\n",
+        'password: "{v}"\n',
+        '{{"user": "app", "password": "{v}", "port": 5432}}',
+        "[db]\npassword = {v}\n",
+        "<config><password>{v}</password></config>",
+        '<add key="pw" value="{v}"/>',
+        "psql --password {v} --host db\n",
+        "mysql --password={v} -h db\n",
+        'curl -u app:x --data-urlencode "token={v}" https://x\n',
+        "DATABASE_URL=postgres://app:{v}@db.internal:5432/app\n",
+        "redis://:{v}@cache:6379/0",
+        'const apiKey := "{v}"\n',
+    ],
+)
 def test_each_place_yields_the_value(template: str) -> None:
     secret = word(random.Random(template), 14)
     assert secret.encode() in values(template.format(v=secret))
@@ -57,9 +60,10 @@ def test_a_small_file_holding_one_token_is_a_candidate_whole() -> None:
 
 def test_env_values_of_the_config_are_candidates_whole() -> None:
     secret = "pass word with spaces " + word(random.Random(3), 6)
-    content = Content(data=f"APP_SECRET={secret}".encode(), path="config.Env[0]", layer_index=None,
-                      location=Location.CONFIG_ENV)
-    found = [content.data[s.start:s.end] for s in extract(content).spans]
+    content = Content(
+        data=f"APP_SECRET={secret}".encode(), path="config.Env[0]", layer_index=None, location=Location.CONFIG_ENV
+    )
+    found = [content.data[s.start : s.end] for s in extract(content).spans]
     assert secret.encode() in found
 
 
@@ -100,20 +104,23 @@ def test_no_candidate_holds_a_line_break_or_nul() -> None:
     data = bytes(rng.randrange(256) for _ in range(200_000))
     content = Content(data=data, path="noise", layer_index=0, location=Location.FILE)
     for span in extract(content, limit=10**6).spans:
-        value = data[span.start:span.end]
+        value = data[span.start : span.end]
         assert b"\n" not in value and b"\x00" not in value
         assert MIN_CANDIDATE_BYTES <= len(value) <= MAX_CANDIDATE_BYTES
 
 
-@pytest.mark.parametrize("hostile", [
-    b"a=" * 500_000,
-    b"<" + b"a" * 1_000_000,
-    b'"' + b"x" * 1_000_000,
-    b"--" + b"-a " * 300_000,
-    b"s://" + b"u" * 1_000_000 + b":",
-    (b"<a>" + b"v" * 2000) * 400,
-    b"k" * 200 + b"=" + b"v" * 2_000_000,
-])
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        b"a=" * 500_000,
+        b"<" + b"a" * 1_000_000,
+        b'"' + b"x" * 1_000_000,
+        b"--" + b"-a " * 300_000,
+        b"s://" + b"u" * 1_000_000 + b":",
+        (b"<a>" + b"v" * 2000) * 400,
+        b"k" * 200 + b"=" + b"v" * 2_000_000,
+    ],
+)
 def test_hostile_input_is_linear(hostile: bytes) -> None:
     content = Content(data=hostile, path="hostile", layer_index=0, location=Location.FILE)
     started = time.perf_counter()

@@ -42,8 +42,9 @@ class Table:
         assert all(6 <= len(v) <= 1024 for v in values)
         assert len(set(values)) == len(values)  # deduplicated before asking
         self.asked.update(values)
-        return LookupAnswer([(i, s) for i, v in enumerate(values) for s in self.stored.get(bytes(v), [])],
-                            self.complete)
+        return LookupAnswer(
+            [(i, s) for i, v in enumerate(values) for s in self.stored.get(bytes(v), [])], self.complete
+        )
 
 
 @dataclass
@@ -62,10 +63,15 @@ def planted(tmp_path_factory: pytest.TempPathFactory) -> Planted:
     password, token, older, deleted, decoy = word(rng, 8), word(rng, 48), word(rng, 12), word(rng, 14), word(rng, 10)
     image = si.build_image(
         [
-            [si.file("app/.env", f"DB_HOST=db\nDB_PASSWORD={password}\nDECOY={decoy}\n"),
-             si.file("etc/old.yaml", f"api:\n  token: \"{older}\"\n")],
-            [si.file("run/secrets/api_token", f"{token}\n"), si.whiteout("etc/old.yaml"),
-             si.file("srv/deploy.sh", f"curl https://svc:{deleted}@api.internal/\n")],
+            [
+                si.file("app/.env", f"DB_HOST=db\nDB_PASSWORD={password}\nDECOY={decoy}\n"),
+                si.file("etc/old.yaml", f'api:\n  token: "{older}"\n'),
+            ],
+            [
+                si.file("run/secrets/api_token", f"{token}\n"),
+                si.whiteout("etc/old.yaml"),
+                si.file("srv/deploy.sh", f"curl https://svc:{deleted}@api.internal/\n"),
+            ],
         ],
         env=["PATH=/usr/bin", f"APP_PASSWORD={password}"],
     )
@@ -74,24 +80,35 @@ def planted(tmp_path_factory: pytest.TempPathFactory) -> Planted:
 
 
 def table(p: Planted) -> Table:
-    return Table({
-        p.password.encode(): [StoredVersion("payments", "db/password", 3, True, False)],
-        p.token.encode(): [StoredVersion("payments", "api/token", 1, True, False)],
-        p.older.encode(): [StoredVersion("payments", "api/token-old", 2, False, False)],
-        p.deleted.encode(): [StoredVersion("payments", "svc/password", 1, False, True)],
-    })
+    return Table(
+        {
+            p.password.encode(): [StoredVersion("payments", "db/password", 3, True, False)],
+            p.token.encode(): [StoredVersion("payments", "api/token", 1, True, False)],
+            p.older.encode(): [StoredVersion("payments", "api/token-old", 2, False, False)],
+            p.deleted.encode(): [StoredVersion("payments", "svc/password", 1, False, True)],
+        }
+    )
 
 
 def test_stored_values_become_findings_naming_their_version(planted: Planted) -> None:
     lookup = table(planted)
     report = scan(f"docker-archive:{planted.archive}", ScanOptions(match_stored=lookup))
     found = {(f.path, f.location, f.severity, f.description) for f in report.findings if f.rule_id == "stored-secret"}
-    assert ("app/.env", Location.FILE, Severity.CRITICAL, stored.describe(lookup.stored[planted.password.encode()])) \
-        in found
+    assert (
+        "app/.env",
+        Location.FILE,
+        Severity.CRITICAL,
+        stored.describe(lookup.stored[planted.password.encode()]),
+    ) in found
     assert any(p == "config.Env[1]" and s is Severity.CRITICAL for p, _, s, _ in found)
     assert any(p == "run/secrets/api_token" and "payments/api/token v1, current" in d for p, _, _, d in found)
-    assert any(p == "etc/old.yaml" and loc is Location.DELETED_FILE and s is Severity.HIGH
-               and "payments/api/token-old v2, older version" in d for p, loc, s, d in found)
+    assert any(
+        p == "etc/old.yaml"
+        and loc is Location.DELETED_FILE
+        and s is Severity.HIGH
+        and "payments/api/token-old v2, older version" in d
+        for p, loc, s, d in found
+    )
     assert any(p == "srv/deploy.sh" and "v1, older version, deleted" in d for p, _, _, d in found)
     assert len(found) == 5
     lines = {f.path: f.line for f in report.findings if f.rule_id == "stored-secret"}
@@ -154,8 +171,10 @@ def test_a_failing_lookup_ends_the_scan(planted: Planted) -> None:
 
 def test_a_nonsense_answer_index_is_ignored(planted: Planted) -> None:
     def lookup(values: Sequence[bytes]) -> LookupAnswer:
-        return LookupAnswer([(len(values) + 3, StoredVersion("a", "b", 1, True, False)), (-1, StoredVersion(
-            "a", "b", 1, True, False))], True)
+        return LookupAnswer(
+            [(len(values) + 3, StoredVersion("a", "b", 1, True, False)), (-1, StoredVersion("a", "b", 1, True, False))],
+            True,
+        )
 
     report = scan(f"docker-archive:{planted.archive}", ScanOptions(match_stored=lookup))
     assert not [f for f in report.findings if f.rule_id == "stored-secret"]
@@ -193,8 +212,9 @@ def test_pending_occurrences_force_a_lookup_before_the_image_ends(monkeypatch: p
     secret = word(random.Random(82), 10)
     lookup = Table({secret.encode(): [StoredVersion("ns", "p", 1, True, False)]})
     emitted: list[Match] = []
-    matcher = stored.StoredSecretMatcher(lookup=lookup, emit=lambda c, ms: emitted.extend(ms),
-                                         on_warning=lambda w: None, fingerprint=lambda v: "fp")
+    matcher = stored.StoredSecretMatcher(
+        lookup=lookup, emit=lambda c, ms: emitted.extend(ms), on_warning=lambda w: None, fingerprint=lambda v: "fp"
+    )
     for i in range(9):
         matcher.offer(Content(f"X_{i}={secret}\n".encode(), f"f{i}.txt", 0, Location.FILE, offset=1))
     assert lookup.calls == [] and emitted == []  # nine occurrences wait for the lookup

@@ -54,8 +54,9 @@ def grants() -> Grants:
 
 
 @pytest.fixture
-def svc(store: SqliteStore, keyring: LocalKeyring, clock: ManualClock, grants: Grants,
-        keys: FingerprintKeys) -> SecretService:
+def svc(
+    store: SqliteStore, keyring: LocalKeyring, clock: ManualClock, grants: Grants, keys: FingerprintKeys
+) -> SecretService:
     return SecretService(store, keyring, clock, grants, fingerprints=keys)
 
 
@@ -111,8 +112,9 @@ def test_one_value_in_two_secrets_names_both(svc: SecretService, matcher: MatchS
     assert names == [("other", "b"), (NS, "a")]
 
 
-def test_only_secrets_the_caller_may_match_are_reported(svc: SecretService, matcher: MatchService,
-                                                        grants: Grants) -> None:
+def test_only_secrets_the_caller_may_match_are_reported(
+    svc: SecretService, matcher: MatchService, grants: Grants
+) -> None:
     rng = random.Random(15)
     mine, theirs = word(rng, 9), word(rng, 9)
     svc.put(ADMIN, NS, "mine", SecretBytes(mine))
@@ -162,8 +164,7 @@ def test_the_key_is_stored_sealed_and_shared_by_a_second_process(
     assert [m.path for m in other.match(ADMIN, [value]).matches] == ["k"]
 
 
-def test_fingerprints_are_keyed_not_plain_hashes(svc: SecretService, store: SqliteStore,
-                                                 keys: FingerprintKeys) -> None:
+def test_fingerprints_are_keyed_not_plain_hashes(svc: SecretService, store: SqliteStore, keys: FingerprintKeys) -> None:
     import hashlib
 
     value = word(random.Random(17), 20)
@@ -225,8 +226,9 @@ def test_root_key_rewrap_moves_the_fingerprint_key_and_matching_still_works(
     assert [m.path for m in fresh.match(ADMIN, [value]).matches] == ["k"]
 
 
-def test_no_log_line_holds_a_candidate(svc: SecretService, matcher: MatchService,
-                                      caplog: pytest.LogCaptureFixture) -> None:
+def test_no_log_line_holds_a_candidate(
+    svc: SecretService, matcher: MatchService, caplog: pytest.LogCaptureFixture
+) -> None:
     rng = random.Random(20)
     stored, decoy = word(rng, 14), word(rng, 14)
     svc.put(ADMIN, NS, "k", SecretBytes(stored))

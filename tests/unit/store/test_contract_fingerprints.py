@@ -14,11 +14,19 @@ NS = "team-a"
 T0 = 1_700_000_000.0
 
 
-def put(store: SecretStore, path: str, version: int, digest: bytes | None, rng: random.Random,
-        max_versions: int = 10) -> None:
-    store.insert_version(NS, path, version, rng.randbytes(48), expected_version=version - 1, now=T0,
-                         max_versions=max_versions,
-                         fingerprint=None if digest is None else Fingerprint(1, digest))
+def put(
+    store: SecretStore, path: str, version: int, digest: bytes | None, rng: random.Random, max_versions: int = 10
+) -> None:
+    store.insert_version(
+        NS,
+        path,
+        version,
+        rng.randbytes(48),
+        expected_version=version - 1,
+        now=T0,
+        max_versions=max_versions,
+        fingerprint=None if digest is None else Fingerprint(1, digest),
+    )
 
 
 @pytest.fixture
@@ -64,8 +72,16 @@ def test_malformed_fingerprints_are_refused(keyed: SecretStore, rng: random.Rand
     with pytest.raises(InvalidArgument):
         put(keyed, "p", 1, rng.randbytes(31), rng)
     with pytest.raises(InvalidArgument):
-        keyed.insert_version(NS, "p", 1, rng.randbytes(48), expected_version=0, now=T0, max_versions=1,
-                             fingerprint=Fingerprint(0, rng.randbytes(32)))
+        keyed.insert_version(
+            NS,
+            "p",
+            1,
+            rng.randbytes(48),
+            expected_version=0,
+            now=T0,
+            max_versions=1,
+            fingerprint=Fingerprint(0, rng.randbytes(32)),
+        )
     with pytest.raises(LimitExceeded):
         keyed.find_fingerprints([rng.randbytes(32)] * 10_001)
 
