@@ -246,3 +246,14 @@ def test_a_rule_match_in_a_binary_file_is_a_candidate(tmp_path: Path) -> None:
     report = scan(f"docker-archive:{archive}", ScanOptions(match_stored=lookup))
     rules = sorted(f.rule_id for f in report.findings if f.path == "bin/app")
     assert "stored-secret" in rules and len(rules) == 2  # the rule's own finding and the stored one
+
+
+def test_a_plain_directory_is_matched_too(tmp_path: Path) -> None:
+    secret = word(random.Random(83), 11)
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "settings.py").write_text(f'DEBUG = False\nDB_PASSWORD = "{secret}"\n')
+    lookup = Table({secret.encode(): [StoredVersion("web", "db", 4, False, False)]})
+    report = scan(str(tmp_path / "src"), ScanOptions(match_stored=lookup))
+    [finding] = [f for f in report.findings if f.rule_id == "stored-secret"]
+    assert (finding.path, finding.line, finding.severity) == ("settings.py", 2, Severity.HIGH)
+    assert "web/db v4, older version" in finding.description
