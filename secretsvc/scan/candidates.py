@@ -109,17 +109,14 @@ def extract(content: Content, *, limit: int = MAX_CANDIDATES_PER_CONTENT) -> Ext
             take(lead + whole.start(), lead + whole.end())
     for pattern in (_ASSIGNMENT, _FLAG, _XML_ELEMENT, _URL_PASSWORD):
         for m in pattern.finditer(data):
-            group = next(i for i in range(len(m.groups()), 0, -1) if m.start(i) >= 0 and _is_value_group(pattern, i))
+            # The value is the last group that took part: one alternative of several, or the element's text
+            # after its name.
+            group = m.lastindex or 0
             if group == 3 and m.end(3) < len(data) and data[m.end(3)] not in _BARE_STOPS:
                 continue  # a bare value longer than MAX_CANDIDATE_BYTES, cut short by the pattern's bound
             if not take(m.start(group), m.end(group)):
                 return Extraction(tuple(found), truncated)
     return Extraction(tuple(found), truncated)
-
-
-def _is_value_group(pattern: re.Pattern[bytes], index: int) -> bool:
-    # The XML element's first group is the element's name, not its text.
-    return not (pattern is _XML_ELEMENT and index == 1)
 
 
 def _trim(data: bytes, start: int, end: int) -> tuple[int, int]:
