@@ -126,6 +126,7 @@ INFORMATIONAL_WARNINGS: frozenset[str] = frozenset(
     {
         "path.unsafe",  # an absolute or ".." member name: normalised, and the member is read in full
         "limit.warnings",  # only warning records are dropped; every dropped warning still counts as not read
+        "origin.truncated",  # only package-ownership claims are dropped: the files are still read and reported
     }
 )
 
