@@ -13,6 +13,7 @@ ignored allowlist:
     [scan]
     allow_incomplete = false               # true: a scan that could not read everything still exits 0
     accept_warnings = ["limit.file_size"]  # these warning codes never make the scan fail as incomplete
+    min_confidence = "medium"              # low, medium or high; findings below it are hidden and counted
 
 Warning codes in `accept_warnings` are checked for their shape only: a code this version does not know
 (from a newer release, or misspelt) accepts nothing, so a typo fails safe (the scan still fails).
@@ -31,6 +32,7 @@ from typing import Any
 from secretsvc.boundedio import read_bounded
 from secretsvc.errors import ConfigError
 from secretsvc.scan.model import Finding
+from secretsvc.scan.origin import Confidence
 
 MAX_CONFIG_FILE_BYTES = 1024 * 1024
 MAX_CONFIG_PATTERNS = 10_000
@@ -41,7 +43,7 @@ MAX_WARNING_CODE_CHARS = 64
 _KNOWN_KEYS: dict[str, frozenset[str]] = {
     "ignore": frozenset({"paths", "rules"}),
     "rules": frozenset({"disabled"}),
-    "scan": frozenset({"allow_incomplete", "accept_warnings"}),
+    "scan": frozenset({"allow_incomplete", "accept_warnings", "min_confidence"}),
 }
 _WARNING_CODE = re.compile(r"[a-z0-9_]+(?:\.[a-z0-9_]+)+")
 
@@ -53,6 +55,7 @@ class ScanConfig:
     disabled_rules: frozenset[str] = frozenset()
     allow_incomplete: bool = False
     accepted_warnings: frozenset[str] = frozenset()
+    min_confidence: Confidence | None = None  # None: not set (the CLI default applies)
 
     def rule_ids(self) -> frozenset[str]:
         """Every rule id the config names, so the caller can refuse unknown ones."""
@@ -119,12 +122,18 @@ def parse_config(document: dict[str, Any], *, source: str = "scan config") -> Sc
     for code in accepted:
         if not _WARNING_CODE.fullmatch(code):
             raise ConfigError(f"{source}: scan.accept_warnings: {code!r} is not a warning code (e.g. limit.file_size)")
+    min_confidence = scan.get("min_confidence")
+    try:
+        level = None if min_confidence is None else Confidence.parse(str(min_confidence))
+    except ValueError as e:
+        raise ConfigError(f"{source}: scan.min_confidence: {e}") from None
     return ScanConfig(
         ignore_paths=tuple(_strings(ignore, "paths", f"{source}: ignore.paths", MAX_PATTERN_CHARS)),
         ignore_rules=frozenset(_strings(ignore, "rules", f"{source}: ignore.rules", MAX_RULE_ID_CHARS)),
         disabled_rules=frozenset(_strings(rules, "disabled", f"{source}: rules.disabled", MAX_RULE_ID_CHARS)),
         allow_incomplete=allow_incomplete,
         accepted_warnings=frozenset(accepted),
+        min_confidence=level,
     )
 
 

@@ -17,6 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 
+from secretsvc.scan.origin import APPLICATION, Confidence, Origin
+
 
 class Severity(IntEnum):
     LOW = 1
@@ -103,6 +105,8 @@ class Finding:
     fingerprint: str  # hex HMAC-SHA256 of the secret, keyed per run or by --fingerprint-key
     redacted: str
     description: str = ""
+    origin: Origin = APPLICATION  # who shipped the file (scan/origin.py); resolved once the image is walked
+    confidence: Confidence = Confidence.HIGH  # by origin and path kind; below min_confidence: hidden, counted
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -116,6 +120,8 @@ class Finding:
             "fingerprint": self.fingerprint,
             "redacted": self.redacted,
             "description": self.description,
+            "origin": self.origin.to_json(),
+            "confidence": self.confidence.label,
         }
 
 
@@ -200,6 +206,10 @@ class ScanStats:
     #: (code, count) of every warning that lost content, sorted by code; counted even past the report's
     #: warning limit. Empty when the whole image was read.
     not_read: tuple[tuple[str, int], ...] = ()
+    #: (reason, count) of findings below min_confidence, left out of the findings list; reason is the origin
+    #: kind and path kind, e.g. "os-package doc". Sorted by reason.
+    hidden: tuple[tuple[str, int], ...] = ()
+    min_confidence: Confidence = Confidence.MEDIUM
 
     @property
     def incomplete(self) -> bool:
@@ -218,6 +228,8 @@ class ScanStats:
             "warnings": self.warnings,
             "incomplete": self.incomplete,
             "not_read": dict(self.not_read),
+            "min_confidence": self.min_confidence.label,
+            "hidden": {"total": sum(n for _, n in self.hidden), "by_reason": dict(self.hidden)},
         }
 
 

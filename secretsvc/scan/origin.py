@@ -288,3 +288,19 @@ class OwnershipIndex:
                 if hit is not None:
                     return hit[1]
         return APPLICATION
+
+
+def is_database_path(path: str) -> bool:
+    """Whether `feed` would read this file (checked for every file, so cheap)."""
+    p = "/" + path.lstrip("/")
+    return (
+        (p.startswith("/var/lib/dpkg/info/") and p.endswith(".list"))
+        or p == "/lib/apk/db/installed"
+        or p.endswith((".dist-info/RECORD", ".egg-info/installed-files.txt"))
+        or (p.endswith("/package.json") and "/node_modules/" in p)
+    )
+
+
+def file_of(finding_path: str) -> str:
+    """The image file a finding's path lies in (for a member of a nested archive: the outer archive)."""
+    return finding_path.split("!", 1)[0]

@@ -51,6 +51,15 @@ from secretsvc.scan.model import (
     Severity,
     loses_content,
 )
+from secretsvc.scan.origin import (
+    MAX_DB_BYTES,
+    Confidence,
+    OwnershipIndex,
+    confidence,
+    file_of,
+    is_database_path,
+    path_kind,
+)
 from secretsvc.scan.rules import RuleSet
 from secretsvc.scan.sources import open_source
 from secretsvc.scan.stored import DESCRIPTION as STORED_DESCRIPTION
@@ -100,6 +109,9 @@ class ScanOptions:
     # Known-secret matching (scan/stored.py): asks the secret service which candidate values it stores. The
     # caller (the CLI) supplies it, so this library needs no gRPC; None: no matching.
     match_stored: StoredLookup | None = field(default=None, repr=False)
+    # Findings below this confidence (scan/origin.py) are left out of the list and counted by reason. None:
+    # the config's [scan] min_confidence, else MEDIUM (package docs and tests hidden).
+    min_confidence: Confidence | None = None
 
     def __post_init__(self) -> None:
         key = self.fingerprint_key
@@ -163,21 +175,34 @@ def scan(ref: str, options: ScanOptions = ScanOptions()) -> ScanReport:
     if options.write_baseline is not None and baseline_key is not None:
         written = write_baseline(options.write_baseline, baseline_key, [(f, b) for f, b in kept if b is not None])
     reported = [f for f, b in kept if baseline is None or not baseline.suppresses(f, b)]
+    # After the baseline: a baselined finding stays baselined whatever its confidence. --fail-on sees only
+    # what is shown.
+    min_confidence = options.min_confidence or config.min_confidence or Confidence.MEDIUM
+    hidden: dict[str, int] = {}
+    shown: list[Finding] = []
+    for f in reported:
+        if f.confidence >= min_confidence:
+            shown.append(f)
+        else:
+            reason = f"{f.origin.kind.value} {path_kind(f.path).value}"
+            hidden[reason] = hidden.get(reason, 0) + 1
     stats = ScanStats(
         bytes_scanned=run.bytes_scanned,
         files_scanned=len(run.files),
         layers=run.layer_count,
         images=run.image_count,
         duration_s=time.monotonic() - started,
-        findings=len(reported),
+        findings=len(shown),
         suppressed_by_baseline=len(kept) - len(reported),
         suppressed_by_config=suppressed_config,
         warnings=run.warning_count,
         not_read=tuple(sorted(run.not_read.items())),
+        hidden=tuple(sorted(hidden.items())),
+        min_confidence=min_confidence,
     )
     return ScanReport(
         image=ref,
-        findings=tuple(reported),
+        findings=tuple(shown),
         warnings=warnings,
         stats=stats,
         layers=layers,
@@ -217,6 +242,8 @@ class _Run:
     names: NameRedactor = field(default_factory=NameRedactor, repr=False)
     last_truncated: tuple[str | None, int | None, str] | None = None  # one limit.matches warning per file
     stored: StoredSecretMatcher | None = None  # known-secret matching, when asked for
+    owners: OwnershipIndex = field(default_factory=OwnershipIndex)  # per image; reset by resolve
+    databases: dict[tuple[int, str], bytearray] = field(default_factory=dict)  # package databases, per image
 
     def on_warning(self, warning: ScanWarning) -> None:
         self.warning_count += 1
@@ -241,6 +268,8 @@ class _Run:
                 self.bytes_scanned += len(content.data)
             elif content.offset == 0:
                 self.files.add((image_key, content.layer_index, content.path))
+            if content.layer_index is not None and "!" not in content.path and is_database_path(content.path):
+                self.buffer_database(content)
             matches, truncated = self.ruleset.match(content)
             if truncated:
                 self.warn_truncated(content, image_key)
@@ -276,7 +305,36 @@ class _Run:
     def resolve(self, layers: Sequence[LayerInfo] | None, resolver: LocationResolver | None) -> None:
         if self.stored is not None:
             self.stored.flush()  # every lookup answered before the image's findings are resolved
-        self.keep(self.collector.resolve(layers, resolver))
+        self.keep(self.attribute(self.collector.resolve(layers, resolver)))
+
+    def buffer_database(self, content: Content) -> None:
+        """Keep a package database's bytes until the image is walked: ownership may arrive after the file."""
+        assert content.layer_index is not None
+        buf = self.databases.setdefault((content.layer_index, content.path), bytearray())
+        # Chunks overlap; append only what is past what we hold, up to one byte over the bound so the parser
+        # sees (and warns about) an oversized database.
+        start = len(buf) - content.offset
+        if start >= 0 and len(buf) <= MAX_DB_BYTES:
+            buf += content.data[start : start + MAX_DB_BYTES + 1 - len(buf)]
+
+    def attribute(self, pairs: Iterable[tuple[Finding, str | None]]) -> Iterator[tuple[Finding, str | None]]:
+        """Give each finding its origin and confidence, from every package database the image held."""
+        owners = self.owners
+        for (layer, path), data in self.databases.items():
+
+            def warn(code: str, message: str, layer: int = layer, path: str = path) -> None:
+                self.on_warning(ScanWarning(code, message, layer_index=layer, path=path))
+
+            owners.feed(path, bytes(data), layer, warn)
+        self.databases.clear()
+        self.owners = OwnershipIndex()
+        for finding, baseline_id in pairs:
+            if finding.layer_index is None:
+                yield finding, baseline_id  # the image config: the application's own
+                continue
+            path = file_of(finding.path)
+            origin = owners.origin_of(path)
+            yield replace(finding, origin=origin, confidence=confidence(origin, path_kind(path))), baseline_id
 
     def keep(self, pairs: Iterable[tuple[Finding, str | None]]) -> None:
         for finding, baseline_id in pairs:
