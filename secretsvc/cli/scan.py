@@ -74,6 +74,12 @@ def add_parser(subparsers: Any) -> None:
         metavar="SEVERITY",
         help="lowest severity that makes the exit status 1: low, medium, high or critical (default: low)",
     )
+    parser.add_argument(
+        "--min-confidence",
+        metavar="LEVEL",
+        help="hide (and count) findings below LEVEL: low, medium or high (default: [scan] min_confidence, else"
+        " medium: package docs, tests and examples are hidden); --fail-on sees only shown findings",
+    )
     parser.add_argument("--baseline", type=Path, metavar="FILE", help="suppress findings recorded in FILE")
     parser.add_argument(
         "--write-baseline", type=Path, metavar="FILE", help="record this scan's findings in FILE as baseline"

@@ -26,6 +26,7 @@ from secretsvc.boundedio import read_bounded
 from secretsvc.cli.scan import CREDS_ENV, FINGERPRINT_KEY_ENV, MAX_KEY_FILE_BYTES
 from secretsvc.errors import InvalidArgument, SecretsvcError
 from secretsvc.scan.model import EXIT_USAGE, Severity
+from secretsvc.scan.origin import Confidence
 from secretsvc.scan.pipeline import MAX_FINGERPRINT_KEY_BYTES, MIN_FINGERPRINT_KEY_BYTES, ScanOptions, scan
 from secretsvc.scan.reporters import write_report
 from secretsvc.scan.reporters.text import safe, summary
@@ -44,6 +45,7 @@ def run_scan(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     try:
         fail_on = Severity.parse(args.fail_on)
+        min_confidence = None if args.min_confidence is None else Confidence.parse(args.min_confidence)
     except ValueError as exc:
         return _fail(str(exc))
     key = _fingerprint_key(args)
@@ -60,6 +62,7 @@ def _run(args: argparse.Namespace) -> int:
             insecure_registry=args.insecure_registry,
             fingerprint_key=key,
             fail_on=fail_on,
+            min_confidence=min_confidence,
             baseline=args.baseline,
             write_baseline=args.write_baseline,
             config=args.config,

@@ -17,6 +17,7 @@ from urllib.parse import quote
 
 from secretsvc import __version__
 from secretsvc.scan.model import Finding, Location, ScanReport, Severity
+from secretsvc.scan.origin import Confidence
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 SARIF_VERSION = "2.1.0"
@@ -28,6 +29,7 @@ _LEVEL = {
     Severity.HIGH: "error",
     Severity.CRITICAL: "error",
 }
+_RANK = {Confidence.LOW: 20.0, Confidence.MEDIUM: 60.0, Confidence.HIGH: 90.0}
 # GitHub buckets security-severity: >= 9.0 critical, >= 7.0 high, >= 4.0 medium, else low.
 _SECURITY_SEVERITY = {
     Severity.LOW: "3.0",
@@ -163,7 +165,11 @@ def _result(finding: Finding, rule_index: int) -> dict[str, Any]:
             "layer_digest": finding.layer_digest,
             "layer_index": finding.layer_index,
             "redacted": finding.redacted,
+            "origin": finding.origin.to_json(),
+            "confidence": finding.confidence.label,
         },
+        # SARIF's rank (0-100) orders results by how likely they are real: by confidence.
+        "rank": _RANK[finding.confidence],
     }
 
 

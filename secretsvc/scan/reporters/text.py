@@ -69,7 +69,7 @@ def plain_lines(report: ScanReport) -> Iterator[str]:
             where = safe(f.path) + (f":{f.line}" if f.line is not None else "")
             yield (
                 f"  {f.severity.label.upper():<8} {f.rule_id:<28} {where}  [{f.location.value}]  "
-                f"{f.redacted}  fingerprint {f.fingerprint[:16]}"
+                f"{f.redacted}  fingerprint {f.fingerprint[:16]}  {f.origin} ({f.confidence.label} confidence)"
             )
     if report.warnings:
         yield ""
@@ -95,6 +95,12 @@ def summary(report: ScanReport) -> str:
     parts = [f"{found} in {scope}"]
     if stats.suppressed_by_baseline or stats.suppressed_by_config:
         parts.append(f"suppressed: {stats.suppressed_by_baseline} by baseline, {stats.suppressed_by_config} by config")
+    if stats.hidden:
+        total = sum(n for _, n in stats.hidden)
+        listing = ", ".join(f"{n} {reason}" for reason, n in stats.hidden)
+        parts.append(
+            f"{total} hidden below {stats.min_confidence.label} confidence: {listing}; --min-confidence low shows them"
+        )
     if stats.warnings:
         parts.append(f"{stats.warnings} warning{'s' if stats.warnings != 1 else ''}")
     if stats.not_read:
