@@ -123,6 +123,7 @@ class PendingFinding:
     baseline_id: str | None  # HMAC under the baseline's key, when a baseline is read or written
     redacted: str
     description: str
+    documentation_example: bool = False
 
 
 LocationResolver = Callable[[int, str], Location]
@@ -156,6 +157,7 @@ class FindingCollector:
                     baseline_id=None if self.baseline_key is None else fingerprint(self.baseline_key, secret),
                     redacted=redact(secret),
                     description=self.descriptions.get(match.rule_id, ""),
+                    documentation_example=match.documentation_example,
                 )
             )
             count += 1
@@ -191,6 +193,7 @@ class FindingCollector:
                 fingerprint=pending.fingerprint,
                 redacted=pending.redacted,
                 description=pending.description,
+                documentation_example=pending.documentation_example,
             )
             resolved.setdefault(identity(finding), (finding, pending.baseline_id))
         self._pending = []

@@ -88,6 +88,10 @@ class Match:
     start: int  # offset in Content.data of the secret
     end: int
     secret: bytes
+    # Set by a rule whose only reason to doubt the match is a documentation feature (e.g. an RFC 2606 example
+    # host): instead of dropping it, the rule keeps it and the pipeline decides by the file's context: LOW in
+    # a doc/test/example path or a package-owned file, normal confidence in an application's own file.
+    documentation_example: bool = False
 
     def __repr__(self) -> str:
         return f"Match({self.rule_id!r}, {self.start}..{self.end}, secret=<redacted>)"
@@ -107,6 +111,7 @@ class Finding:
     description: str = ""
     origin: Origin = APPLICATION  # who shipped the file (scan/origin.py); resolved once the image is walked
     confidence: Confidence = Confidence.HIGH  # by origin and path kind; below min_confidence: hidden, counted
+    documentation_example: bool = False  # Match.documentation_example: the file's context sets confidence
 
     def to_json(self) -> dict[str, object]:
         return {

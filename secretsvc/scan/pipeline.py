@@ -52,9 +52,11 @@ from secretsvc.scan.model import (
     loses_content,
 )
 from secretsvc.scan.origin import (
+    APPLICATION,
     MAX_DB_BYTES,
     Confidence,
     OwnershipIndex,
+    PathKind,
     confidence,
     file_of,
     is_database_path,
@@ -334,7 +336,11 @@ class _Run:
                 continue
             path = file_of(finding.path)
             origin = owners.origin_of(path)
-            yield replace(finding, origin=origin, confidence=confidence(origin, path_kind(path))), baseline_id
+            kind = path_kind(path)
+            level = confidence(origin, kind)
+            if finding.documentation_example and (kind is not PathKind.APPLICATION or origin != APPLICATION):
+                level = Confidence.LOW  # an example credential where examples live; elsewhere it counts
+            yield replace(finding, origin=origin, confidence=level), baseline_id
 
     def keep(self, pairs: Iterable[tuple[Finding, str | None]]) -> None:
         for finding, baseline_id in pairs:
