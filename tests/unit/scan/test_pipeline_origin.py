@@ -55,3 +55,15 @@ def test_documentation_example_is_decided_by_file_context() -> None:
     assert found["app/.env"].confidence is Confidence.HIGH
     assert found["usr/share/man/man5/netrc.5"].confidence is Confidence.LOW
     assert found["app/docs/setup.txt"].confidence is Confidence.LOW
+
+
+def test_config_min_confidence() -> None:
+    import pytest
+
+    from secretsvc.errors import ConfigError
+    from secretsvc.scan.config import parse_config
+
+    assert parse_config({"scan": {"min_confidence": "low"}}).min_confidence is Confidence.LOW
+    assert parse_config({}).min_confidence is None
+    with pytest.raises(ConfigError, match="min_confidence"):
+        parse_config({"scan": {"min_confidence": "sure"}})
