@@ -350,6 +350,11 @@ def make_plan(seed: int) -> Plan:
     for f in ow_files:
         layer1.append(LayerFile(f.path, b"# replaced at build time; see the deployment's secret store\n"))
 
+    # Its own RNG, so the rest of the plan (and its planted values) stays what it was before this section.
+    pkg_files, pkg_databases = package_noise(random.Random(f"{seed}/packages"))
+    layer0 += pkg_files
+    layer1 += pkg_databases
+
     env = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8"]
     for name, rid, secret, value in _config_values(rng):
         planted.append(
@@ -415,6 +420,37 @@ def make_plan(seed: int) -> Plan:
     )
 
 
+# -- package-owned noise ----------------------------------------------------------------------------------
+# Fake dpkg, pip and npm packages whose docs and tests hold credential-shaped strings (generated from the
+# seed), as real packages ship them. They are not planted leaks: a scanner that reports them counts them as
+# "other" findings. Their package databases go into layer 1, after the files they name.
+
+PACKAGE_NOISE_PACKAGES = 6
+
+
+def package_noise(rng: random.Random) -> tuple[list[LayerFile], list[LayerFile]]:
+    files: list[LayerFile] = []
+    databases: list[LayerFile] = []
+    site = "usr/lib/python3/dist-packages"
+    for n in range(PACKAGE_NOISE_PACKAGES):
+        token = fakecreds.fake_github_token(rng)
+        key_id, key = fakecreds.fake_aws_key_pair(rng)
+        deb, pip, npm = f"cloudtool{n}", f"cloudlib{n}", f"cloudjs{n}"
+        doc = f"usr/share/doc/{deb}/examples/credentials.conf"
+        example = f"# example\naws_access_key_id = {key_id}\naws_secret_access_key = {key}\n"
+        files.append(LayerFile(doc, example.encode()))
+        databases.append(LayerFile(f"var/lib/dpkg/info/{deb}.list", f"/.\n/usr/share/doc/{deb}\n/{doc}\n".encode()))
+        fixture = f"{pip}/tests/fixtures/auth.py"
+        files.append(LayerFile(f"{site}/{fixture}", f"TOKEN = '{token}'\n".encode()))
+        record = f"{pip}/__init__.py,,\n{fixture},,\n{pip}-1.0.dist-info/RECORD,,\n"
+        databases.append(LayerFile(f"{site}/{pip}-1.0.dist-info/RECORD", record.encode()))
+        js = f"srv/web/node_modules/{npm}"
+        files.append(LayerFile(f"{js}/package.json", json.dumps({"name": npm, "version": "1.0.0"}).encode()))
+        test = f"const token = '{fakecreds.fake_github_token(rng)}';\n"
+        files.append(LayerFile(f"{js}/test/auth.test.js", test.encode()))
+    return files, databases
+
+
 # -- noise -----------------------------------------------------------------------------------------------
 
 
@@ -471,6 +507,26 @@ def _add_noise(tf: tarfile.TarFile, src: str) -> None:
         tf.addfile(ti, fh)
 
 
+# -- package databases ------------------------------------------------------------------------------------
+# The noise comes from the machine's packages; their databases go into the last layer, after the files they
+# name (as an image that installs more packages later would have them), so the scan can tell package docs and
+# tests from the application's files. Bounded: the machine's dpkg lists and Python RECORDs under the roots.
+
+MAX_DATABASE_FILES = 20000
+
+
+def package_databases(roots: Sequence[str] = NOISE_ROOTS) -> list[str]:
+    found: list[str] = []
+    dpkg = "/var/lib/dpkg/info"
+    if os.path.isdir(dpkg):
+        found += sorted(os.path.join(dpkg, n) for n in os.listdir(dpkg) if n.endswith(".list"))
+    for root in roots:
+        for path, _ in _walk_files(root):
+            if path.endswith((".dist-info/RECORD", ".egg-info/installed-files.txt")):
+                found.append(path)
+    return found[:MAX_DATABASE_FILES]
+
+
 def _write_layer(dest: Path, noise: Sequence[tuple[str, int]], planted: Sequence[LayerFile]) -> None:
     half = len(noise) // 2
     with tarfile.open(dest, "w", format=tarfile.PAX_FORMAT) as tf:
@@ -514,6 +570,7 @@ def write_corpus(
         "compression": compression,
         "size": size_bytes,
         "noise": hashlib.sha256(json.dumps(noise).encode()).hexdigest()[:16],
+        "databases": len(package_databases()),
     }
     stamp_file = root / "corpus-stamp.json"
     image = root / "image.tar"
@@ -537,6 +594,8 @@ def write_corpus(
         subprocess.run(["rm", "-rf", str(layers_dir)], check=True)
     layers_dir.mkdir()
     tars: list[Path] = []
+    databases = [(p, os.path.getsize(p)) for p in package_databases()]
+    parts[2] = [*parts[2], *(d for d in databases if d not in parts[2])]
     for i, (part, files) in enumerate(zip(parts, [plan.layer0, plan.layer1, ()], strict=True)):
         t = layers_dir / f"layer{i}.tar"
         _write_layer(t, part, files)
