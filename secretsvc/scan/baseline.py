@@ -63,8 +63,9 @@ class Baseline:
 
 def load_baseline(path: Path) -> Baseline:
     """Read and check a baseline file; `InvalidArgument` names the file and the problem."""
-    raw = read_bounded(path, MAX_BASELINE_BYTES, what="baseline", limit_name="MAX_BASELINE_BYTES",
-                       error=InvalidArgument)
+    raw = read_bounded(
+        path, MAX_BASELINE_BYTES, what="baseline", limit_name="MAX_BASELINE_BYTES", error=InvalidArgument
+    )
     try:
         document = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

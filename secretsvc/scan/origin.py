@@ -208,6 +208,9 @@ class OwnershipIndex:
                     if target is not None:
                         self._claim(self._files, target, layer, origin, warn)
             return True
+        if p == "/var/lib/dpkg/status" or p.startswith("/var/lib/dpkg/status.d/"):
+            self._dpkg_status(data, layer, warn)
+            return True
         if p == "/lib/apk/db/installed":
             self._apk(data, layer, warn)
             return True
@@ -218,6 +221,15 @@ class OwnershipIndex:
             self._node(p, data, layer, warn)
             return True
         return False
+
+    def _dpkg_status(self, data: bytes, layer: int, warn: Warn) -> None:
+        # The status file lists no files; distroless images have only status.d/ and no .list files. What it
+        # does give safely is each package's documentation directory, by Debian policy /usr/share/doc/<pkg>.
+        for line in _lines(data):
+            if line.startswith("Package:"):
+                pkg = _name(line[len("Package:") :])
+                if pkg is not None:
+                    self._claim(self._dirs, f"/usr/share/doc/{pkg}", layer, Origin(OriginKind.OS_PACKAGE, pkg), warn)
 
     def _apk(self, data: bytes, layer: int, warn: Warn) -> None:
         origin: Origin | None = None
@@ -295,7 +307,8 @@ def is_database_path(path: str) -> bool:
     p = "/" + path.lstrip("/")
     return (
         (p.startswith("/var/lib/dpkg/info/") and p.endswith(".list"))
-        or p == "/lib/apk/db/installed"
+        or p in {"/lib/apk/db/installed", "/var/lib/dpkg/status"}
+        or p.startswith("/var/lib/dpkg/status.d/")
         or p.endswith((".dist-info/RECORD", ".egg-info/installed-files.txt"))
         or (p.endswith("/package.json") and "/node_modules/" in p)
     )

@@ -185,3 +185,15 @@ def test_origin_text_and_json() -> None:
     assert str(APPLICATION) == "application"
     assert str(_os("awscli")) == "os-package awscli"
     assert _os("awscli").to_json() == {"kind": "os-package", "name": "awscli"}
+
+
+def test_dpkg_status_and_distroless_status_d_claim_doc_dirs() -> None:
+    idx = OwnershipIndex()
+    status = b"Package: libc6\nVersion: 2.36\n\nPackage: ../evil\n\nPackage: tzdata\n"
+    assert idx.feed("/var/lib/dpkg/status", status, 0, Warnings())
+    assert idx.feed("/var/lib/dpkg/status.d/base-files", b"Package: base-files\nVersion: 12\n", 0, Warnings())
+    assert idx.origin_of("/usr/share/doc/libc6/copyright") == _os("libc6")
+    assert idx.origin_of("/usr/share/doc/base-files/README") == _os("base-files")
+    assert idx.origin_of("/usr/share/evil/x") == APPLICATION
+    assert idx.origin_of("/usr/lib/libc.so.6") == APPLICATION  # status names no files
+    assert o.is_database_path("var/lib/dpkg/status.d/base-files")
