@@ -69,7 +69,8 @@ def plain_lines(report: ScanReport) -> Iterator[str]:
             where = safe(f.path) + (f":{f.line}" if f.line is not None else "")
             yield (
                 f"  {f.severity.label.upper():<8} {f.rule_id:<28} {where}  [{f.location.value}]  "
-                f"{f.redacted}  fingerprint {f.fingerprint[:16]}  {f.origin} ({f.confidence.label} confidence)"
+                f"{f.redacted}  fingerprint {f.fingerprint[:16]}  "
+                f"{safe(str(f.origin))} ({f.confidence.label} confidence)"
             )
     if report.warnings:
         yield ""
@@ -127,7 +128,7 @@ def _render_rich(report: ScanReport, stream: TextIO) -> None:
         if layer is not None and layer.created_by:
             console.print(Text.assemble(("  created by: ", "dim"), safe(layer.created_by)))
         table = Table(show_header=True, header_style="bold", box=None, pad_edge=False, padding=(0, 2, 0, 2))
-        for column in ("severity", "rule", "path", "location", "redacted", "fingerprint"):
+        for column in ("severity", "rule", "path", "location", "redacted", "fingerprint", "origin", "confidence"):
             table.add_column(column, overflow="fold")
         for f in findings:
             where = safe(f.path) + (f":{f.line}" if f.line is not None else "")
@@ -138,6 +139,8 @@ def _render_rich(report: ScanReport, stream: TextIO) -> None:
                 Text(f.location.value),
                 Text(f.redacted),
                 Text(f.fingerprint[:16], style="dim"),
+                Text(safe(str(f.origin))),
+                Text(f.confidence.label),
             )
         console.print(table)
     if report.warnings:
