@@ -100,3 +100,15 @@ def test_sarif_carries_origin_confidence_and_hidden(image: str) -> None:
     assert res["properties"]["confidence"] == "high"
     assert res["rank"] == 90.0
     assert sarif["runs"][0]["properties"]["stats"]["hidden"]["total"] == 3
+
+
+def test_baseline_covers_hidden_findings_too(tmp_path: Path, image: str) -> None:
+    base = tmp_path / "baseline.json"
+    assert run(image, "--write-baseline", str(base)).code == 1
+    again = run(image, "--format", "json", "--baseline", str(base), "--min-confidence", "low")
+    assert again.code == 0, again.err
+    stats = again.json()["stats"]
+    assert isinstance(stats, dict)
+    assert stats["findings"] == 0
+    assert stats["suppressed_by_baseline"] == 4
+    assert stats["hidden"] == {"total": 0, "by_reason": {}}
