@@ -161,7 +161,7 @@ def test_informational_warnings_leave_the_scan_complete(tmp_path: Path) -> None:
 
 
 def test_only_an_explicit_short_list_of_codes_is_informational() -> None:
-    assert {"path.unsafe", "limit.warnings"} == INFORMATIONAL_WARNINGS
+    assert {"path.unsafe", "limit.warnings", "origin.truncated"} == INFORMATIONAL_WARNINGS
     for code in (
         "archive.corrupt",
         "archive.truncated",
