@@ -1,7 +1,6 @@
 """Reading images back from a real `docker-registry` on loopback, pushed there with skopeo.
 
-Two registries start once per session: one anonymous, one behind htpasswd basic auth (the bcrypt line is
-made with the `bcrypt` package when installed, else with Python's `crypt`, which libxcrypt backs on Debian).
+Two registries (`tests.registrykit`) start once per session: one anonymous, one behind htpasswd basic auth.
 Images are built by hand (gzip and zstd layers: skopeo would reuse a gzip blob when asked for zstd) and
 pushed with `skopeo copy --dest-tls-verify=false`.
 """
@@ -9,15 +8,7 @@ pushed with `skopeo copy --dest-tls-verify=false`.
 from __future__ import annotations
 
 import random
-import shutil
-import socket
-import subprocess
-import time
-import urllib.error
-import urllib.request
-import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -27,78 +18,15 @@ from secretsvc.scan.limits import ScanLimits
 from secretsvc.scan.model import Location
 from secretsvc.scan.sources import open_source
 from secretsvc.scan.walk import LayerIndex, walk_image
-from tests import fakecreds
+from tests import fakecreds, registrykit
+from tests.registrykit import REGISTRY, SKOPEO, Registry, bcrypt_line, start_registry
 from tests.scanimages import build_image, file, whiteout, write_oci_layout
 
-REGISTRY = shutil.which("docker-registry")
-SKOPEO = shutil.which("skopeo")
 pytestmark = [
     pytest.mark.skipif(REGISTRY is None, reason="docker-registry is not installed (Debian package docker-registry)"),
     pytest.mark.skipif(SKOPEO is None, reason="skopeo is not installed (Debian package skopeo)"),
     pytest.mark.timeout(120),
 ]
-
-
-def bcrypt_line(user: str, password: str) -> str | None:
-    try:
-        import bcrypt  # type: ignore[import-not-found]
-
-        return f"{user}:{bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=5)).decode()}"
-    except ImportError:
-        pass
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        try:
-            import crypt
-        except ImportError:
-            return None
-    salt = "$2b$05$" + "".join(
-        random.Random(9).choice("./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") for _ in range(22)
-    )
-    hashed = crypt.crypt(password, salt)
-    return f"{user}:{hashed}" if hashed and hashed.startswith("$2b$") else None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Registry:
-    host: str
-    creds: str | None
-    proc: subprocess.Popen[bytes]
-
-
-def start_registry(root: Path, htpasswd: str | None) -> Registry:
-    root.mkdir(parents=True)
-    port = free_port()
-    auth = ""
-    if htpasswd is not None:
-        (root / "htpasswd").write_text(htpasswd + "\n")
-        auth = f"auth:\n  htpasswd:\n    realm: test\n    path: {root / 'htpasswd'}\n"
-    (root / "config.yml").write_text(
-        "version: 0.1\n"
-        "log:\n  level: error\n"
-        f"storage:\n  filesystem:\n    rootdirectory: {root / 'data'}\n"
-        f"http:\n  addr: 127.0.0.1:{port}\n" + auth
-    )
-    log = open(root / "registry.log", "wb")  # noqa: SIM115 - lives as long as the process
-    proc = subprocess.Popen([str(REGISTRY), "serve", str(root / "config.yml")], stdout=log, stderr=log)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1)
-            break
-        except urllib.error.HTTPError:
-            break  # 401: up, and asking for credentials
-        except OSError:
-            if proc.poll() is not None:
-                raise RuntimeError((root / "registry.log").read_text()) from None
-            time.sleep(0.1)
-    return Registry(f"127.0.0.1:{port}", None, proc)
 
 
 @pytest.fixture(scope="session")
@@ -112,8 +40,7 @@ def registries(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, R
         out["basic"].creds = f"ci:{password}"
     yield out
     for r in out.values():
-        r.proc.terminate()
-        r.proc.wait(timeout=10)
+        r.stop()
 
 
 @pytest.fixture(params=["anon", "basic"])
@@ -124,12 +51,7 @@ def registry(request: pytest.FixtureRequest, registries: dict[str, Registry]) ->
 
 
 def push(layout: Path, tag: str, reg: Registry, repo: str) -> str:
-    ref = f"docker://{reg.host}/{repo}:{tag}"
-    cmd = ["skopeo", "copy", "-q", "--dest-tls-verify=false"]
-    if reg.creds:
-        cmd += ["--dest-creds", reg.creds]
-    subprocess.run([*cmd, f"oci:{layout}:{tag}", ref], check=True)
-    return ref
+    return registrykit.push(layout, tag, reg.host, repo, reg.creds)
 
 
 @pytest.mark.parametrize("compression", ["gzip", "zstd"])
