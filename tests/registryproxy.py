@@ -61,6 +61,7 @@ class ProxyServer(http.server.ThreadingHTTPServer):
 class _Handler(http.server.BaseHTTPRequestHandler):
     server: ProxyServer
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in separate writes: keep-alive would stall on them
 
     def log_message(self, format: str, *args: Any) -> None:
         pass

@@ -22,9 +22,10 @@ from secretsvc.scan.sources.registry import (
     DOCKER_HUB,
     credentials_from_docker_config,
     is_loopback,
-    parse_challenge,
     parse_registry_ref,
 )
+from secretsvc.scan.sources.registry_auth import parse_challenge
+from secretsvc.scan.sources.registry_http import RegistryUnavailable
 from secretsvc.scan.walk import LayerIndex, walk_image
 from tests.scanimages import OCI_INDEX, BuiltImage, build_image, file, sha256
 
@@ -196,7 +197,8 @@ def test_missing_and_tampered(registry: FakeRegistry) -> None:
 
 
 def test_unreachable_registry_is_a_clear_error() -> None:
-    with pytest.raises(errors.InvalidArgument, match="cannot reach"):
+    """Refused connections are retried (a few seconds in all), then reported as unavailable, not as bad input."""
+    with pytest.raises(RegistryUnavailable, match=r"cannot reach registry 127\.0\.0\.1:9.*try again later"):
         read_all("docker://127.0.0.1:9/team/app:v1")
 
 
