@@ -6,6 +6,7 @@ import argparse
 import io
 import os
 import sys
+from collections.abc import Mapping
 from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
@@ -58,7 +59,7 @@ def _run(args: argparse.Namespace) -> int:
         options = ScanOptions(
             platform=args.platform,
             creds=creds,
-            docker_config=args.docker_config,
+            docker_config=docker_config_path(args.docker_config, os.environ, _home()),
             insecure_registry=args.insecure_registry,
             fingerprint_key=key,
             fail_on=fail_on,
@@ -90,6 +91,28 @@ def _run(args: argparse.Namespace) -> int:
             # The reader (`| head`) went away; the exit status still tells the result.
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return report.exit_code
+
+
+def docker_config_path(given: Path | None, environ: Mapping[str, str], home: Path | None) -> Path | None:
+    """The docker config file to take registry credentials from: `--docker-config` as given (the scan fails
+    if it is missing), else `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`, whichever exists."""
+    if given is not None:
+        return given
+    base = environ.get("DOCKER_CONFIG")
+    if base:
+        found = Path(base) / "config.json"
+    elif home is not None:
+        found = home / ".docker" / "config.json"
+    else:
+        return None
+    return found if found.is_file() else None
+
+
+def _home() -> Path | None:
+    try:
+        return Path.home()
+    except RuntimeError:  # no $HOME and no password entry: there is no ~/.docker to look in
+        return None
 
 
 def _default_format(output: Path | None) -> str:

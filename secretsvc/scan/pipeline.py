@@ -96,7 +96,7 @@ __all__ = [
 class ScanOptions:
     platform: str | None = None  # "os/arch[/variant]"; None scans every platform of an index
     creds: str | None = field(default=None, repr=False)  # "USER:PASS" for a registry
-    docker_config: Path | None = None
+    docker_config: Path | None = None  # the file to read registry credentials from (the caller picks it)
     insecure_registry: bool = False
     fingerprint_key: bytes | None = field(default=None, repr=False)  # None: random per run
     fail_on: Severity = Severity.LOW
