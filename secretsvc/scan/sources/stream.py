@@ -9,6 +9,8 @@ the error into a "digest.mismatch" warning, so findings in a tampered layer are 
 
 The compression is detected from the first bytes (gzip, zstd, or none), never from the media type alone,
 and every read returns at most the size asked for, so memory stays bounded whatever the compression ratio.
+Multi-member gzip and multi-frame zstd (zstd:chunked: a frame per file, skippable frames for metadata) are
+read whole; a stream that ends inside a member or frame is `CorruptStream`, never a quietly shorter layer.
 Time is bounded too: past `max_layer_expanded_bytes`, `max_image_expanded_bytes` (all layers of one image,
 counted in an `ImageExpansion`) or `max_layer_compression_ratio`, decompression stops and the reader gets
 `ExpansionLimit`, carrying the warning code; the digests of that layer are then never checked.
@@ -42,6 +44,7 @@ from secretsvc.scan.limits import ScanLimits
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+_SKIPPABLE_MAGIC_TAIL = b"\x2a\x4d\x18"
 _SHA256_PREFIX = "sha256:"
 #: Uncompressed blocks the worker thread may decompress ahead of the reader (memory: this many blocks).
 READ_AHEAD_BLOCKS = 8
@@ -305,17 +308,138 @@ class _GzipReader:
         return b""
 
 
+class ZstdFrames:
+    """Follows the frame structure of a zstd stream as it passes, to tell where the stream may end.
+
+    libzstd's streaming reader ends quietly when its input stops inside a frame, so a truncated layer
+    would look complete. This reads only headers (frame headers, block headers, skippable frame sizes) and
+    counts past the rest, so its cost does not depend on the data; `at_boundary` is true between frames.
+    Frames it cannot follow (an unknown magic) are left to the decompressor to reject: `lost` is set.
+    """
+
+    def __init__(self) -> None:
+        self._state = "magic"
+        self._want = 4  # header bytes still needed, or payload bytes still to skip
+        self._head = b""  # header bytes gathered so far
+        self._checksum = False
+        self._last = False
+        self.frames = 0
+        self.lost = False
+
+    @property
+    def at_boundary(self) -> bool:
+        return self.lost or (self._state == "magic" and not self._head)
+
+    def feed(self, data: bytes) -> None:
+        i, n = 0, len(data)
+        while i < n and not self.lost:
+            if self._state in ("skip", "block_data", "checksum"):
+                step = min(self._want, n - i)
+                i += step
+                self._want -= step
+                if self._want == 0:
+                    self._after_payload()
+                continue
+            take = min(self._want - len(self._head), n - i)
+            self._head += data[i : i + take]
+            i += take
+            if len(self._head) == self._want:
+                head, self._head = self._head, b""
+                self._on_header(head)
+
+    def _on_header(self, head: bytes) -> None:
+        state = self._state
+        if state == "magic":
+            if head == ZSTD_MAGIC:
+                self._state, self._want = "fhd", 1
+            elif is_zstd_skippable_magic(head):
+                self._state, self._want = "skip_size", 4
+            else:
+                self.lost = True
+        elif state == "skip_size":
+            self._state, self._want = "skip", int.from_bytes(head, "little")
+            if self._want == 0:
+                self._after_payload()
+        elif state == "fhd":
+            fhd = head[0]
+            single = bool(fhd & 0x20)
+            self._checksum = bool(fhd & 0x04)
+            fcs = (1 if single else 0, 2, 4, 8)[fhd >> 6]
+            rest = (0 if single else 1) + (0, 1, 2, 4)[fhd & 0x03] + fcs
+            self._state, self._want = ("header_rest", rest) if rest else ("block_header", 3)
+        elif state == "header_rest":
+            self._state, self._want = "block_header", 3
+        elif state == "block_header":
+            value = int.from_bytes(head, "little")
+            last, kind, size = value & 1, (value >> 1) & 3, value >> 3
+            self._last = bool(last)
+            if kind == 3:
+                self.lost = True  # reserved block type: corrupt, the decompressor says so
+                return
+            self._state, self._want = "block_data", 1 if kind == 1 else size
+            if self._want == 0:
+                self._after_payload()
+
+    def _after_payload(self) -> None:
+        if self._state == "block_data" and not self._last:
+            self._state, self._want = "block_header", 3
+        elif self._state == "block_data" and self._checksum:
+            self._state, self._want = "checksum", 4
+        else:  # a skippable frame's data, a checksum, or the last block of a frame without one
+            self.frames += 1
+            self._state, self._want = "magic", 4
+
+
+class _FrameWatch:
+    """Passes reads through to the decompressor, following the zstd frames in them (`ZstdFrames`).
+
+    An error reading the blob (a bound reached: `ReadStopped`) is kept and shown to the decompressor as the
+    end of its input, so the output it already holds is still handed on; the reader raises it after that.
+    """
+
+    def __init__(self, raw: Readable) -> None:
+        self._raw = raw
+        self.frames = ZstdFrames()
+        self.failed: Exception | None = None
+
+    def read(self, n: int = -1, /) -> bytes:
+        if self.failed is not None:
+            return b""
+        try:
+            data = self._raw.read(n)
+        except Exception as exc:  # re-raised by _ZstdReader once the decompressor's output is out
+            self.failed = exc
+            return b""
+        self.frames.feed(data)
+        return data
+
+
 class _ZstdReader:
+    """Every frame of a zstd stream (zstd:chunked layers are many independent frames, with skippable frames
+    between them), decompressed in bounded steps; a stream that ends inside a frame is CorruptStream."""
+
     def __init__(self, raw: Readable, block: int) -> None:
+        self._watch = _FrameWatch(raw)
         self._reader = zstandard.ZstdDecompressor().stream_reader(
-            raw,  # type: ignore[arg-type]  # any object with read() will do read_size=block, read_across_frames=True, closefd=False
+            self._watch,  # type: ignore[arg-type]  # any object with read() will do
+            read_size=block,
+            read_across_frames=True,
+            closefd=False,
         )
 
     def read(self, n: int = -1, /) -> bytes:
         try:
-            return bytes(self._reader.read(n if n >= 0 else 1 << 30))
+            data = bytes(self._reader.read(n if n >= 0 else 1 << 30))
         except zstandard.ZstdError as exc:
+            if self._watch.failed is not None:
+                raise self._watch.failed from None
             raise CorruptStream(f"corrupt zstd stream: {exc}") from None
+        if not data and n != 0:
+            if self._watch.failed is not None:
+                raise self._watch.failed
+            if not self._watch.frames.at_boundary:
+                raise CorruptStream("zstd stream ends early (truncated inside a frame)")
+        return data
 
 
 class _Bounded:
@@ -363,10 +487,15 @@ class _Bounded:
             )
 
 
+def is_zstd_skippable_magic(head: bytes) -> bool:
+    """A skippable frame's magic (0x184D2A50 to 0x184D2A5F, little-endian): metadata inside a zstd stream."""
+    return len(head) >= 4 and head[1:4] == _SKIPPABLE_MAGIC_TAIL and head[0] & 0xF0 == 0x50
+
+
 def compression_of(head: bytes) -> str:
     if head.startswith(GZIP_MAGIC):
         return "gzip"
-    if head.startswith(ZSTD_MAGIC):
+    if head.startswith(ZSTD_MAGIC) or is_zstd_skippable_magic(head):
         return "zstd"
     return "none"
 
