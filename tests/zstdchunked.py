@@ -18,10 +18,15 @@ def skippable(payload: bytes, nibble: int = 0) -> bytes:
     return struct.pack("<II", SKIPPABLE_MAGIC | (nibble & 0xF), len(payload)) + payload
 
 
-def multi_frame(tar: bytes, piece: int = 700, toc: bytes = b'{"version":1,"entries":[]}') -> bytes:
+def multi_frame(
+    tar: bytes, piece: int = 700, toc: bytes = b'{"version":1,"entries":[]}', *, lead: bool = True
+) -> bytes:
     """`tar` cut into `piece`-byte parts, each its own frame (checksums and content sizes on every other
-    one, so both header shapes occur), a skippable frame after every third, and a table of contents."""
-    out = [skippable(b"lead", 3)]
+    one, so both header shapes occur), a skippable frame after every third, and a table of contents.
+
+    `lead` puts a skippable frame first, which is valid zstd but which tools that sniff the magic (skopeo)
+    take for an uncompressed blob; zstd:chunked itself starts with a data frame."""
+    out = [skippable(b"lead", 3)] if lead else []
     for n, start in enumerate(range(0, len(tar), piece)):
         c = zstandard.ZstdCompressor(level=3, write_checksum=n % 2 == 0, write_content_size=n % 2 == 1)
         out.append(c.compress(tar[start : start + piece]))

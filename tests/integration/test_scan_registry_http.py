@@ -35,8 +35,9 @@ from secretsvc.scan.walk import LayerIndex, walk_image
 from tests import fakecreds
 from tests.registrykit import REGISTRY, SKOPEO, Registry, TokenAuthConfig, push, start_registry
 from tests.registryproxy import ProxyServer, serving
-from tests.scanimages import build_image, file, write_oci_layout
+from tests.scanimages import build_image, file, layer_tar, sha256, write_oci_layout
 from tests.tlskit import make_pki
+from tests.zstdchunked import lenient_decompress, multi_frame
 
 ROOT = Path(__file__).resolve().parents[2]
 LAYERS = 6
@@ -264,3 +265,29 @@ def test_a_redirect_to_another_host_drops_authorization(setup: Setup) -> None:
     blob_reads = [r for r in storage.requests if "/blobs/" in r[1]]
     assert len(blob_reads) == LAYERS + 1  # config and layers
     assert storage.authorization_seen == []
+
+
+def test_chunked_zstd_layers_from_the_registry(setup: Setup, tmp_path: Path) -> None:
+    """A zstd:chunked-like layer (a frame per part, skippable frames) pulled and scanned whole; the same
+    layer cut inside a frame (its digests made from the cut bytes) is reported, never clean."""
+    rng = random.Random(404)
+    secret = fakecreds.fake_github_token(rng)
+    tar = layer_tar(
+        [file(f"srv/{i}.txt", f"{i} text\n" * 300) for i in range(15)] + [file("srv/.env", f"T={secret}\n")]
+    )
+    whole = build_image([tar], compression="zstd")
+    whole.blobs[0] = multi_frame(tar, piece=4096, lead=False)
+    cut_blob = whole.blobs[0][: len(whole.blobs[0]) - 60]  # inside the last data frame (the TOC is shorter)
+    cut = build_image([[file("placeholder", "x")]], compression="zstd")
+    cut.blobs[0] = cut_blob
+    cut.config["rootfs"]["diff_ids"] = [sha256(lenient_decompress(cut_blob))]
+    push(write_oci_layout(tmp_path / "whole", [whole], tag="whole"), "whole", setup.anon.host, "team/chunked")
+    push(write_oci_layout(tmp_path / "cut", [cut], tag="cut"), "cut", setup.anon.host, "team/chunked")
+    proc = run_cli(f"docker://{setup.anon.host}/team/chunked:whole")
+    report = json.loads(proc.stdout)
+    assert (proc.returncode, report["warnings"]) == (1, []), report["warnings"]
+    assert [f["path"] for f in report["findings"]] == ["srv/.env"]
+    proc = run_cli(f"docker://{setup.anon.host}/team/chunked:cut")
+    report = json.loads(proc.stdout)
+    assert proc.returncode == 1, proc.stderr  # the secret was in a frame before the cut: findings come first
+    assert [(w["code"], w["incomplete"]) for w in report["warnings"]] == [("layer.corrupt", True)]
