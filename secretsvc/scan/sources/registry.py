@@ -178,7 +178,7 @@ class RegistryClient:
 
     def manifest(self, reference: str) -> bytes:
         max_bytes = self._limits.max_manifest_bytes
-        response = self.http.get(f"/v2/{self.ref.repo}/manifests/{reference}", accept=ACCEPT, max_body=max_bytes + 1)
+        response = self.http.get(f"/v2/{self.ref.repo}/manifests/{reference}", accept=ACCEPT)
         with BodyReader(response, "manifest") as body_reader:
             header_digest = body_reader.headers.get("Docker-Content-Digest")
             body = read_bounded(body_reader, max_bytes, "manifest")

@@ -9,10 +9,10 @@ Other answers map to the project's errors: 401 `Unauthenticated`, 403 `Permissio
 registry and repository, never the credentials), 404 `NotFound`, a failed TLS handshake `RegistryTLSError`
 (which says so and points to `--insecure-registry`).
 
-Bodies are bounded where they are read whole: a request may carry `MAX_BODY` (the limit of its own answer),
-and any error answer is cut at `MAX_ERROR_BODY_BYTES`. Blobs are streamed through `BodyReader`, bounded by
-the layer reader (`stream.SizedReader`). Redirects are followed (blob storage); `Authorization` is dropped
-when one leads to another host.
+Bodies that httpx reads whole are bounded: a request may carry `MAX_BODY` (the limit of its own answer: the
+token request does), and any error answer is cut at `MAX_ERROR_BODY_BYTES`. Manifests and blobs are streamed
+through `BodyReader`, bounded by their readers (`stream.read_bounded`, `stream.SizedReader`). Redirects
+are followed (blob storage); `Authorization` is dropped when one leads to another host.
 """
 
 from __future__ import annotations
@@ -187,7 +187,7 @@ class RegistryHttp:
     def base(self) -> str:
         return f"{self._scheme}://{self.host}"
 
-    def get(self, path: str, *, accept: str | None = None, max_body: int | None = None) -> httpx.Response:
+    def get(self, path: str, *, accept: str | None = None) -> httpx.Response:
         """The streamed 2xx answer to GET `path` (the caller closes it); errors as the module says."""
         what = path.rsplit("/", 1)[-1]
         policy = self._policy
@@ -196,7 +196,7 @@ class RegistryHttp:
         while True:
             wait: float | None
             try:
-                response = self._send(path, accept, max_body)
+                response = self._send(path, accept)
             except TransientStatus as exc:
                 status, wait, reason = exc.status, exc.retry_after, str(exc)
             except httpx.TransportError as exc:
@@ -231,10 +231,9 @@ class RegistryHttp:
                 ) from None
             self._sleep(wait)
 
-    def _send(self, path: str, accept: str | None, max_body: int | None) -> httpx.Response:
+    def _send(self, path: str, accept: str | None) -> httpx.Response:
         headers = {"Accept": accept} if accept else {}
-        extensions = {MAX_BODY: max_body} if max_body is not None else {}
-        request = self._client.build_request("GET", self.base + path, headers=headers, extensions=extensions)
+        request = self._client.build_request("GET", self.base + path, headers=headers)
         return self._client.send(request, stream=True, auth=self._auth)
 
     def _fall_back_to_plain(self) -> None:
