@@ -127,7 +127,8 @@ def scan(ref: str, options: ScanOptions = ScanOptions()) -> ScanReport:
     """Scan an image reference (or a plain directory or file) for leaked credentials.
 
     Raises `errors.InvalidArgument` for a bad reference, baseline or unreadable image, `errors.NotFound` for
-    an absent one, `errors.ConfigError` for a bad config file; problems inside layers become warnings, and a
+    an absent one, `errors.ConfigError` for a bad config file, `sources.RegistryUnavailable` for a registry
+    that stays unavailable through the retries; problems inside layers become warnings, and a
     warning that lost content makes `report.complete` false.
     """
     started = time.monotonic()

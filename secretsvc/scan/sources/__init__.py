@@ -17,6 +17,8 @@ yields nothing, and the caller walks it with `walk.walk_path`).
 
 Digest mismatches of manifests and configs raise `errors.InvalidArgument` (`DigestMismatch`); a layer's
 mismatch is raised at the end of its stream and reported by the walker as a "digest.mismatch" warning.
+A registry that stays throttled, overloaded or unreachable through the retries raises `RegistryUnavailable`;
+one whose TLS handshake fails, `RegistryTLSError`.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from secretsvc.scan.sources.local import (
     open_store,
 )
 from secretsvc.scan.sources.registry import RegistrySource, parse_registry_ref
+from secretsvc.scan.sources.registry_http import RegistryTLSError, RegistryUnavailable
 from secretsvc.scan.sources.safeopen import open_in
 from secretsvc.scan.sources.stream import CorruptStream, DigestMismatch
 
@@ -46,6 +49,8 @@ __all__ = [
     "DigestMismatch",
     "Image",
     "PathSource",
+    "RegistryTLSError",
+    "RegistryUnavailable",
     "Source",
     "open_source",
 ]

@@ -10,7 +10,7 @@ registry and repository, never the credentials), 404 `NotFound`, a failed TLS ha
 (which says so and points to `--insecure-registry`).
 
 Bodies that httpx reads whole are bounded: a request may carry `MAX_BODY` (the limit of its own answer: the
-token request does), and any error answer is cut at `MAX_ERROR_BODY_BYTES`. Manifests and blobs are streamed
+token request does), and any redirect or error answer is cut at `MAX_ERROR_BODY_BYTES`. Manifests and blobs are streamed
 through `BodyReader`, bounded by their readers (`stream.read_bounded`, `stream.SizedReader`). Redirects
 are followed (blob storage); `Authorization` is dropped when one leads to another host.
 """
@@ -32,7 +32,7 @@ from secretsvc import errors, netaddr
 
 #: Request extension: the most bytes that request's answer may have (its body is refused past this).
 MAX_BODY = "secretsvc.max_body"
-#: An error answer (4xx, 5xx) is never read past this many bytes.
+#: A redirect or error answer (3xx, 4xx, 5xx) is never read past this many bytes.
 MAX_ERROR_BODY_BYTES = 64 * 1024
 MAX_REDIRECTS = 5
 CONNECT_TIMEOUT_S = 15.0
@@ -109,9 +109,9 @@ class _BoundedStream(httpx.SyncByteStream):
 
 
 def _bound_body(response: httpx.Response) -> None:
-    """Response hook: cut bodies that are read whole (token answers, error pages) at their limit."""
+    """Response hook: cut bodies that httpx reads whole (token answers, redirects, error pages) at a limit."""
     limit = response.request.extensions.get(MAX_BODY)
-    if response.status_code >= 400:
+    if response.status_code >= 300:
         limit = MAX_ERROR_BODY_BYTES if limit is None else min(limit, MAX_ERROR_BODY_BYTES)
     if limit is not None and isinstance(response.stream, httpx.SyncByteStream):
         response.stream = _BoundedStream(response.stream, limit, f"answer from {response.request.url.host}")

@@ -263,3 +263,15 @@ def test_a_bearer_token_is_reused_until_it_expires() -> None:
             fetch(http, "/v2/team/app/manifests/v1")
             assert auth.token_fetches == 2
     assert "pw-" not in repr(auth)
+
+
+def test_a_redirect_with_a_huge_body_is_refused() -> None:
+    t = FakeTime()
+    big = Reply(307, {"Location": "/elsewhere"}, b"x" * (MAX_ERROR_BODY_BYTES + 1))
+    with (
+        serving(Scripted([big])) as srv,
+        client(srv.host, t) as http,
+        pytest.raises(errors.LimitExceeded, match="larger than the limit"),
+    ):
+        fetch(http)
+    assert srv.paths == ["/v2/team/app/manifests/v1"]  # not followed
