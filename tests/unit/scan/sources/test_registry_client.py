@@ -106,7 +106,6 @@ class Handler(http.server.BaseHTTPRequestHandler):
         else:
             self._send(404)
 
-
     def _stream_endlessly(self, blob: bytes) -> None:
         self.send_response(200)  # HTTP/1.0 without a Content-Length: the body ends when the connection does
         self.end_headers()
@@ -281,4 +280,3 @@ def test_a_blob_streamed_without_end_is_cut_off_at_its_descriptor_size(registry:
             codes[image.platform or ""] = [w.code for w in warnings]
     assert codes == {"linux/amd64": ["layer.size_mismatch"], "linux/arm64": []}
     assert time.monotonic() - started < registry.endless_for_s / 2
-
