@@ -36,7 +36,7 @@ class Registry:
     host: str
     creds: str | None
     proc: subprocess.Popen[bytes]
-    root: Path
+    root: Path | None = None
 
     def stop(self) -> None:
         self.proc.terminate()
