@@ -116,6 +116,10 @@ class H2Answer:
         sock.sendall(conn.data_to_send())
         open_requests: dict[int, Request] = {}
         while data := read_some(sock, stop):
+            if conn.state_machine.state is h2.connection.ConnectionState.CLOSED:
+                # After our GOAWAY h2 refuses any frame, even the client's SETTINGS ack still in flight;
+                # what the client sends now is read and dropped until it hangs up, as a real server does.
+                continue
             for event in conn.receive_data(data):
                 self._on_event(conn, event, open_requests)
             if out := conn.data_to_send():
