@@ -22,9 +22,9 @@ from typing import NamedTuple
 
 from secretsvc.errors import InvalidArgument
 from secretsvc.scan.model import Content, Match
-from secretsvc.scan.rules.catalog import default_rules
 from secretsvc.scan.rules.engine import MAX_HITS_PER_SCAN, TriggerEngine, build_engine
 from secretsvc.scan.rules.filters import is_allowlisted
+from secretsvc.scan.rules.loader import builtin_rules
 from secretsvc.scan.rules.model import Detector, Rule, RuleInfo
 
 __all__ = ["MAX_HITS_PER_SCAN", "MatchResult", "RuleInfo", "RuleSet"]
@@ -55,9 +55,16 @@ class RuleSet:
 
     @classmethod
     def default(cls, *, engine: str = "hyperscan", max_hits: int = MAX_HITS_PER_SCAN) -> RuleSet:
-        """Every built-in rule. `engine="re"` forces the pure-Python trigger engine (for tests); `max_hits`
-        caps the trigger hits examined per block (tests shrink it)."""
-        return cls(default_rules(), engine=engine, max_hits=max_hits)
+        """Every built-in rule (the package's `rules/data/*.toml`). `engine="re"` forces the pure-Python trigger
+        engine (for tests); `max_hits` caps the trigger hits examined per block (tests shrink it)."""
+        return cls([loaded.rule for loaded in builtin_rules()], engine=engine, max_hits=max_hits)
+
+    def adding(self, rules: Sequence[Rule]) -> RuleSet:
+        """A new rule set with these rules as well; an id already in this set is an error."""
+        clash = {r.info.rule_id for r in rules} & {r.info.rule_id for r in self._rules}
+        if clash:
+            raise InvalidArgument(f"rule id(s) already defined: {', '.join(sorted(clash))}")
+        return RuleSet([*self._rules, *rules], engine=self._engine_pref, max_hits=self.max_hits)
 
     @property
     def rules(self) -> Sequence[RuleInfo]:
@@ -95,17 +102,21 @@ class RuleSet:
         by_detector: dict[int, list[int]] = {}
         for ident, end in hits:
             by_detector.setdefault(ident, []).append(end)
-        found: set[tuple[int, int, int]] = set()
+        # (rule, start, end) -> whether every detector that found it doubted it as a documentation example
+        found: dict[tuple[int, int, int], bool] = {}
         size = len(data)
         for ident, ends in by_detector.items():
             rule_index, detector = self._detectors[ident]
             for start, stop in _windows(sorted(ends), detector.back, detector.forward, size):
                 for s, e in detector.confirm(data, start, stop):
-                    found.add((rule_index, s, e))
+                    doubted = detector.doubt is not None and detector.doubt(data, s, e)
+                    found[rule_index, s, e] = found.get((rule_index, s, e), True) and doubted
         candidates = [c for c in found if not is_allowlisted(data, c[1], c[2])]
-        return MatchResult(self._resolve(candidates, data), truncated)
+        return MatchResult(self._resolve(candidates, data, found), truncated)
 
-    def _resolve(self, candidates: list[tuple[int, int, int]], data: bytes) -> list[Match]:
+    def _resolve(
+        self, candidates: list[tuple[int, int, int]], data: bytes, doubted: dict[tuple[int, int, int], bool]
+    ) -> list[Match]:
         # Highest priority first, then longest, so a checksum-proven token claims its span before the
         # generic heuristic that matched the same characters.
         candidates.sort(key=lambda c: (-self._rules[c[0]].priority, -(c[2] - c[1]), c[1], c[0]))
@@ -122,7 +133,8 @@ class RuleSet:
         out = []
         for rule_index, s, e in kept:
             info = self._rules[rule_index].info
-            out.append(Match(rule_id=info.rule_id, severity=info.severity, start=s, end=e, secret=data[s:e]))
+            out.append(Match(rule_id=info.rule_id, severity=info.severity, start=s, end=e, secret=data[s:e],
+                             documentation_example=doubted[rule_index, s, e]))  # fmt: skip
         return out
 
 

@@ -29,6 +29,8 @@ class RuleInfo:
     severity: Severity
     description: str
     keywords: tuple[str, ...] = ()
+    family: str = ""  # the vendor or product; breadth is counted per family
+    source: str = ""  # the rule file it came from ("core.toml", or a user's file path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +47,9 @@ class Detector:
     forward: int
     caseless: bool = False
     multiline: bool = False
+    # A check whose only doubt is a documentation feature (an RFC 2606 host): when it holds, the match is
+    # kept and marked `documentation_example`, and the pipeline sets confidence by the file's context.
+    doubt: Check | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,14 +62,18 @@ class Rule:
 
 
 def regex_confirmer(
-    pattern: str, *checks: Check, group: str = "secret", flags: int = 0, max_extent: int = 65536
+    pattern: str | re.Pattern[bytes],
+    *checks: Check,
+    group: str | int = "secret",
+    flags: int = 0,
+    max_extent: int = 65536,
 ) -> Confirmer:
     """A confirmer from a Python regex with a named `secret` group, filtered by `checks`.
 
     A match that runs into the window's end is re-matched without the end bound (up to `max_extent`
     bytes), so a window cut never truncates a secret or fakes a boundary.
     """
-    compiled = re.compile(pattern.encode(), flags)
+    compiled = re.compile(pattern.encode(), flags) if isinstance(pattern, str) else pattern
 
     def confirm(data: bytes, start: int, end: int) -> Iterator[tuple[int, int]]:
         for found in compiled.finditer(data, start, end):

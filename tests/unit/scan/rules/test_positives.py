@@ -46,9 +46,9 @@ def expected_secret(sample: fakecreds.Sample) -> str:
     return sample.secret
 
 
-def test_every_rule_has_a_sample(rules: RuleSet) -> None:
+def test_every_core_rule_has_a_sample(rules: RuleSet) -> None:
     sampled = {s.rule_id for s in fakecreds.samples(random.Random(0))}
-    assert sampled == {r.rule_id for r in rules.rules}
+    assert sampled == {r.rule_id for r in rules.rules if r.source == "core.toml"}
 
 
 @pytest.mark.parametrize("seed", SEEDS)

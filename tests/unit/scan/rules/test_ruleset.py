@@ -28,7 +28,7 @@ STABLE_IDS = {
 
 
 def test_rule_ids_are_the_published_ones(rules: RuleSet) -> None:
-    assert {r.rule_id for r in rules.rules} == STABLE_IDS
+    assert {r.rule_id for r in rules.rules if r.source == "core.toml"} == STABLE_IDS
     for info in rules.rules:
         assert isinstance(info.severity, Severity)
         assert info.description and info.keywords, info.rule_id
@@ -52,7 +52,7 @@ def test_without_drops_rules(rules: RuleSet) -> None:
     # With the specific rule gone, the generic heuristic still sees a secret-named assignment.
     assert found(fewer, text) == [("generic-secret-assignment", token)]
     assert found(fewer.without(["generic-secret-assignment"]), text) == []
-    assert len(rules.rules) == len(STABLE_IDS)  # the original is unchanged
+    assert len(fewer.rules) == len(rules.rules) - 1  # the original is unchanged
 
 
 def test_without_unknown_id_is_an_error(rules: RuleSet) -> None:
