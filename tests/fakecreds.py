@@ -16,10 +16,10 @@ import base64
 import json
 import random
 import string
-import zlib
 from dataclasses import dataclass
 
-BASE62 = string.digits + string.ascii_uppercase + string.ascii_lowercase
+from secretsvc.scan.rules import generators
+
 ALNUM = string.ascii_letters + string.digits
 URLSAFE = ALNUM + "-_"
 B64 = ALNUM + "+/"
@@ -29,20 +29,6 @@ BASE32_AWS = string.ascii_uppercase + "234567"
 
 def _pick(rng: random.Random, alphabet: str, n: int) -> str:
     return "".join(rng.choice(alphabet) for _ in range(n))
-
-
-def _b64url(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def base62_crc32(body: str) -> str:
-    """The 6-character checksum tail of GitHub and npm tokens: CRC32 of the random part in base62."""
-    value = zlib.crc32(body.encode())
-    out = ""
-    while value:
-        value, rem = divmod(value, 62)
-        out = BASE62[rem] + out
-    return out.rjust(6, "0")
 
 
 # -- cloud providers ---------------------------------------------------------------------------------------
@@ -82,7 +68,7 @@ def fake_gcp_service_account_json(rng: random.Random) -> tuple[str, str]:
 
 
 def fake_azure_storage_key(rng: random.Random) -> str:
-    return base64.b64encode(rng.randbytes(64)).decode()
+    return generators.azure_account_key(rng)
 
 
 def fake_azure_storage_connection_string(rng: random.Random) -> tuple[str, str]:
@@ -97,8 +83,7 @@ def fake_azure_storage_connection_string(rng: random.Random) -> tuple[str, str]:
 
 
 def _checksummed(prefix: str, rng: random.Random) -> str:
-    body = _pick(rng, BASE62, 30)
-    return prefix + body + base62_crc32(body)
+    return prefix + generators.crc32_base62_body(rng)
 
 
 def fake_github_token(rng: random.Random, kind: str = "p") -> str:
@@ -186,26 +171,9 @@ def fake_npm_token(rng: random.Random) -> str:
     return _checksummed("np" + "m_", rng)
 
 
-def _packet(kind: int, data: bytes) -> bytes:
-    assert len(data) < 128  # one-byte varint is all these fakes need
-    return bytes([kind, len(data)]) + data
-
-
 def fake_pypi_token(rng: random.Random, location: bytes = b"pypi.org") -> str:
     """A macaroon (v2 binary format) like PyPI issues: location, identifier, caveats, 32-byte signature."""
-    ident = json.dumps({"nonce": _pick(rng, HEX, 32), "version": 1}).encode()
-    caveat = json.dumps({"permissions": "user", "version": 1}).encode()
-    raw = (
-        b"\x02"
-        + _packet(1, location)
-        + _packet(2, ident)
-        + b"\x00"
-        + _packet(2, caveat)
-        + b"\x00"
-        + b"\x00"
-        + _packet(6, rng.randbytes(32))
-    )
-    return "py" + "pi-" + _b64url(raw)
+    return generators.pypi_token(rng, location)
 
 
 # -- containers and clusters -------------------------------------------------------------------------------
@@ -262,7 +230,7 @@ def kubeconfig(*, client_key_data: str | None = None, token: str | None = None) 
 
 
 def fake_kube_client_key_data(rng: random.Random) -> str:
-    return base64.b64encode(fake_private_key_pem(rng, rng.choice(["rsa", "ec"])).encode()).decode()
+    return generators.kube_client_key_data(rng)
 
 
 def fake_vault_token(rng: random.Random) -> str:
@@ -270,35 +238,6 @@ def fake_vault_token(rng: random.Random) -> str:
 
 
 # -- private keys and tokens -------------------------------------------------------------------------------
-
-
-def _der_len(n: int) -> bytes:
-    if n < 0x80:
-        return bytes([n])
-    raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes([0x80 | len(raw)]) + raw
-
-
-def _der(tag: int, body: bytes) -> bytes:
-    return bytes([tag]) + _der_len(len(body)) + body
-
-
-def _der_int(rng: random.Random, nbytes: int) -> bytes:
-    raw = b"\x00" + bytes([rng.randrange(0x80, 0x100)]) + rng.randbytes(nbytes - 1)
-    return _der(0x02, raw)
-
-
-def _rsa_der(rng: random.Random) -> bytes:
-    ints = [_der(0x02, b"\x00"), _der_int(rng, 256), _der(0x02, b"\x01\x00\x01")]
-    ints += [_der_int(rng, n) for n in (256, 128, 128, 128, 128, 128)]
-    return _der(0x30, b"".join(ints))
-
-
-def _pem(label: str, der: bytes) -> str:
-    body = base64.b64encode(der).decode()
-    lines = [body[i : i + 64] for i in range(0, len(body), 64)]
-    dashes = "-----"
-    return "\n".join([dashes + "BEGIN " + label + dashes, *lines, dashes + "END " + label + dashes, ""])
 
 
 def broken_pem(label: str, body: str, *, end: bool = True) -> bytes:
@@ -314,38 +253,11 @@ def fake_private_key_pem(rng: random.Random, kind: str = "rsa") -> str:
 
     kind: rsa (PKCS#1), ec (SEC1), dsa, pkcs8, encrypted (PKCS#8 encrypted), openssh.
     """
-    pk = "PRIVATE " + "KEY"
-    if kind == "rsa":
-        return _pem("RSA " + pk, _rsa_der(rng))
-    if kind == "ec":
-        body = _der(0x02, b"\x01") + _der(0x04, rng.randbytes(32)) + _der(0xA0, bytes.fromhex("06082a8648ce3d030107"))
-        return _pem("EC " + pk, _der(0x30, body))
-    if kind == "dsa":
-        ints = [_der(0x02, b"\x00")] + [_der_int(rng, n) for n in (128, 20, 128, 128, 20)]
-        return _pem("DSA " + pk, _der(0x30, b"".join(ints)))
-    if kind == "pkcs8":
-        algo = _der(0x30, bytes.fromhex("06092a864886f70d010101") + b"\x05\x00")
-        return _pem(pk, _der(0x30, _der(0x02, b"\x00") + algo + _der(0x04, _rsa_der(rng))))
-    if kind == "encrypted":
-        algo = _der(0x30, bytes.fromhex("06092a864886f70d01050d") + _der(0x30, rng.randbytes(40)))
-        return _pem("ENCRYPTED " + pk, _der(0x30, algo + _der(0x04, rng.randbytes(1232))))
-    if kind == "openssh":
-        blob = b"openssh-key-v1\x00" + b"\x00\x00\x00\x04none" * 2 + b"\x00\x00\x00\x00\x00\x00\x00\x01"
-        blob += rng.randbytes(360)
-        text = base64.b64encode(blob).decode()
-        lines = [text[i : i + 70] for i in range(0, len(text), 70)]
-        dashes = "-----"
-        label = "OPENSSH " + pk
-        return "\n".join([dashes + "BEGIN " + label + dashes, *lines, dashes + "END " + label + dashes, ""])
-    raise ValueError(f"unknown key kind {kind!r}")
+    return generators.private_key_pem(rng, kind)
 
 
 def fake_jwt(rng: random.Random) -> str:
-    header = _b64url(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-    payload = _b64url(
-        json.dumps({"sub": _pick(rng, string.digits, 10), "iat": rng.randrange(1_600_000_000, 1_800_000_000)}).encode()
-    )
-    return f"{header}.{payload}.{_b64url(rng.randbytes(32))}"
+    return generators.jwt(rng)
 
 
 def fake_database_uri(rng: random.Random) -> tuple[str, str]:
