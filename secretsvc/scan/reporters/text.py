@@ -72,6 +72,8 @@ def plain_lines(report: ScanReport) -> Iterator[str]:
                 f"{f.redacted}  fingerprint {f.fingerprint[:16]}  "
                 f"{safe(str(f.origin))} ({f.confidence.label} confidence)"
             )
+            if f.description:
+                yield f"           {safe(f.description)}"
     if report.warnings:
         yield ""
         yield f"Warnings ({report.stats.warnings}):"
@@ -132,9 +134,12 @@ def _render_rich(report: ScanReport, stream: TextIO) -> None:
             table.add_column(column, overflow="fold")
         for f in findings:
             where = safe(f.path) + (f":{f.line}" if f.line is not None else "")
+            rule = Text(f.rule_id)
+            if f.description:  # what the rule found; for stored-secret, which secret and version
+                rule.append("\n" + safe(f.description), style="dim")
             table.add_row(
                 Text(f.severity.label.upper(), style=_SEVERITY_STYLE[f.severity]),
-                Text(f.rule_id),
+                rule,
                 Text(where),
                 Text(f.location.value),
                 Text(f.redacted),
