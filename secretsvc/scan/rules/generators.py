@@ -6,6 +6,7 @@ seed reproduces it, and none is a real credential: keys are random bytes in the 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import random
 import string
@@ -164,3 +165,27 @@ def docker_auth(rng: random.Random) -> str:
 @generator("kube-client-key-data")
 def kube_client_key_data(rng: random.Random) -> str:
     return base64.b64encode(private_key_pem(rng, rng.choice(["rsa", "ec"])).encode()).decode()
+
+
+_BASE58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+
+
+def base58check_encode(body: bytes) -> str:
+    raw = body + hashlib.sha256(hashlib.sha256(body).digest()).digest()[:4]
+    value = int.from_bytes(raw, "big")
+    out = ""
+    while value:
+        value, rem = divmod(value, 58)
+        out = _BASE58[rem] + out
+    return "1" * (len(raw) - len(raw.lstrip(b"\x00"))) + out
+
+
+@generator("bitcoin-wif")
+def bitcoin_wif(rng: random.Random) -> str:
+    """A mainnet WIF private key of random bytes, compressed or not."""
+    return base58check_encode(b"\x80" + rng.randbytes(32) + (b"\x01" if rng.random() < 0.5 else b""))
+
+
+@generator("jwt-base64")
+def jwt_base64(rng: random.Random) -> str:
+    return base64.b64encode(jwt(rng).encode()).decode()

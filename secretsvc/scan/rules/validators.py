@@ -3,6 +3,7 @@ credential's structure, not just its alphabet. Each is total (never raises) and 
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 from secretsvc.scan.rules import checks
@@ -61,3 +62,50 @@ def luhn(secret: bytes) -> bool:
         doubled = digit * 2 if i % 2 else digit
         total += doubled - 9 if doubled > 9 else doubled
     return total % 10 == 0
+
+
+BASE58 = b"123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+_BASE58_VALUE = {c: i for i, c in enumerate(BASE58)}
+MAX_BASE58_CHARS = 128
+
+
+def base58_decode(text: bytes) -> bytes | None:
+    """Bitcoin's base58 alphabet, leading '1's as zero bytes; None if a character is outside it."""
+    if len(text) > MAX_BASE58_CHARS:
+        return None
+    value = 0
+    for c in text:
+        digit = _BASE58_VALUE.get(c)
+        if digit is None:
+            return None
+        value = value * 58 + digit
+    zeros = len(text) - len(text.lstrip(b"1"))
+    return b"\x00" * zeros + value.to_bytes((value.bit_length() + 7) // 8, "big")
+
+
+@validator("base58check")
+def base58check(secret: bytes) -> bool:
+    """Base58 with a 4-byte double-SHA-256 checksum (Bitcoin WIF keys and addresses)."""
+    raw = base58_decode(secret)
+    if raw is None or len(raw) < 5:
+        return False
+    body, check = raw[:-4], raw[-4:]
+    return hashlib.sha256(hashlib.sha256(body).digest()).digest()[:4] == check
+
+
+@validator("bitcoin-wif")
+def bitcoin_wif(secret: bytes) -> bool:
+    """A wallet-import-format private key: version 0x80 (mainnet) or 0xef (testnet), 32 key bytes, an optional
+    0x01 compression flag, and a valid base58check checksum."""
+    raw = base58_decode(secret)
+    if raw is None or not base58check(secret):
+        return False
+    body = raw[:-4]
+    return body[:1] in (b"\x80", b"\xef") and (len(body) == 33 or (len(body) == 34 and body[-1] == 1))
+
+
+@validator("base64-jwt")
+def base64_jwt(secret: bytes) -> bool:
+    """A JWT that was base64-encoded once more (Kubernetes Secret data, some CI variables)."""
+    raw = checks.b64decode_loose(secret)
+    return raw is not None and checks.jwt_valid(raw.strip())
