@@ -27,6 +27,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from secretsvc.boundedio import read_bounded
 from secretsvc.errors import InvalidArgument
 from secretsvc.scan.model import Severity
 from secretsvc.scan.rules import examples as example_templates
@@ -93,13 +94,8 @@ def _builtin_rules() -> tuple[LoadedRule, ...]:
 
 def load_file(path: Path) -> list[LoadedRule]:
     """A user's rule file, read with a size bound."""
-    try:
-        with path.open("rb") as f:
-            raw = f.read(MAX_RULE_FILE_BYTES + 1)
-    except OSError as exc:
-        raise InvalidArgument(f"{path}: cannot read the rule file ({exc.strerror or exc})") from None
-    if len(raw) > MAX_RULE_FILE_BYTES:
-        raise InvalidArgument(f"{path}: a rule file may hold at most {MAX_RULE_FILE_BYTES >> 20} MiB")
+    raw = read_bounded(path, MAX_RULE_FILE_BYTES, what="the rule file", limit_name="MAX_RULE_FILE_BYTES",
+                       error=InvalidArgument)  # fmt: skip
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
