@@ -12,7 +12,7 @@ import pytest
 
 from secretsvc.errors import InvalidArgument
 from secretsvc.scan.model import Severity
-from secretsvc.scan.rules import RuleSet
+from secretsvc.scan.rules import RuleSet, listing, registry
 from tests import fakecreds
 from tests.unit.scan.rules.support import content, found
 
@@ -35,12 +35,31 @@ def test_rule_ids_are_the_published_ones(rules: RuleSet) -> None:
         assert re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", info.rule_id)
 
 
-def test_docs_table_lists_every_rule_with_its_severity(rules: RuleSet) -> None:
-    text = DOCS.read_text()
+def test_docs_table_is_generated_from_the_rule_data(rules: RuleSet) -> None:
+    text = DOCS.read_text(encoding="utf-8")
+    wanted = listing.replace_table(text, listing.render_markdown(rules.rules))
+    assert text == wanted, "docs/scan-rules.md: run python -m secretsvc.scan.rules.listing docs/scan-rules.md"
     for info in rules.rules:
-        row = re.search(rf"^\| `{re.escape(info.rule_id)}` \| (\w+) \|", text, re.M)
+        row = re.search(rf"^\| `{re.escape(info.rule_id)}` \| [^\n]*? \| (\w+) \| ", text, re.M)
         assert row is not None, info.rule_id
         assert row.group(1) == info.severity.label, info.rule_id
+
+
+def test_docs_table_check_notices_a_stale_table(tmp_path: Path) -> None:
+    doc = tmp_path / "rules.md"
+    doc.write_text(f"# Rules\n\n{listing.TABLE_BEGIN}\n| stale |\n{listing.TABLE_END}\n", encoding="utf-8")
+    assert listing.main(["--check", str(doc)]) == 1
+    assert listing.main([str(doc)]) == 0
+    assert listing.main(["--check", str(doc)]) == 0
+    assert "| `aws-access-key-id` | AWS | high |" in doc.read_text(encoding="utf-8")
+    assert doc.read_text(encoding="utf-8").startswith("# Rules\n")
+
+
+def test_docs_name_every_registered_validator_detector_and_generator() -> None:
+    registry.load_builtins()
+    text = DOCS.read_text(encoding="utf-8")
+    for name in [*registry.VALIDATORS, *registry.DETECTORS, *registry.GENERATORS]:
+        assert f"`{name}`" in text, name
 
 
 def test_without_drops_rules(rules: RuleSet) -> None:
