@@ -1,0 +1,576 @@
+"""Breadth of the leak detector per credential family, side by side with gitleaks and Kingfisher.
+
+Writes fake credentials for every family of `breadth_corpus.FAMILIES` (282 vendors: every vendor of
+gitleaks' default configuration, the widely used ones Kingfisher adds, and common ones neither names),
+generated at run time from the vendors' documented formats with a seeded RNG, one file per family in a
+temporary directory, each value in a realistic context line. Then runs ours (`secretsvc scan DIR`, plain
+files), gitleaks (`gitleaks dir`) and Kingfisher (`kingfisher scan DIR`) over the same files, maps every
+finding back to the family file and sample line it came from, and prints per family: detected samples /
+planted for each tool, whether a hit came from the family's own rule, a generic rule or another family's
+rule ("wrong rule"), the totals, and the target check of issue 9: every family a peer detects with a rule of
+its own is detected by ours too (the misses are the to-do list). Writes the figures (never a value) as JSON
+to bench/out/.
+
+Families covered (`--list` prints them with their variants):
+  gitleaks' vendors: 1Password, Adafruit IO, Adobe, age, Airtable, Algolia, Alibaba Cloud, Anthropic, JFrog,
+  Asana, Atlassian, Authress, AWS (incl. Bedrock keys), Microsoft Entra ID, Beamer, Bitbucket, Bittrex, Cisco
+  Meraki, ClickHouse Cloud, Clojars, Cloudflare, Codecov, Cohere, Coinbase, Confluent, Contentful, curl auth,
+  Databricks, Datadog, Defined Networking, DigitalOcean, Discord, Doppler, Drone CI, Dropbox, Duffel,
+  Dynatrace, EasyPost, Etsy, Facebook, Fastly, Finicity, Finnhub, Flickr, Flutterwave, Fly.io, Frame.io,
+  Freemius, FreshBooks, Google Cloud (+ service account JSON), GitHub, GitLab, Gitter, GoCardless, Grafana,
+  Harness, Terraform Cloud, Heroku, HubSpot, Hugging Face, Infracost, Intercom, 42 Intra, JSON Web Token,
+  Kraken, Kubernetes, KuCoin, LaunchDarkly, Linear, LinkedIn, Lob, Looker, Mailchimp, Mailgun, Mapbox,
+  Mattermost, MaxMind, MessageBird, Microsoft Teams, Netlify, New Relic, Notion, npm, NuGet (+ API key), New
+  York Times, Octopus Deploy, Okta, OpenAI, OpenShift, Perplexity, Plaid, PlanetScale, Postman, Prefect,
+  Private key (PEM), Private AI, Pulumi, PyPI, RapidAPI, ReadMe, RubyGems, Scalingo, Sendbird, SendGrid,
+  Brevo, Sentry, SettleMint, Shippo, Shopify, Sidekiq, Slack, Snyk, SonarQube, Sourcegraph, Square,
+  Squarespace, Stripe, Sumo Logic, Telegram, Travis CI, Twilio, Twitch, Twitter, Typeform, HashiCorp Vault,
+  Yandex Cloud, Zendesk.
+  Kingfisher's widely used additions: AbuseIPDB, Aiven, Amplitude, Apify, Apollo, AssemblyAI, Auth0, Azure,
+  Bitly, Box, Brave Search, BrowserStack, Buildkite, Cerebras, CircleCI, Civo, Clerk, ClickUp, Cloudinary,
+  Cloudsmith, CockroachDB Cloud, ConfigCat, Coveralls, crates.io, Databento, DataStax Astra, Deepgram,
+  DeepSeek, Deno Deploy, Docker Hub, Docker Swarm, eBay, Elastic, ElevenLabs, Exoscale, fal.ai, Figma, Gitea,
+  Google Gemini, Groq, Honeycomb, Hunter, IBM Cloud, InfluxDB, Ionic, JumpCloud, Moonshot Kimi, Klaviyo,
+  LangSmith, Langfuse, Lark, Lichess, LlamaCloud, MailerSend, Mem0, Miro, Mistral AI, monday.com, MongoDB (+
+  Atlas), Neon, ngrok, NVIDIA NGC, Nylas, OneSignal, Onfido, OpenRouter, OpenWeather, Opsgenie, OVH, Paddle,
+  PagerDuty, PayPal (+ Braintree), Pinecone, Plivo, PostHog, Postmark, Razorpay, Render, Replicate, Resend,
+  Rootly, RunPod, Salesforce, Samsara, Scaleway, Segment, Stability AI, Supabase, Tailscale, Telnyx, Together
+  AI, Unkey, Upstash, Vercel, VirusTotal, Voyage AI, Vultr, WakaTime, Weights & Biases, WooCommerce, xAI,
+  Zoho, Zuplo, Bitwarden, HashiCorp Cloud Platform, Postman collection.
+  Neither peer names them: Akamai, Tencent Cloud, Trello, Zapier, Pusher, Vonage, Mixpanel, Rollbar, Bugsnag,
+  Splunk, Jenkins, Hetzner Cloud, Linode, Infura, Etherscan, Alchemy, Django, Laravel, Ruby on Rails, Sanity,
+  Webflow, Stytch, Adyen, Expo, Oracle Cloud, Zoom, Webex, Firebase Cloud Messaging, Railway, Loom,
+  Pipedrive, Freshdesk, Customer.io, SparkPost, Mandrill, Help Scout, Storyblok, Qdrant, Weaviate, Jina AI,
+  Fireworks AI, Anyscale, Infisical, htpasswd, Database URI.
+
+Peers are found in `--peers-venv` (default /tmp/peers-venv); see bench/README-scan.md for the install line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import secrets
+import shutil
+import sys
+import time
+import tomllib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import breadth_corpus as bc  # the corpus writer next to this file
+from breadth_families import FAMILIES
+from scan_bench import Hit, ours_cmd, parse_gitleaks, parse_kingfisher, parse_ours, run_measured
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT_DIR = ROOT / "bench" / "out"
+RULES_DATA = ROOT / "secretsvc" / "scan" / "rules" / "data"
+TOOLS = ("ours", "gitleaks", "kingfisher")
+#: Shortest reported text credited by containment in a planted value (shorter ones match by accident).
+MIN_OVERLAP_CHARS = 8
+
+# Words of a family name too common to tie a rule id to that family.
+_STOPWORDS = {
+    "cloud",
+    "api",
+    "key",
+    "the",
+    "and",
+    "service",
+    "account",
+    "private",
+    "web",
+    "token",
+    "platform",
+    "collection",
+    "auth",
+    "uri",
+    "deploy",
+    "search",
+    "file",
+}
+# Rule-id words for families whose ids do not use the vendor's name (or not only it).
+ALIASES: Mapping[str, tuple[str, ...]] = {
+    "Microsoft Entra ID": ("azure", "entra", "msal"),
+    "Brevo": ("sendinblue", "brevo"),
+    "Terraform Cloud": ("hashicorp-tf", "terraform", "tfe", "tfc"),
+    "HashiCorp Vault": ("vault",),
+    "JSON Web Token": ("jwt",),
+    "Google Cloud": ("gcp", "google"),
+    "Google Cloud service account": ("gcp", "google", "service-account"),
+    "Google Gemini": ("gcp", "gemini", "google"),
+    "Private key (PEM)": ("private-key", "privatekey", "pem", "rsa", "ec-private"),
+    "42 Intra": ("intra42", "42"),
+    "JFrog": ("artifactory", "jfrog"),
+    "Database URI": (
+        "credential-uri",
+        "connection-uri",
+        "database",
+        "postgres",
+        "mysql",
+        "mongodb",
+        "redis",
+        "amqp",
+        "uri-with",
+        "basic-auth-url",
+        "url-credentials",
+    ),
+    "curl auth": ("curl",),
+    "Moonshot Kimi": ("kimi", "moonshot"),
+    "Docker Hub": ("dockerhub", "docker-hub"),
+    "Docker Swarm": ("swarm",),
+    "New York Times": ("nytimes",),
+    "crates.io": ("crates",),
+    "Weights & Biases": ("weights-and-biases", "wandb"),
+    "HashiCorp Cloud Platform": ("hcp",),
+    "NuGet API key": ("nuget",),
+    "PayPal Braintree": ("braintree", "paypal"),
+    "Sumo Logic": ("sumologic", "sumo"),
+    "Hugging Face": ("huggingface", "hugging-face"),
+    "Firebase Cloud Messaging": ("firebase", "fcm"),
+    "Help Scout": ("helpscout", "help-scout"),
+    "Customer.io": ("customerio", "customer-io"),
+    "Ruby on Rails": ("rails",),
+    "Oracle Cloud": ("oracle", "oci"),
+    "MongoDB": ("mongodb", "mongo"),
+    "Kubernetes": ("kubernetes", "k8s"),
+    "age": ("age-secret", "age-"),
+    "SonarQube": ("sonar",),
+    "CockroachDB Cloud": ("cockroach",),
+    "Azure DevOps": ("azure-devops", "azure_devops", "ado-", "azdo"),
+    "Docker config auth": ("docker-config", "docker-auth", "dockerconfig"),
+    "Git credentials": ("git-credential",),
+}
+
+
+# -- attributing a hit to a family --------------------------------------------------------------------------
+
+
+def family_words(name: str) -> tuple[str, ...]:
+    """Lower-case words of a family name (and its aliases) that a rule id naming the family would contain."""
+    words = [w for w in re.split(r"[^a-z0-9]+", name.lower()) if len(w) >= 3 and w not in _STOPWORDS]
+    joined = re.sub(r"[^a-z0-9]+", "", name.lower())
+    return tuple(dict.fromkeys([*ALIASES.get(name, ()), *words, joined]))
+
+
+#: Rules that match a format shared by many vendors (a JWT, a PEM block, a URI with a password, an assignment
+#: of a random-looking value): a hit by one of them on another family's sample is generic, not wrong.
+_GENERIC_RULE_WORDS = (
+    "generic",
+    "high-entropy",
+    "password-assignment",
+    "jwt",
+    "private-key",
+    "credential-uri",
+    "database-uri",
+    "uri-password",
+    "basic-auth",
+    "curl-auth",
+)
+#: Ours' families that are formats rather than vendors.
+_GENERIC_FAMILIES = {"Generic", "Database URIs", "Private keys", "JSON Web Token", "netrc", "Git"}
+#: Ours' family names that differ from the corpus' for the same vendor.
+_EQUIVALENT = {
+    "Private keys": "Private key (PEM)",
+    "Database URIs": "Database URI",
+    "Docker": "Docker config auth",
+    "Git": "Git credentials",
+}
+
+
+def is_generic(rule: str, rule_families: Mapping[str, str] | None = None) -> bool:
+    if rule_families and rule in rule_families:
+        return rule_families[rule] in _GENERIC_FAMILIES
+    r = rule.lower()
+    return any(w in r for w in _GENERIC_RULE_WORDS)
+
+
+def rule_names_family(rule: str, family: str, rule_families: Mapping[str, str]) -> bool:
+    """Does the rule belong to the family? Ours' own rule->family table first, else the rule id's words."""
+    if rule in rule_families:
+        return _same_vendor(rule_families[rule], family)
+    r = rule.lower()
+    squashed = re.sub(r"[^a-z0-9]", "", r)
+    return any(w in r or re.sub(r"[^a-z0-9]", "", w) in squashed for w in family_words(family))
+
+
+def _same_vendor(ours: str, corpus: str) -> bool:
+    """Ours splits a few vendors finer or coarser (Azure Storage / Azure, MongoDB Atlas / MongoDB)."""
+    a, b = _EQUIVALENT.get(ours, ours).lower(), corpus.lower()
+    return a == b or a.startswith(b + " ") or b.startswith(a + " ")
+
+
+def load_rule_families(data_dir: Path = RULES_DATA) -> dict[str, str]:
+    """Rule id -> family from ours' rule data files (only ids and family names are read)."""
+    out: dict[str, str] = {}
+    for path in sorted(data_dir.glob("*.toml")):
+        with path.open("rb") as fh:
+            doc = tomllib.load(fh)
+        for rule in doc.get("rule", []):
+            if "id" in rule and "family" in rule:
+                out[str(rule["id"])] = str(rule["family"])
+    return out
+
+
+# -- scoring -----------------------------------------------------------------------------------------------
+
+#: Per sample and tool: how it was found.
+RIGHT, GENERIC, WRONG, MISS = "right", "generic", "wrong", "miss"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    status: str
+    rules: tuple[str, ...] = ()
+    hidden: bool = False  # ours only: every hit below the default confidence
+
+
+def relative(path: str, root: Path) -> str:
+    p = path.replace("\\", "/")
+    for prefix in (str(root.resolve()) + "/", str(root) + "/"):
+        if p.startswith(prefix):
+            return p[len(prefix) :]
+    return p.lstrip("./")
+
+
+def _overlaps(text: str | None, value: str) -> bool:
+    if not text:
+        return False
+    t = re.sub(r"\s+", "", text)
+    v = re.sub(r"\s+", "", value)
+    return v in t or (len(t) >= MIN_OVERLAP_CHARS and t in v)
+
+
+def hits_for(item: bc.Planted, hits: Iterable[Hit]) -> list[Hit]:
+    """Hits in the sample's file on one of its lines, or whose reported text is (part of) its value."""
+    lo, hi = item.lines
+    return [h for h in hits if (h.line is not None and lo <= h.line <= hi) or _overlaps(h.text, item.value)]
+
+
+def classify(
+    item: bc.Planted, hits: Sequence[Hit], rule_families: Mapping[str, str], hidden_rules: Iterable[Hit] = ()
+) -> Outcome:
+    if not hits:
+        return Outcome(MISS)
+    rules = tuple(sorted({h.rule for h in hits}))
+    hidden_set = set(hidden_rules)
+    hidden = all(h in hidden_set for h in hits)
+    if any(rule_names_family(h.rule, item.family, rule_families) for h in hits):
+        return Outcome(RIGHT, rules, hidden)
+    if any(is_generic(h.rule, rule_families) for h in hits):
+        return Outcome(GENERIC, rules, hidden)
+    return Outcome(WRONG, rules, hidden)
+
+
+def score_tool(
+    planted: Sequence[bc.Planted],
+    hits: Sequence[Hit],
+    root: Path,
+    rule_families: Mapping[str, str],
+    hidden: Iterable[Hit] = (),
+) -> list[Outcome]:
+    """One outcome per planted sample, in the order given."""
+    by_path: dict[str, list[Hit]] = {}
+    for h in hits:
+        by_path.setdefault(relative(h.path, root), []).append(h)
+    hidden_list = list(hidden)
+    return [classify(p, hits_for(p, by_path.get(p.path, [])), rule_families, hidden_list) for p in planted]
+
+
+@dataclass(slots=True)
+class FamilyRow:
+    family: str
+    planted: int
+    found: dict[str, dict[str, int]] = field(default_factory=dict)  # tool -> status -> samples
+    wrong_rules: dict[str, list[str]] = field(default_factory=dict)  # tool -> rule ids of wrong-rule hits
+
+    def detected(self, tool: str) -> int:
+        f = self.found.get(tool, {})
+        return f.get(RIGHT, 0) + f.get(GENERIC, 0) + f.get(WRONG, 0)
+
+    def named(self, tool: str) -> int:
+        return self.found.get(tool, {}).get(RIGHT, 0)
+
+
+def tabulate(planted: Sequence[bc.Planted], outcomes: Mapping[str, Sequence[Outcome]]) -> list[FamilyRow]:
+    """Per family, per tool: samples found by the family's own rule, a generic one, another family's, or not."""
+    rows: dict[str, FamilyRow] = {}
+    for i, item in enumerate(planted):
+        row = rows.setdefault(item.family, FamilyRow(item.family, 0))
+        row.planted += 1
+        for tool, outs in outcomes.items():
+            o = outs[i]
+            counts = row.found.setdefault(tool, {})
+            counts[o.status] = counts.get(o.status, 0) + 1
+            if o.status == WRONG:
+                row.wrong_rules.setdefault(tool, [])
+                row.wrong_rules[tool] = sorted(set(row.wrong_rules[tool]) | set(o.rules))
+    return list(rows.values())
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Issue 9: every family a peer detects (with a rule of its own) is detected by ours too."""
+
+    missed: tuple[str, ...]  # a peer names the family, ours finds no sample of it
+    ours_unnamed: tuple[str, ...]  # a peer names the family, ours finds it only through generic or wrong rules
+    peer_generic_only: tuple[str, ...]  # a peer finds it only through a generic rule, ours finds nothing
+
+    @property
+    def met(self) -> bool:
+        return not self.missed
+
+
+def check_target(rows: Sequence[FamilyRow], peers: Sequence[str]) -> Target:
+    missed, unnamed, generic_only = [], [], []
+    for r in rows:
+        peer_named = any(r.named(p) for p in peers)
+        peer_any = any(r.detected(p) for p in peers)
+        if peer_named and not r.detected("ours"):
+            missed.append(r.family)
+        elif peer_named and not r.named("ours"):
+            unnamed.append(r.family)
+        elif peer_any and not r.detected("ours"):
+            generic_only.append(r.family)
+    return Target(tuple(missed), tuple(unnamed), tuple(generic_only))
+
+
+# -- printing ----------------------------------------------------------------------------------------------
+
+
+def cell(row: FamilyRow, tool: str) -> str:
+    """`found/planted`, then `g` when some were found only by a generic rule and `w` by another family's."""
+    if tool not in row.found:
+        return "-"
+    f = row.found[tool]
+    marks = ("g" if f.get(GENERIC) else "") + ("w" if f.get(WRONG) else "")
+    return f"{row.detected(tool)}/{row.planted}" + (f" {marks}" if marks else "")
+
+
+def totals(rows: Sequence[FamilyRow], tool: str) -> dict[str, int]:
+    return {
+        "families_detected": sum(1 for r in rows if r.detected(tool)),
+        "families_named": sum(1 for r in rows if r.named(tool)),
+        "families_complete": sum(1 for r in rows if r.detected(tool) == r.planted),
+        "samples_detected": sum(r.detected(tool) for r in rows),
+        "samples_named": sum(r.named(tool) for r in rows),
+        "samples_generic": sum(r.found.get(tool, {}).get(GENERIC, 0) for r in rows),
+        "samples_wrong_rule": sum(r.found.get(tool, {}).get(WRONG, 0) for r in rows),
+    }
+
+
+def render_table(rows: Sequence[FamilyRow], tools: Sequence[str]) -> list[str]:
+    width = max(len(r.family) for r in rows) + 2
+    out = [f"{'family':<{width}}" + "".join(f"{t:>14}" for t in tools), "-" * (width + 14 * len(tools))]
+    out += [f"{r.family:<{width}}" + "".join(f"{cell(r, t):>14}" for t in tools) for r in rows]
+    out.append("-" * (width + 14 * len(tools)))
+    planted = sum(r.planted for r in rows)
+    for label, key in (
+        ("families detected", "families_detected"),
+        ("  by own rule", "families_named"),
+        ("  all samples", "families_complete"),
+        ("samples detected", "samples_detected"),
+        ("  by own rule", "samples_named"),
+        ("  generic rule", "samples_generic"),
+        ("  wrong rule", "samples_wrong_rule"),
+    ):
+        denom = len(rows) if key.startswith("families") else planted
+        out.append(f"{label:<{width}}" + "".join(f"{totals(rows, t)[key]:>9}/{denom:<4}" for t in tools))
+    return out
+
+
+# -- running -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ToolRun:
+    name: str
+    cmd: list[str]
+    report: Path
+    parse: Callable[[Path], list[Hit]]
+
+
+def parse_ours_hidden(path: Path, min_confidence: str = "medium") -> list[Hit]:
+    """Ours' hits that the default `--min-confidence` would hide (the bench runs ours at `low`)."""
+    order = {"low": 0, "medium": 1, "high": 2}
+    doc = json.loads(path.read_text())
+    hidden = {
+        (f["path"], f["line"], f["rule_id"]) for f in doc["findings"] if order[f["confidence"]] < order[min_confidence]
+    }
+    return [h for h in parse_ours(path) if (h.path, h.line, h.rule) in hidden]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seed", type=int, default=20250901)
+    ap.add_argument("--per-family", type=int, default=3, help="samples per family (at least one per variant)")
+    ap.add_argument("--workdir", type=Path, default=Path("/tmp/breadth-bench"), help="corpus and raw reports")
+    ap.add_argument("--peers-venv", type=Path, default=Path("/tmp/peers-venv"))
+    ap.add_argument("--ours-venv", type=Path, default=ROOT / ".venv")
+    ap.add_argument("--only-ours", action="store_true", help="skip the peers")
+    ap.add_argument("--family", action="append", default=[], help="only this family (repeatable)")
+    ap.add_argument("--list", action="store_true", help="print the families and their variables, then exit")
+    ap.add_argument("--strict", action="store_true", help="exit 1 when the target is missed")
+    args = ap.parse_args(argv)
+
+    families = [f for f in FAMILIES if not args.family or f.name in args.family]
+    if args.list:
+        for f in FAMILIES:
+            print(
+                f"{f.name}: {', '.join(v.var or 'file' for v in f.variants)}" + (f"  [{f.source}]" if f.source else "")
+            )
+        return 0
+    if not families:
+        ap.error("no family matches --family")
+    if args.per_family < 1:
+        ap.error("--per-family must be at least 1")
+    peers_bin = args.peers_venv / "bin"
+    tools = ["ours"] if args.only_ours else list(TOOLS)
+    if not (args.ours_venv / "bin" / "secretsvc").exists():
+        ap.error(f"no secretsvc in {args.ours_venv / 'bin'}")
+    for tool in tools[1:]:
+        if not (peers_bin / tool).exists():
+            ap.error(f"{tool} not found in {peers_bin}; see bench/README-scan.md for the install line")
+
+    work: Path = args.workdir
+    corpus_dir = work / "corpus"
+    if corpus_dir.exists():
+        shutil.rmtree(corpus_dir)
+    raw = work / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    corpus = bc.write_corpus(corpus_dir, args.seed, args.per_family, families)
+    print(f"corpus: {len(families)} families, {len(corpus.planted)} samples in {corpus_dir}")
+
+    key = secrets.token_bytes(32)
+    offline = ["--no-validate", "--no-update-check", "--no-limits"]
+    runs = {
+        "ours": ToolRun(
+            "ours",
+            [
+                *ours_cmd(args.ours_venv / "bin", str(corpus_dir), key),
+                "--min-confidence",
+                "low",
+                "--output",
+                str(raw / "ours.json"),
+            ],
+            raw / "ours.json",
+            parse_ours,
+        ),
+        "gitleaks": ToolRun(
+            "gitleaks",
+            [
+                str(peers_bin / "gitleaks"),
+                "dir",
+                str(corpus_dir),
+                "--no-banner",
+                "-l",
+                "error",
+                "--exit-code",
+                "0",
+                "-f",
+                "json",
+                "-r",
+                str(raw / "gitleaks.json"),
+            ],
+            raw / "gitleaks.json",
+            parse_gitleaks,
+        ),
+        "kingfisher": ToolRun(
+            "kingfisher",
+            [
+                str(peers_bin / "kingfisher"),
+                "scan",
+                str(corpus_dir),
+                *offline,
+                "-q",
+                "-f",
+                "json",
+                "-o",
+                str(raw / "kingfisher.json"),
+            ],
+            raw / "kingfisher.json",
+            parse_kingfisher,
+        ),
+    }
+    rule_families = load_rule_families()
+    outcomes: dict[str, list[Outcome]] = {}
+    timings: dict[str, float] = {}
+    for tool in tools:
+        run = runs[tool]
+        run.report.unlink(missing_ok=True)
+        t0 = time.perf_counter()
+        stats = run_measured(run.cmd, stdout=raw / f"{tool}.stdout")
+        timings[tool] = time.perf_counter() - t0
+        if not run.report.exists():
+            err = (raw / f"{tool}.stderr").read_text(errors="replace")[-2000:]
+            print(f"{tool}: no report (exit {stats.returncode}); stderr tail:\n{err}", file=sys.stderr)
+            return 2
+        hits = run.parse(run.report)
+        hidden = parse_ours_hidden(run.report) if tool == "ours" else []
+        fams = rule_families if tool == "ours" else {}
+        outcomes[tool] = score_tool(corpus.planted, hits, corpus_dir, fams, hidden)
+        print(f"{tool}: {len(hits)} findings in {timings[tool]:.1f} s (exit {stats.returncode})")
+
+    rows = tabulate(corpus.planted, outcomes)
+    print()
+    print("\n".join(render_table(rows, tools)))
+    print("\n(cells: samples found / planted; g = some only by a generic rule, w = some by another family's rule)")
+    hidden_ours = sum(1 for o in outcomes["ours"] if o.status != MISS and o.hidden)
+    print(f"ours: {hidden_ours} found samples are below the default --min-confidence (medium) and hidden by default")
+
+    wrong = {t: {r.family: r.wrong_rules[t] for r in rows if t in r.wrong_rules} for t in tools}
+    for t in tools:
+        if wrong[t]:
+            print(f"\nwrong-rule hits, {t}: " + "; ".join(f"{fam} -> {', '.join(rs)}" for fam, rs in wrong[t].items()))
+
+    target = None
+    if len(tools) > 1:
+        target = check_target(rows, tools[1:])
+        print(f"\ntarget (every family a peer names is detected by ours): {'met' if target.met else 'MISSED'}")
+        print(f"  named by a peer, ours finds nothing ({len(target.missed)}): {', '.join(target.missed) or '-'}")
+        print(
+            f"  named by a peer, ours only generic/other rule ({len(target.ours_unnamed)}): "
+            f"{', '.join(target.ours_unnamed) or '-'}"
+        )
+        print(
+            f"  a peer's generic rule finds it, ours nothing ({len(target.peer_generic_only)}): "
+            f"{', '.join(target.peer_generic_only) or '-'}"
+        )
+    ours_none = [r.family for r in rows if not r.detected("ours")]
+    print(f"\nfamilies ours finds nothing of ({len(ours_none)}): {', '.join(ours_none) or '-'}")
+
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    out = OUT_DIR / f"breadth-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    doc = {
+        "seed": args.seed,
+        "per_family": args.per_family,
+        "families": len(rows),
+        "samples": len(corpus.planted),
+        "tools": tools,
+        "seconds": {t: round(s, 2) for t, s in timings.items()},
+        "totals": {t: totals(rows, t) for t in tools},
+        "ours_hidden_by_default": hidden_ours,
+        "rows": [
+            {"family": r.family, "planted": r.planted, "found": r.found, "wrong_rules": r.wrong_rules} for r in rows
+        ],
+        "target": None
+        if target is None
+        else {
+            "met": target.met,
+            "missed": target.missed,
+            "ours_unnamed": target.ours_unnamed,
+            "peer_generic_only": target.peer_generic_only,
+        },
+        "ours_detects_nothing": ours_none,
+    }
+    out.write_text(json.dumps(doc, indent=2) + "\n")
+    print(f"\nwrote {out.relative_to(ROOT)}")
+    return 1 if args.strict and target is not None and not target.met else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
