@@ -1,6 +1,6 @@
 """Breadth of the leak detector per credential family, side by side with gitleaks and Kingfisher.
 
-Writes fake credentials for every family of `breadth_corpus.FAMILIES` (282 vendors: every vendor of
+Writes fake credentials for every family of `breadth_families.FAMILIES` (every vendor of
 gitleaks' default configuration, the widely used ones Kingfisher adds, and common ones neither names),
 generated at run time from the vendors' documented formats with a seeded RNG, one file per family in a
 temporary directory, each value in a realistic context line. Then runs ours (`secretsvc scan DIR`, plain
@@ -11,37 +11,39 @@ rule ("wrong rule"), the totals, and the target check of issue 9: every family a
 its own is detected by ours too (the misses are the to-do list). Writes the figures (never a value) as JSON
 to bench/out/.
 
-Families covered (`--list` prints them with their variants):
-  gitleaks' vendors: 1Password, Adafruit IO, Adobe, age, Airtable, Algolia, Alibaba Cloud, Anthropic, JFrog,
-  Asana, Atlassian, Authress, AWS (incl. Bedrock keys), Microsoft Entra ID, Beamer, Bitbucket, Bittrex, Cisco
-  Meraki, ClickHouse Cloud, Clojars, Cloudflare, Codecov, Cohere, Coinbase, Confluent, Contentful, curl auth,
-  Databricks, Datadog, Defined Networking, DigitalOcean, Discord, Doppler, Drone CI, Dropbox, Duffel,
-  Dynatrace, EasyPost, Etsy, Facebook, Fastly, Finicity, Finnhub, Flickr, Flutterwave, Fly.io, Frame.io,
-  Freemius, FreshBooks, Google Cloud (+ service account JSON), GitHub, GitLab, Gitter, GoCardless, Grafana,
-  Harness, Terraform Cloud, Heroku, HubSpot, Hugging Face, Infracost, Intercom, 42 Intra, JSON Web Token,
-  Kraken, Kubernetes, KuCoin, LaunchDarkly, Linear, LinkedIn, Lob, Looker, Mailchimp, Mailgun, Mapbox,
-  Mattermost, MaxMind, MessageBird, Microsoft Teams, Netlify, New Relic, Notion, npm, NuGet (+ API key), New
-  York Times, Octopus Deploy, Okta, OpenAI, OpenShift, Perplexity, Plaid, PlanetScale, Postman, Prefect,
-  Private key (PEM), Private AI, Pulumi, PyPI, RapidAPI, ReadMe, RubyGems, Scalingo, Sendbird, SendGrid,
-  Brevo, Sentry, SettleMint, Shippo, Shopify, Sidekiq, Slack, Snyk, SonarQube, Sourcegraph, Square,
-  Squarespace, Stripe, Sumo Logic, Telegram, Travis CI, Twilio, Twitch, Twitter, Typeform, HashiCorp Vault,
-  Yandex Cloud, Zendesk.
-  Kingfisher's widely used additions: AbuseIPDB, Aiven, Amplitude, Apify, Apollo, AssemblyAI, Auth0, Azure,
+Families covered (319; `--list` prints them with their variables and the documentation checked):
+  gitleaks' vendors (129): 1Password, Adafruit IO, Adobe, age, Airtable, Algolia, Alibaba Cloud, Anthropic, JFrog,
+  Asana, Atlassian, Authress, AWS, Microsoft Entra ID, Beamer, Bitbucket, Bittrex, Cisco Meraki, ClickHouse Cloud,
+  Clojars, Cloudflare, Codecov, Cohere, Coinbase, Confluent, Contentful, curl auth, Databricks, Datadog, Defined
+  Networking, DigitalOcean, Discord, Doppler, Drone CI, Dropbox, Duffel, Dynatrace, EasyPost, Etsy, Facebook,
+  Fastly, Finicity, Finnhub, Flickr, Flutterwave, Fly.io, Frame.io, Freemius, FreshBooks, Google Cloud, Google
+  Cloud service account, GitHub, GitLab, Gitter, GoCardless, Grafana, Harness, Terraform Cloud, Heroku, HubSpot,
+  Hugging Face, Infracost, Intercom, 42 Intra, JSON Web Token, Kraken, Kubernetes, KuCoin, LaunchDarkly, Linear,
+  LinkedIn, Lob, Looker, Mailchimp, Mailgun, Mapbox, Mattermost, MaxMind, MessageBird, Microsoft Teams, Netlify,
+  New Relic, Notion, npm, NuGet, NuGet API key, New York Times, Octopus Deploy, Okta, OpenAI, OpenShift,
+  Perplexity, Plaid, PlanetScale, Postman, Prefect, Private key (PEM), Private AI, Pulumi, PyPI, RapidAPI, ReadMe,
+  RubyGems, Scalingo, Sendbird, SendGrid, Brevo, Sentry, SettleMint, Shippo, Shopify, Sidekiq, Slack, Snyk,
+  SonarQube, Sourcegraph, Square, Squarespace, Stripe, Sumo Logic, Telegram, Travis CI, Twilio, Twitch, Twitter,
+  Typeform, HashiCorp Vault, Yandex Cloud, Zendesk.
+  Kingfisher's widely used additions (120): AbuseIPDB, Aiven, Amplitude, Apify, Apollo, AssemblyAI, Auth0, Azure,
   Bitly, Box, Brave Search, BrowserStack, Buildkite, Cerebras, CircleCI, Civo, Clerk, ClickUp, Cloudinary,
-  Cloudsmith, CockroachDB Cloud, ConfigCat, Coveralls, crates.io, Databento, DataStax Astra, Deepgram,
-  DeepSeek, Deno Deploy, Docker Hub, Docker Swarm, eBay, Elastic, ElevenLabs, Exoscale, fal.ai, Figma, Gitea,
-  Google Gemini, Groq, Honeycomb, Hunter, IBM Cloud, InfluxDB, Ionic, JumpCloud, Moonshot Kimi, Klaviyo,
-  LangSmith, Langfuse, Lark, Lichess, LlamaCloud, MailerSend, Mem0, Miro, Mistral AI, monday.com, MongoDB (+
-  Atlas), Neon, ngrok, NVIDIA NGC, Nylas, OneSignal, Onfido, OpenRouter, OpenWeather, Opsgenie, OVH, Paddle,
-  PagerDuty, PayPal (+ Braintree), Pinecone, Plivo, PostHog, Postmark, Razorpay, Render, Replicate, Resend,
-  Rootly, RunPod, Salesforce, Samsara, Scaleway, Segment, Stability AI, Supabase, Tailscale, Telnyx, Together
-  AI, Unkey, Upstash, Vercel, VirusTotal, Voyage AI, Vultr, WakaTime, Weights & Biases, WooCommerce, xAI,
-  Zoho, Zuplo, Bitwarden, HashiCorp Cloud Platform, Postman collection.
-  Neither peer names them: Akamai, Tencent Cloud, Trello, Zapier, Pusher, Vonage, Mixpanel, Rollbar, Bugsnag,
+  Cloudsmith, CockroachDB Cloud, ConfigCat, Coveralls, crates.io, Databento, DataStax Astra, Deepgram, DeepSeek,
+  Deno Deploy, Docker Hub, Docker Swarm, eBay, Elastic, ElevenLabs, Exoscale, fal.ai, Figma, Gitea, Google Gemini,
+  Groq, Honeycomb, Hunter, IBM Cloud, InfluxDB, Ionic, JumpCloud, Moonshot Kimi, Klaviyo, LangSmith, Langfuse,
+  Lark, Lichess, LlamaCloud, MailerSend, Mem0, Miro, Mistral AI, monday.com, MongoDB, MongoDB Atlas, Neon, ngrok,
+  NVIDIA NGC, Nylas, OneSignal, Onfido, OpenRouter, OpenWeather, Opsgenie, OVH, Paddle, PagerDuty, PayPal, PayPal
+  Braintree, Pinecone, Plivo, PostHog, Postmark, Razorpay, Render, Replicate, Resend, Rootly, RunPod, Salesforce,
+  Samsara, Scaleway, Segment, Stability AI, Supabase, Tailscale, Telnyx, Together AI, Unkey, Upstash, Vercel,
+  VirusTotal, Voyage AI, Vultr, WakaTime, Weights & Biases, WooCommerce, xAI, Zoho, Zuplo, Bitwarden, HashiCorp
+  Cloud Platform, Postman collection, Mux, Tableau, Pinterest, Polar, Wiz, Disqus, Xendit, Midtrans, Ramp,
+  api.data.gov, Weatherstack, Asaas.
+  Others common in images (70): Akamai, Tencent Cloud, Trello, Zapier, Pusher, Vonage, Mixpanel, Rollbar, Bugsnag,
   Splunk, Jenkins, Hetzner Cloud, Linode, Infura, Etherscan, Alchemy, Django, Laravel, Ruby on Rails, Sanity,
-  Webflow, Stytch, Adyen, Expo, Oracle Cloud, Zoom, Webex, Firebase Cloud Messaging, Railway, Loom,
+  Webflow, Stytch, Adyen, Expo, Oracle Cloud, Zoom, Cisco Webex, Firebase Cloud Messaging, Railway, Loom,
   Pipedrive, Freshdesk, Customer.io, SparkPost, Mandrill, Help Scout, Storyblok, Qdrant, Weaviate, Jina AI,
-  Fireworks AI, Anyscale, Infisical, htpasswd, Database URI.
+  Fireworks AI, Anyscale, Infisical, htpasswd, Database URI, Azure DevOps, Azure OpenAI, Google OAuth, Docker
+  config auth, netrc, Git credentials, JSON Web Key, PuTTY, Flask, Symfony, Binance, Steam, Riot Games, Ethereum,
+  TeamCity, HashiCorp Consul, Redis Cloud, Ably, IFTTT, Close, Jotform, Stream, Agora, Wix, PKCS#12 keystore.
 
 Peers are found in `--peers-venv` (default /tmp/peers-venv); see bench/README-scan.md for the install line.
 """
@@ -144,6 +146,7 @@ ALIASES: Mapping[str, tuple[str, ...]] = {
     "Azure DevOps": ("azure-devops", "azure_devops", "ado-", "azdo"),
     "Docker config auth": ("docker-config", "docker-auth", "dockerconfig"),
     "Git credentials": ("git-credential",),
+    "PKCS#12 keystore": ("pkcs12", "pfx", "p12"),
 }
 
 
@@ -278,7 +281,13 @@ def score_tool(
     for h in hits:
         by_path.setdefault(relative(h.path, root), []).append(h)
     hidden_list = list(hidden)
-    return [classify(p, hits_for(p, by_path.get(p.path, [])), rule_families, hidden_list) for p in planted]
+    outcomes = []
+    for p in planted:
+        in_file = by_path.get(p.path, [])
+        # A whole-file sample (key file, manifest, binary keystore) owns every hit in its file.
+        mine = in_file if p.variant == "file" else hits_for(p, in_file)
+        outcomes.append(classify(p, mine, rule_families, hidden_list))
+    return outcomes
 
 
 @dataclass(slots=True)
@@ -337,6 +346,17 @@ def check_target(rows: Sequence[FamilyRow], peers: Sequence[str]) -> Target:
         elif peer_any and not r.detected("ours"):
             generic_only.append(r.family)
     return Target(tuple(missed), tuple(unnamed), tuple(generic_only))
+
+
+def form_misses(
+    planted: Sequence[bc.Planted], outcomes: Mapping[str, Sequence[Outcome]], peers: Sequence[str]
+) -> list[tuple[str, str]]:
+    """(family, variable) of every credential form a peer finds with its own rule in some sample and ours misses."""
+    out: dict[tuple[str, str], None] = {}
+    for i, p in enumerate(planted):
+        if outcomes["ours"][i].status == MISS and any(outcomes[t][i].status == RIGHT for t in peers):
+            out[(p.family, p.variant)] = None
+    return list(out)
 
 
 # -- printing ----------------------------------------------------------------------------------------------
@@ -528,6 +548,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"\nwrong-rule hits, {t}: " + "; ".join(f"{fam} -> {', '.join(rs)}" for fam, rs in wrong[t].items()))
 
     target = None
+    forms: list[tuple[str, str]] = []
     if len(tools) > 1:
         target = check_target(rows, tools[1:])
         print(f"\ntarget (every family a peer names is detected by ours): {'met' if target.met else 'MISSED'}")
@@ -536,6 +557,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"  named by a peer, ours only generic/other rule ({len(target.ours_unnamed)}): "
             f"{', '.join(target.ours_unnamed) or '-'}"
         )
+        forms = form_misses(corpus.planted, outcomes, tools[1:])
+        print(f"  forms a peer names that ours misses ({len(forms)}): " + ", ".join(f"{f} {v}" for f, v in forms))
         print(
             f"  a peer's generic rule finds it, ours nothing ({len(target.peer_generic_only)}): "
             f"{', '.join(target.peer_generic_only) or '-'}"
@@ -566,6 +589,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             "peer_generic_only": target.peer_generic_only,
         },
         "ours_detects_nothing": ours_none,
+        "forms_a_peer_names_ours_misses": [list(f) for f in forms],
+        # Per sample: which form, where, and how each tool found it (never the value).
+        "per_sample": [
+            {
+                "family": p.family,
+                "variant": p.variant,
+                "path": p.path,
+                **{t: {"status": outcomes[t][i].status, "rules": outcomes[t][i].rules} for t in tools},
+            }
+            for i, p in enumerate(corpus.planted)
+        ],
     }
     out.write_text(json.dumps(doc, indent=2) + "\n")
     print(f"\nwrote {out.relative_to(ROOT)}")

@@ -225,6 +225,7 @@ def write_corpus(root: Path, seed: int, per_family: int, families: Sequence[Fami
         for rel, text in files.items():
             target = root / rel
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(text)
+            # Every value is ASCII except binary files (PKCS#12), whose bytes travel as latin-1 text.
+            target.write_bytes(text.encode("latin-1"))
         corpus.planted.extend(planted)
     return corpus

@@ -16,7 +16,7 @@ import string
 import zlib
 from collections.abc import Callable
 
-from breadth_corpus import BASE62, ENV_ONLY, F, Family, Generator, R, pick
+from breadth_corpus import BASE62, ENV_ONLY, F, Family, Generator, R, pick, render
 
 # -- structured formats ------------------------------------------------------------------------------------
 
@@ -286,6 +286,23 @@ def putty_key(rng: random.Random) -> str:
     )
 
 
+def pkcs12_file(rng: random.Random) -> str:
+    """A PKCS#12 keystore's DER framing (version 3, a data ContentInfo) around random bytes, as latin-1 text."""
+    body = rng.randbytes(1200)
+    data_oid = b"\x06\x09\x2a\x86\x48\x86\xf7\x0d\x01\x07\x01"
+    inner = b"\x04\x82" + len(body).to_bytes(2, "big") + body
+    info = data_oid + b"\xa0\x82" + len(inner).to_bytes(2, "big") + inner
+    auth_safe = b"\x30\x82" + len(info).to_bytes(2, "big") + info
+    pfx = b"\x02\x01\x03" + auth_safe
+    return (b"\x30\x82" + len(pfx).to_bytes(2, "big") + pfx).decode("latin-1")
+
+
+def asaas_key(rng: random.Random) -> str:
+    """Asaas: `$aact_` + base64 of `<hex>::<digits>::$aach_<uuid>`."""
+    inner = f"{pick(rng, 'hex', 32)}::{pick(rng, 'd', 19)}::$aach_" + render("{uuid}", rng)
+    return "$aact_" + _b64(inner.encode())
+
+
 def teamcity_token(rng: random.Random) -> str:
     return _b64url(b'{"typ": "TCV2"}') + "." + pick(rng, "b64u", 36) + "." + pick(rng, "b64u", 48)
 
@@ -353,7 +370,10 @@ FAMILIES: tuple[Family, ...] = (
     ),
     F("Bittrex", ("BITTREX_API_KEY", "{hex:32}"), ("BITTREX_API_SECRET", "{hex:32}")),
     F("Cisco Meraki", ("MERAKI_DASHBOARD_API_KEY", "{hex:40}")),
-    F("ClickHouse Cloud", ("CLICKHOUSE_CLOUD_KEY_SECRET", "4b1d{an:38}"), ("CLICKHOUSE_CLOUD_KEY_ID", "{an:20}")),
+    F(
+        "ClickHouse Cloud",
+        ("CLICKHOUSE_CLOUD_KEY_SECRET", "4b1d{an:38}"),
+    ),
     F("Clojars", ("CLOJARS_DEPLOY_TOKEN", "CLOJARS_{lan:60}")),
     F(
         "Cloudflare",
@@ -692,7 +712,10 @@ FAMILIES: tuple[Family, ...] = (
     F("Apify", ("APIFY_TOKEN", "apify_api_{an:36}")),
     F("Apollo", ("APOLLO_API_KEY", "{b64u:22}")),
     F("AssemblyAI", ("ASSEMBLYAI_API_KEY", "{hex:32}")),
-    F("Auth0", ("AUTH0_CLIENT_SECRET", "{b64u:64}"), ("AUTH0_CLIENT_ID", "{an:32}")),
+    F(
+        "Auth0",
+        ("AUTH0_CLIENT_SECRET", "{b64u:64}"),
+    ),
     F(
         "Azure",
         (
@@ -748,7 +771,6 @@ FAMILIES: tuple[Family, ...] = (
     F("Docker Swarm", ("SWARM_JOIN_TOKEN", "SWMTKN-1-{lan:50}-{lan:25}"), ("SWARM_UNLOCK_KEY", "SWMKEY-1-{b64:43}")),
     F(
         "eBay",
-        ("EBAY_CLIENT_ID", "{alpha:8}-{alpha:6}-PRD-{hex:9}-{hex:8}"),
         ("EBAY_CLIENT_SECRET", "PRD-{hex:12}-{hex:4}-{hex:4}-{hex:4}-{hex:4}"),
     ),
     F(
@@ -776,8 +798,11 @@ FAMILIES: tuple[Family, ...] = (
         ("LANGSMITH_API_KEY", "lsv2_pt_{hex:32}_{hex:10}"),
         ("LANGCHAIN_SERVICE_KEY", "lsv2_sk_{hex:32}_{hex:10}"),
     ),
-    F("Langfuse", ("LANGFUSE_SECRET_KEY", "sk-lf-{uuid}"), ("LANGFUSE_PUBLIC_KEY", "pk-lf-{uuid}")),
-    F("Lark", ("LARK_APP_ID", "cli_{hex:16}"), ("LARK_APP_SECRET", "{an:32}")),
+    F(
+        "Langfuse",
+        ("LANGFUSE_SECRET_KEY", "sk-lf-{uuid}"),
+    ),
+    F("Lark", ("LARK_APP_SECRET", "{an:32}")),
     F("Lichess", ("LICHESS_TOKEN", "lip_{an:20}")),
     F("LlamaCloud", ("LLAMA_CLOUD_API_KEY", "llx-{an:48}")),
     F("MailerSend", ("MAILERSEND_API_TOKEN", "mlsn.{hex:64}")),
@@ -802,7 +827,6 @@ FAMILIES: tuple[Family, ...] = (
     F("MongoDB", ("MONGODB_URI", "mongodb+srv://app:{an:20}@cluster0.{lan:5}.mongodb.net/main")),
     F(
         "MongoDB Atlas",
-        ("MONGODB_ATLAS_CLIENT_ID", "mdb_sa_id_{hex:24}"),
         ("MONGODB_ATLAS_CLIENT_SECRET", "mdb_sa_sk_{an:40}"),
     ),
     F("Neon", ("NEON_API_KEY", "napi_{lan:64}")),
@@ -826,7 +850,7 @@ FAMILIES: tuple[Family, ...] = (
     ),
     F("Paddle", ("PADDLE_API_KEY", "pdl_live_apikey_{lan:26}_{an:22}_{an:3}")),
     F("PagerDuty", ("PAGERDUTY_API_KEY", "u+{b64u:18}")),
-    F("PayPal", ("PAYPAL_CLIENT_ID", "A{b64u:79}"), ("PAYPAL_CLIENT_SECRET", "E{b64u:79}")),
+    F("PayPal", ("PAYPAL_CLIENT_SECRET", "E{b64u:79}")),
     F("PayPal Braintree", ("BRAINTREE_ACCESS_TOKEN", "access_token$production${lan:16}${hex:32}")),
     F("Pinecone", ("PINECONE_API_KEY", "pcsk_{an:5}_{an:63}")),
     F("Plivo", ("PLIVO_AUTH_ID", "MA{uan:18}"), ("PLIVO_AUTH_TOKEN", "{an:40}")),
@@ -881,15 +905,27 @@ FAMILIES: tuple[Family, ...] = (
     F("Zoho", ("ZOHO_ACCESS_TOKEN", "1000.{hex:32}.{hex:32}")),
     F("Zuplo", ("ZUPLO_API_KEY", "zpka_{hex:32}_{hex:8}")),
     F("Bitwarden", ("BWS_ACCESS_TOKEN", "0.{uuid}.{an:30}:{b64:22}==")),
-    F("HashiCorp Cloud Platform", ("HCP_CLIENT_ID", "{an:32}"), ("HCP_CLIENT_SECRET", "{b64u:64}")),
+    F("HashiCorp Cloud Platform", ("HCP_CLIENT_SECRET", "{b64u:64}")),
     F("Postman collection", ("POSTMAN_COLLECTION_TOKEN", "PMAT-{uan:26}")),
-    # -- vendors neither peer names, common in images --
+    F("Mux", ("MUX_TOKEN_SECRET", "{b64:75}")),
+    F("Tableau", ("TABLEAU_PAT_SECRET", "{b64:22}==:{an:32}")),
+    F("Pinterest", ("PINTEREST_ACCESS_TOKEN", "pina_{uan:96}")),
+    F("Polar", ("POLAR_ACCESS_TOKEN", "polar_pat_{b64u:43}"), ("POLAR_ORG_TOKEN", "polar_oat_{b64u:43}")),
+    F("Wiz", ("WIZ_CLIENT_SECRET", "{an:64}")),
+    F("Disqus", ("DISQUS_API_SECRET", "{an:64}")),
+    F("Xendit", ("XENDIT_SECRET_KEY", "xnd_production_{b64u:64}")),
+    F("Midtrans", ("MIDTRANS_SERVER_KEY", "Mid-server-{b64u:24}")),
+    F("Ramp", ("RAMP_CLIENT_SECRET", "ramp_sec_{an:48}")),
+    F("api.data.gov", ("DATA_GOV_API_KEY", "{an:40}")),
+    F("Weatherstack", ("WEATHERSTACK_ACCESS_KEY", "{hex:32}")),
+    F("Asaas", ("ASAAS_API_KEY", asaas_key)),
+    # -- other vendors common in images --
     F("Akamai", ("AKAMAI_CLIENT_TOKEN", "akab-{lan:16}-{lan:16}"), ("AKAMAI_CLIENT_SECRET", "{b64:43}=")),
     F("Tencent Cloud", ("TENCENTCLOUD_SECRET_ID", "AKID{an:32}"), ("TENCENTCLOUD_SECRET_KEY", "{an:32}")),
     F("Trello", ("TRELLO_API_KEY", "{hex:32}"), ("TRELLO_TOKEN", "ATTA{hex:64}{HEX:8}")),
     F("Zapier", ("ZAPIER_WEBHOOK_URL", "https://hooks.zapier.com/hooks/catch/{d:7}/{lan:6}/")),
-    F("Pusher", ("PUSHER_APP_KEY", "{hex:20}"), ("PUSHER_APP_SECRET", "{hex:20}")),
-    F("Vonage", ("VONAGE_API_KEY", "{hex:8}"), ("VONAGE_API_SECRET", "{an:16}")),
+    F("Pusher", ("PUSHER_APP_SECRET", "{hex:20}")),
+    F("Vonage", ("VONAGE_API_SECRET", "{an:16}")),
     F("Mixpanel", ("MIXPANEL_API_SECRET", "{hex:32}")),
     F("Rollbar", ("ROLLBAR_ACCESS_TOKEN", "{hex:32}")),
     F("Bugsnag", ("BUGSNAG_API_KEY", "{hex:32}")),
@@ -914,14 +950,7 @@ FAMILIES: tuple[Family, ...] = (
     F("Stytch", ("STYTCH_SECRET", "secret-live-{b64u:36}=")),
     F("Adyen", ("ADYEN_API_KEY", "AQE{an:12}+{b64:160}")),
     F("Expo", ("EXPO_TOKEN", "{b64u:40}")),
-    F(
-        "Oracle Cloud",
-        (
-            "OCI_CLI_FINGERPRINT",
-            "{hex:2}:{hex:2}:{hex:2}:{hex:2}:{hex:2}:{hex:2}:{hex:2}:{hex:2}:{hex:2}:{hex:2}:{hex:2}:{hex:2}:{hex:2}:{hex:2}:{hex:2}:{hex:2}",
-        ),
-        ("OCI_AUTH_TOKEN", "{b64:20}"),
-    ),
+    F("Oracle Cloud", ("OCI_AUTH_TOKEN", "{b64:20}")),
     F("Zoom", ("ZOOM_CLIENT_SECRET", "{an:32}")),
     F("Cisco Webex", ("WEBEX_ACCESS_TOKEN", "{an:64}_{an:4}_{uuid}")),
     F("Firebase Cloud Messaging", ("FCM_SERVER_KEY", "AAAA{b64u:7}:APA91b{b64u:134}")),
@@ -957,7 +986,6 @@ FAMILIES: tuple[Family, ...] = (
     F(
         "Google OAuth",
         ("GOOGLE_CLIENT_SECRET", "GOCSPX-{b64u:28}"),
-        ("GOOGLE_CLIENT_ID", "{d:12}-{lan:32}.apps.googleusercontent.com"),
     ),
     R("Docker config auth", docker_config, "config.json"),
     R("netrc", netrc, ".netrc"),
@@ -980,7 +1008,8 @@ FAMILIES: tuple[Family, ...] = (
     F("IFTTT", ("IFTTT_WEBHOOK_URL", "https://maker.ifttt.com/trigger/deploy/with/key/{b64u:22}")),
     F("Close", ("CLOSE_API_KEY", "api_{an:22}.{an:22}")),
     F("Jotform", ("JOTFORM_API_KEY", "{hex:32}")),
-    F("Stream", ("STREAM_API_KEY", "{lan:12}"), ("STREAM_API_SECRET", "{lan:64}")),
+    F("Stream", ("STREAM_API_SECRET", "{lan:64}")),
     F("Agora", ("AGORA_APP_CERTIFICATE", "{hex:32}")),
     F("Wix", ("WIX_API_KEY", jwt(_user_claims, prefix="IST."))),
+    R("PKCS#12 keystore", pkcs12_file, "client.p12"),
 )
