@@ -4,6 +4,7 @@ of the CLI starts without loading the detector."""
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,16 @@ image references (as skopeo writes them):
                                a registry (credentials: --creds, $SECRETSVC_REGISTRY_CREDS, or
                                ~/.docker/config.json)
   PATH                         an existing image archive or layout, detected by its contents; any other
-                               directory or file is scanned as plain files
+                               directory or file is scanned as plain files (a path called "rules": ./rules,
+                               as `scan rules` is the rule subcommand)
+
+detection rules (docs/scan-rules.md):
+  secretsvc scan rules [--format text|json|markdown] [--rules FILE]
+                               list every rule: id, family, severity, description, keywords, file
+  secretsvc scan rules check FILE...
+                               check your own rule files: format, ids, and each rule's examples
+  --rules FILE                 add your rule files to a scan ([rules] files in --config does the same);
+                               [rules] disabled in --config turns rules off by id
 
 exit status:
   0  no finding at or above --fail-on (default: low, so any finding fails), and the whole image was read
@@ -42,6 +52,7 @@ examples:
   secretsvc scan docker-archive:app.tar --write-baseline .secretsvc-baseline.json
   secretsvc scan docker-archive:app.tar --baseline .secretsvc-baseline.json --fail-on high
   secretsvc scan ./src --config .secretsvc-scan.toml
+  secretsvc scan docker-archive:app.tar --rules acme-rules.toml
   SECRETSVC_ADDR=vault.internal:7443 secretsvc scan docker-archive:app.tar --match-stored --ca-file ca.pem
 """
 
@@ -88,6 +99,13 @@ def add_parser(subparsers: Any) -> None:
         "--config", type=Path, metavar="FILE", help="TOML file: path and rule ignores, accepted incomplete scans"
     )
     parser.add_argument(
+        "--rules",
+        type=Path,
+        action="append",
+        metavar="FILE",
+        help="also run the rules in this rule file (repeatable; check it first with `secretsvc scan rules check`)",
+    )
+    parser.add_argument(
         "--allow-incomplete",
         action="store_true",
         help="exit 0, not 3, when part of the image could not be read (the report still says what)",
@@ -107,6 +125,73 @@ def add_parser(subparsers: Any) -> None:
     )
     _add_match_stored_options(parser)
     parser.set_defaults(run=run)
+    _route_rules_subcommand(parser, _rules_parser(parser.prog))
+
+
+RULES_DESCRIPTION = """\
+List the detection rules of `secretsvc scan`, or check your own rule files. Rule files are TOML; the format,
+and how to add them to a scan (--rules FILE, [rules] files and disabled in --config), are in
+docs/scan-rules.md."""
+
+RULES_EPILOG = """\
+exit status of `check`:
+  0  every file is valid and every example of its rules behaves
+  1  an example failed: a positive the rule does not find, or a negative it does (each is printed)
+  2  a file is unreadable or invalid (unknown key, bad regex, unbounded pattern, unknown validator,
+     duplicate id, an id a built-in rule already uses, ...): the message names the file and the rule
+
+an image or directory called "rules" is scanned as `secretsvc scan ./rules` (or docker-archive:rules, oci:rules).
+
+examples:
+  secretsvc scan rules
+  secretsvc scan rules --format json | jq -r '.rules[] | select(.severity == "critical") | .id'
+  secretsvc scan rules check acme-rules.toml
+  secretsvc scan docker-archive:app.tar --rules acme-rules.toml
+"""
+
+
+def _rules_parser(scan_prog: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=f"{scan_prog} rules",
+        description=RULES_DESCRIPTION,
+        epilog=RULES_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--format", choices=("text", "json", "markdown"), default="text", help="listing format (default: text)"
+    )
+    parser.add_argument(
+        "--rules", type=Path, action="append", metavar="FILE", help="list the rules of this file too (repeatable)"
+    )
+    parser.set_defaults(run=_run_list)
+    sub = parser.add_subparsers(dest="rules_command", metavar="COMMAND")
+    check = sub.add_parser(
+        "check",
+        help="check rule files: format, ids and examples",
+        description="Load each rule file as a scan would, refuse ids the built-in rules (or another file) use, "
+        "and run every example of its rules against the built-in rules plus these.",
+        epilog=RULES_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    check.add_argument("files", nargs="+", type=Path, metavar="FILE", help="a rule file (TOML)")
+    check.set_defaults(run=_run_check)
+    return parser
+
+
+def _route_rules_subcommand(scan: argparse.ArgumentParser, rules: argparse.ArgumentParser) -> None:
+    """Send `scan rules ...` to its own parser. `scan` takes REF as a positional, which argparse cannot mix with
+    subcommands, so the word `rules` in REF's place is taken as the subcommand before `scan` parses anything
+    (an image of that name is written ./rules or with its transport)."""
+    parse_scan = scan.parse_known_args
+
+    def parse_known_args(
+        args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        if args and args[0] == "rules":
+            return rules.parse_known_args(args[1:], namespace)
+        return parse_scan(args, namespace)
+
+    scan.parse_known_args = parse_known_args  # type: ignore[method-assign,assignment]
 
 
 def _add_match_stored_options(parser: argparse.ArgumentParser) -> None:
@@ -120,16 +205,34 @@ def _add_match_stored_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--match-stored", action="store_true", help="compare candidate values with stored secrets")
     group.add_argument("--addr", metavar="HOST:PORT", help="secret service address ($SECRETSVC_ADDR)")
     group.add_argument("--token-file", type=Path, metavar="PATH", help="bearer token file ($SECRETSVC_TOKEN)")
-    group.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
-                       help="deadline of each lookup call (default: 30)")
+    group.add_argument(
+        "--timeout", type=float, default=30.0, metavar="SECONDS", help="deadline of each lookup call (default: 30)"
+    )
     group.add_argument("--ca-file", type=Path, metavar="PEM", help="CA of the service ($SECRETSVC_CA_FILE)")
     group.add_argument("--cert", type=Path, metavar="PEM", help="client certificate ($SECRETSVC_CLIENT_CERT)")
     group.add_argument("--key", type=Path, metavar="PEM", help="its private key ($SECRETSVC_CLIENT_KEY)")
-    group.add_argument("--insecure-plaintext", action="store_const", const=True, default=None,
-                       help="INSECURE: plaintext to a non-loopback address ($SECRETSVC_INSECURE_PLAINTEXT)")
+    group.add_argument(
+        "--insecure-plaintext",
+        action="store_const",
+        const=True,
+        default=None,
+        help="INSECURE: plaintext to a non-loopback address ($SECRETSVC_INSECURE_PLAINTEXT)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from secretsvc.cli.scan_run import run_scan
 
     return run_scan(args)
+
+
+def _run_list(args: argparse.Namespace) -> int:
+    from secretsvc.cli.scan_rules import run_list
+
+    return run_list(args)
+
+
+def _run_check(args: argparse.Namespace) -> int:
+    from secretsvc.cli.scan_rules import run_check
+
+    return run_check(args)

@@ -25,12 +25,16 @@ from rich.progress import (
 from secretsvc.atomicfile import write_atomically
 from secretsvc.boundedio import read_bounded
 from secretsvc.cli.scan import CREDS_ENV, FINGERPRINT_KEY_ENV, MAX_KEY_FILE_BYTES
+from secretsvc.cli.scan_rules import load_user_rules
 from secretsvc.errors import InvalidArgument, SecretsvcError
+from secretsvc.scan.config import ScanConfig, load_config
 from secretsvc.scan.model import EXIT_USAGE, Severity
 from secretsvc.scan.origin import Confidence
 from secretsvc.scan.pipeline import MAX_FINGERPRINT_KEY_BYTES, MIN_FINGERPRINT_KEY_BYTES, ScanOptions, scan
 from secretsvc.scan.reporters import write_report
 from secretsvc.scan.reporters.text import safe, summary
+from secretsvc.scan.rules import RuleSet
+from secretsvc.scan.rules.loader import builtin_rules
 
 
 def run_scan(args: argparse.Namespace) -> int:
@@ -52,6 +56,7 @@ def _run(args: argparse.Namespace) -> int:
     key = _fingerprint_key(args)
     creds = args.creds if args.creds is not None else os.environ.get(CREDS_ENV) or None
     fmt = args.format or _default_format(args.output)
+    config = load_config(args.config) if args.config is not None else None
     with ExitStack() as stack:
         progress = None
         if not args.no_progress and sys.stderr.isatty():
@@ -66,7 +71,8 @@ def _run(args: argparse.Namespace) -> int:
             min_confidence=min_confidence,
             baseline=args.baseline,
             write_baseline=args.write_baseline,
-            config=args.config,
+            config=config,
+            rules=_ruleset(args.rules or [], config),
             progress=progress,
             allow_incomplete=args.allow_incomplete,
         )
@@ -91,6 +97,16 @@ def _run(args: argparse.Namespace) -> int:
             # The reader (`| head`) went away; the exit status still tells the result.
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return report.exit_code
+
+
+def _ruleset(given: list[Path], config: ScanConfig | None) -> RuleSet | None:
+    """The built-in rules plus the user's (--rules, then the config's [rules] files); None: built-ins only.
+    A user's file is loaded, validated and checked for id clashes before any image is read."""
+    files = [*given, *(config.rule_files if config is not None else ())]
+    if not files:
+        return None
+    user = load_user_rules(files)
+    return RuleSet([r.rule for r in (*builtin_rules(), *user)])
 
 
 def docker_config_path(given: Path | None, environ: Mapping[str, str], home: Path | None) -> Path | None:

@@ -9,6 +9,7 @@ ignored allowlist:
 
     [rules]
     disabled = ["generic-secret-assignment"]  # these rules are not run at all
+    files = ["scan-rules/acme.toml"]       # more rule files (docs/scan-rules.md), relative to this file
 
     [scan]
     allow_incomplete = false               # true: a scan that could not read everything still exits 0
@@ -38,11 +39,13 @@ MAX_CONFIG_FILE_BYTES = 1024 * 1024
 MAX_CONFIG_PATTERNS = 10_000
 MAX_PATTERN_CHARS = 4096
 MAX_RULE_ID_CHARS = 128
+MAX_RULE_FILES = 64
+MAX_PATH_CHARS = 4096
 MAX_WARNING_CODE_CHARS = 64
 
 _KNOWN_KEYS: dict[str, frozenset[str]] = {
     "ignore": frozenset({"paths", "rules"}),
-    "rules": frozenset({"disabled"}),
+    "rules": frozenset({"disabled", "files"}),
     "scan": frozenset({"allow_incomplete", "accept_warnings", "min_confidence"}),
 }
 _WARNING_CODE = re.compile(r"[a-z0-9_]+(?:\.[a-z0-9_]+)+")
@@ -56,6 +59,7 @@ class ScanConfig:
     allow_incomplete: bool = False
     accepted_warnings: frozenset[str] = frozenset()
     min_confidence: Confidence | None = None  # None: not set (the CLI default applies)
+    rule_files: tuple[Path, ...] = ()  # user rule files, resolved against the config file's directory
 
     def rule_ids(self) -> frozenset[str]:
         """Every rule id the config names, so the caller can refuse unknown ones."""
@@ -94,16 +98,18 @@ def path_ignored(path: str, patterns: Iterable[str]) -> bool:
 
 def load_config(path: Path) -> ScanConfig:
     """Read and check a scan config file; `ConfigError` names the file and what is wrong with it."""
-    raw = read_bounded(path, MAX_CONFIG_FILE_BYTES, what="scan config", limit_name="MAX_CONFIG_FILE_BYTES",
-                       error=ConfigError)
+    raw = read_bounded(
+        path, MAX_CONFIG_FILE_BYTES, what="scan config", limit_name="MAX_CONFIG_FILE_BYTES", error=ConfigError
+    )
     try:
         document = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"scan config {path} is not valid TOML: {exc}") from None
-    return parse_config(document, source=str(path))
+    return parse_config(document, source=str(path), base=path.parent)
 
 
-def parse_config(document: dict[str, Any], *, source: str = "scan config") -> ScanConfig:
+def parse_config(document: dict[str, Any], *, source: str = "scan config", base: Path | None = None) -> ScanConfig:
+    """`base` is the directory relative `[rules] files` are taken from (the config file's; else as given)."""
     for table, value in document.items():
         if table not in _KNOWN_KEYS:
             raise ConfigError(f"{source}: unknown table [{table}] (expected: {', '.join(_KNOWN_KEYS)})")
@@ -127,6 +133,10 @@ def parse_config(document: dict[str, Any], *, source: str = "scan config") -> Sc
         level = None if min_confidence is None else Confidence.parse(str(min_confidence))
     except ValueError as e:
         raise ConfigError(f"{source}: scan.min_confidence: {e}") from None
+    files = _strings(rules, "files", f"{source}: rules.files", MAX_PATH_CHARS)
+    if len(files) > MAX_RULE_FILES:
+        raise ConfigError(f"{source}: rules.files has more than MAX_RULE_FILES ({MAX_RULE_FILES}) entries")
+    rule_files = tuple(base / f if base is not None else Path(f) for f in files)
     return ScanConfig(
         ignore_paths=tuple(_strings(ignore, "paths", f"{source}: ignore.paths", MAX_PATTERN_CHARS)),
         ignore_rules=frozenset(_strings(ignore, "rules", f"{source}: ignore.rules", MAX_RULE_ID_CHARS)),
@@ -134,6 +144,7 @@ def parse_config(document: dict[str, Any], *, source: str = "scan config") -> Sc
         allow_incomplete=allow_incomplete,
         accepted_warnings=frozenset(accepted),
         min_confidence=level,
+        rule_files=rule_files,
     )
 
 
