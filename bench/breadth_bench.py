@@ -72,6 +72,8 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT_DIR = ROOT / "bench" / "out"
 RULES_DATA = ROOT / "secretsvc" / "scan" / "rules" / "data"
 TOOLS = ("ours", "gitleaks", "kingfisher")
+#: Extra column with --image: ours on the same files packed as a docker-archive image.
+OURS_IMAGE = "ours-image"
 #: Shortest reported text credited by containment in a planted value (shorter ones match by accident).
 MIN_OVERLAP_CHARS = 8
 
@@ -234,7 +236,7 @@ class Outcome:
 
 def relative(path: str, root: Path) -> str:
     p = path.replace("\\", "/")
-    for prefix in (str(root.resolve()) + "/", str(root) + "/"):
+    for prefix in (str(root.resolve()) + "/", str(root) + "/", "/" + bc.IMAGE_ROOT + "/", bc.IMAGE_ROOT + "/"):
         if p.startswith(prefix):
             return p[len(prefix) :]
     return p.lstrip("./")
@@ -432,6 +434,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--peers-venv", type=Path, default=Path("/tmp/peers-venv"))
     ap.add_argument("--ours-venv", type=Path, default=ROOT / ".venv")
     ap.add_argument("--only-ours", action="store_true", help="skip the peers")
+    ap.add_argument("--image", action="store_true", help="also run ours on the files packed as a docker-archive")
     ap.add_argument("--family", action="append", default=[], help="only this family (repeatable)")
     ap.add_argument("--list", action="store_true", help="print the families and their variables, then exit")
     ap.add_argument("--strict", action="store_true", help="exit 1 when the target is missed")
@@ -450,9 +453,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         ap.error("--per-family must be at least 1")
     peers_bin = args.peers_venv / "bin"
     tools = ["ours"] if args.only_ours else list(TOOLS)
+    peers = [t for t in tools if t != "ours"]
     if not (args.ours_venv / "bin" / "secretsvc").exists():
         ap.error(f"no secretsvc in {args.ours_venv / 'bin'}")
-    for tool in tools[1:]:
+    for tool in peers:
         if not (peers_bin / tool).exists():
             ap.error(f"{tool} not found in {peers_bin}; see bench/README-scan.md for the install line")
 
@@ -516,6 +520,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             parse_kingfisher,
         ),
     }
+    if args.image:
+        image = bc.write_image(corpus_dir, work / "breadth-image.tar")
+        ref = f"docker-archive:{image}"
+        report = raw / "ours-image.json"
+        runs[OURS_IMAGE] = ToolRun(
+            OURS_IMAGE,
+            [*ours_cmd(args.ours_venv / "bin", ref, key), "--min-confidence", "low", "--output", str(report)],
+            report,
+            parse_ours,
+        )
+        tools.append(OURS_IMAGE)
     rule_families = load_rule_families()
     outcomes: dict[str, list[Outcome]] = {}
     timings: dict[str, float] = {}
@@ -530,8 +545,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{tool}: no report (exit {stats.returncode}); stderr tail:\n{err}", file=sys.stderr)
             return 2
         hits = run.parse(run.report)
-        hidden = parse_ours_hidden(run.report) if tool == "ours" else []
-        fams = rule_families if tool == "ours" else {}
+        ours = tool in ("ours", OURS_IMAGE)
+        hidden = parse_ours_hidden(run.report) if ours else []
+        fams = rule_families if ours else {}
         outcomes[tool] = score_tool(corpus.planted, hits, corpus_dir, fams, hidden)
         print(f"{tool}: {len(hits)} findings in {timings[tool]:.1f} s (exit {stats.returncode})")
 
@@ -542,6 +558,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     hidden_ours = sum(1 for o in outcomes["ours"] if o.status != MISS and o.hidden)
     print(f"ours: {hidden_ours} found samples are below the default --min-confidence (medium) and hidden by default")
 
+    if OURS_IMAGE in outcomes:
+        same = sum(a.status == b.status for a, b in zip(outcomes["ours"], outcomes[OURS_IMAGE], strict=True))
+        print(f"ours on the image agrees with ours on the directory for {same}/{len(corpus.planted)} samples")
+
     wrong = {t: {r.family: r.wrong_rules[t] for r in rows if t in r.wrong_rules} for t in tools}
     for t in tools:
         if wrong[t]:
@@ -549,15 +569,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     target = None
     forms: list[tuple[str, str]] = []
-    if len(tools) > 1:
-        target = check_target(rows, tools[1:])
+    if peers:
+        target = check_target(rows, peers)
         print(f"\ntarget (every family a peer names is detected by ours): {'met' if target.met else 'MISSED'}")
         print(f"  named by a peer, ours finds nothing ({len(target.missed)}): {', '.join(target.missed) or '-'}")
         print(
             f"  named by a peer, ours only generic/other rule ({len(target.ours_unnamed)}): "
             f"{', '.join(target.ours_unnamed) or '-'}"
         )
-        forms = form_misses(corpus.planted, outcomes, tools[1:])
+        forms = form_misses(corpus.planted, outcomes, peers)
         print(f"  forms a peer names that ours misses ({len(forms)}): " + ", ".join(f"{f} {v}" for f, v in forms))
         print(
             f"  a peer's generic rule finds it, ours nothing ({len(target.peer_generic_only)}): "

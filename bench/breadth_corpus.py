@@ -12,10 +12,13 @@ shell), one file per family, and returns where each sample went; nothing credent
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import random
 import re
 import string
+import tarfile
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -229,3 +232,33 @@ def write_corpus(root: Path, seed: int, per_family: int, families: Sequence[Fami
             target.write_bytes(text.encode("latin-1"))
         corpus.planted.extend(planted)
     return corpus
+
+
+#: Where the corpus sits inside the docker-archive image (`write_image`).
+IMAGE_ROOT = "srv/breadth"
+
+
+def write_image(root: Path, dest: Path) -> Path:
+    """The corpus as a one-layer `docker save` archive (files under IMAGE_ROOT), for ours' image mode."""
+    layer = io.BytesIO()
+    with tarfile.open(fileobj=layer, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        for path in sorted(p for p in root.rglob("*") if p.is_file()):
+            info = tarfile.TarInfo(f"{IMAGE_ROOT}/{path.relative_to(root).as_posix()}")
+            data = path.read_bytes()
+            info.size, info.mode, info.mtime = len(data), 0o644, 0
+            tf.addfile(info, io.BytesIO(data))
+    blob = layer.getvalue()
+    diff_id = "sha256:" + hashlib.sha256(blob).hexdigest()
+    config = json.dumps({
+        "architecture": "amd64", "os": "linux", "config": {"Env": ["PATH=/usr/bin:/bin"]},
+        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+        "history": [{"created_by": "COPY breadth corpus"}],
+    }).encode()  # fmt: skip
+    config_name = hashlib.sha256(config).hexdigest() + ".json"
+    manifest = json.dumps([{"Config": config_name, "RepoTags": ["breadth:latest"], "Layers": ["layer0/layer.tar"]}])
+    with tarfile.open(dest, "w") as out:
+        for name, data in ((config_name, config), ("layer0/layer.tar", blob), ("manifest.json", manifest.encode())):
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(data), 0o644, 0
+            out.addfile(info, io.BytesIO(data))
+    return dest

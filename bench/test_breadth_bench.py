@@ -6,9 +6,12 @@ Run: .venv/bin/pytest -p no:cacheprovider -q bench/test_breadth_bench.py (no pee
 from __future__ import annotations
 
 import base64
+import hashlib
+import io
 import json
 import random
 import re
+import tarfile
 import zlib
 from pathlib import Path
 
@@ -141,6 +144,21 @@ def test_corpus_is_a_function_of_the_seed(tmp_path: Path) -> None:
     assert {p.value for p in a.planted}.isdisjoint({p.value for p in c.planted})
     with pytest.raises(ValueError, match="per_family"):
         bc.write_corpus(tmp_path / "d", seed=1, per_family=0, families=few)
+
+
+def test_image_holds_the_corpus_in_one_layer(tmp_path: Path) -> None:
+    corpus = bc.write_corpus(tmp_path / "c", seed=5, per_family=1, families=FAMILIES[:5])
+    image = bc.write_image(tmp_path / "c", tmp_path / "image.tar")
+    with tarfile.open(image) as tf:
+        manifest = json.loads(tf.extractfile("manifest.json").read())  # type: ignore[union-attr]
+        (entry,) = manifest
+        config = json.loads(tf.extractfile(entry["Config"]).read())  # type: ignore[union-attr]
+        layer = tf.extractfile(entry["Layers"][0]).read()  # type: ignore[union-attr]
+    assert config["rootfs"]["diff_ids"] == ["sha256:" + hashlib.sha256(layer).hexdigest()]
+    with tarfile.open(fileobj=io.BytesIO(layer)) as lt:
+        names = set(lt.getnames())
+    assert {f"{bc.IMAGE_ROOT}/{p.path}" for p in corpus.planted} <= names
+    assert bb.relative(f"{bc.IMAGE_ROOT}/{corpus.planted[0].path}", tmp_path / "c") == corpus.planted[0].path
 
 
 # -- scoring, table and target on a made-up result set -------------------------------------------------------
