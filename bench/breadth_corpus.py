@@ -97,7 +97,7 @@ class Variant:
 class Family:
     name: str
     variants: tuple[Variant, ...]
-    source: str = ""  # a documentation page where the format was checked
+    source: str = ""  # the vendor's page (docs, changelog) describing the credential, where one is named
     filename: str = ""  # raw families: the file name the content usually has
     styles: tuple[str, ...] = STYLES  # where the value is usually kept (framework settings live in env files)
 

@@ -1,10 +1,12 @@
 """The vendor families of the breadth benchmark and the generators of their structured formats.
 
-Each entry is written from the vendor's documented format (the `source` of a family names the page where it was
-checked): fixed prefix, alphabet and length as a `breadth_corpus` template, or a function where the format has
-structure or a checksum. Nothing here is taken from a scanner's rule file, ours included: this table is what the
-scanners are measured against. The first block is every vendor of gitleaks' default configuration, the second the
-widely used vendors Kingfisher adds, the third vendors neither names but images commonly carry.
+Each entry is written from the vendor's documented format (the `source` of a family, where given, names the
+vendor's page describing the credential): fixed prefix, alphabet and length as a `breadth_corpus` template, or a
+function where the format has structure or a checksum. Where a vendor documents no format (most unprefixed keys),
+the shape is the one the vendor's consoles issue (length and alphabet); those are the least certain entries.
+Nothing here is taken from a scanner's rule file, ours included: this table is what the scanners are measured
+against. The first block is every vendor of gitleaks' default configuration, the second the widely used vendors
+Kingfisher adds, the third other vendors common in images.
 """
 
 from __future__ import annotations
@@ -768,7 +770,12 @@ FAMILIES: tuple[Family, ...] = (
         ("DOCKERHUB_ORG_TOKEN", "dckr_oat_{b64u:32}"),
         source="https://docs.docker.com/security/for-developers/access-tokens/",
     ),
-    F("Docker Swarm", ("SWARM_JOIN_TOKEN", "SWMTKN-1-{lan:50}-{lan:25}"), ("SWARM_UNLOCK_KEY", "SWMKEY-1-{b64:43}")),
+    F(
+        "Docker Swarm",
+        ("SWARM_JOIN_TOKEN", "SWMTKN-1-{lan:50}-{lan:25}"),
+        ("SWARM_UNLOCK_KEY", "SWMKEY-1-{an:43}"),
+        source="https://docs.docker.com/engine/reference/commandline/swarm_unlock-key/",
+    ),
     F(
         "eBay",
         ("EBAY_CLIENT_SECRET", "PRD-{hex:12}-{hex:4}-{hex:4}-{hex:4}-{hex:4}"),
@@ -904,7 +911,11 @@ FAMILIES: tuple[Family, ...] = (
     F("xAI", ("XAI_API_KEY", "xai-{an:80}")),
     F("Zoho", ("ZOHO_ACCESS_TOKEN", "1000.{hex:32}.{hex:32}")),
     F("Zuplo", ("ZUPLO_API_KEY", "zpka_{hex:32}_{hex:8}")),
-    F("Bitwarden", ("BWS_ACCESS_TOKEN", "0.{uuid}.{an:30}:{b64:22}==")),
+    F(
+        "Bitwarden",
+        ("BWS_ACCESS_TOKEN", "0.{uuid}.{an:30}:{b64:22}=="),
+        source="https://bitwarden.com/help/access-tokens/",
+    ),
     F("HashiCorp Cloud Platform", ("HCP_CLIENT_SECRET", "{b64u:64}")),
     F("Postman collection", ("POSTMAN_COLLECTION_TOKEN", "PMAT-{uan:26}")),
     F("Mux", ("MUX_TOKEN_SECRET", "{b64:75}")),
