@@ -247,7 +247,7 @@ class _RuleReader:
         t = self.t
         if ("pattern" in t) == ("patterns" in t):
             raise self.fail("set exactly one of 'pattern' and 'patterns'")
-        sources = self.strings("pattern" if "pattern" in t else "patterns", limit=MAX_PATTERN_CHARS)
+        sources = self.strings("pattern" if "pattern" in t else "patterns", limit=MAX_PATTERN_CHARS, required=True)
         caseless = t.get("caseless", False)
         if not isinstance(caseless, bool):
             raise self.fail("'caseless' must be true or false")
