@@ -100,6 +100,9 @@ class Family:
     source: str = ""  # the vendor's page (docs, changelog) describing the credential, where one is named
     filename: str = ""  # raw families: the file name the content usually has
     styles: tuple[str, ...] = STYLES  # where the value is usually kept (framework settings live in env files)
+    # Non-secret settings that sit next to the credential in real configs (account id, host, client id): written
+    # first in the family's file, not planted. Some detectors only report a secret with its companion.
+    companions: tuple[Variant, ...] = ()
 
     @property
     def slug(self) -> str:
@@ -110,8 +113,20 @@ class Family:
         return any(v.raw for v in self.variants)
 
 
-def F(name: str, *variants: tuple[str, str | Generator], source: str = "", styles: tuple[str, ...] = STYLES) -> Family:
-    return Family(name, tuple(Variant(var, make) for var, make in variants), source, styles=styles)
+def F(  # the table in breadth_families reads better with short names
+    name: str,
+    *variants: tuple[str, str | Generator],
+    source: str = "",
+    styles: tuple[str, ...] = STYLES,
+    companions: tuple[tuple[str, str | Generator], ...] = (),
+) -> Family:
+    return Family(
+        name,
+        tuple(Variant(var, make) for var, make in variants),
+        source,
+        styles=styles,
+        companions=tuple(Variant(var, make) for var, make in companions),
+    )
 
 
 #: Settings whose variable name is fixed by a framework or tool: kept as is, in env files and shell exports.
@@ -196,6 +211,8 @@ def build_family(
     planted: list[Planted] = []
     lines: list[str] = []
     path = family_file(family, style)
+    for companion in family.companions:
+        lines.append(context_line(style, _var_name(companion.var, style, ""), companion.generate(rng)))
     for i in range(samples_for(family, per_family)):
         variant = family.variants[i % len(family.variants)]
         value = variant.generate(rng)

@@ -330,7 +330,7 @@ FAMILIES: tuple[Family, ...] = (
         ("AIRTABLE_TOKEN", "pat{an:14}.{hex:64}"),
         source="https://airtable.com/developers/web/guides/personal-access-tokens",
     ),
-    F("Algolia", ("ALGOLIA_ADMIN_API_KEY", "{hex:32}")),
+    F("Algolia", ("ALGOLIA_ADMIN_API_KEY", "{hex:32}"), companions=(("ALGOLIA_APP_ID", "{uan:10}"),)),
     F("Alibaba Cloud", ("ALIBABA_CLOUD_ACCESS_KEY_ID", "LTAI{an:20}"), ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "{an:30}")),
     F(
         "Anthropic",
@@ -338,7 +338,12 @@ FAMILIES: tuple[Family, ...] = (
         ("ANTHROPIC_ADMIN_KEY", "sk-ant-admin01-{b64u:93}AA"),
         source="https://docs.anthropic.com/en/api/getting-started",
     ),
-    F("JFrog", ("ARTIFACTORY_API_KEY", "AKCp{an:69}"), ("JFROG_ACCESS_TOKEN", artifactory_reference_token)),
+    F(
+        "JFrog",
+        ("ARTIFACTORY_API_KEY", "AKCp{an:69}"),
+        ("JFROG_ACCESS_TOKEN", artifactory_reference_token),
+        companions=(("ARTIFACTORY_URL", "https://{low:8}.jfrog.io/artifactory"),),
+    ),
     F("Asana", ("ASANA_ACCESS_TOKEN", "1/{d:16}:{hex:32}"), ("ASANA_CLIENT_SECRET", "{an:32}")),
     F(
         "Atlassian",
@@ -362,6 +367,10 @@ FAMILIES: tuple[Family, ...] = (
         "Microsoft Entra ID",
         ("AZURE_CLIENT_SECRET", "{an:3}{d:1}Q~{b64u:34}"),
         source="https://learn.microsoft.com/en-us/entra/identity-platform/howto-create-service-principal-portal",
+        companions=(
+            ("AZURE_TENANT_ID", "{uuid}"),
+            ("AZURE_CLIENT_ID", "{uuid}"),
+        ),
     ),
     F("Beamer", ("BEAMER_API_KEY", "b_{b64u:44}")),
     F(
@@ -375,6 +384,7 @@ FAMILIES: tuple[Family, ...] = (
     F(
         "ClickHouse Cloud",
         ("CLICKHOUSE_CLOUD_KEY_SECRET", "4b1d{an:38}"),
+        companions=(("CLICKHOUSE_CLOUD_KEY_ID", "{an:20}"),),
     ),
     F("Clojars", ("CLOJARS_DEPLOY_TOKEN", "CLOJARS_{lan:60}")),
     F(
@@ -383,6 +393,7 @@ FAMILIES: tuple[Family, ...] = (
         ("CLOUDFLARE_API_TOKEN", "{b64u:40}"),
         ("CLOUDFLARE_ORIGIN_CA_KEY", "v1.0-{hex:24}-{hex:146}"),
         source="https://developers.cloudflare.com/fundamentals/api/",
+        companions=(("CLOUDFLARE_ACCOUNT_ID", "{hex:32}"),),
     ),
     F("Codecov", ("CODECOV_TOKEN", "{uuid}")),
     F("Cohere", ("COHERE_API_KEY", "{an:40}")),
@@ -717,6 +728,10 @@ FAMILIES: tuple[Family, ...] = (
     F(
         "Auth0",
         ("AUTH0_CLIENT_SECRET", "{b64u:64}"),
+        companions=(
+            ("AUTH0_DOMAIN", "{low:8}.us.auth0.com"),
+            ("AUTH0_CLIENT_ID", "{an:32}"),
+        ),
     ),
     F(
         "Azure",
@@ -737,7 +752,11 @@ FAMILIES: tuple[Family, ...] = (
     F("Bitly", ("BITLY_ACCESS_TOKEN", "{hex:40}")),
     F("Box", ("BOX_DEVELOPER_TOKEN", "{an:32}")),
     F("Brave Search", ("BRAVE_SEARCH_API_KEY", "BSA{b64u:27}")),
-    F("BrowserStack", ("BROWSERSTACK_ACCESS_KEY", "{an:20}")),
+    F(
+        "BrowserStack",
+        ("BROWSERSTACK_ACCESS_KEY", "{an:20}"),
+        companions=(("BROWSERSTACK_USERNAME", "{low:8}_{an:6}"),),
+    ),
     F(
         "Buildkite",
         ("BUILDKITE_API_TOKEN", "bkua_{hex:40}"),
@@ -779,6 +798,7 @@ FAMILIES: tuple[Family, ...] = (
     F(
         "eBay",
         ("EBAY_CLIENT_SECRET", "PRD-{hex:12}-{hex:4}-{hex:4}-{hex:4}-{hex:4}"),
+        companions=(("EBAY_CLIENT_ID", "{alpha:8}-{alpha:6}-PRD-{hex:9}-{hex:8}"),),
     ),
     F(
         "Elastic",
@@ -808,13 +828,21 @@ FAMILIES: tuple[Family, ...] = (
     F(
         "Langfuse",
         ("LANGFUSE_SECRET_KEY", "sk-lf-{uuid}"),
+        companions=(
+            ("LANGFUSE_PUBLIC_KEY", "pk-lf-{uuid}"),
+            ("LANGFUSE_HOST", "https://cloud.langfuse.com"),
+        ),
     ),
-    F("Lark", ("LARK_APP_SECRET", "{an:32}")),
+    F("Lark", ("LARK_APP_SECRET", "{an:32}"), companions=(("LARK_APP_ID", "cli_{hex:16}"),)),
     F("Lichess", ("LICHESS_TOKEN", "lip_{an:20}")),
     F("LlamaCloud", ("LLAMA_CLOUD_API_KEY", "llx-{an:48}")),
     F("MailerSend", ("MAILERSEND_API_TOKEN", "mlsn.{hex:64}")),
     F("Mem0", ("MEM0_API_KEY", "m0-{an:40}")),
-    F("Miro", ("MIRO_ACCESS_TOKEN", lambda r: _b64url(b'{"miro.origin":"eu01"}') + "_" + pick(r, "b64u", 27))),
+    F(
+        "Miro",
+        ("MIRO_ACCESS_TOKEN", lambda r: _b64url(b'{"miro.origin":"eu01"}') + "_" + pick(r, "b64u", 27)),
+        companions=(("MIRO_CLIENT_ID", "{d:19}"),),
+    ),
     F("Mistral AI", ("MISTRAL_API_KEY", "{an:32}")),
     F(
         "monday.com",
@@ -835,6 +863,7 @@ FAMILIES: tuple[Family, ...] = (
     F(
         "MongoDB Atlas",
         ("MONGODB_ATLAS_CLIENT_SECRET", "mdb_sa_sk_{an:40}"),
+        companions=(("MONGODB_ATLAS_CLIENT_ID", "mdb_sa_id_{hex:24}"),),
     ),
     F("Neon", ("NEON_API_KEY", "napi_{lan:64}")),
     F("ngrok", ("NGROK_AUTHTOKEN", "2{an:26}_{an:21}"), ("NGROK_API_KEY", "2{an:26}_{an:21}")),
@@ -857,7 +886,7 @@ FAMILIES: tuple[Family, ...] = (
     ),
     F("Paddle", ("PADDLE_API_KEY", "pdl_live_apikey_{lan:26}_{an:22}_{an:3}")),
     F("PagerDuty", ("PAGERDUTY_API_KEY", "u+{b64u:18}")),
-    F("PayPal", ("PAYPAL_CLIENT_SECRET", "E{b64u:79}")),
+    F("PayPal", ("PAYPAL_CLIENT_SECRET", "E{b64u:79}"), companions=(("PAYPAL_CLIENT_ID", "A{b64u:79}"),)),
     F("PayPal Braintree", ("BRAINTREE_ACCESS_TOKEN", "access_token$production${lan:16}${hex:32}")),
     F("Pinecone", ("PINECONE_API_KEY", "pcsk_{an:5}_{an:63}")),
     F("Plivo", ("PLIVO_AUTH_ID", "MA{uan:18}"), ("PLIVO_AUTH_TOKEN", "{an:40}")),
@@ -869,7 +898,11 @@ FAMILIES: tuple[Family, ...] = (
     F("Resend", ("RESEND_API_KEY", "re_{an:8}_{an:24}"), source="https://resend.com/docs/api-reference/introduction"),
     F("Rootly", ("ROOTLY_API_KEY", "rootly_{hex:64}")),
     F("RunPod", ("RUNPOD_API_KEY", "rpa_{uan:46}")),
-    F("Salesforce", ("SALESFORCE_ACCESS_TOKEN", "00D{an:12}!{b64u:96}")),
+    F(
+        "Salesforce",
+        ("SALESFORCE_ACCESS_TOKEN", "00D{an:12}!{b64u:96}"),
+        companions=(("SALESFORCE_INSTANCE_URL", "https://{low:10}.my.salesforce.com"),),
+    ),
     F("Samsara", ("SAMSARA_API_TOKEN", "samsara_api_{an:30}")),
     F("Scaleway", ("SCW_ACCESS_KEY", "SCW{uan:17}"), ("SCW_SECRET_KEY", "{uuid}")),
     F("Segment", ("SEGMENT_PUBLIC_API_TOKEN", "sgp_{an:64}")),
@@ -890,6 +923,7 @@ FAMILIES: tuple[Family, ...] = (
                 }
             ),
         ),
+        companions=(("SUPABASE_URL", "https://{low:20}.supabase.co"),),
     ),
     F(
         "Tailscale",
@@ -900,7 +934,11 @@ FAMILIES: tuple[Family, ...] = (
     F("Telnyx", ("TELNYX_API_KEY", "KEY{HEX:32}_{b64u:22}")),
     F("Together AI", ("TOGETHER_API_KEY", "tgp_v1_{b64u:43}")),
     F("Unkey", ("UNKEY_ROOT_KEY", "unkey_{an:24}")),
-    F("Upstash", ("UPSTASH_REDIS_REST_TOKEN", "AX{b64u:58}=")),
+    F(
+        "Upstash",
+        ("UPSTASH_REDIS_REST_TOKEN", "AX{b64u:58}="),
+        companions=(("UPSTASH_REDIS_REST_URL", "https://{low:10}-{low:6}-{d:5}.upstash.io"),),
+    ),
     F("Vercel", ("VERCEL_TOKEN", "{an:24}"), ("VERCEL_ACCESS_TOKEN", "vcp_{an:56}")),
     F("VirusTotal", ("VIRUSTOTAL_API_KEY", "{hex:64}")),
     F("Voyage AI", ("VOYAGE_API_KEY", "pa-{b64u:43}")),
@@ -909,24 +947,31 @@ FAMILIES: tuple[Family, ...] = (
     F("Weights & Biases", ("WANDB_API_KEY", "{hex:40}")),
     F("WooCommerce", ("WOOCOMMERCE_CONSUMER_KEY", "ck_{hex:40}"), ("WOOCOMMERCE_CONSUMER_SECRET", "cs_{hex:40}")),
     F("xAI", ("XAI_API_KEY", "xai-{an:80}")),
-    F("Zoho", ("ZOHO_ACCESS_TOKEN", "1000.{hex:32}.{hex:32}")),
+    F("Zoho", ("ZOHO_ACCESS_TOKEN", "1000.{hex:32}.{hex:32}"), companions=(("ZOHO_CLIENT_ID", "1000.{uan:30}"),)),
     F("Zuplo", ("ZUPLO_API_KEY", "zpka_{hex:32}_{hex:8}")),
     F(
         "Bitwarden",
         ("BWS_ACCESS_TOKEN", "0.{uuid}.{an:30}:{b64:22}=="),
         source="https://bitwarden.com/help/access-tokens/",
     ),
-    F("HashiCorp Cloud Platform", ("HCP_CLIENT_SECRET", "{b64u:64}")),
+    F("HashiCorp Cloud Platform", ("HCP_CLIENT_SECRET", "{b64u:64}"), companions=(("HCP_CLIENT_ID", "{an:32}"),)),
     F("Postman collection", ("POSTMAN_COLLECTION_TOKEN", "PMAT-{uan:26}")),
-    F("Mux", ("MUX_TOKEN_SECRET", "{b64:75}")),
-    F("Tableau", ("TABLEAU_PAT_SECRET", "{b64:22}==:{an:32}")),
+    F("Mux", ("MUX_TOKEN_SECRET", "{b64:75}"), companions=(("MUX_TOKEN_ID", "{uuid}"),)),
+    F(
+        "Tableau",
+        ("TABLEAU_PAT_SECRET", "{b64:22}==:{an:32}"),
+        companions=(
+            ("TABLEAU_PAT_NAME", "ci-{low:6}"),
+            ("TABLEAU_SERVER", "https://prod-useast-a.online.tableau.com"),
+        ),
+    ),
     F("Pinterest", ("PINTEREST_ACCESS_TOKEN", "pina_{uan:96}")),
     F("Polar", ("POLAR_ACCESS_TOKEN", "polar_pat_{b64u:43}"), ("POLAR_ORG_TOKEN", "polar_oat_{b64u:43}")),
-    F("Wiz", ("WIZ_CLIENT_SECRET", "{an:64}")),
+    F("Wiz", ("WIZ_CLIENT_SECRET", "{an:64}"), companions=(("WIZ_CLIENT_ID", "{lan:53}"),)),
     F("Disqus", ("DISQUS_API_SECRET", "{an:64}")),
     F("Xendit", ("XENDIT_SECRET_KEY", "xnd_production_{b64u:64}")),
     F("Midtrans", ("MIDTRANS_SERVER_KEY", "Mid-server-{b64u:24}")),
-    F("Ramp", ("RAMP_CLIENT_SECRET", "ramp_sec_{an:48}")),
+    F("Ramp", ("RAMP_CLIENT_SECRET", "ramp_sec_{an:48}"), companions=(("RAMP_CLIENT_ID", "ramp_id_{an:40}"),)),
     F("api.data.gov", ("DATA_GOV_API_KEY", "{an:40}")),
     F("Weatherstack", ("WEATHERSTACK_ACCESS_KEY", "{hex:32}")),
     F("Asaas", ("ASAAS_API_KEY", asaas_key)),
@@ -935,8 +980,15 @@ FAMILIES: tuple[Family, ...] = (
     F("Tencent Cloud", ("TENCENTCLOUD_SECRET_ID", "AKID{an:32}"), ("TENCENTCLOUD_SECRET_KEY", "{an:32}")),
     F("Trello", ("TRELLO_API_KEY", "{hex:32}"), ("TRELLO_TOKEN", "ATTA{hex:64}{HEX:8}")),
     F("Zapier", ("ZAPIER_WEBHOOK_URL", "https://hooks.zapier.com/hooks/catch/{d:7}/{lan:6}/")),
-    F("Pusher", ("PUSHER_APP_SECRET", "{hex:20}")),
-    F("Vonage", ("VONAGE_API_SECRET", "{an:16}")),
+    F(
+        "Pusher",
+        ("PUSHER_APP_SECRET", "{hex:20}"),
+        companions=(
+            ("PUSHER_APP_ID", "{d:7}"),
+            ("PUSHER_APP_KEY", "{hex:20}"),
+        ),
+    ),
+    F("Vonage", ("VONAGE_API_SECRET", "{an:16}"), companions=(("VONAGE_API_KEY", "{hex:8}"),)),
     F("Mixpanel", ("MIXPANEL_API_SECRET", "{hex:32}")),
     F("Rollbar", ("ROLLBAR_ACCESS_TOKEN", "{hex:32}")),
     F("Bugsnag", ("BUGSNAG_API_KEY", "{hex:32}")),
@@ -997,6 +1049,7 @@ FAMILIES: tuple[Family, ...] = (
     F(
         "Google OAuth",
         ("GOOGLE_CLIENT_SECRET", "GOCSPX-{b64u:28}"),
+        companions=(("GOOGLE_CLIENT_ID", "{d:12}-{lan:32}.apps.googleusercontent.com"),),
     ),
     R("Docker config auth", docker_config, "config.json"),
     R("netrc", netrc, ".netrc"),
@@ -1019,7 +1072,7 @@ FAMILIES: tuple[Family, ...] = (
     F("IFTTT", ("IFTTT_WEBHOOK_URL", "https://maker.ifttt.com/trigger/deploy/with/key/{b64u:22}")),
     F("Close", ("CLOSE_API_KEY", "api_{an:22}.{an:22}")),
     F("Jotform", ("JOTFORM_API_KEY", "{hex:32}")),
-    F("Stream", ("STREAM_API_SECRET", "{lan:64}")),
+    F("Stream", ("STREAM_API_SECRET", "{lan:64}"), companions=(("STREAM_API_KEY", "{lan:12}"),)),
     F("Agora", ("AGORA_APP_CERTIFICATE", "{hex:32}")),
     F("Wix", ("WIX_API_KEY", jwt(_user_claims, prefix="IST."))),
     R("PKCS#12 keystore", pkcs12_file, "client.p12"),

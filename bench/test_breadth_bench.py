@@ -130,6 +130,11 @@ def test_corpus_places_each_value_on_its_recorded_lines(tmp_path: Path) -> None:
         span = "\n".join(text[lo - 1 : hi])
         assert json.dumps(p.value)[1:-1] in span or p.value in span, p
         assert p.value not in repr(p)
+    # Companion settings (here Algolia's application id) come first and are not planted.
+    algolia = by_family["Algolia"]
+    assert min(p.lines[0] for p in algolia) > 1
+    assert "algolia" in (tmp_path / algolia[0].path).read_text().split("\n")[0].lower()
+    assert all(p.variant != "ALGOLIA_APP_ID" for p in algolia)
     # JSON files stay valid JSON.
     for path in tmp_path.rglob("config.json"):
         json.loads(path.read_text())
