@@ -4,6 +4,10 @@
     for match in rules.scan(content): ...      # Match.start/end: the secret's offsets in content.data
     result = rules.match(content)              # the same matches, and whether the block was cut short
 
+Some detectors apply only in some files (`Detector.scope`: config files, files that hold one token). Which
+scopes a content is in is decided by its path (`rules.context.file_scopes`); a caller may say otherwise with
+`scopes=` (the rule examples run with `context.ALL_SCOPES`).
+
 One pass of Hyperscan over the data finds every trigger (a keyword or token shape); only the windows around
 those hits are examined further with Python `re`, checksums and precision filters. Ordinary data with no
 keywords in it therefore costs little more than the Hyperscan pass. A `RuleSet` is immutable after
@@ -22,6 +26,7 @@ from typing import NamedTuple
 
 from secretsvc.errors import InvalidArgument
 from secretsvc.scan.model import Content, Match
+from secretsvc.scan.rules.context import file_scopes
 from secretsvc.scan.rules.engine import MAX_HITS_PER_SCAN, TriggerEngine, build_engine
 from secretsvc.scan.rules.filters import is_allowlisted
 from secretsvc.scan.rules.loader import builtin_rules
@@ -89,12 +94,16 @@ class RuleSet:
             [r for r in self._rules if r.info.rule_id not in drop], engine=self._engine_pref, max_hits=self.max_hits
         )
 
-    def scan(self, content: Content) -> list[Match]:
+    def scan(self, content: Content, *, scopes: frozenset[str] | None = None) -> list[Match]:
         """Matches in `content.data`, sorted by offset; overlapping claims go to the more specific rule."""
-        return self.match(content).matches
+        return self.match(content, scopes=scopes).matches
 
-    def match(self, content: Content) -> MatchResult:
-        """`scan`, and whether the block held more trigger hits than `max_hits` (and was examined in part)."""
+    def match(self, content: Content, *, scopes: frozenset[str] | None = None) -> MatchResult:
+        """`scan`, and whether the block held more trigger hits than `max_hits` (and was examined in part).
+
+        A detector with a `scope` runs only when `scopes` holds it; `scopes=None`: the content's own, by its path."""
+        if scopes is None:
+            scopes = file_scopes(content)
         data = content.data
         hits, truncated = self._engine.hits(data)
         if not hits:
@@ -107,6 +116,8 @@ class RuleSet:
         size = len(data)
         for ident, ends in by_detector.items():
             rule_index, detector = self._detectors[ident]
+            if detector.scope is not None and detector.scope not in scopes:
+                continue
             for start, stop in _windows(sorted(ends), detector.back, detector.forward, size):
                 for s, e in detector.confirm(data, start, stop):
                     doubted = detector.doubt is not None and detector.doubt(data, s, e)

@@ -50,6 +50,9 @@ class Detector:
     # A check whose only doubt is a documentation feature (an RFC 2606 host): when it holds, the match is
     # kept and marked `documentation_example`, and the pipeline sets confidence by the file's context.
     doubt: Check | None = None
+    # A detector that applies only in some files (config files, token files: rules/context.py) names that
+    # scope; `RuleSet.match` runs it only where the caller says the content is in that scope.
+    scope: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,8 @@ _BUILTIN_MODULES = (
     "secretsvc.scan.rules.validators",
     "secretsvc.scan.rules.places",
     "secretsvc.scan.rules.generic",
+    "secretsvc.scan.rules.configfiles",
+    "secretsvc.scan.rules.cmdline",
     "secretsvc.scan.rules.generators",
 )
 

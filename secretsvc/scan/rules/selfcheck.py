@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from secretsvc.scan.model import Content, Location
 from secretsvc.scan.rules import RuleSet
+from secretsvc.scan.rules.context import ALL_SCOPES
 from secretsvc.scan.rules.examples import fill
 from secretsvc.scan.rules.loader import LoadedRule
 
@@ -52,7 +53,8 @@ def check_examples(
 
 def _problem(ruleset: RuleSet, rule_id: str, kind: str, text: str) -> str | None:
     data = text.encode()
-    matches = ruleset.scan(Content(data=data, path="example", layer_index=0, location=Location.FILE))
+    # Every scope: an example shows what its rule finds where it applies, whatever the file is called.
+    matches = ruleset.scan(Content(data=data, path="example", layer_index=0, location=Location.FILE), scopes=ALL_SCOPES)
     mine = [m for m in matches if m.rule_id == rule_id]
     if kind == "negative":
         return "matched, but a negative example must not" if mine else None
