@@ -66,7 +66,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import breadth_corpus as bc  # the corpus writer next to this file
 from breadth_families import FAMILIES
-from scan_bench import Hit, ours_cmd, parse_gitleaks, parse_kingfisher, parse_ours, run_measured
+from scan_bench import MAX_REPORT_BYTES, Hit, ours_cmd, parse_gitleaks, parse_kingfisher, parse_ours, run_measured
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT_DIR = ROOT / "bench" / "out"
@@ -76,6 +76,8 @@ TOOLS = ("ours", "gitleaks", "kingfisher")
 OURS_IMAGE = "ours-image"
 #: Shortest reported text credited by containment in a planted value (shorter ones match by accident).
 MIN_OVERLAP_CHARS = 8
+#: Ours' rule data files are read for their ids and family names only; a larger file is not a rule file.
+MAX_RULE_FILE_BYTES = 8 * 1024 * 1024
 
 # Words of a family name too common to tie a rule id to that family.
 _STOPWORDS = {
@@ -99,7 +101,7 @@ _STOPWORDS = {
 }
 # Rule-id words for families whose ids do not use the vendor's name (or not only it).
 ALIASES: Mapping[str, tuple[str, ...]] = {
-    "Microsoft Entra ID": ("azure", "entra", "msal"),
+    "Microsoft Entra ID": ("azure-ad", "azure-client-secret", "entra", "msal"),
     "Brevo": ("sendinblue", "brevo"),
     "Terraform Cloud": ("hashicorp-tf", "terraform", "tfe", "tfc"),
     "HashiCorp Vault": ("vault",),
@@ -213,6 +215,8 @@ def load_rule_families(data_dir: Path = RULES_DATA) -> dict[str, str]:
     """Rule id -> family from ours' rule data files (only ids and family names are read)."""
     out: dict[str, str] = {}
     for path in sorted(data_dir.glob("*.toml")):
+        if path.stat().st_size > MAX_RULE_FILE_BYTES:
+            raise ValueError(f"{path.name} is larger than MAX_RULE_FILE_BYTES")
         with path.open("rb") as fh:
             doc = tomllib.load(fh)
         for rule in doc.get("rule", []):
@@ -239,7 +243,7 @@ def relative(path: str, root: Path) -> str:
     for prefix in (str(root.resolve()) + "/", str(root) + "/", "/" + bc.IMAGE_ROOT + "/", bc.IMAGE_ROOT + "/"):
         if p.startswith(prefix):
             return p[len(prefix) :]
-    return p.lstrip("./")
+    return p.removeprefix("./").lstrip("/")
 
 
 def _overlaps(text: str | None, value: str) -> bool:
@@ -257,18 +261,18 @@ def hits_for(item: bc.Planted, hits: Iterable[Hit]) -> list[Hit]:
 
 
 def classify(
-    item: bc.Planted, hits: Sequence[Hit], rule_families: Mapping[str, str], hidden_rules: Iterable[Hit] = ()
+    item: bc.Planted, hits: Sequence[Hit], rule_families: Mapping[str, str], hidden: frozenset[Hit] = frozenset()
 ) -> Outcome:
+    """How the sample was found: by its family's rule, a generic one, another family's, or not at all."""
     if not hits:
         return Outcome(MISS)
     rules = tuple(sorted({h.rule for h in hits}))
-    hidden_set = set(hidden_rules)
-    hidden = all(h in hidden_set for h in hits)
+    below = all(h in hidden for h in hits)
     if any(rule_names_family(h.rule, item.family, rule_families) for h in hits):
-        return Outcome(RIGHT, rules, hidden)
+        return Outcome(RIGHT, rules, below)
     if any(is_generic(h.rule, rule_families) for h in hits):
-        return Outcome(GENERIC, rules, hidden)
-    return Outcome(WRONG, rules, hidden)
+        return Outcome(GENERIC, rules, below)
+    return Outcome(WRONG, rules, below)
 
 
 def score_tool(
@@ -282,13 +286,13 @@ def score_tool(
     by_path: dict[str, list[Hit]] = {}
     for h in hits:
         by_path.setdefault(relative(h.path, root), []).append(h)
-    hidden_list = list(hidden)
+    hidden_set = frozenset(hidden)
     outcomes = []
     for p in planted:
         in_file = by_path.get(p.path, [])
         # A whole-file sample (key file, manifest, binary keystore) owns every hit in its file.
         mine = in_file if p.variant == "file" else hits_for(p, in_file)
-        outcomes.append(classify(p, mine, rule_families, hidden_list))
+        outcomes.append(classify(p, mine, rule_families, hidden_set))
     return outcomes
 
 
@@ -419,6 +423,8 @@ class ToolRun:
 def parse_ours_hidden(path: Path, min_confidence: str = "medium") -> list[Hit]:
     """Ours' hits that the default `--min-confidence` would hide (the bench runs ours at `low`)."""
     order = {"low": 0, "medium": 1, "high": 2}
+    if path.stat().st_size > MAX_REPORT_BYTES:
+        raise ValueError(f"{path.name} is larger than MAX_REPORT_BYTES")
     doc = json.loads(path.read_text())
     hidden = {
         (f["path"], f["line"], f["rule_id"]) for f in doc["findings"] if order[f["confidence"]] < order[min_confidence]

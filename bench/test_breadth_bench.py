@@ -19,7 +19,7 @@ import breadth_bench as bb
 import breadth_corpus as bc
 import pytest
 from breadth_families import FAMILIES
-from scan_bench import Hit
+from scan_bench import Hit, parse_ours
 
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
@@ -244,3 +244,24 @@ def test_rule_attribution_by_id_words_and_ours_families() -> None:
     assert bb.is_generic("generic-secret-assignment", {"generic-secret-assignment": "Generic"})
     assert not bb.is_generic("datadog-api-key", {"datadog-api-key": "Datadog"})
     assert bb.relative("/scan/corpus/a/.env", Path("/scan/corpus")) == "a/.env"
+
+
+def test_ours_findings_below_the_default_confidence_are_counted_as_hidden(tmp_path: Path) -> None:
+    report = tmp_path / "ours.json"
+    finding = {"layer_index": 0, "location": "file", "fingerprint": "f", "redacted": "...", "description": ""}
+    report.write_text(
+        json.dumps(
+            {
+                "findings": [
+                    {**finding, "rule_id": "datadog-api-key", "path": "datadog/.env", "line": 1, "confidence": "low"},
+                    {**finding, "rule_id": "datadog-api-key", "path": "datadog/.env", "line": 2, "confidence": "high"},
+                ]
+            }
+        )
+    )
+    hits = parse_ours(report)
+    hidden = bb.parse_ours_hidden(report)
+    assert [(h.path, h.line) for h in hidden] == [("datadog/.env", 1)]
+    _, planted, _ = made_up()
+    outcomes = bb.score_tool(planted[:2], hits, Path("/scan/corpus"), {"datadog-api-key": "Datadog"}, hidden)
+    assert [(o.status, o.hidden) for o in outcomes] == [(bb.RIGHT, True), (bb.RIGHT, False)]
