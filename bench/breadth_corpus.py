@@ -179,7 +179,8 @@ def context_line(style: str, var: str, value: str) -> str:
     if style == "env":
         return f"{var}={value}"
     if style == "sh":
-        return f'export {var}="{value}"'
+        # Single quotes where double quotes would let the shell expand a `$` in the value.
+        return f"export {var}='{value}'" if "$" in value else f'export {var}="{value}"'
     if style == "yaml":
         return f'{var}: "{value}"'
     if style == "json":
