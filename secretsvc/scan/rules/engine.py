@@ -5,6 +5,9 @@ candidates with Python `re` on a small window, so start-of-match tracking (HS_FL
 needed and the database stays small and fast. Scratch space is per thread, so one compiled database serves
 concurrent scans.
 
+Compiling takes a moment (tens of milliseconds for the built-in rules, more for large user rule sets), so
+the compiled database is kept on disk (`cache.py`) and loaded instead when the same triggers come again.
+
 When the `hyperscan` module cannot be imported (a platform without wheels), the same triggers run through
 Python `re`: correct, far slower, and said once in the log when the rule set is built.
 
@@ -20,6 +23,9 @@ import re
 import threading
 from collections.abc import Sequence
 from typing import Any, NamedTuple, Protocol
+
+from secretsvc.errors import InvalidArgument
+from secretsvc.scan.rules.cache import DatabaseCache
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +72,12 @@ def _check_max_hits(max_hits: int) -> int:
 class HyperscanEngine:
     name = "hyperscan"
 
-    def __init__(self, triggers: Sequence[tuple[str, bool, bool]], max_hits: int = MAX_HITS_PER_SCAN) -> None:
+    def __init__(
+        self,
+        triggers: Sequence[tuple[str, bool, bool]],
+        max_hits: int = MAX_HITS_PER_SCAN,
+        cache: DatabaseCache | None = None,
+    ) -> None:
         import hyperscan
 
         self.max_hits = _check_max_hits(max_hits)
@@ -80,13 +91,16 @@ class HyperscanEngine:
             if multiline:
                 f |= hyperscan.HS_FLAG_MULTILINE
             flags.append(f)
-        self._db: Any = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-        self._db.compile(
-            expressions=[p.encode() for p, _, _ in triggers],
-            ids=list(range(len(triggers))),
-            elements=len(triggers),
-            flags=flags,
-        )
+        expressions = [p.encode() for p, _, _ in triggers]
+        db, key = None, ""
+        if cache is not None:
+            key = cache.key(str(getattr(hyperscan, "__version__", "")), list(zip(expressions, flags, strict=True)))
+            db = cache.load(key, lambda data: hyperscan.loadb(data, hyperscan.HS_MODE_BLOCK))
+        if db is None:
+            db = _compile(hyperscan, expressions, flags)
+            if cache is not None:
+                cache.store(key, hyperscan.dumpb(db))
+        self._db: Any = db
         self._local = threading.local()
 
     def _scratch(self) -> Any:
@@ -108,6 +122,23 @@ class HyperscanEngine:
         return TriggerHits(collector.hits, collector.overflow)
 
 
+def _compile(hs: Any, expressions: list[bytes], flags: list[int]) -> Any:
+    db = hs.Database(mode=hs.HS_MODE_BLOCK)
+    try:
+        db.compile(expressions=expressions, ids=list(range(len(expressions))), elements=len(expressions), flags=flags)
+    except hs.error:
+        # Hyperscan names no expression; find the one it refuses (a user's trigger outside the subset it
+        # shares with Python re: lookarounds, backreferences, ...) so the error can say which.
+        for expression, f in zip(expressions, flags, strict=True):
+            try:
+                hs.Database(mode=hs.HS_MODE_BLOCK).compile(expressions=[expression], ids=[0], elements=1, flags=[f])
+            except hs.error as exc:
+                shown = expression.decode("utf-8", "replace")
+                raise InvalidArgument(f"rule trigger {shown!r} is not supported by Hyperscan: {exc}") from None
+        raise
+    return db
+
+
 class ReEngine:
     name = "re"
 
@@ -127,13 +158,26 @@ class ReEngine:
         return TriggerHits(out, False)
 
 
+class _FromEnvironment:
+    """`build_engine`'s default cache: the one the environment names (cache.py)."""
+
+
+FROM_ENVIRONMENT = _FromEnvironment()
+
+
 def build_engine(
-    triggers: Sequence[tuple[str, bool, bool]], prefer: str = "hyperscan", max_hits: int = MAX_HITS_PER_SCAN
+    triggers: Sequence[tuple[str, bool, bool]],
+    prefer: str = "hyperscan",
+    max_hits: int = MAX_HITS_PER_SCAN,
+    cache: DatabaseCache | _FromEnvironment | None = FROM_ENVIRONMENT,
 ) -> TriggerEngine:
-    """Hyperscan when available (and preferred), else Python `re` with a log line saying so."""
+    """Hyperscan when available (and preferred), else Python `re` with a log line saying so. The compiled
+    database comes from and goes to `cache` (None: no cache; by default the environment's, see cache.py)."""
     if prefer == "hyperscan":
+        if isinstance(cache, _FromEnvironment):
+            cache = DatabaseCache.from_environment()
         try:
-            return HyperscanEngine(triggers, max_hits)
+            return HyperscanEngine(triggers, max_hits, cache)
         except ImportError:
             log.warning("hyperscan is not importable; rule triggers fall back to Python re (much slower)")
     return ReEngine(triggers, max_hits)
