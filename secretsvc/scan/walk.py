@@ -15,7 +15,11 @@ one copy. Like `tarfile`, it stops at the first zero block and accepts a stream 
 the last member's data (some writers omit the padding and end blocks).
 
 Nested archives are expanded in memory to `max_nested_depth` (paths "outer.zip!inner/file"); binary files
-are scanned with every non-printable byte read as a newline (`binary=True`). Anything malformed or over a
+are scanned with every non-printable byte read as a newline (`binary=True`), and with each run of at least
+`MIN_UTF16_RUN` printable UTF-16LE characters (Windows binaries, some SQLite databases) read as its ASCII text
+in place (the run's first half holds the text, the rest newlines, so offsets stay the file's). UTF-16 text
+files (a byte-order mark, or NULs in every other byte of the sniff window) are decoded and scanned as UTF-8;
+their offsets and line numbers are those of the decoded text. Anything malformed or over a
 limit becomes a `ScanWarning` with a stable code and the walk goes on with the next file or layer:
 
     digest.mismatch      the layer blob or its uncompressed tar does not match its digest (the findings
@@ -37,10 +41,13 @@ limit becomes a `ScanWarning` with a stable code and the walk goes on with the n
 
 from __future__ import annotations
 
+import codecs
 import io
 import os
 import posixpath
+import re
 import stat
+import sys
 import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -81,18 +88,117 @@ _BINARY_MAGICS = (
 )
 _TAR_SNIFF_BYTES = 512  # a tar's magic sits in its first header block
 _BINARY_AS_TEXT = bytes(b if 0x20 <= b <= 0x7E or b == 0x09 else 0x0A for b in range(256))
+MIN_UTF16_RUN = 8  # printable UTF-16LE characters in a row that count as a string inside a binary
+MAX_UTF16_CARRY = 1024  # bytes of a UTF-16 run held back at a read's end, to be joined with the next read
+# Each byte as 1 (printable ASCII), 0 (NUL) or 2 (anything else): a UTF-16LE string is "\x01\x00" repeated,
+# which bytes.find locates at C speed (a regular expression over the raw bytes is ten times slower).
+_UTF16_CLASSES = bytes(1 if 0x20 <= b <= 0x7E else 0 if b == 0 else 2 for b in range(256))
+_UTF16_SEED = b"\x01\x00" * MIN_UTF16_RUN
+_UTF16_PAIRS = re.compile(rb"(?:\x01\x00)+")
+_UTF16_TAIL = re.compile(rb"(?:[\x20-\x7e]\x00)+[\x20-\x7e]?\Z|[\x20-\x7e]\Z")
+_TEXT_BYTES = bytes([0x09, 0x0A, 0x0D, *range(0x20, 0x7F)])
+UTF16_TEXT_SHARE = 0.9  # of the sniff window's byte pairs that must be ASCII text and a NUL for UTF-16
+
+
+def utf16_strings_in_place(raw: bytes) -> bytes:
+    """`raw` with every UTF-16LE run of printable characters rewritten as its ASCII text followed by newlines
+    (same length), then every other non-printable byte mapped to a newline."""
+    classes = raw.translate(_UTF16_CLASSES)
+    i = classes.find(_UTF16_SEED)
+    if i < 0:
+        return raw.translate(_BINARY_AS_TEXT)
+    out = bytearray(raw.translate(_BINARY_AS_TEXT))
+    while i >= 0:
+        m = _UTF16_PAIRS.match(classes, i)
+        assert m is not None  # the seed itself matches
+        end = m.end()
+        half = (end - i) // 2
+        out[i:end] = raw[i:end:2] + b"\n" * half
+        i = classes.find(_UTF16_SEED, end)
+    return bytes(out)
+
+
+def utf16_encoding(head: bytes) -> tuple[str, int] | None:
+    """The codec of a UTF-16 text file and the length of its byte-order mark, from its first bytes."""
+    if head.startswith(codecs.BOM_UTF16_LE) and not head.startswith(codecs.BOM_UTF32_LE):
+        return "utf-16-le", 2
+    if head.startswith(codecs.BOM_UTF16_BE):
+        return "utf-16-be", 2
+    pairs = len(head) // 2
+    if pairs < MIN_UTF16_RUN:
+        return None
+    evens, odds = head[0 : 2 * pairs : 2], head[1 : 2 * pairs : 2]
+    for text, nuls, codec in ((evens, odds, "utf-16-le"), (odds, evens, "utf-16-be")):
+        if (
+            nuls.count(0) >= UTF16_TEXT_SHARE * pairs
+            and len(text.translate(None, _TEXT_BYTES)) <= (1 - UTF16_TEXT_SHARE) * pairs
+        ):
+            return codec, 0
+    return None
 
 
 class _Translating:
-    """A reader that hands out a binary file's bytes already mapped through `_BINARY_AS_TEXT`."""
+    """A reader that hands out a binary file's bytes already mapped by `utf16_strings_in_place`.
 
-    __slots__ = ("_raw",)
+    A UTF-16 run that reaches the end of a read is held back (up to `MAX_UTF16_CARRY` bytes) and handed out
+    with the next read, so a string is never cut in two at a read boundary."""
 
-    def __init__(self, raw: Reader) -> None:
+    __slots__ = ("_carry", "_raw")
+
+    def __init__(self, raw: Reader, carry: bytes = b"") -> None:
         self._raw = raw
+        self._carry = carry
+
+    @staticmethod
+    def split_tail(raw: bytes) -> tuple[bytes, bytes]:
+        """`raw` without a trailing partial UTF-16 run, and that run."""
+        if len(raw) <= 2 * MAX_UTF16_CARRY:
+            return raw, b""
+        m = _UTF16_TAIL.search(raw, len(raw) - MAX_UTF16_CARRY)
+        if m is None or m.start() == len(raw) - MAX_UTF16_CARRY:  # no run, or one longer than the carry
+            return raw, b""
+        return raw[: m.start()], raw[m.start() :]
 
     def read(self, n: int = -1, /) -> bytes:
-        return self._raw.read(n).translate(_BINARY_AS_TEXT)
+        carry, self._carry = self._carry, b""
+        want = n - len(carry) if n >= 0 else -1
+        fresh = self._raw.read(want) if want != 0 else b""
+        raw = carry + fresh
+        if fresh and (want < 0 or len(fresh) == want):  # more may follow: keep a run at the end for then
+            raw, self._carry = self.split_tail(raw)
+        return utf16_strings_in_place(raw)
+
+
+class _Utf16Text:
+    """A reader that decodes a UTF-16 file's bytes and hands them out as UTF-8, reading at most `limit`."""
+
+    __slots__ = ("_decoder", "_left", "_limit", "_raw", "short")
+
+    def __init__(self, raw: Reader, codec: str, limit: int) -> None:
+        self._raw = raw
+        self._decoder = codecs.getincrementaldecoder(codec)(errors="replace")
+        self._limit = self._left = limit
+        self.short = False  # the file ended before `limit` bytes
+
+    @property
+    def got(self) -> int:
+        """Bytes of the file read so far."""
+        return self._limit - self._left
+
+    def decode(self, raw: bytes, *, final: bool) -> bytes:
+        return self._decoder.decode(raw, final=final).encode("utf-8", "surrogatepass")
+
+    def read(self, n: int = -1, /) -> bytes:
+        while self._left > 0:
+            raw = self._raw.read(min(n if n > 0 else self._left, self._left))
+            if not raw:
+                self.short = True
+                break
+            self._left -= len(raw)
+            out = self.decode(raw, final=self._left == 0)
+            if out:
+                return out
+        return self.decode(b"", final=True)
 
 
 @dataclass(slots=True)
@@ -199,7 +305,14 @@ class _Walker:
                 )
             yield from self.binary_chunks(head, f, to_read, path, layer)
             return
-        if b"\0" in head[: lim.binary_sniff_bytes] or head.startswith(_BINARY_MAGICS):
+        if head.startswith(_BINARY_MAGICS):
+            yield from self.binary_chunks(head, f, to_read, path, layer)
+            return
+        utf16 = utf16_encoding(head[: lim.binary_sniff_bytes])
+        if utf16 is not None:
+            yield from self.utf16_chunks(head, f, to_read, path, layer, *utf16)
+            return
+        if b"\0" in head[: lim.binary_sniff_bytes]:
             yield from self.binary_chunks(head, f, to_read, path, layer)
             return
         yield from self.text_chunks(head, f, to_read, path, layer)
@@ -208,8 +321,10 @@ class _Walker:
         self.warn("tar.truncated", f"file data ends after {got} of {wanted} bytes", layer, path)
 
     def text_chunks(
-        self, head: bytes, f: Reader, to_read: int, path: str, layer: int, *, binary: bool = False
+        self, head: bytes, f: Reader, to_read: int, path: str, layer: int, *, binary: bool = False, exact: bool = True
     ) -> Iterator[Content]:
+        """`head` and the rest of `f` in overlapping blocks. `exact`: `f` holds `to_read` bytes, and ending
+        sooner is a truncated file; otherwise `f` ends when it ends (decoded text) and says itself."""
         lim = self.limits
         data, offset, line, tail = head, 0, 1, b""
         while True:
@@ -231,7 +346,8 @@ class _Walker:
             tail = block[-lim.chunk_overlap_bytes :] if lim.chunk_overlap_bytes else b""
             data = f.read(min(lim.chunk_bytes, to_read - offset))
             if not data:
-                self._short(path, layer, offset, to_read)
+                if exact:
+                    self._short(path, layer, offset, to_read)
                 return
 
     def binary_chunks(self, head: bytes, f: Reader, to_read: int, path: str, layer: int) -> Iterator[Content]:
@@ -240,9 +356,21 @@ class _Walker:
         The patterns only match printable characters, so nothing is lost, offsets stay those of the file,
         and there is no per-string Python work however many strings a binary holds.
         """
+        first, carry = _Translating.split_tail(head) if len(head) < to_read else (head, b"")
         yield from self.text_chunks(
-            head.translate(_BINARY_AS_TEXT), _Translating(f), to_read, path, layer, binary=True
+            utf16_strings_in_place(first), _Translating(f, carry), to_read, path, layer, binary=True
         )
+
+    def utf16_chunks(
+        self, head: bytes, f: Reader, to_read: int, path: str, layer: int, codec: str, bom: int
+    ) -> Iterator[Content]:
+        """A UTF-16 text file, decoded to UTF-8 block by block (each block bounded by `chunk_bytes` read)."""
+        rest = _Utf16Text(f, codec, to_read - len(head))
+        first = rest.decode(head[bom:], final=len(head) >= to_read)
+        # The decoded length is not known in advance: read until the file ends, then check it was all there.
+        yield from self.text_chunks(first, rest, sys.maxsize, path, layer, exact=False)
+        if rest.short:
+            self._short(path, layer, len(head) + rest.got, to_read)
 
     def expand(
         self, data: bytes, kind: str, path: str, *, layer: int, depth: int, budget: ExpansionBudget | None
