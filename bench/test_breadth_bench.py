@@ -265,3 +265,12 @@ def test_ours_findings_below_the_default_confidence_are_counted_as_hidden(tmp_pa
     _, planted, _ = made_up()
     outcomes = bb.score_tool(planted[:2], hits, Path("/scan/corpus"), {"datadog-api-key": "Datadog"}, hidden)
     assert [(o.status, o.hidden) for o in outcomes] == [(bb.RIGHT, True), (bb.RIGHT, False)]
+
+
+def test_across_seeds_separates_missing_rules_from_style_luck() -> None:
+    def run(seed: int, missed: tuple[str, ...]) -> bb.SeedRun:
+        rows = [bb.FamilyRow(name, 3) for name in ("ConfigCat", "Gitea", "Unkey")]
+        return bb.SeedRun(seed, [], {}, {}, rows=rows, target=bb.Target(missed, (), ()))
+
+    runs = [run(1, ("ConfigCat", "Gitea", "Unkey")), run(2, ("Unkey", "ConfigCat")), run(3, ("ConfigCat", "Unkey"))]
+    assert bb.across_seeds(runs) == {"missed_every_seed": ["ConfigCat", "Unkey"], "missed_some_seed": ["Gitea"]}
