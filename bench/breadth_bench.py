@@ -83,88 +83,92 @@ MIN_OVERLAP_CHARS = 8
 MAX_RULE_FILE_BYTES = 8 * 1024 * 1024
 
 # Words of a family name too common to tie a rule id to that family.
-_STOPWORDS = {
-    "cloud",
-    "api",
-    "key",
-    "the",
-    "and",
-    "service",
-    "account",
-    "private",
-    "web",
-    "token",
-    "platform",
-    "collection",
-    "auth",
-    "uri",
-    "deploy",
-    "search",
-    "file",
-}
-# Rule-id words for families whose ids do not use the vendor's name (or not only it).
+_STOPWORDS = {"cloud", "api", "key", "the", "and", "service", "account", "private", "web", "token", "platform"}
+# How rule ids name a family whose name they do not spell out word for word: when a family has aliases, a
+# peer's rule belongs to it only through one of them, so that words shared with other products (HashiCorp,
+# Cisco, Docker, Google, Azure) do not attribute another product's rule.
 ALIASES: Mapping[str, tuple[str, ...]] = {
     "Microsoft Entra ID": ("azure-ad", "azure-client-secret", "entra", "msal"),
+    "Azure": ("azure-storage", "azure-servicebus", "azure-app-configuration", "azure-sas"),
+    "Azure DevOps": ("azure-devops", "azdo"),
+    "Azure OpenAI": ("azure-openai",),
     "Brevo": ("sendinblue", "brevo"),
-    "Terraform Cloud": ("hashicorp-tf", "terraform", "tfe", "tfc"),
+    "Terraform Cloud": ("hashicorp-tf", "terraform"),
     "HashiCorp Vault": ("vault",),
+    "HashiCorp Consul": ("consul",),
+    "HashiCorp Cloud Platform": ("hcp", "hcpclientcredentials"),
     "JSON Web Token": ("jwt",),
-    "Google Cloud": ("gcp", "google"),
-    "Google Cloud service account": ("gcp", "google", "service-account"),
-    "Google Gemini": ("gcp", "gemini", "google"),
-    "Private key (PEM)": ("private-key", "privatekey", "pem", "rsa", "ec-private"),
-    "42 Intra": ("intra42", "42"),
+    "Google Cloud": ("gcp", "google-cloud", "google-api"),
+    "Google Cloud service account": ("gcp-service-account", "google-service-account"),
+    "Google Gemini": ("gemini", "gcp-api-key"),
+    "Google OAuth": ("google-oauth", "google-client-secret"),
+    "Private key (PEM)": ("private-key", "privatekey", "pem", "rsa-private", "ec-private"),
+    "42 Intra": ("intra42",),
     "JFrog": ("artifactory", "jfrog"),
-    "Database URI": (
-        "credential-uri",
-        "connection-uri",
-        "database",
-        "postgres",
-        "mysql",
-        "mongodb",
-        "redis",
-        "amqp",
-        "uri-with",
-        "basic-auth-url",
-        "url-credentials",
-    ),
+    "Database URI": ("credential-uri", "connection-uri", "connection-string", "database-uri", "postgres",
+                     "postgresql", "mysql", "mongodb", "redis", "amqp", "url-credentials"),
     "curl auth": ("curl",),
     "Moonshot Kimi": ("kimi", "moonshot"),
     "Docker Hub": ("dockerhub", "docker-hub"),
-    "Docker Swarm": ("swarm",),
+    "Docker Swarm": ("docker-swarm", "swarm"),
+    "Docker config auth": ("docker-config", "docker-auth", "dockerconfig", "dockercfg"),
+    "Git credentials": ("git-credential", "git-credentials", "gitcredentials"),
     "New York Times": ("nytimes",),
-    "crates.io": ("crates",),
+    "crates.io": ("crates-io", "cratesio", "crates"),
     "Weights & Biases": ("weights-and-biases", "wandb"),
-    "HashiCorp Cloud Platform": ("hcp",),
     "NuGet API key": ("nuget",),
-    "PayPal Braintree": ("braintree", "paypal"),
+    "PayPal Braintree": ("braintree",),
     "Sumo Logic": ("sumologic", "sumo"),
     "Hugging Face": ("huggingface", "hugging-face"),
     "Firebase Cloud Messaging": ("firebase", "fcm"),
     "Help Scout": ("helpscout", "help-scout"),
     "Customer.io": ("customerio", "customer-io"),
-    "Ruby on Rails": ("rails",),
+    "Ruby on Rails": ("rails", "secret-key-base"),
     "Oracle Cloud": ("oracle", "oci"),
     "MongoDB": ("mongodb", "mongo"),
     "Kubernetes": ("kubernetes", "k8s"),
-    "age": ("age-secret", "age-"),
-    "SonarQube": ("sonar",),
-    "CockroachDB Cloud": ("cockroach",),
-    "Azure DevOps": ("azure-devops", "azure_devops", "ado-", "azdo"),
-    "Docker config auth": ("docker-config", "docker-auth", "dockerconfig"),
-    "Git credentials": ("git-credential",),
+    "age": ("age-secret",),
+    "SonarQube": ("sonar", "sonarqube"),
+    "CockroachDB Cloud": ("cockroachlabs", "cockroachdb", "cockroach"),
     "PKCS#12 keystore": ("pkcs12", "pfx", "p12"),
-}
+    "api.data.gov": ("datagov", "data-gov"),
+    "NVIDIA NGC": ("nvidia", "ngc"),
+    "Cisco Webex": ("webex",),
+    "Redis Cloud": ("redis-cloud", "redislabs"),
+    "Postman collection": ("postman-collection", "postmancollectiontoken"),
+    "monday.com": ("monday",),
+    "npm": ("npm", "npmjsaccesstoken"),
+    "Deno Deploy": ("deno", "denopatorg"),
+    "xAI": ("xai", "grokxaiapikey"),
+}  # fmt: skip
+#: A family's name run together is credited inside a longer rule-id word only from this length on ("box" is
+#: not Dropbox, "postmancollection" is Kingfisher's postmancollectiontoken).
+MIN_SQUASHED_IN_WORD = 5
 
 
 # -- attributing a hit to a family --------------------------------------------------------------------------
 
 
-def family_words(name: str) -> tuple[str, ...]:
-    """Lower-case words of a family name (and its aliases) that a rule id naming the family would contain."""
-    words = [w for w in re.split(r"[^a-z0-9]+", name.lower()) if len(w) >= 3 and w not in _STOPWORDS]
-    joined = re.sub(r"[^a-z0-9]+", "", name.lower())
-    return tuple(dict.fromkeys([*ALIASES.get(name, ()), *words, joined]))
+def _tokens(text: str) -> list[str]:
+    return [t for t in re.split(r"[^a-z0-9]+", text.lower()) if t]
+
+
+def _contains_run(tokens: Sequence[str], run: Sequence[str]) -> bool:
+    n = len(run)
+    return n > 0 and any(list(tokens[i : i + n]) == list(run) for i in range(len(tokens) - n + 1))
+
+
+def peer_rule_names_family(rule: str, family: str) -> bool:
+    """Does a rule id name the family: by an alias, by every significant word of its name, or the name run together?"""
+    tokens = _tokens(rule)
+    if family in ALIASES:
+        return any(_contains_run(tokens, _tokens(a)) or "".join(_tokens(a)) in tokens for a in ALIASES[family])
+    squashed = "".join(_tokens(family))
+    runs = {"".join(tokens[i:j]) for i in range(len(tokens)) for j in range(i + 1, len(tokens) + 1)}
+    if squashed in runs or (len(squashed) >= MIN_SQUASHED_IN_WORD and any(squashed in t for t in tokens)):
+        return True
+    words = [w for w in _tokens(family) if len(w) >= 3 and w not in _STOPWORDS]
+    return bool(words) and all(w in tokens for w in words)
 
 
 #: Rules that match a format shared by many vendors (a JWT, a PEM block, a URI with a password, an assignment
@@ -203,9 +207,7 @@ def rule_names_family(rule: str, family: str, rule_families: Mapping[str, str]) 
     """Does the rule belong to the family? Ours' own rule->family table first, else the rule id's words."""
     if rule in rule_families:
         return _same_vendor(rule_families[rule], family)
-    r = rule.lower()
-    squashed = re.sub(r"[^a-z0-9]", "", r)
-    return any(w in r or re.sub(r"[^a-z0-9]", "", w) in squashed for w in family_words(family))
+    return peer_rule_names_family(rule, family)
 
 
 def _same_vendor(ours: str, corpus: str) -> bool:

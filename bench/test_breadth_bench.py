@@ -236,6 +236,28 @@ def test_rule_attribution_by_id_words_and_ours_families() -> None:
     assert bb.rule_names_family("betterleaks.sonar-api-token", "SonarQube", {})
     assert bb.rule_names_family("hashicorp-tf-api-token", "Terraform Cloud", {})
     assert not bb.rule_names_family("stripe-access-token", "Clerk", {})
+    named = [
+        ("huggingface-access-token", "Hugging Face"),
+        ("droneci-access-token", "Drone CI"),
+        ("flyio-access-token", "Fly.io"),
+        ("weights-and-biases-api-key", "Weights & Biases"),
+        ("new-relic-user-api-key", "New Relic"),
+        ("veles.secrets/postmancollectiontoken", "Postman collection"),
+        ("betterleaks.gcp-service-account", "Google Cloud service account"),
+    ]
+    assert all(bb.rule_names_family(rule, fam, {}) for rule, fam in named)
+    # Words shared with other products do not attribute their rules.
+    not_named = [
+        ("github-app-token", "Docker Hub"),
+        ("atlassian-api-token", "MongoDB Atlas"),
+        ("cisco-meraki-api-key", "Cisco Webex"),
+        ("dropbox-api-token", "Box"),
+        ("hashicorp-tf-api-token", "HashiCorp Consul"),
+        ("1password-service-account-token", "Google Cloud service account"),
+        ("azure-ad-client-secret", "Azure"),
+        ("aikido-ci-token", "Oracle Cloud"),
+    ]
+    assert not any(bb.rule_names_family(rule, fam, {}) for rule, fam in not_named)
     assert bb.rule_names_family(
         "azure-storage-connection-string", "Azure", {"azure-storage-connection-string": "Azure Storage"}
     )
