@@ -1,4 +1,4 @@
-"""The SQL behind `SqliteStore`'s policy documents: functions run inside the store's transactions.
+"""The SQL behind the stores' policy documents: functions run inside the store's transactions.
 
 Every change to `policy_documents` also bumps the one row of `policy_generation` in the same transaction,
 so a server that sees the generation unchanged knows no document changed, in this process or any other.
@@ -6,11 +6,11 @@ so a server that sees the generation unchanged knows no document changed, in thi
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 from secretsvc.errors import InvalidArgument, VersionConflict
 from secretsvc.store import _columns as col
+from secretsvc.store._dbapi import Conn
 from secretsvc.store.base import PolicyDocumentRecord
 
 FORMATS = ("yaml", "json")
@@ -45,7 +45,7 @@ def record(row: tuple[Any, ...]) -> PolicyDocumentRecord:
     )
 
 
-def _current_revision(conn: sqlite3.Connection, name: str) -> int:
+def _current_revision(conn: Conn, name: str) -> int:
     row = conn.execute("SELECT revision FROM policy_documents WHERE name = ?", (name,)).fetchone()
     return 0 if row is None else col.integer(row[0], "policy document revision")
 
@@ -57,11 +57,11 @@ def _check_revision(name: str, expected: int | None, current: int) -> None:
         raise VersionConflict(f"policy document {name!r}: expected {wanted}, found {found}")
 
 
-def _bump_generation(conn: sqlite3.Connection) -> None:
+def _bump_generation(conn: Conn) -> None:
     conn.execute("UPDATE policy_generation SET generation = generation + 1")
 
 
-def put(conn: sqlite3.Connection, name: str, fmt: str, content: bytes, expected: int | None,
+def put(conn: Conn, name: str, fmt: str, content: bytes, expected: int | None,
         now: float) -> PolicyDocumentRecord:
     current = _current_revision(conn, name)
     _check_revision(name, expected, current)
@@ -75,17 +75,17 @@ def put(conn: sqlite3.Connection, name: str, fmt: str, content: bytes, expected:
     return PolicyDocumentRecord(name=name, format=fmt, content=content, revision=current + 1, updated_at=now)
 
 
-def read(conn: sqlite3.Connection, name: str) -> PolicyDocumentRecord | None:
+def read(conn: Conn, name: str) -> PolicyDocumentRecord | None:
     row = conn.execute(f"SELECT {_COLUMNS} FROM policy_documents WHERE name = ?", (name,)).fetchone()  # noqa: S608
     return None if row is None else record(row)
 
 
-def list_all(conn: sqlite3.Connection) -> list[PolicyDocumentRecord]:
+def list_all(conn: Conn) -> list[PolicyDocumentRecord]:
     rows = conn.execute(f"SELECT {_COLUMNS} FROM policy_documents ORDER BY name").fetchall()  # noqa: S608
     return [record(row) for row in rows]
 
 
-def delete(conn: sqlite3.Connection, name: str, expected: int | None) -> bool:
+def delete(conn: Conn, name: str, expected: int | None) -> bool:
     current = _current_revision(conn, name)
     _check_revision(name, expected, current)
     if not current:
@@ -95,7 +95,7 @@ def delete(conn: sqlite3.Connection, name: str, expected: int | None) -> bool:
     return True
 
 
-def generation(conn: sqlite3.Connection) -> int:
+def generation(conn: Conn) -> int:
     rows = conn.execute("SELECT generation FROM policy_generation").fetchall()
     if len(rows) != 1:
         raise col.damaged("policy generation")

@@ -1,15 +1,15 @@
-"""The SQL behind `SqliteStore`'s value fingerprints (MatchValues): functions run inside the store's
+"""The SQL behind the stores' value fingerprints (MatchValues): functions run inside the store's
 transactions. The fingerprints themselves are computed by the service (crypto/fingerprint.py); the store
 only keeps them beside the versions they belong to and finds the versions a digest names.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 
 from secretsvc.errors import InvalidArgument, LimitExceeded
 from secretsvc.store import _columns as col
+from secretsvc.store._dbapi import Conn
 from secretsvc.store.base import (
     EnvelopeRef,
     Fingerprint,
@@ -42,14 +42,14 @@ def check_key_version(version: int) -> None:
         raise InvalidArgument(f"fingerprint key version must be 1..{MAX_KEY_VERSION}, got {version!r}")
 
 
-def insert(conn: sqlite3.Connection, namespace: str, path: str, version: int, fingerprint: Fingerprint) -> None:
+def insert(conn: Conn, namespace: str, path: str, version: int, fingerprint: Fingerprint) -> None:
     conn.execute(
         "INSERT INTO secret_fingerprints (namespace, path, version, key_version, fingerprint) VALUES (?, ?, ?, ?, ?)",
         (namespace, path, version, fingerprint.key_version, fingerprint.digest),
     )
 
 
-def insert_if_kept(conn: sqlite3.Connection, namespace: str, path: str, version: int, fingerprint: Fingerprint) -> bool:
+def insert_if_kept(conn: Conn, namespace: str, path: str, version: int, fingerprint: Fingerprint) -> bool:
     cursor = conn.execute(
         "INSERT INTO secret_fingerprints (namespace, path, version, key_version, fingerprint)"
         " SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM secret_versions"
@@ -60,14 +60,14 @@ def insert_if_kept(conn: sqlite3.Connection, namespace: str, path: str, version:
     return cursor.rowcount == 1
 
 
-def forget(conn: sqlite3.Connection, namespace: str, path: str, versions: Sequence[int]) -> None:
+def forget(conn: Conn, namespace: str, path: str, versions: Sequence[int]) -> None:
     conn.executemany(
         "DELETE FROM secret_fingerprints WHERE namespace = ? AND path = ? AND version = ?",
         [(namespace, path, v) for v in versions],
     )
 
 
-def keys(conn: sqlite3.Connection) -> list[FingerprintKeyRecord]:
+def keys(conn: Conn) -> list[FingerprintKeyRecord]:
     return [
         FingerprintKeyRecord(
             col.integer(row[0], "fingerprint key version"),
@@ -78,7 +78,7 @@ def keys(conn: sqlite3.Connection) -> list[FingerprintKeyRecord]:
     ]
 
 
-def add_key(conn: sqlite3.Connection, version: int, sealed_key: bytes, now: float) -> FingerprintKeyRecord:
+def add_key(conn: Conn, version: int, sealed_key: bytes, now: float) -> FingerprintKeyRecord:
     conn.execute(
         "INSERT INTO fingerprint_keys (version, sealed_key, created_at) VALUES (?, ?, ?)"
         " ON CONFLICT (version) DO NOTHING",
@@ -88,7 +88,7 @@ def add_key(conn: sqlite3.Connection, version: int, sealed_key: bytes, now: floa
     return stored
 
 
-def find(conn: sqlite3.Connection, digests: Sequence[bytes]) -> list[FingerprintHit]:
+def find(conn: Conn, digests: Sequence[bytes]) -> list[FingerprintHit]:
     if len(digests) > MAX_FINGERPRINT_LOOKUP:
         raise LimitExceeded(f"more than MAX_FINGERPRINT_LOOKUP={MAX_FINGERPRINT_LOOKUP} fingerprints in one lookup")
     wanted = sorted({bytes(d) for d in digests if isinstance(d, bytes) and len(d) == DIGEST_BYTES})
@@ -121,7 +121,7 @@ def find(conn: sqlite3.Connection, digests: Sequence[bytes]) -> list[Fingerprint
     return hits
 
 
-def without_fingerprint(conn: sqlite3.Connection, after: tuple[str, str, int] | None, limit: int) -> list[EnvelopeRef]:
+def without_fingerprint(conn: Conn, after: tuple[str, str, int] | None, limit: int) -> list[EnvelopeRef]:
     sql = (
         "SELECT v.namespace, v.path, v.version, v.envelope FROM secret_versions v"
         " WHERE v.envelope IS NOT NULL AND NOT EXISTS (SELECT 1 FROM secret_fingerprints f"
