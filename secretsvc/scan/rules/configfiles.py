@@ -25,6 +25,7 @@ MAX_KEY_CHARS = 80
 MAX_SECRET_FILE_BYTES = 4096  # a file that holds one token is small; a larger one is a document
 MIN_TOKEN_CHARS = 16
 MAX_XML_TAG_SCAN = 400  # how far back an attribute looks for the `<` that opens its tag
+MAX_XML_COMMENT_SCAN = 64 * 1024  # how far back a match looks for a `<!--` that is still open
 
 # Secret words a key or element may hold; `pass` alone only as a whole word or a camelCase tail
 # (`keystorePass`), since it ends too many other words (`bypass`, `compass`).
@@ -53,7 +54,7 @@ _ENCRYPTED = re.compile(rb"ENC\[|ENC\(|\{cipher\}|\$ANSIBLE_VAULT", re.IGNORECAS
 _SCHEME = re.compile(rb"[a-z][a-z0-9+.-]{1,20}:")  # `vault:`, `arn:`, `file:`, `env:`: a reference
 _NUMBER = re.compile(rb"[0-9]+(?:\.[0-9]+)?[smhdwkKMG]?")
 _METAVAR = re.compile(rb"[A-Z][A-Z_-]*")  # `PASSWORD`, `DB_PASS`: a name written in a usage line
-_CAPITALISED_WORD = re.compile(rb"[A-Z]?[a-z]+")  # `Authentication`, `hunter`
+_CAPITALISED_WORD = re.compile(rb"[A-Z]?[a-z]+[.,:;!?]?")  # `Authentication`, `hunter`, `ensemble.`
 _TEMPLATE_MARKS = (b"$", b"%", b"@", b"<", b"[", b"{", b"!", b"&", b"*", b"-", b"`", b"\\", b"/", b"./", b"~/")
 
 
@@ -67,6 +68,8 @@ def plain_value_ok(value: bytes, *, min_chars: int = MIN_VALUE_CHARS) -> bool:
     if value.endswith(b"%") or b"://" in value or _ENCRYPTED.search(value):
         return False
     if _NUMBER.fullmatch(value) or _METAVAR.fullmatch(value) or _SCHEME.match(value):
+        return False
+    if filters.is_digest_or_uuid(value):  # a content digest or an id, which config files hold plenty of
         return False
     return not (
         filters.is_placeholder(value) or filters.is_code_reference(value) or filters.is_documented_example(value)
@@ -160,8 +163,16 @@ def _xml_element_confirm(data: bytes, start: int, end: int) -> Iterator[tuple[in
     for m in _XML_ELEMENT.finditer(data, start, min(len(data), end + 2 * MAX_VALUE_CHARS)):
         group = "cdata" if m.start("cdata") >= 0 else "text"
         s, e = m.span(group)
-        if secret_key(m.group("tag").rsplit(b":", 1)[-1]) and plain_value_ok(data[s:e]):
+        if not secret_key(m.group("tag").rsplit(b":", 1)[-1]):
+            continue
+        if plain_value_ok(data[s:e]) and not _in_comment(data, s):
             yield s, e
+
+
+def _in_comment(data: bytes, pos: int) -> bool:
+    """Whether `pos` lies inside an XML comment: settings.xml and server.xml ship their examples that way."""
+    opened = data.rfind(b"<!--", max(0, pos - MAX_XML_COMMENT_SCAN), pos)
+    return opened >= 0 and data.find(b"-->", opened, pos) < 0
 
 
 def _in_tag(data: bytes, pos: int) -> bool:
@@ -175,14 +186,18 @@ def _xml_attribute_confirm(data: bytes, start: int, end: int) -> Iterator[tuple[
     stop = min(len(data), end + MAX_VALUE_CHARS + 8)
     for m in _XML_ATTRIBUTE.finditer(data, start, stop):
         s, e = m.span("secret")
-        if secret_key(m.group("name")) and _in_tag(data, m.start()) and chosen_password_ok(data[s:e]):
+        if not (secret_key(m.group("name")) and _in_tag(data, m.start())):
+            continue
+        if chosen_password_ok(data[s:e]) and not _in_comment(data, s):
             yield s, e
 
 
 def _xml_named_value_confirm(data: bytes, start: int, end: int) -> Iterator[tuple[int, int]]:
     for m in _XML_NAMED_VALUE.finditer(data, start, min(len(data), end + 200 + MAX_VALUE_CHARS)):
         s, e = m.span("secret")
-        if secret_key(m.group("key")) and _in_tag(data, m.start()) and plain_value_ok(data[s:e]):
+        if not (secret_key(m.group("key")) and _in_tag(data, m.start())):
+            continue
+        if plain_value_ok(data[s:e]) and not _in_comment(data, s):
             yield s, e
 
 

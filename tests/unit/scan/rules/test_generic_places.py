@@ -78,6 +78,16 @@ def test_xml_placeholders_and_names_are_not_secrets(rules: RuleSet, text: str) -
     assert _ids(rules, text, "root/.m2/settings.xml") == []
 
 
+def test_xml_examples_inside_comments_are_not_secrets(rules: RuleSet) -> None:
+    pw = _chosen(random.Random(4))
+    text = (
+        f"<servers>\n  <!-- server\n    <server>\n      <password>{pw}</password>\n    </server>\n  -->\n"
+        f'  <!-- <user username="a" password="{pw}"/> -->\n</servers>\n'
+    )
+    assert _ids(rules, text, "etc/maven/settings.xml") == []
+    assert _ids(rules, text.replace("<!--", "<!-- x -->"), "etc/maven/settings.xml") != []
+
+
 def test_a_keyword_argument_in_code_is_not_an_xml_attribute(rules: RuleSet) -> None:
     pw = _chosen(random.Random(3))
     assert _ids(rules, f'db = connect(user="app", password="{pw}")\n', "srv/app/db.py") == []
@@ -145,6 +155,7 @@ def test_passwords_on_command_lines(rules: RuleSet, seed: int) -> None:
         "  --password PASSWORD    password to connect with",
         "  --password=<password>  password to connect with",
         "  --token string         Authentication",
+        "utilisez --password ensemble.",
         "mysql -uroot -p app",
         'mysql -uroot -p"$MYSQL_ROOT_PASSWORD"',
         "mysql -uroot -P3306 app",
@@ -216,6 +227,8 @@ def test_source_code_and_docs_stay_strict(rules: RuleSet, path: str) -> None:
         "password: abc",
         "password: settings.db.password",
         "api_key: vault:secret/data/app#api_key",
+        "api_token: 0f8b6c1e-2a4d-4c7e-9b3a-5d6e7f8a9b0c",
+        "release_token = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855'",
     ],
 )
 def test_config_stand_ins(rules: RuleSet, line: str) -> None:
