@@ -370,6 +370,24 @@ def form_misses(
     return list(out)
 
 
+def file_style(path: str) -> str:
+    """The context style a sample was written in, from its file name (`whole file` for key files and the like)."""
+    name = path.rsplit("/", 1)[-1]
+    styles = {".env": "env", "config.sh": "sh", "config.yaml": "yaml", "config.json": "json", "config.py": "py"}
+    return styles.get(name, "js" if name == "config.js" else "whole file")
+
+
+def by_style(planted: Sequence[bc.Planted], outcomes: Mapping[str, Sequence[Outcome]]) -> dict[str, dict[str, int]]:
+    """Samples found per context style and tool, plus how many were planted in that style (`planted`)."""
+    out: dict[str, dict[str, int]] = {}
+    for i, p in enumerate(planted):
+        row = out.setdefault(file_style(p.path), {"planted": 0})
+        row["planted"] += 1
+        for tool, outs in outcomes.items():
+            row[tool] = row.get(tool, 0) + (outs[i].status != MISS)
+    return out
+
+
 # -- printing ----------------------------------------------------------------------------------------------
 
 
@@ -539,6 +557,14 @@ def print_run(run: SeedRun, tools: Sequence[str]) -> None:
     print()
     print("\n".join(render_table(run.rows, tools)))
     print("\n(cells: samples found / planted; g = some only by a generic rule, w = some by another family's rule)")
+    styles = by_style(run.planted, run.outcomes)
+    print(
+        "\nsamples found by file style: "
+        + "; ".join(
+            f"{style} " + " ".join(f"{t} {row.get(t, 0)}" for t in tools) + f" of {row['planted']}"
+            for style, row in sorted(styles.items())
+        )
+    )
     print(f"ours: {run.hidden_ours} found samples are below the default --min-confidence (medium), hidden by default")
     if OURS_IMAGE in run.outcomes:
         same = sum(a.status == b.status for a, b in zip(run.outcomes["ours"], run.outcomes[OURS_IMAGE], strict=True))
@@ -570,6 +596,7 @@ def run_doc(run: SeedRun, tools: Sequence[str], per_sample: bool) -> dict[str, o
         "seconds": {k: round(v, 2) for k, v in run.timings.items()},
         "totals": {tool: totals(run.rows, tool) for tool in tools},
         "ours_hidden_by_default": run.hidden_ours,
+        "by_style": by_style(run.planted, run.outcomes),
         "target": None
         if t is None
         else {

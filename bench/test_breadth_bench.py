@@ -227,6 +227,9 @@ def test_scoring_table_and_target_on_a_made_up_result_set() -> None:
     assert target.ours_unnamed == ()
     # Per form: Kingfisher names the Unkey key ours misses; gitleaks' Datadog app-key miss is not ours to chase.
     assert bb.form_misses(planted, outcomes, ["gitleaks", "kingfisher"]) == [("Unkey", "UNKEY_ROOT_KEY")]
+    styles = bb.by_style(planted, outcomes)
+    assert styles["env"] == {"planted": 4, "ours": 3, "gitleaks": 3, "kingfisher": 1}
+    assert styles["whole file"] == {"planted": 1, "ours": 1, "gitleaks": 0, "kingfisher": 0}
     table = "\n".join(bb.render_table(list(rows.values()), list(bb.TOOLS)))
     assert "Unkey" in table and "samples detected" in table
     assert "d" * 30 not in table  # values never reach the report
