@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from secretsvc.store.base import SecretStore
+from tests.pgkit import pg_database, pg_server  # noqa: F401 (fixtures)
 from tests.unit.store.backends import BACKENDS, make_factory
 
 
