@@ -347,7 +347,7 @@ FAMILIES: tuple[Family, ...] = (
     F("Asana", ("ASANA_ACCESS_TOKEN", "1/{d:16}:{hex:32}"), ("ASANA_CLIENT_SECRET", "{an:32}")),
     F(
         "Atlassian",
-        ("ATLASSIAN_API_TOKEN", "ATATT3{b64u:180}={HEX:8}"),
+        ("ATLASSIAN_API_TOKEN", "ATATT3xFfGF0{b64u:174}={HEX:8}"),
         ("JIRA_API_TOKEN", "{an:24}"),
         source="https://support.atlassian.com/atlassian-account/docs/manage-api-tokens-for-your-atlassian-account/",
     ),
@@ -378,6 +378,9 @@ FAMILIES: tuple[Family, ...] = (
         ("BITBUCKET_CLIENT_ID", "{an:32}"),
         ("BITBUCKET_CLIENT_SECRET", "{an:64}"),
         ("BITBUCKET_APP_PASSWORD", "ATBB{an:32}{HEX:8}"),
+        ("BITBUCKET_ACCESS_TOKEN", "ATCTT3xFfGN0{b64u:174}={HEX:8}"),
+        # Atlassian's answer on the prefixes: API tokens ATAT, app passwords ATBB, access tokens ATCT.
+        source="https://community.atlassian.com/forums/Bitbucket-questions/Can-we-confirm-BitBucket-s-token-prefixes/qaq-p/3096469",
     ),
     F("Bittrex", ("BITTREX_API_KEY", "{hex:32}"), ("BITTREX_API_SECRET", "{hex:32}")),
     F("Cisco Meraki", ("MERAKI_DASHBOARD_API_KEY", "{hex:40}")),
