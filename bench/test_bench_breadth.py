@@ -1,6 +1,6 @@
 """Tests of the breadth benchmark: generated values have the documented shape, and the scoring adds up.
 
-Run: .venv/bin/pytest -p no:cacheprovider -q bench/test_breadth_bench.py (no peer is needed).
+Run: .venv/bin/pytest -p no:cacheprovider -q bench/test_bench_breadth.py (no peer is needed).
 """
 
 from __future__ import annotations
