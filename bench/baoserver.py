@@ -43,6 +43,15 @@ cluster_addr  = "http://127.0.0.1:{cluster_port}"
 disable_mlock = true
 log_level     = "warn"
 """
+# OpenBao takes audit devices from its configuration (enabling one over the API is refused by default). The
+# file device appends one JSON line per request and per response; it does not fsync them.
+AUDIT_STANZA = """\
+audit "file" "bench" {{
+  options {{
+    file_path = "{path}"
+  }}
+}}
+"""
 
 
 def find_binary(explicit: str | None = None) -> str | None:
@@ -76,6 +85,7 @@ class BaoError(RuntimeError):
 class BaoServer:
     binary: str
     workdir: Path
+    audit_file: Path | None = None  # a file audit device writing here, or none
     port: int = 0
     proc: subprocess.Popen[bytes] | None = None
     _token: str = field(default="", repr=False)
@@ -98,6 +108,12 @@ class BaoServer:
     def log_path(self) -> Path:
         return self.workdir / "bao-server.log"
 
+    def config_text(self, raft_dir: Path, cluster_port: int) -> str:
+        text = CONFIG.format(raft_dir=raft_dir, port=self.port, cluster_port=cluster_port)
+        if self.audit_file is not None:
+            text += AUDIT_STANZA.format(path=self.audit_file)
+        return text
+
     def start(self) -> None:
         """Start, initialise with one key share, unseal, and wait until this node is the active leader."""
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -105,7 +121,7 @@ class BaoServer:
         raft_dir.mkdir(mode=0o700, exist_ok=True)
         self.port = procs.free_port()
         config = self.workdir / "bao.hcl"
-        config.write_text(CONFIG.format(raft_dir=raft_dir, port=self.port, cluster_port=procs.free_port()))
+        config.write_text(self.config_text(raft_dir, procs.free_port()))
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 [self.binary, "server", "-config", str(config)], stdout=log, stderr=subprocess.STDOUT

