@@ -49,8 +49,26 @@ def _value_span(m: re.Match[bytes]) -> tuple[int, int]:
     return m.span(group)
 
 
+# `--next-token`, `--starting-token`, `--client-request-token`: pagination and idempotency tokens, not
+# credentials. A compound token flag counts only when the word before `token` says it authenticates.
+_CREDENTIAL_TOKEN_WORDS = frozenset({
+    b"auth", b"access", b"api", b"bearer", b"session", b"refresh", b"bot", b"secret", b"personal", b"registration",
+    b"runner", b"join", b"bootstrap", b"vault", b"oauth", b"admin", b"deploy", b"github", b"gitlab", b"npm",
+    b"pypi", b"slack", b"discord", b"telegram", b"cloudflare", b"digitalocean", b"hf", b"huggingface",
+})  # fmt: skip
+
+
+def _credential_flag(flag: bytes) -> bool:
+    flag = flag.lower()
+    if not flag.endswith(b"token") or flag == b"token":
+        return True
+    return flag[: -len(b"token")].rstrip(b"-").rsplit(b"-", 1)[-1] in _CREDENTIAL_TOKEN_WORDS
+
+
 def _flag_confirm(data: bytes, start: int, end: int) -> Iterator[tuple[int, int]]:
     for m in _FLAG.finditer(data, start, min(len(data), end + MAX_COMMAND_CHARS)):
+        if not _credential_flag(m.group("flag")):
+            continue
         s, e = _value_span(m)
         if chosen_password_ok(data[s:e]):
             yield s, e

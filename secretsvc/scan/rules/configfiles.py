@@ -42,7 +42,7 @@ _MORE_NON_SECRET_SUFFIXES = (
     "enable", "ref", "secretref", "keyref", "from", "generator", "output", "request", "response", "flow",
 )  # fmt: skip
 _NON_SECRET_SUFFIXES = NON_SECRET_KEY_SUFFIXES + _MORE_NON_SECRET_SUFFIXES
-_NON_SECRET_PREFIXES = ("existing", "require", "allow", "enable", "disable", "show", "forgot")
+_NON_SECRET_PREFIXES = ("existing", "require", "allow", "enable", "disable", "show", "forgot", "public")
 # Words a setting takes that are not secrets.
 _SETTING_WORDS = frozenset({
     b"yes", b"no", b"on", b"off", b"required", b"optional", b"disabled", b"enabled", b"auto", b"default",

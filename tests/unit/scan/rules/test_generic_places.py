@@ -126,6 +126,7 @@ def test_passwords_on_command_lines(rules: RuleSet, seed: int) -> None:
     cases = [
         ("/bin/sh -c keycloak/bin/kc.sh start --db-password {v} --hostname kc", "history"),
         ("/bin/sh -c app-admin create-user --password={v}", "history"),
+        ("/bin/sh -c gitlab-runner register --registration-token {v} --url https://gl", "compound token flag"),
         ('args: ["--admin-password", "{v}"]', "manifest"),
         ("/bin/sh -c mysql -h db -uroot -p{v} app < /docker-entrypoint-initdb.d/schema.sql", "mysql"),
         ("/bin/sh -c mysqldump --single-transaction -u backup -p'{v}' app > /tmp/app.sql", "mysqldump"),
@@ -156,6 +157,9 @@ def test_passwords_on_command_lines(rules: RuleSet, seed: int) -> None:
         "  --password=<password>  password to connect with",
         "  --token string         Authentication",
         "utilisez --password ensemble.",
+        "aws dynamodb list-tables --starting-token abCDeFGhiJK7LM51nOpqRSTuv3WxY3ZabC5dEFGhI2",
+        "aws lakeformation get-work-unit-results --work-unit-token 'B2fMSdmQXe9umX8Ux8XCo4='",
+        "aws dynamodb transact-write-items --client-request-token abc12345",
         "mysql -uroot -p app",
         'mysql -uroot -p"$MYSQL_ROOT_PASSWORD"',
         "mysql -uroot -P3306 app",
