@@ -19,8 +19,12 @@ are scanned with every non-printable byte read as a newline (`binary=True`), and
 `MIN_UTF16_RUN` printable UTF-16LE characters (Windows binaries, some SQLite databases) read as its ASCII text
 in place (the run's first half holds the text, the rest newlines, so offsets stay the file's). UTF-16 text
 files (a byte-order mark, or NULs in every other byte of the sniff window) are decoded and scanned as UTF-8;
-their offsets and line numbers are those of the decoded text. Anything malformed or over a
-limit becomes a `ScanWarning` with a stable code and the walk goes on with the next file or layer:
+their offsets and line numbers are those of the decoded text. A SQLite database (up to
+`sqlitetext.MAX_DATABASE_BYTES`) is scanned as a binary and, as one more block of the same file, as the text
+values of its rows, one per line: a row's columns sit in the file with no separator between them.
+
+Anything malformed or over a limit becomes a `ScanWarning` with a stable code and the walk goes on with the
+next file or layer:
 
     digest.mismatch      the layer blob or its uncompressed tar does not match its digest (the findings
                          in it are still reported: the bytes are what anyone pulling the image gets)
@@ -57,6 +61,7 @@ from typing import Any, BinaryIO
 import zstandard
 
 from secretsvc import errors
+from secretsvc.scan import sqlitetext
 from secretsvc.scan.archives import (
     ExpansionBudget,
     Warn,
@@ -308,6 +313,9 @@ class _Walker:
         if head.startswith(_BINARY_MAGICS):
             yield from self.binary_chunks(head, f, to_read, path, layer)
             return
+        if head.startswith(sqlitetext.MAGIC) and to_read <= sqlitetext.MAX_DATABASE_BYTES:
+            yield from self.sqlite_chunks(head, f, to_read, path, layer)
+            return
         utf16 = utf16_encoding(head[: lim.binary_sniff_bytes])
         if utf16 is not None:
             yield from self.utf16_chunks(head, f, to_read, path, layer, *utf16)
@@ -360,6 +368,17 @@ class _Walker:
         yield from self.text_chunks(
             utf16_strings_in_place(first), _Translating(f, carry), to_read, path, layer, binary=True
         )
+
+    def sqlite_chunks(self, head: bytes, f: Reader, to_read: int, path: str, layer: int) -> Iterator[Content]:
+        """A SQLite database as a binary, then its text values one per line (offset: the file's end, as they
+        are no bytes of the file in that order)."""
+        data = head + (f.read(to_read - len(head)) if len(head) < to_read else b"")
+        yield from self.binary_chunks(head, io.BytesIO(data[len(head) :]), to_read, path, layer)
+        values = b"\n".join(sqlitetext.text_values(data))
+        if values:
+            yield Content(
+                data=values, path=path, layer_index=layer, location=Location.FILE, offset=to_read, binary=True
+            )
 
     def utf16_chunks(
         self, head: bytes, f: Reader, to_read: int, path: str, layer: int, codec: str, bom: int

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from secretsvc.scan import sqlitetext
 from secretsvc.scan.limits import ScanLimits
 from secretsvc.scan.model import Finding, ScanReport
 from secretsvc.scan.origin import Confidence
@@ -139,6 +140,40 @@ def test_text_inside_a_sqlite_database(tmp_path: Path, token: str, encoding: str
     con.close()
     report = _scan(tmp_path, {"var/lib/app/app.db": db.read_bytes()})
     assert [f.rule_id for f in _at(report, "var/lib/app/app.db")] == ["github-classic-token"]
+
+
+def test_a_token_stored_right_after_another_column(tmp_path: Path) -> None:
+    """SQLite keeps a row's columns side by side: `payments.key` then the key, no boundary between them."""
+    key = fakecreds.fake_stripe_secret_key(random.Random(21))
+    db = tmp_path / "kv.db"
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE kv (name TEXT PRIMARY KEY, value TEXT)")
+    con.executemany("INSERT INTO kv VALUES (?, ?)", [(f"feature.{i}", f"on for cohort {i}") for i in range(300)])
+    con.execute("INSERT INTO kv VALUES (?, ?)", ("payments.key", key))
+    con.commit()
+    con.close()
+    assert b"payments.key" + key.encode() in db.read_bytes()  # the case: no separator in the file
+    report = _scan(tmp_path, {"var/lib/app/kv.db": db.read_bytes()})
+    assert [f.rule_id for f in _at(report, "var/lib/app/kv.db")] == ["stripe-secret-key"]
+
+
+def test_sqlite_text_values_are_bounded_and_skip_bad_pages() -> None:
+    con = sqlite3.connect(":memory:")
+    con.execute("CREATE TABLE t (v TEXT)")
+    con.executemany("INSERT INTO t VALUES (?)", [(f"value number {i}",) for i in range(500)])
+    con.commit()
+    db = con.serialize()
+    con.close()
+    values = list(sqlitetext.text_values(db))
+    assert b"value number 499" in values
+    # Garbage pages (cell pointers anywhere, varints that run off the page) are skipped, not errors.
+    rng = random.Random(3)
+    mangled = bytearray(db)
+    for page in range(4096, len(db), 4096):
+        mangled[page + 8 : page + 4096] = bytes(rng.randrange(256) for _ in range(4088))
+    list(sqlitetext.text_values(bytes(mangled)))
+    assert list(sqlitetext.text_values(b"SQLite format 3\x00" + bytes(50))) == []
+    assert list(sqlitetext.text_values(b"not a database")) == []
 
 
 # -- jars -------------------------------------------------------------------------------------------------------
