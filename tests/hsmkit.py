@@ -81,17 +81,3 @@ def make_softhsm(root: Path, token_label: str, rng: random.Random) -> SoftHsm:
     with os.fdopen(fd, "w") as f:
         f.write(pin + "\n")
     return SoftHsm(module=module, conf=conf, token_label=token_label, pin_file=pin_file, pin=pin, so_pin=so_pin)
-
-
-def add_token(hsm: SoftHsm, token_label: str, pin: str) -> None:
-    """Initialise one more token beside the first (same configuration, same process)."""
-    util = shutil.which("softhsm2-util")
-    assert util is not None
-    env = {**os.environ, "SOFTHSM2_CONF": str(hsm.conf)}
-    subprocess.run(
-        [util, "--init-token", "--free", "--label", token_label, "--pin", pin, "--so-pin", hsm.so_pin],
-        check=True,
-        env=env,
-        capture_output=True,
-        timeout=60,
-    )

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import base64
-
-import pkcs11
+import os
+import subprocess
+import sys
 
 from tests.baokit import OpenBao
 from tests.hsmkit import SoftHsm
@@ -24,8 +25,20 @@ def test_openbao_dev_server_encrypts_with_transit(openbao: OpenBao) -> None:
 
 
 def test_softhsm_token_accepts_the_pin_from_its_file(softhsm: SoftHsm) -> None:
-    lib = pkcs11.lib(softhsm.module)
-    token = lib.get_token(token_label=softhsm.token_label)
-    pin = softhsm.pin_file.read_text().strip()
-    with token.open(user_pin=pin) as session:
-        assert list(session.get_objects({pkcs11.Attribute.LABEL: "nothing-here"})) == []
+    # In a process of its own: login is per process, and other tests in this one may be logged in already.
+    script = (
+        "import sys, pkcs11\n"
+        "token = pkcs11.lib(sys.argv[1]).get_token(token_label=sys.argv[2])\n"
+        "with token.open(user_pin=open(sys.argv[3]).read().strip()) as session:\n"
+        "    print(len(session.generate_random(64)))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, softhsm.module, softhsm.token_label, str(softhsm.pin_file)],
+        env={**os.environ, **softhsm.env()},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert out.stdout.strip() == "8", out.stderr
+    assert softhsm.pin_file.stat().st_mode & 0o777 == 0o600
