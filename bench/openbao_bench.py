@@ -273,14 +273,19 @@ def openbao_call(case: Case, material: Material, index: int) -> tuple[str, str, 
     raise ValueError(f"OpenBao has no {case.kind!r} case")
 
 
+def connections_per_process(case: Case) -> list[int]:
+    """h2load's connections in each of a case's processes: writes run one process per connection, each writing
+    its own secret; the other cases one process with all N connections."""
+    return [1] * case.concurrency if case.kind == "write" else [case.concurrency]
+
+
 def h2load_requests(
     system: str, case: Case, material: Material, target: str, token: str, work: Path
 ) -> list[h2grpc.Request]:
     """One request per h2load process: one for reads, encrypts and echo; one per connection for writes, each
     writing its own secret. Body files go under `work`."""
-    processes = case.concurrency if case.kind == "write" else 1
     requests = []
-    for i in range(processes):
+    for i in range(len(connections_per_process(case))):
         body = work / f"body-{system}-{case.kind}-{case.payload}-{i}"
         if system == OPENBAO:
             method, path, doc = openbao_call(case, material, i)
@@ -410,9 +415,7 @@ class Side:
 def run_case(side: Side, case: Case, material: Material, args: argparse.Namespace, work: Path) -> Result:
     requests = h2load_requests(side.system, case, material, side.target, side.token, work)
     counts_before = scrape_counts(side.metrics_addr) if side.metrics_addr else {}
-    connections = (
-        loadgen.split_concurrency(case.concurrency, len(requests)) if len(requests) > 1 else [case.concurrency]
-    )
+    connections = connections_per_process(case)
     runs = [
         h2grpc.start(
             req,
@@ -607,6 +610,7 @@ def write_json(
     machine: dict[str, Any],
     results: Sequence[Result],
     verdicts: Sequence[Verdict],
+    failure: str = "",
 ) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"openbao_bench-{time.strftime('%Y%m%dT%H%M%S')}.json"
@@ -631,6 +635,7 @@ def write_json(
             {**asdict(r), "label": r.case.label, "server_cpu_ms_per_op": r.server_cpu_ms_per_op} for r in results
         ],
         "targets": [asdict(v) for v in verdicts],
+        "failure": failure,
     }
     path.write_text(json.dumps(doc, indent=2).replace("NaN", "null") + "\n")
     return path
@@ -656,6 +661,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     material = Material.make(args.seed)
     order = plan(args.families, args.concurrency, not args.no_echo)
     results: list[Result] = []
+    failure = ""
     with tempfile.TemporaryDirectory(prefix="openbao-bench-") as tmp:
         work = Path(tmp)
         bao = BaoServer(bao_binary, work / "bao", audit_file=work / "bao-audit.log" if args.audit == "both" else None)
@@ -693,9 +699,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
             for system, case in order:
                 print(f"running {case.label} on {system} ...", file=sys.stderr, flush=True)
-                results.append(run_case(sides[system], case, material, args, work))
-                bao.check_alive()
-                svc.check_alive()
+                try:
+                    results.append(run_case(sides[system], case, material, args, work))
+                    bao.check_alive()
+                    svc.check_alive()
+                except Exception as exc:  # report what was measured before it, then fail the run
+                    failure = f"{case.label} on {system}: {type(exc).__name__}: {exc}"
+                    break
         finally:
             for server in (echo, svc):
                 if server is not None:
@@ -707,8 +717,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{machine['loadavg_at_start'][0]:.2f}, now {os.getloadavg()[0]:.2f}"
     )
     print(table(results, verdicts))
-    path = write_json(args.out, args, machine, results, verdicts)
+    path = write_json(args.out, args, machine, results, verdicts, failure)
     print(f"\nresults written to {path}")
+    if failure:
+        print(f"openbao_bench: stopped at {failure}", file=sys.stderr)
+        return 1
     missed = any(v.status == "MISSED" for v in verdicts)
     return 1 if args.strict and missed else 0
 

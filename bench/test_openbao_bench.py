@@ -55,6 +55,13 @@ def test_the_cases_bodies_decode_to_the_requests_they_stand_for(tmp_path: Path) 
     assert transit_pb2.EncryptRequest.FromString(raw).plaintext == material.plaintexts[MIB]
 
 
+def test_writes_at_c64_run_64_processes_of_one_connection_and_the_rest_one_process(tmp_path: Path) -> None:
+    assert ob.connections_per_process(Case("write", KIB, 64)) == [1] * 64
+    assert ob.connections_per_process(Case("read", KIB, 64)) == [64]
+    material = ob.Material.make(seed=3)
+    assert len(ob.h2load_requests(OPENBAO, Case("write", KIB, 64), material, "127.0.0.1:2", "t", tmp_path)) == 64
+
+
 def test_openbao_requests_are_http1_with_the_same_data(tmp_path: Path) -> None:
     material = ob.Material.make(seed=3)
     (read,) = ob.h2load_requests(OPENBAO, Case("read", KIB, 16), material, "127.0.0.1:2", "t", tmp_path)
