@@ -316,14 +316,16 @@ class _Walker:
         if head.startswith(sqlitetext.MAGIC) and to_read <= sqlitetext.MAX_DATABASE_BYTES:
             yield from self.sqlite_chunks(head, f, to_read, path, layer)
             return
-        utf16 = utf16_encoding(head[: lim.binary_sniff_bytes])
+        sniff = head[: lim.binary_sniff_bytes]
+        has_nul = b"\0" in sniff
+        # Without a NUL only a byte-order mark can make it UTF-16 (a 0xFF or 0xFE byte is rare in text).
+        utf16 = utf16_encoding(sniff) if has_nul or sniff[:1] in (b"\xff", b"\xfe") else None
         if utf16 is not None:
             yield from self.utf16_chunks(head, f, to_read, path, layer, *utf16)
-            return
-        if b"\0" in head[: lim.binary_sniff_bytes]:
+        elif has_nul:
             yield from self.binary_chunks(head, f, to_read, path, layer)
-            return
-        yield from self.text_chunks(head, f, to_read, path, layer)
+        else:
+            yield from self.text_chunks(head, f, to_read, path, layer)
 
     def _short(self, path: str, layer: int, got: int, wanted: int) -> None:
         self.warn("tar.truncated", f"file data ends after {got} of {wanted} bytes", layer, path)
