@@ -21,6 +21,8 @@ import io
 import json
 import os
 import random
+import sqlite3
+import string
 import subprocess
 import sys
 import tarfile
@@ -354,6 +356,11 @@ def make_plan(seed: int) -> Plan:
     pkg_files, pkg_databases = package_noise(random.Random(f"{seed}/packages"))
     layer0 += pkg_files
     layer1 += pkg_databases
+    # Likewise: secrets without a vendor format where real images keep them, and their decoys.
+    generic = generic_cases(random.Random(f"{seed}/generic"))
+    planted += generic.planted
+    decoys += generic.decoys
+    layer0 += generic.files
 
     env = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8"]
     for name, rid, secret, value in _config_values(rng):
@@ -415,9 +422,192 @@ def make_plan(seed: int) -> Plan:
         history.append({"created_by": line, "empty_layer": True})
     history.append({"created_by": "/bin/sh -c rm -rf /srv/old/* /var/cache/app && cp -r /build/etc /etc/app"})
     history.append({"created_by": "/bin/sh -c #(nop) COPY dir:assets in /usr "})
+    # Generic cases in the config: empty-layer history lines after the last layer's, so layers keep theirs.
+    for item_id, name, assigned, expected in generic.env:
+        if expected is None:
+            decoys.append(Decoy(item_id, f"config.Env[{len(env)}]", f"{name}={assigned}"))
+        else:
+            planted.append(
+                Planted(item_id, "config_env", "config-password", f"config.Env[{len(env)}]", None, "", None, expected)
+            )
+        env.append(f"{name}={assigned}")
+    for item_id, rule_id, command, expected in generic.history:
+        path = f"history[{len(history)}].created_by"
+        if expected is None:
+            decoys.append(Decoy(item_id, path, command))
+        else:
+            planted.append(Planted(item_id, "config_history", rule_id, path, None, "", None, expected))
+        history.append({"created_by": command, "empty_layer": True})
     return Plan(
         seed, tuple(planted), tuple(decoys), tuple(layer0), tuple(layer1), tuple(env), tuple(labels), tuple(history)
     )
+
+
+# -- secrets without a vendor format ----------------------------------------------------------------------
+# Where real images keep passwords and tokens that have no vendor shape: XML config (Maven, Tomcat, Spring),
+# .pgpass, short chosen values in an app's .env/INI/TOML/YAML, files that hold one token, command lines in
+# the build history, JSON credentials in an Env value, UTF-16 files, strings in binaries and SQLite, and a
+# .properties file in a jar. Each planted value is chosen, not random-looking, unless the place itself is
+# what marks it (a token file); the decoys are the stand-ins the same places hold.
+
+GENERIC_DIR = "srv/gen"
+GENERIC_DECOY_DIR = "srv/gen/decoys"
+
+
+@dataclass(frozen=True, slots=True)
+class GenericCases:
+    planted: list[Planted]
+    decoys: list[Decoy]
+    files: list[LayerFile]
+    env: list[tuple[str, str, str, str | None]]  # (item id, NAME, value, secret or None for a decoy)
+    history: list[tuple[str, str, str, str | None]]  # (item id, rule id, created_by line, secret or None)
+
+
+def _chosen_password(rng: random.Random) -> str:
+    """A password a person picked: pronounceable letters and a few digits (no letters that could spell a
+    placeholder word such as "fake" or "todo"), far from random."""
+    word = "".join(rng.choice("bgjlmnprsvz") + rng.choice("aeiou") for _ in range(rng.randint(3, 4)))
+    return word + "".join(rng.choice(string.digits) for _ in range(rng.randint(2, 4)))
+
+
+def _sqlite_with(rows: Sequence[tuple[str, str]]) -> bytes:
+    con = sqlite3.connect(":memory:")
+    try:
+        con.execute("CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT)")
+        con.executemany("INSERT INTO settings VALUES (?, ?)", rows)
+        con.commit()
+        return con.serialize()
+    finally:
+        con.close()
+
+
+def generic_cases(rng: random.Random) -> GenericCases:
+    g = GenericCases([], [], [], [], [])
+    d = GENERIC_DIR
+
+    def plant(item: str, rule: str, path: str, text: str | bytes, secret: str, *, line: int | None = None) -> None:
+        data = text.encode() if isinstance(text, str) else text
+        if isinstance(text, str) and line is None:
+            line = _line_span(text, secret)[0]
+        g.files.append(LayerFile(path, data))
+        g.planted.append(
+            Planted(f"g:{item}", "file", rule, path, 0, path, None if line is None else (line, line), secret)
+        )
+
+    def decoy(item: str, path: str, text: str | bytes) -> None:
+        data = text.encode() if isinstance(text, str) else text
+        g.files.append(LayerFile(path, data))
+        g.decoys.append(Decoy(f"gd:{item}", path, data.decode("utf-8", "replace")))
+
+    pw = _chosen_password
+    v = pw(rng)
+    plant("maven", "xml-secret", f"{d}/m2/settings.xml",
+          "<settings>\n  <servers>\n    <server>\n      <id>internal-releases</id>\n      <username>ci</username>\n"
+          f"      <password>{v}</password>\n    </server>\n  </servers>\n</settings>\n", v)  # fmt: skip
+    v = pw(rng)
+    plant("tomcat-users", "xml-secret", f"{d}/tomcat/conf/tomcat-users.xml",
+          f'<tomcat-users>\n  <user username="admin" password="{v}" roles="manager-gui,admin-gui"/>\n</tomcat-users>\n',
+          v)  # fmt: skip
+    v = pw(rng)
+    plant("tomcat-server", "xml-secret", f"{d}/tomcat/conf/server.xml",
+          '<Server port="8005">\n  <Service name="Catalina">\n    <Connector port="8443" SSLEnabled="true"\n'
+          f'      keystoreFile="conf/keystore.jks" keystorePass="{v}"/>\n  </Service>\n</Server>\n', v)  # fmt: skip
+    v = pw(rng)
+    plant("spring-xml", "xml-secret", f"{d}/webapp/WEB-INF/applicationContext.xml",
+          '<beans>\n  <bean id="dataSource" class="org.apache.commons.dbcp2.BasicDataSource">\n'
+          '    <property name="username" value="app"/>\n'
+          f'    <property name="password" value="{v}"/>\n  </bean>\n</beans>\n', v)  # fmt: skip
+    v = pw(rng)
+    plant("pgpass", "pgpass-password", f"{d}/home/postgres/.pgpass",
+          f"# host:port:database:user:password\ndb-primary.internal:5432:orders:orders_rw:{v}\n", v)  # fmt: skip
+    v = pw(rng)
+    plant("dotenv", "config-password", f"{d}/app/.env",
+          f"APP_ENV=production\nDB_HOST=db-primary.internal\nDB_USER=orders\nDB_PASSWORD={v}\n", v)  # fmt: skip
+    v = pw(rng)
+    plant("ini", "config-password", f"{d}/app/config.ini",
+          f"[server]\nport = 8080\n\n[mail]\nhost = smtp.internal\npassword = {v}\n", v)  # fmt: skip
+    v = pw(rng)
+    plant("toml", "config-password", f"{d}/app/config.toml",
+          f'[queue]\nurl = "amqp://rabbit.internal:5672"\nuser = "worker"\nauth_token = "{v}"\n', v)  # fmt: skip
+    v = pw(rng)
+    plant("yaml", "config-password", f"{d}/app/values.yaml",
+          f"redis:\n  host: redis.internal\n  port: 6379\n  password: {v}\n", v)  # fmt: skip
+    v = "".join(rng.choice(fakecreds.URLSAFE) for _ in range(40))
+    plant("token-file", "secret-file", f"{d}/app/deploy.token", v + "\n", v)
+    v = "".join(rng.choice(fakecreds.HEX) for _ in range(48))
+    plant("api-key-file", "secret-file", f"{d}/etc/api.key", v, v)
+    v = "".join(rng.choice(fakecreds.ALNUM) for _ in range(32))
+    plant("mounted-secret", "secret-file", f"{d}/run/secrets/session_signing", v + "\n", v)
+    v = fakecreds.fake_gitlab_token(rng)
+    text = f'Windows Registry Editor Version 5.00\r\n\r\n[HKEY_CURRENT_USER\\Software\\Deploy]\r\n"ApiToken"="{v}"\r\n'
+    plant("utf16-file", "gitlab-token", f"{d}/win/deploy.reg", b"\xff\xfe" + text.encode("utf-16-le"), v, line=4)
+    v = fakecreds.fake_slack_token(rng)
+    noise = bytes(rng.randrange(256) for _ in range(24000))
+    exe = b"MZ\x90\x00" + noise[:12000] + f"SLACK_BOT_TOKEN={v}".encode("utf-16-le") + b"\x00\x00" + noise[12000:]
+    plant("utf16-in-binary", "slack-token", f"{d}/win/notifier.exe", exe, v)
+    v = fakecreds.fake_stripe_secret_key(rng)
+    rows = [(f"feature.{i}", f"enabled for cohort {i}") for i in range(150)] + [("payments.key", v)]
+    plant("sqlite", "stripe-secret-key", f"{d}/var/app.sqlite", _sqlite_with(rows), v)
+    v = fakecreds.fake_github_token(rng)
+    so = b"\x7fELF\x02\x01\x01\x00" + noise[:16000] + b"\x00default_token=" + v.encode() + b"\x00" + noise[16000:]
+    plant("shared-object", "github-classic-token", f"{d}/lib/libupdater.so.2", so, v)
+
+    v = pw(rng)
+    props = f"server.port=8080\nspring.datasource.url=jdbc:postgresql://db/orders\nspring.datasource.password={v}\n"
+    inner = "BOOT-INF/classes/application.properties"
+    outer = f"{d}/lib/orders-service.jar"
+    g.files.append(LayerFile(outer, _zip({"META-INF/MANIFEST.MF": b"Manifest-Version: 1.0\n", inner: props.encode()})))
+    span = _line_span(props, v)
+    g.planted.append(Planted("g:jar-properties", "nested_archive", "config-password", f"{outer}!{inner}", 0, outer,
+                             span, v))  # fmt: skip
+
+    v = pw(rng)
+    g.env.append(("g:env-json", "APP_DB_CONFIG", json.dumps({"host": "db", "user": "orders", "password": v}), v))
+    g.env.append(
+        ("gd:env-json", "APP_CACHE_CONFIG", json.dumps({"host": "cache", "password": "${CACHE_PASSWORD}"}), None)
+    )
+    history = [
+        ("g:h-mysql", "/bin/sh -c mysql -h db -uroot -p{v} orders < /docker-entrypoint-initdb.d/schema.sql"),
+        ("g:h-flag", "/bin/sh -c /opt/keycloak/bin/kc.sh build && /opt/keycloak/bin/kcadm.sh config credentials"
+                     " --server http://localhost:8080 --realm master --user admin --password {v}"),
+        ("g:h-curl", "/bin/sh -c curl -fsSL -u deploy:{v} -o /tmp/agent.tgz https://artifacts.internal/agent.tgz"),
+        ("g:h-pgpassword", "/bin/sh -c PGPASSWORD={v} psql -h db -U orders -f /init/seed.sql"),
+        ("g:h-sshpass", "/bin/sh -c sshpass -p '{v}' scp -o StrictHostKeyChecking=no build@ci:/out/app.tgz /tmp"),
+    ]  # fmt: skip
+    for item_id, template in history:
+        v = pw(rng)
+        g.history.append((item_id, "command-line-password", template.format(v=v), v))
+    for item_id, line in (
+        ("gd:h-var", "/bin/sh -c mysql -uroot -p\"$MYSQL_ROOT_PASSWORD\" < /schema.sql"),
+        ("gd:h-stdin", "/bin/sh -c echo \"$REGISTRY_PASSWORD\" | docker login --password-stdin -u ci registry"),
+        ("gd:h-flagvar", "/bin/sh -c ./configure --admin-password ${ADMIN_PW} --db-password=$(cat /run/secrets/db)"),
+    ):  # fmt: skip
+        g.history.append((item_id, "", line, None))
+
+    dd = GENERIC_DECOY_DIR
+    decoy("maven", f"{dd}/settings.xml",
+          "<settings>\n  <servers>\n    <server>\n      <id>a</id>\n      <password>${env.MAVEN_PASSWORD}</password>\n"
+          "    </server>\n    <server>\n      <id>b</id>\n      <password>********</password>\n    </server>\n"
+          "  </servers>\n</settings>\n")  # fmt: skip
+    decoy("tomcat", f"{dd}/tomcat-users.xml",
+          '<tomcat-users>\n  <user username="tomcat" password="changeme" roles="tomcat"/>\n'
+          '  <user username="admin" password="${ADMIN_PASSWORD}" roles="admin-gui"/>\n</tomcat-users>\n')  # fmt: skip
+    decoy("entrypoint", f"{dd}/entrypoint.sh",
+          '#!/bin/sh\nset -e\nmysql -uroot -p"$MYSQL_ROOT_PASSWORD" -e "select 1"\n'
+          "exec app --password $APP_PASSWORD --token-file /run/secrets/token\n")  # fmt: skip
+    decoy(
+        "dotenv",
+        f"{dd}/.env",
+        "DB_PASSWORD=${DB_PASSWORD}\nAPI_TOKEN=changeme\nSMTP_PASSWORD=\nSECRET_KEY_FILE=/run/secrets/key\n",
+    )
+    decoy("yaml", f"{dd}/values.yaml",
+          "auth:\n  existingSecret: orders-credentials\n  password: \"\"\n  passwordMinLength: 12\n"
+          "  tokenTTL: 3600\n  secretName: orders-tls\n")  # fmt: skip
+    decoy("pgpass", f"{dd}/.pgpass", "*:*:*:*:*\n")
+    inf = "[Strings]\r\nProductName=Orders Service\r\nPasswordPrompt=Enter your password\r\n"
+    decoy("utf16", f"{dd}/strings.inf", b"\xff\xfe" + inf.encode("utf-16-le"))
+    decoy("token-prose", f"{dd}/release.token", "replace this line with your release token\n")
+    return g
 
 
 # -- package-owned noise ----------------------------------------------------------------------------------
