@@ -63,11 +63,13 @@ def check_page_size(page_size: int) -> None:
 
 
 def check_text(value: str, what: str) -> None:
-    """Refuse strings that cannot be stored as UTF-8 (lone surrogates)."""
+    """Refuse strings that cannot be stored as UTF-8 (lone surrogates), or as PostgreSQL text (NUL)."""
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
         raise InvalidArgument(f"{what} is not valid UTF-8 text") from None
+    if "\x00" in value:
+        raise InvalidArgument(f"{what} must not contain NUL characters")
 
 
 def prefix_upper_bound(prefix: str) -> str | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from secretsvc.errors import StorageError
+from secretsvc.store._schema import damaged_version, newer_than_code, not_ours
 
 _V1: tuple[str, ...] = (
     """CREATE TABLE secrets (
@@ -125,10 +125,7 @@ def migrate(conn: sqlite3.Connection, location: str) -> int:
     try:
         found = _current_version(conn, location)
         if found > LATEST_VERSION:
-            raise StorageError(
-                f"database {location} has schema version {found}, newer than this secretsvc supports "
-                f"({LATEST_VERSION}); upgrade secretsvc"
-            )
+            raise newer_than_code(location, found, LATEST_VERSION)
         if found == 0:
             conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
             conn.execute("INSERT INTO schema_version (version) VALUES (0)")
@@ -148,10 +145,10 @@ def _current_version(conn: sqlite3.Connection, location: str) -> int:
     tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     if "schema_version" not in tables:
         if tables:
-            raise StorageError(f"database {location} is not a secretsvc database (it has other tables)")
+            raise not_ours(location)
         return 0
     rows = conn.execute("SELECT version FROM schema_version").fetchall()
     if len(rows) != 1 or not isinstance(rows[0][0], int) or rows[0][0] < 1:
-        raise StorageError(f"database {location} has a damaged schema_version table")
+        raise damaged_version(location)
     version: int = rows[0][0]
     return version

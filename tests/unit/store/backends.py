@@ -6,10 +6,11 @@ several handles, in this process or in others, on the same data.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from secretsvc.store.base import SecretStore
+from secretsvc.store.postgres import PostgresStore
 from secretsvc.store.sqlite import SqliteStore
 
 
@@ -21,10 +22,14 @@ class SqliteFactory:
         return SqliteStore(self.path)
 
 
-BACKENDS = ("sqlite",)
+@dataclass(frozen=True, slots=True)
+class PostgresFactory:
+    url: str
+    password: str = field(repr=False)
+    pool_size: int = 4
+
+    def __call__(self) -> SecretStore:
+        return PostgresStore(self.url, password=self.password, pool_size=self.pool_size)
 
 
-def make_factory(backend: str, workdir: Path) -> SqliteFactory:
-    if backend == "sqlite":
-        return SqliteFactory(workdir / "secretsvc.db")
-    raise ValueError(f"unknown backend {backend}")
+BACKENDS = ("sqlite", "postgresql")

@@ -1,4 +1,7 @@
-"""Fixtures for the store contract suite: every test runs against every backend in `BACKENDS`."""
+"""Fixtures for the store contract suite: every test runs against every backend in `BACKENDS`.
+
+PostgreSQL tests share one server per session (tests/pgkit.py) and each gets a fresh schema.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +11,18 @@ from pathlib import Path
 import pytest
 
 from secretsvc.store.base import SecretStore
-from tests.pgkit import pg_database, pg_server  # noqa: F401 (fixtures)
-from tests.unit.store.backends import BACKENDS, make_factory
+from tests.pgkit import PgServer, pg_database, pg_server, pg_shared_database, pg_store_url  # noqa: F401 (fixtures)
+from tests.unit.store.backends import BACKENDS, PostgresFactory, SqliteFactory
 
 
 @pytest.fixture(params=BACKENDS)
 def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], SecretStore]:
     backend: str = request.param
-    return make_factory(backend, tmp_path)
+    if backend == "sqlite":
+        return SqliteFactory(tmp_path / "secretsvc.db")
+    pg: PgServer = request.getfixturevalue("pg_server")
+    url: str = request.getfixturevalue("pg_store_url")
+    return PostgresFactory(url, pg.password)
 
 
 @pytest.fixture

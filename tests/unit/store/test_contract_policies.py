@@ -9,6 +9,7 @@ import pytest
 
 from secretsvc.errors import CorruptRecord, InvalidArgument, VersionConflict
 from secretsvc.store.base import SecretStore
+from secretsvc.store.postgres import PostgresStore
 from secretsvc.store.sqlite import SqliteStore
 
 DOC = b"version: 1\npolicies: []\n"
@@ -78,13 +79,18 @@ def test_another_handle_sees_the_change_counter_move(store_factory: Callable[[],
 
 
 def test_a_damaged_row_is_data_loss_not_a_crash(store: SecretStore) -> None:
-    if not isinstance(store, SqliteStore):
-        pytest.skip("damages the SQLite file directly")
     store.put_policy_document("a", "yaml", DOC, expected_revision=None, now=1.0)
-    conn = sqlite3.connect(store.path)
-    conn.execute("PRAGMA ignore_check_constraints = ON")
-    conn.execute("UPDATE policy_documents SET revision = 'x'")
-    conn.commit()
-    conn.close()
+    if isinstance(store, SqliteStore):
+        conn = sqlite3.connect(store.path)
+        conn.execute("PRAGMA ignore_check_constraints = ON")
+        conn.execute("UPDATE policy_documents SET revision = 'x'")
+        conn.commit()
+        conn.close()
+        with pytest.raises(CorruptRecord):
+            store.list_policy_documents()
+        return
+    # PostgreSQL's types forbid a text revision; a second generation row is damage it allows.
+    assert isinstance(store, PostgresStore)
+    store._write("damage", lambda conn: conn.execute("INSERT INTO policy_generation (generation) VALUES (7)"))
     with pytest.raises(CorruptRecord):
-        store.list_policy_documents()
+        store.policy_generation()

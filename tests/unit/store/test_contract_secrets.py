@@ -422,3 +422,13 @@ def test_text_that_is_not_utf8_is_invalid_everywhere(store: SecretStore) -> None
     with pytest.raises(InvalidArgument):
         store.list_paths(NS, bad, page_size=5, page_token="")
     assert store.read_meta(NS, "p") is None
+
+
+def test_nul_characters_are_invalid_in_written_text(store: SecretStore) -> None:
+    # PostgreSQL text cannot hold NUL; refusing it on every backend keeps a SQLite database copyable.
+    with pytest.raises(InvalidArgument, match="NUL"):
+        store.insert_version(NS, "a\x00b", 1, b"\x01", expected_version=0, now=T0, max_versions=1)
+    with pytest.raises(InvalidArgument, match="NUL"):
+        store.insert_version(NS, "p", 1, b"\x01", expected_version=0, now=T0, max_versions=1,
+                             custom_metadata={"k": "v\x00"})
+    assert store.read_meta(NS, "p") is None

@@ -1,0 +1,155 @@
+"""`PostgresStore`: the `SecretStore` on a PostgreSQL server, for deployments that outgrow one SQLite file.
+
+The statements are the ones SQLite runs (`_sqlstore.SqlStore`); this module holds how PostgreSQL runs them.
+
+Transactions: every write is one SERIALIZABLE transaction, so check-and-set means what it means on SQLite
+(where BEGIN IMMEDIATE serializes writers): the read of the current version and the insert that depends on it
+behave as if no other writer ran in between. When PostgreSQL aborts one of two overlapping writers with a
+serialization failure, the write is run again from the start; on the second run it reads the winner's
+version and raises `VersionConflict`, the same error a losing SQLite writer gets. Reads that touch several
+tables run in one REPEATABLE READ READ ONLY transaction (one snapshot, never aborted).
+
+Connections come from a bounded psycopg_pool; a call that finds no free connection within the acquire
+timeout, or a server that is down, gives a `StorageError` whose public reason says to retry (UNAVAILABLE to
+gRPC callers). The schema is migrated at open under an advisory lock (`_pg_schema`).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from typing import Any, TypeVar
+
+import psycopg
+import psycopg_pool
+from psycopg import errors as pg_errors
+
+from secretsvc.errors import InvalidArgument, StorageError
+from secretsvc.store._dbapi import Conn
+from secretsvc.store._pg_conn import PgConn, PgTarget, connect_error, parse_url, storage_error
+from secretsvc.store._pg_schema import migrate
+from secretsvc.store._sqlstore import SqlStore
+
+DEFAULT_POOL_SIZE = 16  # the gRPC server's default worker count
+MAX_POOL_SIZE = 256
+DEFAULT_CONNECT_TIMEOUT_S = 5.0
+DEFAULT_ACQUIRE_TIMEOUT_S = 10.0
+# Runs of one write aborted by serialization failures before giving up with "busy; retry".
+MAX_WRITE_ATTEMPTS = 30
+_RETRY_STATES = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected)
+
+_T = TypeVar("_T")
+
+
+class PostgresStore(SqlStore):
+    """A `SecretStore` in one PostgreSQL database. Safe to share between threads, and between processes and
+    hosts (each with its own pool); `close()` when done."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        password: str | None = None,
+        pool_size: int = DEFAULT_POOL_SIZE,
+        connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
+        acquire_timeout_s: float = DEFAULT_ACQUIRE_TIMEOUT_S,
+    ) -> None:
+        if not 1 <= pool_size <= MAX_POOL_SIZE:
+            raise InvalidArgument(f"pool size must be 1..{MAX_POOL_SIZE}, got {pool_size}")
+        self._target: PgTarget = parse_url(url, password=password)
+        self._acquire_timeout_s = acquire_timeout_s
+        kwargs = self._target.connect_kwargs()
+        kwargs["connect_timeout"] = max(1, round(connect_timeout_s))
+        kwargs["application_name"] = "secretsvc"
+        # The first connection is made here, not by the pool, so its failure says why (refused, no such
+        # database, authentication) instead of only "timed out".
+        try:
+            first = psycopg.connect(self._target.url, **kwargs)
+        except psycopg.Error as exc:
+            raise connect_error(self._target.display, exc) from None
+        try:
+            migrate(first, self._target.display)
+        except psycopg.Error as exc:
+            raise storage_error("open", self._target.display, exc) from None
+        finally:
+            first.close()
+        self._pool = psycopg_pool.ConnectionPool(
+            self._target.url, kwargs=kwargs, min_size=1, max_size=pool_size, timeout=acquire_timeout_s,
+            name="secretsvc-store", open=False,
+        )
+        try:
+            self._pool.open(wait=True, timeout=connect_timeout_s)
+        except psycopg_pool.PoolTimeout:
+            self._pool.close()
+            raise StorageError(f"cannot open a connection pool to {self._target.display}",
+                               public_reason="storage is unavailable; retry") from None
+
+    @property
+    def location(self) -> str:
+        """The database, as a URL without any password."""
+        return self._target.display
+
+    # --- transactions --------------------------------------------------------------------------------------
+    def _write(self, op: str, fn: Callable[[Conn], _T]) -> _T:
+        for attempt in range(MAX_WRITE_ATTEMPTS):
+            try:
+                with self._connection(op, "BEGIN ISOLATION LEVEL SERIALIZABLE") as conn:
+                    return fn(conn)
+            except _RETRY_STATES:
+                # Short, growing, jittered pauses so writers that collided do not collide again in step.
+                time.sleep(random.uniform(0, min(0.05, 0.001 * 2**attempt)))  # noqa: S311 - jitter, not secrets
+        raise StorageError(f"{op}: {MAX_WRITE_ATTEMPTS} attempts at {self.location} lost to concurrent writers",
+                           public_reason="storage is busy; retry")
+
+    @contextmanager
+    def _transaction(self, op: str) -> Iterator[Conn]:
+        with self._connection(op, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") as conn:
+            yield conn
+
+    def _query_one(self, op: str, sql: str, params: tuple[object, ...]) -> tuple[Any, ...] | None:
+        with self._connection(op, None) as conn:
+            row: tuple[Any, ...] | None = conn.execute(sql, params).fetchone()
+            return row
+
+    @contextmanager
+    def _connection(self, op: str, begin: str | None) -> Iterator[Conn]:
+        """A pooled connection, inside a transaction opened with `begin` (None: autocommit statements).
+        Serialization failures pass through for `_write` to retry; other psycopg errors become StorageError."""
+        try:
+            with self._pool.connection(timeout=self._acquire_timeout_s) as raw:
+                if begin is None:
+                    yield PgConn(raw)
+                    return
+                raw.execute(begin.encode())
+                try:
+                    yield PgConn(raw)
+                    raw.execute(b"COMMIT")
+                except BaseException:
+                    with suppress(psycopg.Error):  # a broken connection has rolled back already
+                        raw.execute(b"ROLLBACK")
+                    raise
+        except _RETRY_STATES:
+            raise
+        except psycopg.DataError:
+            # Values the caller chose that PostgreSQL cannot hold (a NUL in a name looked up, say); written
+            # values are checked before this, the same way for every backend.
+            raise InvalidArgument(f"{op}: a name or value cannot be stored as PostgreSQL text") from None
+        except (psycopg.Error, psycopg_pool.PoolTimeout, psycopg_pool.PoolClosed) as exc:
+            raise storage_error(op, self.location, exc) from None
+        except UnicodeEncodeError:
+            raise InvalidArgument(f"{op}: names and metadata must be valid UTF-8 text") from None
+
+    # --- lifecycle -----------------------------------------------------------------------------------------
+    def close(self) -> None:
+        self._pool.close()
+
+    def __enter__(self) -> PostgresStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({self.location!r})"
