@@ -12,7 +12,7 @@ import pytest
 
 from secretsvc.scan.model import Content, Location, Match
 from secretsvc.scan.rules import RuleSet
-from secretsvc.scan.rules.context import is_config_path, is_secret_file_path
+from secretsvc.scan.rules.context import ALL_SCOPES, is_config_path, is_secret_file_path
 from tests import fakecreds
 
 
@@ -322,3 +322,15 @@ def test_config_paths(path: str, config: bool) -> None:
 )
 def test_secret_file_paths(path: str, secret: bool) -> None:
     assert is_secret_file_path(path) is secret
+
+
+def test_scopes_come_from_the_path_unless_the_caller_gives_them(rules: RuleSet) -> None:
+    value = _chosen(random.Random(14))
+    content = Content(
+        data=f"DB_PASSWORD={value}\n".encode(), path="srv/app/notes", layer_index=0, location=Location.FILE
+    )
+    assert rules.scan(content) == []
+    assert [m.rule_id for m in rules.scan(content, scopes=ALL_SCOPES)] == ["config-password"]
+    in_env = Content(data=content.data, path="srv/app/.env", layer_index=0, location=Location.FILE)
+    assert [m.rule_id for m in rules.scan(in_env)] == ["config-password"]
+    assert rules.scan(in_env, scopes=frozenset()) == []
