@@ -67,6 +67,8 @@ def _credential_flag(flag: bytes) -> bool:
 
 def _flag_confirm(data: bytes, start: int, end: int) -> Iterator[tuple[int, int]]:
     for m in _FLAG.finditer(data, start, min(len(data), end + MAX_COMMAND_CHARS)):
+        if m.start() >= end:
+            break  # it starts past the window: a later trigger hit's, if any
         if not _credential_flag(m.group("flag")):
             continue
         s, e = _value_span(m)
@@ -99,6 +101,8 @@ def _tool_confirm(option: re.Pattern[bytes]) -> Confirmer:
 
 def _env_confirm(data: bytes, start: int, end: int) -> Iterator[tuple[int, int]]:
     for m in _ENV_ASSIGN.finditer(data, start, min(len(data), end + MAX_COMMAND_CHARS)):
+        if m.start() >= end:
+            break  # it starts past the window: a later trigger hit's, if any
         lead = m.group("lead") or b""
         # A prefix assignment runs a command after it; `export`/`ENV`/`ARG`/build-arg lines set it for later.
         if not (lead.strip(b" \t;&|(") or m.group("after")):

@@ -25,7 +25,7 @@ MAX_KEY_CHARS = 80
 MAX_SECRET_FILE_BYTES = 4096  # a file that holds one token is small; a larger one is a document
 MIN_TOKEN_CHARS = 16
 MAX_XML_TAG_SCAN = 400  # how far back an attribute looks for the `<` that opens its tag
-MAX_XML_COMMENT_SCAN = 64 * 1024  # how far back a match looks for a `<!--` that is still open
+MAX_XML_COMMENT_SCAN = 16 * 1024  # how far back a match looks for a `<!--` that is still open
 
 # Secret words a key or element may hold; `pass` alone only as a whole word or a camelCase tail
 # (`keystorePass`), since it ends too many other words (`bypass`, `compass`).
@@ -161,6 +161,8 @@ _XML_TAG_OPEN = re.compile(rb"<[A-Za-z_][A-Za-z0-9_.:-]{0,60}\s")
 
 def _xml_element_confirm(data: bytes, start: int, end: int) -> Iterator[tuple[int, int]]:
     for m in _XML_ELEMENT.finditer(data, start, min(len(data), end + 2 * MAX_VALUE_CHARS)):
+        if m.start() >= end:
+            break  # it starts past the window: a later trigger hit's, if any
         group = "cdata" if m.start("cdata") >= 0 else "text"
         s, e = m.span(group)
         if not secret_key(m.group("tag").rsplit(b":", 1)[-1]):
@@ -185,6 +187,8 @@ def _in_tag(data: bytes, pos: int) -> bool:
 def _xml_attribute_confirm(data: bytes, start: int, end: int) -> Iterator[tuple[int, int]]:
     stop = min(len(data), end + MAX_VALUE_CHARS + 8)
     for m in _XML_ATTRIBUTE.finditer(data, start, stop):
+        if m.start() >= end:
+            break  # it starts past the window: a later trigger hit's, if any
         s, e = m.span("secret")
         if not (secret_key(m.group("name")) and _in_tag(data, m.start())):
             continue
@@ -194,6 +198,8 @@ def _xml_attribute_confirm(data: bytes, start: int, end: int) -> Iterator[tuple[
 
 def _xml_named_value_confirm(data: bytes, start: int, end: int) -> Iterator[tuple[int, int]]:
     for m in _XML_NAMED_VALUE.finditer(data, start, min(len(data), end + 200 + MAX_VALUE_CHARS)):
+        if m.start() >= end:
+            break  # it starts past the window: a later trigger hit's, if any
         s, e = m.span("secret")
         if not (secret_key(m.group("key")) and _in_tag(data, m.start())):
             continue
@@ -234,6 +240,8 @@ _HEXISH = re.compile(rb"[0-9A-Fa-f]{0,4}")
 
 def _pgpass_confirm(data: bytes, start: int, end: int) -> Iterator[tuple[int, int]]:
     for m in _PGPASS_LINE.finditer(data, start, min(len(data), end + 2 * MAX_VALUE_CHARS)):
+        if m.start() >= end:
+            break  # it starts past the window: a later trigger hit's, if any
         fields = m.group("host", "db", "user", "secret")
         if all(_HEXISH.fullmatch(f) for f in fields):
             continue  # an IPv6 address, not five fields

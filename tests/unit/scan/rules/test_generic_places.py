@@ -334,3 +334,28 @@ def test_scopes_come_from_the_path_unless_the_caller_gives_them(rules: RuleSet) 
     in_env = Content(data=content.data, path="srv/app/.env", layer_index=0, location=Location.FILE)
     assert [m.rule_id for m in rules.scan(in_env)] == ["config-password"]
     assert rules.scan(in_env, scopes=frozenset()) == []
+
+
+# -- floods -------------------------------------------------------------------------------------------------
+
+FLOODS = {
+    "xml-elements-in-an-open-comment": b"<!--" + b"<password>abcdef12</password>\n" * 150_000,
+    "xml-attributes-far-from-a-tag": b"<user " + b'password="abcdef12" ' * 200_000,
+    "pgpass-lines": b"host:5432:db:user:abcdef12\n" * 150_000,
+    "password-flags": b"x --password abcdef12 " * 200_000,
+    "mysql-options": b"mysql -pabcdef12 " * 250_000,
+    "exports": b"export DB_PASSWORD=abcdef12 && " * 130_000,
+    "config-lines": b"password = abcdef12\n" * 200_000,
+    "json-members": b'"password": "abcdef12", ' * 160_000,
+    "unclosed-element": b"<password>" + b"a" * 4_000_000,
+    "long-keys": (b"a" * 59 + b"password" + b"b" * 39 + b"=x\n") * 35_000,
+}
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("name", sorted(FLOODS))
+def test_floods_of_generic_trigger_material_cost_bounded_time(rules: RuleSet, name: str) -> None:
+    data = FLOODS[name][: 4 << 20]
+    result = rules.match(Content(data=data, path="srv/app/.env", layer_index=0, location=Location.FILE))
+    assert len(result.matches) <= rules.max_hits
+    assert all(a.end <= b.start for a, b in zip(result.matches, result.matches[1:], strict=False))
