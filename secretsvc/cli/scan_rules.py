@@ -13,6 +13,7 @@ from pathlib import Path
 from secretsvc.errors import InvalidArgument, SecretsvcError
 from secretsvc.scan.model import EXIT_USAGE
 from secretsvc.scan.reporters.text import safe
+from secretsvc.scan.rules.engine import build_engine
 from secretsvc.scan.rules.loader import LoadedRule, builtin_rules, check_unique, load_file
 
 EXIT_OK = 0
@@ -39,7 +40,27 @@ def load_user_rules(paths: Sequence[Path]) -> list[LoadedRule]:
                 f"({builtin[info.rule_id]}): ids are never reused, pick another"
             )
     check_unique(loaded)
+    _check_triggers(loaded)
     return loaded
+
+
+def _check_triggers(loaded: Sequence[LoadedRule]) -> None:
+    """A `trigger` Python accepts but Hyperscan refuses would fail the whole rule set without naming its rule:
+    compile the users' triggers together once, and only when that fails, rule by rule to name the culprit."""
+    triggers = [(r, (d.trigger, d.caseless, d.multiline)) for r in loaded for d in r.rule.detectors]
+    if not triggers:
+        return
+    try:
+        build_engine([t for _, t in triggers], cache=None)
+        return
+    except InvalidArgument:
+        pass
+    for rule, trigger in triggers:
+        try:
+            build_engine([trigger], cache=None)
+        except InvalidArgument as exc:
+            info = rule.rule.info
+            raise InvalidArgument(f"{info.source}: rule {info.rule_id}: {exc}") from None
 
 
 def run_list(args: argparse.Namespace) -> int:
