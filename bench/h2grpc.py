@@ -111,7 +111,8 @@ class Outcome:
     """One h2load process's measured requests: latencies from its log, its summary."""
 
     latencies_ms: tuple[float, ...]
-    not_2xx: int  # log lines whose HTTP status was not 2xx
+    not_2xx: dict[int, int]  # HTTP status -> log lines with it, for answered requests not 2xx
+    unanswered: int  # log lines with no status: requests cut off when the window closed
     summary: Summary
 
 
@@ -125,21 +126,28 @@ def parse_summary(text: str) -> Summary:
     return Summary(done, succeeded, failed, errored, timeout, s2, s3 + s4 + s5)
 
 
-def parse_log(text: str) -> tuple[list[float], int]:
-    """(latency in ms per request, requests whose status was not 2xx) from h2load's --log-file, whose lines
-    are: start time (us since the epoch), HTTP status (-1 when there was none), microseconds until the end of
-    the response."""
+def parse_log(text: str) -> tuple[list[float], dict[int, int], int]:
+    """(latency in ms per answered request, {status: count} of those not 2xx, requests with no status) from
+    h2load's --log-file, whose lines are: start time (us since the epoch), HTTP status, microseconds until the
+    end of the response. A status of 0 (or below) means no response came: h2load logs the requests still in
+    flight when its window closes that way, and they are not counted as answered."""
     latencies: list[float] = []
-    not_2xx = 0
+    not_2xx: dict[int, int] = {}
+    unanswered = 0
     for number, line in enumerate(text.splitlines(), 1):
         if not line:
             continue
         fields = line.split("\t")
         if len(fields) < 3 or not fields[2].isdigit() or not fields[1].lstrip("-").isdigit():
             raise RuntimeError(f"h2load log line {number} is not 'start<TAB>status<TAB>micros': {line[:80]!r}")
+        status = int(fields[1])
+        if status <= 0:
+            unanswered += 1
+            continue
         latencies.append(int(fields[2]) / 1000)
-        not_2xx += not 200 <= int(fields[1]) < 300
-    return latencies, not_2xx
+        if not 200 <= status < 300:
+            not_2xx[status] = not_2xx.get(status, 0) + 1
+    return latencies, not_2xx, unanswered
 
 
 def version(h2load: str = H2LOAD) -> str:
@@ -172,8 +180,8 @@ class H2loadRun:
         size = self.log_file.stat().st_size
         if size > MAX_LOG_BYTES:
             raise RuntimeError(f"h2load log {self.log_file} is {size} bytes, over MAX_LOG_BYTES={MAX_LOG_BYTES}")
-        latencies, not_2xx = parse_log(self.log_file.read_text())
-        return Outcome(tuple(latencies), not_2xx, parse_summary(stdout))
+        latencies, not_2xx, unanswered = parse_log(self.log_file.read_text())
+        return Outcome(tuple(latencies), not_2xx, unanswered, parse_summary(stdout))
 
 
 def start(
@@ -211,14 +219,27 @@ def start(
     return H2loadRun(proc, log_file)
 
 
-def merge(outcomes: Sequence[Outcome]) -> tuple[list[float], int, int]:
-    """(every latency sorted, requests not answered 2xx, requests h2load counted as failed, errored or timed
-    out) over the processes of one case."""
+@dataclass(frozen=True, slots=True)
+class Merged:
+    """A case's h2load processes together."""
+
+    latencies_ms: list[float]  # answered requests, sorted
+    not_2xx: int  # answered, but not 2xx
+    statuses: dict[int, int]  # those, by status
+    broken: int  # what h2load counted as failed, errored or timed out
+    unanswered: int  # cut off by the end of the window
+
+
+def merge(outcomes: Sequence[Outcome]) -> Merged:
     latencies = sorted(x for o in outcomes for x in o.latencies_ms)
     # The log and the summary count the same requests: take the larger, not the sum.
-    not_2xx = sum(max(o.not_2xx, o.summary.status_other) for o in outcomes)
+    not_2xx = sum(max(sum(o.not_2xx.values()), o.summary.status_other) for o in outcomes)
+    statuses: dict[int, int] = {}
+    for o in outcomes:
+        for status, n in o.not_2xx.items():
+            statuses[status] = statuses.get(status, 0) + n
     broken = sum(o.summary.failed + o.summary.errored + o.summary.timeout for o in outcomes)
-    return latencies, not_2xx, broken
+    return Merged(latencies, not_2xx, statuses, broken, sum(o.unanswered for o in outcomes))
 
 
 def rpc_counts(metrics_text: str) -> dict[tuple[str, str], float]:

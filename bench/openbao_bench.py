@@ -446,9 +446,15 @@ def run_case(side: Side, case: Case, material: Material, args: argparse.Namespac
             if r.proc.poll() is None:
                 r.proc.kill()
                 r.proc.wait()
-    latencies, not_2xx, broken = h2grpc.merge(outcomes)
-    errors = not_2xx + broken
-    checked = [f"h2load: {len(latencies)} measured, {not_2xx} not 2xx, {broken} failed/errored/timed out"]
+    merged = h2grpc.merge(outcomes)
+    latencies = merged.latencies_ms
+    # At most one request per connection can be in flight when the window closes; more unanswered is a fault.
+    errors = merged.not_2xx + merged.broken + max(0, merged.unanswered - case.concurrency)
+    shown = ", ".join(f"{code}: {n}" for code, n in sorted(merged.statuses.items()))
+    checked = [
+        f"h2load: {len(latencies)} answered, {merged.not_2xx} not 2xx{f' ({shown})' if shown else ''}, "
+        f"{merged.broken} failed/errored/timed out, {merged.unanswered} in flight at the window's end"
+    ]
     if side.metrics_addr:
         bad, words = counter_check(
             requests[0].url.split(side.target, 1)[1],

@@ -117,11 +117,14 @@ def test_h2load_summary_and_log_are_read() -> None:
     summary = h2grpc.parse_summary(SUMMARY)
     assert (summary.done, summary.succeeded, summary.failed, summary.errored) == (2478, 2476, 2, 1)
     assert summary.status_2xx == 2476 and summary.status_other == 2
-    latencies, not_2xx = h2grpc.parse_log("1796466489436098\t200\t11306\n1796466489438014\t403\t2500\n\n")
-    assert latencies == [11.306, 2.5] and not_2xx == 1
-    outcome = h2grpc.Outcome((1.0, 2.0), 1, summary)
+    latencies, not_2xx, unanswered = h2grpc.parse_log(
+        "1796466489436098\t200\t11306\n1796466489438014\t403\t2500\n1796466489438015\t0\t900000\n\n"
+    )
+    # The request with no status was cut off by the window's end: not answered, its time not a latency.
+    assert latencies == [11.306, 2.5] and not_2xx == {403: 1} and unanswered == 1
+    outcome = h2grpc.Outcome((1.0, 2.0), {403: 1}, 1, summary)
     # The log's 1 and the summary's 2 count the same requests: the larger is taken, not the sum.
-    assert h2grpc.merge([outcome]) == ([1.0, 2.0], 2, 3)
+    assert h2grpc.merge([outcome, outcome]) == h2grpc.Merged([1.0, 1.0, 2.0, 2.0], 4, {403: 2}, 6, 2)
 
 
 def test_h2load_output_that_is_not_what_is_expected_is_an_error() -> None:
