@@ -32,6 +32,7 @@ from secretsvc.settings import (
 
 if TYPE_CHECKING:
     from secretsvc.auth.serviceaccount_config import ServiceAccountConfig
+    from secretsvc.kek.settings import KekConfig
 
 DEFAULT_LISTEN = "127.0.0.1:8290"
 DEFAULT_METRICS_LISTEN = "127.0.0.1:9290"
@@ -83,6 +84,8 @@ class ServerConfig:
     audit_durability: str = "record"
     # Kubernetes service-account tokens (docs/kubernetes-auth.md); None: not accepted.
     service_accounts: ServiceAccountConfig | None = None
+    # The key-encryption key (docs/kek.md); None: the local keyring in the data directory.
+    kek: KekConfig | None = None
 
     @property
     def stream_limit(self) -> int:
@@ -149,7 +152,7 @@ def _read_file(path: Path) -> dict[str, Any]:
     section = data.get("server", data)
     if not isinstance(section, dict):
         raise ConfigError(f"config file {path}: [server] must be a table")
-    known = {s.name for s in SETTINGS} | _service_account_setting_names()
+    known = {s.name for s in SETTINGS} | _service_account_setting_names() | _kek_setting_names()
     unknown = sorted(set(section) - known - {"server"})
     if "server" in data:
         unknown += sorted(f"{k} (outside [server])" for k in set(data) - {"server"})
@@ -180,7 +183,8 @@ def load_config(flags: Mapping[str, Any], environ: Mapping[str, str], config_fil
             raise ConfigError(f"{origin}: {s.name} {reason}, got {raw!r}") from None
     if values["data_dir"] is None:
         values["data_dir"] = default_data_dir(environ)
-    config = ServerConfig(**values, service_accounts=_service_accounts(flags, environ, from_file, config_file))
+    config = ServerConfig(**values, service_accounts=_service_accounts(flags, environ, from_file, config_file),
+                          kek=_kek(flags, environ, from_file, config_file))
     config = replace(config, client_auth=_check_tls(config, origins))
     _check_audit(config)
     if config.workers < 2:
@@ -211,6 +215,26 @@ def _service_account_setting_names() -> set[str]:
     from secretsvc.auth.serviceaccount_config import SETTINGS as K8S_SETTINGS
 
     return {s.name for s in K8S_SETTINGS}
+
+
+def _kek_setting_names() -> set[str]:
+    from secretsvc.kek.settings import NAMES
+
+    return set(NAMES)
+
+
+def _kek(flags: Mapping[str, Any], environ: Mapping[str, str], from_file: Mapping[str, Any],
+         config_file: Path | None) -> KekConfig | None:
+    """The `kek*`, `vault_*` and `pkcs11_*` settings, checked together by `kek/settings.py`; None when none is
+    given (the local keyring)."""
+    from secretsvc.kek.settings import SETTINGS as KEK_SETTINGS
+    from secretsvc.kek.settings import from_settings
+
+    given = find_given(KEK_SETTINGS, flags, environ, from_file, config_file)
+    if not given:
+        return None
+    return from_settings({name: g.raw for name, g in given.items()}, {name: g.origin for name, g in given.items()},
+                         environ)
 
 
 def _service_accounts(flags: Mapping[str, Any], environ: Mapping[str, str], from_file: Mapping[str, Any],

@@ -13,6 +13,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from secretsvc.audit.files import default_path as default_audit_path
 from secretsvc.audit.keys import AuditKeys
@@ -22,10 +23,15 @@ from secretsvc.auth.tokens import TokenAuthenticator
 from secretsvc.config import ServerConfig
 from secretsvc.crypto.secretbytes import SecretBytes
 from secretsvc.datadir import DataDir
+from secretsvc.kek.base import KeyEncryptionKey
 from secretsvc.kek.local import LocalKeyring
 from secretsvc.service import kekguard
 from secretsvc.service.livepolicies import LivePolicies
 from secretsvc.store.sqlite import SqliteStore
+
+if TYPE_CHECKING:
+    from secretsvc.kek.configured import OpenedKek
+    from secretsvc.kek.settings import KekConfig
 
 log = logging.getLogger("secretsvc.server")
 
@@ -33,10 +39,13 @@ log = logging.getLogger("secretsvc.server")
 @dataclass(frozen=True, slots=True)
 class Backends:
     store: SqliteStore
-    kek: LocalKeyring
+    kek: KeyEncryptionKey
     policies: LivePolicies  # the authorizer every use case asks
+    remote_kek: OpenedKek | None = None  # Transit or PKCS#11 (docs/kek.md): readiness, cache metrics, close
 
     def close(self) -> None:
+        if self.remote_kek is not None:
+            self.remote_kek.close()
         self.store.close()
 
 
@@ -70,10 +79,11 @@ def open_audit(config: ServerConfig, datadir: DataDir) -> AuditLog:
     )
 
 
-def open_backends(datadir: DataDir, passphrase: SecretBytes | None, policy_paths: tuple[Path, ...] = ()
-                  ) -> Backends:
+def open_backends(datadir: DataDir, passphrase: SecretBytes | None, policy_paths: tuple[Path, ...] = (),
+                  kek_config: KekConfig | None = None) -> Backends:
     """Open the store, then the keyring it needs: refuse to start if stored data is wrapped by a key the
-    keyring does not hold, or if the keyring file is missing while the database holds data."""
+    keyring does not hold, or if the keyring file is missing while the database holds data. A remote
+    key-encryption key (`kek_config`, docs/kek.md) is checked against the store the same way."""
     store = SqliteStore(datadir.database)
     try:
         # The files together with the documents stored over the API (ConfigError naming file:line for any
@@ -82,6 +92,9 @@ def open_backends(datadir: DataDir, passphrase: SecretBytes | None, policy_paths
         database = str(datadir.database)
         keyring_file = datadir.keyring
         recorded = kekguard.recorded_kek_versions(store, now=time.time())
+        if kek_config is not None and (kek_config.backend != "local" or kek_config.previous is not None):
+            opened = _open_configured_kek(kek_config, datadir, passphrase, recorded, store)
+            return Backends(store=store, kek=opened.kek, policies=policies, remote_kek=opened)
         if not os.path.lexists(keyring_file):
             kekguard.refuse_missing_keyring(recorded, str(keyring_file), database)
         keyring = LocalKeyring.open_or_create(keyring_file, passphrase)
@@ -91,3 +104,23 @@ def open_backends(datadir: DataDir, passphrase: SecretBytes | None, policy_paths
         store.close()
         raise
     return Backends(store=store, kek=keyring, policies=policies)
+
+
+def _open_configured_kek(kek_config: KekConfig, datadir: DataDir, passphrase: SecretBytes | None,
+                         recorded: list[tuple[str, int]], store: SqliteStore) -> OpenedKek:
+    from secretsvc.kek.configured import open_configured
+
+    def open_local() -> LocalKeyring:
+        if not os.path.lexists(datadir.keyring):
+            kekguard.refuse_missing_keyring(recorded, str(datadir.keyring), str(datadir.database))
+        return LocalKeyring.open_or_create(datadir.keyring, passphrase)
+
+    opened = open_configured(kek_config, open_local)
+    try:
+        where = " and ".join(m.describe() for m in opened.remote)
+        kekguard.check_keyring_opens(recorded, opened.kek, where, str(datadir.database), store)
+        store.record_kek_version(opened.kek.key_id, opened.kek.primary_version(), now=time.time())
+    except BaseException:
+        opened.close()
+        raise
+    return opened

@@ -124,6 +124,9 @@ def add_parser(subparsers: Any) -> None:
     audit.add_argument("--audit-durability", choices=("record", "checkpoint"),
                        help="fsync every record (default) or only at checkpoints")
     _add_service_account_flags(p)
+    from secretsvc.kek.settings import add_flags as add_kek_flags
+
+    add_kek_flags(p)
     p.set_defaults(run=run)
 
 

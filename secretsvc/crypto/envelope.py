@@ -237,11 +237,18 @@ def _wrap(kek: KeyEncryptionKey, data_key: SecretBytes, context: EnvelopeContext
     raise errors.KeyringError("key-encryption key kept changing version while wrapping; try again")
 
 
+def _unwraps_for(kek: KeyEncryptionKey, key_id: str) -> bool:
+    """Whether `kek` also unwraps for another key id: a chain (kek/chain.py) does for the earlier keys it
+    holds while stored data moves to its primary."""
+    find = getattr(kek, "unwrapper_for", None)
+    return find is not None and find(key_id) is not None
+
+
 def _unwrap(
     kek: KeyEncryptionKey, envelope: bytes | memoryview, context: EnvelopeContext
 ) -> tuple[EnvelopeHeader, SecretBytes]:
     header = parse_header(envelope)
-    if header.key_id != kek.key_id:
+    if header.key_id != kek.key_id and not _unwraps_for(kek, header.key_id):
         raise errors.DecryptionFailed()
     # The header prefix is version, key id and key version: everything before the wrapped key's length.
     prefix = bytes(envelope[: header.payload_offset - 2 - len(header.wrapped_key)])
@@ -279,10 +286,11 @@ def rewrap(kek: KeyEncryptionKey, envelope: bytes, context: EnvelopeContext) -> 
     """Re-wrap the envelope's data key under `kek`'s primary version; the payload bytes stay as they are.
 
     The data key is always unwrapped first, so a tampered header or a wrong context fails here too. An
-    envelope already at the primary version comes back unchanged.
+    envelope already at the primary key id and version comes back unchanged; one under an earlier key a chain
+    still holds moves to the primary.
     """
     header, data_key = _unwrap(kek, envelope, context)
-    if header.key_version == kek.primary_version():
+    if header.key_id == kek.key_id and header.key_version == kek.primary_version():
         return envelope
     new_header = _wrap(kek, data_key, context)
     return b"".join((new_header, memoryview(envelope)[header.payload_offset :]))

@@ -14,7 +14,7 @@ from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -69,6 +69,9 @@ from secretsvc.v1 import (
     transit_pb2_grpc,
 )
 from secretsvc.wiring import Backends, open_audit, open_authenticators, open_backends
+
+if TYPE_CHECKING:
+    from secretsvc.kek.probe import KekProbe
 
 log = logging.getLogger("secretsvc.server")
 
@@ -142,7 +145,8 @@ def start(config: ServerConfig) -> RunningServer:
     # Ends the start-up fingerprint backfill (service/fingerprints.py) before the store closes.
     stop_backfill = threading.Event()
     try:
-        backends = open_backends(datadir, _read_passphrase(config.keyring_passphrase_file), config.policy_paths)
+        backends = open_backends(datadir, _read_passphrase(config.keyring_passphrase_file), config.policy_paths,
+                                 config.kek)
         store, keyring = backends.store, backends.kek
         reloads = ReloadLoop(backends.policies, config.policy_reload_seconds)
         if config.audit_enabled:
@@ -155,6 +159,10 @@ def start(config: ServerConfig) -> RunningServer:
             _announce_admin_token(minted, config.admin_token_file)
 
         metrics = RpcMetrics.create()
+        if backends.remote_kek is not None and backends.remote_kek.cache is not None:
+            from secretsvc.kek.cachemetrics import DataKeyCacheCollector
+
+            metrics.registry.register(DataKeyCacheCollector(backends.remote_kek.cache))
         authenticators = open_authenticators(config, store)
         token_auth = authenticators.tokens
         watches = None
@@ -236,6 +244,7 @@ def start(config: ServerConfig) -> RunningServer:
         backfill_thread = backfill.start(stop_backfill)
         for name in ("", *_SERVICE_NAMES):
             health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        kek_probe = _kek_probe(backends, config, health_servicer)
     except BaseException:
         stop_backfill.set()
         if reloads is not None:
@@ -248,6 +257,8 @@ def start(config: ServerConfig) -> RunningServer:
         raise
 
     def close() -> None:
+        if kek_probe is not None:
+            kek_probe.stop()
         reloads.stop()
         stop_backfill.set()
         backfill_thread.join(timeout=BACKFILL_STOP_SECONDS)
@@ -259,6 +270,23 @@ def start(config: ServerConfig) -> RunningServer:
 
     return RunningServer(server=server, port=port, health=health_servicer, close=close,
                          reload_policies=reloads.wake)
+
+
+def _kek_probe(backends: Backends, config: ServerConfig, health_servicer: health.HealthServicer) -> KekProbe | None:
+    """Readiness follows a remote key-encryption key: NOT_SERVING while it cannot be reached (docs/kek.md)."""
+    if backends.remote_kek is None or not backends.remote_kek.remote:
+        return None
+    from secretsvc.kek.probe import KekProbe
+
+    def report(reachable: bool) -> None:
+        status = health_pb2.HealthCheckResponse.SERVING if reachable else health_pb2.HealthCheckResponse.NOT_SERVING
+        for name in ("", *_SERVICE_NAMES):
+            health_servicer.set(name, status)
+
+    interval = config.kek.health_seconds if config.kek is not None else 10.0
+    probe = KekProbe(backends.remote_kek.remote, report, interval)
+    probe.start()
+    return probe
 
 
 # How long a stopping server waits for the fingerprint backfill to finish its batch before closing the store.

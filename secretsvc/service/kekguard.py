@@ -63,12 +63,27 @@ def refuse_missing_keyring(recorded: list[tuple[str, int]], keyring_location: st
 
 
 def check_keyring_opens(recorded: list[tuple[str, int]], kek: KeyEncryptionKey, keyring_location: str,
-                        database: str) -> None:
-    """Raise unless `kek` holds every recorded key id and version."""
-    have = {(kek.key_id, v.version) for v in kek.versions()}
+                        database: str, store: SecretStore | None = None) -> None:
+    """Raise unless `kek` holds every recorded key id and version. Given the `store`, a recorded pair that no
+    stored envelope uses any more (all moved to another backend by rewrap) is no reason to refuse."""
+    held = getattr(kek, "held_versions", None)  # a chain (kek/chain.py) holds its earlier keys' versions too
+    have = set(held()) if held is not None else {(kek.key_id, v.version) for v in kek.versions()}
     missing = [pair for pair in recorded if pair not in have]
+    if missing and store is not None:
+        missing = sorted(set(missing) & _used_pairs(store))
     if missing:
         raise KeyringError(
             f"the database {database} holds data wrapped by key-encryption key {_describe(missing)}, which the "
             f"keyring file {keyring_location} does not hold (it holds {_describe(sorted(have))}). {RECOVERY_HINT}"
         )
+
+
+def _used_pairs(store: SecretStore) -> set[tuple[str, int]]:
+    used: set[tuple[str, int]] = set()
+    for ref in iter_all_envelopes(store):
+        try:
+            header = parse_header(ref.envelope)
+        except DecryptionFailed:
+            continue
+        used.add((header.key_id, header.key_version))
+    return used
