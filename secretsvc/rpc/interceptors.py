@@ -30,7 +30,7 @@ from secretsvc.rpc.authn import Authentication, CertificateIdentity
 from secretsvc.rpc.callstate import CallState, begin_call, checked_request_id, current_call
 from secretsvc.rpc.handlers import Handler, HandlerCache, guarded
 from secretsvc.rpc.metrics import RpcMetrics
-from secretsvc.rpc.status import public_message, status_for
+from secretsvc.rpc.status import public_message, retry_trailers, status_for
 from secretsvc.rpc.streamslots import StreamSlots
 
 # Re-exported for the servicers and tests: the caller and request id of the call in progress.
@@ -137,6 +137,8 @@ class StatusMapping(_Guarding):
                 return
             if isinstance(exc, SecretsvcError):
                 call.code = status_for(exc)
+                if trailers := retry_trailers(exc):
+                    context.set_trailing_metadata(trailers)
                 context.abort(call.code, public_message(exc, call.request_id))
             call.code = grpc.StatusCode.INTERNAL
             context.abort(call.code, f"internal error (request id {call.request_id})")

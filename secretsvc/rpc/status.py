@@ -56,3 +56,11 @@ def code_number(code: grpc.StatusCode) -> int:
     """The google.rpc.Code number of a status, for per-item errors in batch responses."""
     number: int = code.value[0]
     return number
+
+
+def retry_trailers(error: errors.SecretsvcError) -> tuple[tuple[str, str], ...]:
+    """Trailing metadata telling the client when to retry: gRPC's `grpc-retry-pushback-ms`, which clients with
+    a retry policy honour, for errors that carry a hint (an unreachable key-encryption key)."""
+    if isinstance(error, errors.KekUnavailable):
+        return (("grpc-retry-pushback-ms", str(max(1, round(error.retry_after_seconds * 1000)))),)
+    return ()

@@ -87,6 +87,8 @@ def test_transit_outage_is_unavailable_then_recovers(openbao: OpenBao, tmp_path:
             _get(stubs, "cold")
         assert info_err.value.code() == grpc.StatusCode.UNAVAILABLE
         assert "retry in" in (info_err.value.details() or "")
+        trailers = dict(info_err.value.trailing_metadata() or ())  # type: ignore[attr-defined]
+        assert int(trailers["grpc-retry-pushback-ms"]) >= 1000
         assert _get(stubs, "cached") == b"one"  # served by the data-key cache
         with pytest.raises(grpc.RpcError) as put_err:
             stubs.secrets.PutSecret(

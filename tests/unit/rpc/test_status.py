@@ -8,7 +8,7 @@ import grpc
 import pytest
 
 from secretsvc import errors
-from secretsvc.rpc.status import code_number, public_message, status_for
+from secretsvc.rpc.status import code_number, public_message, retry_trailers, status_for
 
 INTENDED: dict[type[errors.SecretsvcError], grpc.StatusCode] = {
     errors.SecretsvcError: grpc.StatusCode.INTERNAL,
@@ -129,3 +129,5 @@ def test_caller_errors_are_told_as_they_are() -> None:
 def test_kek_unavailable_tells_when_to_retry_and_nothing_of_the_address() -> None:
     error = errors.KekUnavailable("Vault Transit at http://10.0.0.7:8200 got no answer", retry_after_seconds=5.0)
     assert public_message(error, "r") == "key-encryption key unavailable, retry in 5s (request id r)"
+    assert retry_trailers(error) == (("grpc-retry-pushback-ms", "5000"),)
+    assert retry_trailers(errors.StorageError("x")) == ()
