@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import functools
 import logging
 import re
 import threading
@@ -50,6 +51,9 @@ MAX_TIMEOUT_SECONDS = 120.0
 # How long key metadata (versions, primary) is trusted before it is read again; `rotate` refreshes at once.
 METADATA_TTL_SECONDS = 5.0
 MAX_BATCH_ITEMS = 1000
+# Items per request: OpenBao and Vault refuse JSON with more than 1000 strings by default
+# (max_request_json_strings), and keys count; an encrypt item holds five.
+BATCH_REQUEST_ITEMS = 100
 MAX_NAME_CHARS = 128
 # Transit ciphertexts are "vault:v<N>:<base64>"; OpenBao kept Vault's prefix.
 _CIPHERTEXT = re.compile(rb"vault:v([1-9][0-9]{0,9}):[A-Za-z0-9+/]+={0,2}")
@@ -202,8 +206,7 @@ class TransitKek:
             {"plaintext": _b64(key.reveal()), "associated_data": _b64(aad), "key_version": version}
             for key, aad in items
         ]
-        out = self._call("encrypt (batch)", lambda c: self._post_batch(c, "encrypt", batch))
-        results = _batch_results(out, len(items))
+        results = self._batched("encrypt", batch)
         wrapped = []
         for result in results:
             if result.get("error"):
@@ -229,8 +232,7 @@ class TransitKek:
             batch.append({"ciphertext": ciphertext, "associated_data": _b64(aad)})
             sent.append(i)
         if batch:
-            out = self._call("decrypt (batch)", lambda c: self._post_batch(c, "decrypt", batch))
-            for i, result in zip(sent, _batch_results(out, len(batch)), strict=True):
+            for i, result in zip(sent, self._batched("decrypt", batch), strict=True):
                 if result.get("error"):
                     results[i] = errors.DecryptionFailed()
                 else:
@@ -256,6 +258,14 @@ class TransitKek:
         raise TypeError("TransitKek cannot be pickled")
 
     # -- internals -------------------------------------------------------------------------------------
+
+    def _batched(self, op: str, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        results: list[dict[str, Any]] = []
+        for start in range(0, len(batch), BATCH_REQUEST_ITEMS):
+            chunk = batch[start : start + BATCH_REQUEST_ITEMS]
+            out = self._call(f"{op} (batch)", functools.partial(self._post_batch, op=op, batch=chunk))
+            results.extend(_batch_results(out, len(chunk)))
+        return results
 
     def _post_batch(self, client: Any, op: str, batch: list[dict[str, Any]]) -> Any:
         # Every item's own error is reported in its result, with a 200, instead of one 400 for the whole batch.

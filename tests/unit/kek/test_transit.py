@@ -158,6 +158,13 @@ def test_batches_wrap_and_unwrap_in_one_request_each(kek: TransitKek) -> None:
     assert kek.wrap_many([]) == [] and kek.unwrap_many([]) == []
 
 
+def test_large_batches_are_split_below_the_servers_json_limits(kek: TransitKek) -> None:
+    keys = [SecretBytes(os.urandom(32)) for _ in range(250)]  # 250 items in one request would be refused
+    aads = [AAD + i.to_bytes(2, "big") for i in range(250)]
+    wrapped = kek.wrap_many(list(zip(keys, aads, strict=True)))
+    assert kek.unwrap_many(list(zip(wrapped, aads, strict=True))) == keys
+
+
 def test_keys_that_cannot_bind_associated_data_are_refused(openbao: OpenBao) -> None:
     with pytest.raises(errors.KeyringError, match="AEAD"):
         _open(openbao, _key_name(openbao, "ed25519"))
