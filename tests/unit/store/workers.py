@@ -44,3 +44,18 @@ def process_main(factory: Callable[[], SecretStore], worker: int, attempts: int,
         results.put((worker, *cas_increments(store, worker, attempts)))
     finally:
         store.close()
+
+
+def open_and_report(factory: Callable[[], SecretStore], barrier: Any, results: Any) -> None:
+    """Open a store (which migrates an empty database) at the same moment as the other workers."""
+    barrier.wait(timeout=60)
+    try:
+        store = factory()
+    except Exception as exc:  # reported to the test, which shows what went wrong
+        results.put(f"{type(exc).__name__}: {exc}")
+        return
+    try:
+        store.put_token  # noqa: B018 - the handle is usable
+        results.put("ok")
+    finally:
+        store.close()
