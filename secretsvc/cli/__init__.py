@@ -52,6 +52,11 @@ def build_parser(*, only_scan: bool = False) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:2] == ["scan", "rules"]:
+        from secretsvc.cli import scan
+
+        rules_args = scan.rules_parser().parse_args(arguments[2:])
+        return int(rules_args.run(rules_args))
     # CI runs `secretsvc scan` on every image: spare it the gRPC and protobuf imports of the client commands.
     parser = build_parser(only_scan=arguments[:1] == ["scan"])
     args = parser.parse_args(arguments)

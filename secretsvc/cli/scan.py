@@ -4,7 +4,6 @@ of the CLI starts without loading the detector."""
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -125,7 +124,6 @@ def add_parser(subparsers: Any) -> None:
     )
     _add_match_stored_options(parser)
     parser.set_defaults(run=run)
-    _route_rules_subcommand(parser, _rules_parser(parser.prog))
 
 
 RULES_DESCRIPTION = """\
@@ -150,9 +148,12 @@ examples:
 """
 
 
-def _rules_parser(scan_prog: str) -> argparse.ArgumentParser:
+def rules_parser() -> argparse.ArgumentParser:
+    """The parser of `secretsvc scan rules ...`. `scan` takes REF as a positional, which argparse cannot mix
+    with subcommands, so the entry point hands `scan rules` to this parser (an image or directory called
+    "rules" is written ./rules or with its transport)."""
     parser = argparse.ArgumentParser(
-        prog=f"{scan_prog} rules",
+        prog="secretsvc scan rules",
         description=RULES_DESCRIPTION,
         epilog=RULES_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -176,22 +177,6 @@ def _rules_parser(scan_prog: str) -> argparse.ArgumentParser:
     check.add_argument("files", nargs="+", type=Path, metavar="FILE", help="a rule file (TOML)")
     check.set_defaults(run=_run_check)
     return parser
-
-
-def _route_rules_subcommand(scan: argparse.ArgumentParser, rules: argparse.ArgumentParser) -> None:
-    """Send `scan rules ...` to its own parser. `scan` takes REF as a positional, which argparse cannot mix with
-    subcommands, so the word `rules` in REF's place is taken as the subcommand before `scan` parses anything
-    (an image of that name is written ./rules or with its transport)."""
-    parse_scan = scan.parse_known_args
-
-    def parse_known_args(
-        args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
-    ) -> tuple[argparse.Namespace, list[str]]:
-        if args and args[0] == "rules":
-            return rules.parse_known_args(args[1:], namespace)
-        return parse_scan(args, namespace)
-
-    scan.parse_known_args = parse_known_args  # type: ignore[method-assign,assignment]
 
 
 def _add_match_stored_options(parser: argparse.ArgumentParser) -> None:
