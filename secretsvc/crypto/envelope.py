@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 
@@ -294,3 +295,81 @@ def rewrap(kek: KeyEncryptionKey, envelope: bytes, context: EnvelopeContext) -> 
         return envelope
     new_header = _wrap(kek, data_key, context)
     return b"".join((new_header, memoryview(envelope)[header.payload_offset :]))
+
+
+def rewrap_many(
+    kek: KeyEncryptionKey, items: Sequence[tuple[bytes, EnvelopeContext]]
+) -> list[bytes | errors.DecryptionFailed]:
+    """`rewrap` for many envelopes at once: each result is the rewrapped envelope, the envelope itself when it
+    is already under the primary key id and version, or a `DecryptionFailed` for one that does not open.
+
+    A KEK that offers `unwrap_many` and `wrap_many` (Transit, through `batch_input`; the cache and chain pass
+    them on) gets one batched call for all unwraps and one for all wraps instead of two calls per envelope.
+    """
+    results: list[bytes | errors.DecryptionFailed | None] = [None] * len(items)
+    pending: list[tuple[int, EnvelopeHeader]] = []
+    unwraps: list[tuple[WrappedKey, bytes]] = []
+    for i, (envelope, context) in enumerate(items):
+        try:
+            header = parse_header(envelope)
+        except errors.DecryptionFailed as exc:
+            results[i] = exc
+            continue
+        if header.key_id != kek.key_id and not _unwraps_for(kek, header.key_id):
+            results[i] = errors.DecryptionFailed()
+            continue
+        prefix = bytes(envelope[: header.payload_offset - 2 - len(header.wrapped_key)])
+        pending.append((i, header))
+        unwraps.append((WrappedKey(header.key_id, header.key_version, header.wrapped_key), _dek_aad(prefix, context)))
+    primary = kek.primary_version()
+    to_wrap: list[tuple[int, EnvelopeHeader, SecretBytes]] = []
+    for (i, header), key in zip(pending, _unwrap_all(kek, unwraps), strict=True):
+        if isinstance(key, errors.DecryptionFailed) or len(key) != aead.KEY_BYTES:
+            results[i] = errors.DecryptionFailed()
+        elif header.key_id == kek.key_id and header.key_version == primary:
+            results[i] = items[i][0]
+        else:
+            to_wrap.append((i, header, key))
+    headers = _wrap_all(kek, [(key, items[i][1]) for i, _, key in to_wrap])
+    for (i, header, _), new_header in zip(to_wrap, headers, strict=True):
+        results[i] = b"".join((new_header, memoryview(items[i][0])[header.payload_offset :]))
+    return [r if r is not None else errors.DecryptionFailed() for r in results]
+
+
+def _unwrap_all(
+    kek: KeyEncryptionKey, items: list[tuple[WrappedKey, bytes]]
+) -> list[SecretBytes | errors.DecryptionFailed]:
+    many = getattr(kek, "unwrap_many", None)
+    if many is not None and items:
+        out: list[SecretBytes | errors.DecryptionFailed] = many(items)
+        if len(out) == len(items):
+            return out
+        raise errors.KeyringError("key-encryption key answered a batch with the wrong number of keys")
+    results: list[SecretBytes | errors.DecryptionFailed] = []
+    for wrapped, aad in items:
+        try:
+            results.append(kek.unwrap(wrapped, aad))
+        except errors.DecryptionFailed as exc:
+            results.append(exc)
+    return results
+
+
+def _wrap_all(kek: KeyEncryptionKey, items: list[tuple[SecretBytes, EnvelopeContext]]) -> list[bytes]:
+    """Headers for each data key under the primary version; batched where the KEK can, one by one (with
+    `_wrap`'s retry on a moving version) for whatever the batch could not do."""
+    many = getattr(kek, "wrap_many", None)
+    if many is None or not items:
+        return [_wrap(kek, key, context) for key, context in items]
+    key_id = kek.key_id.encode("ascii", errors="replace")
+    version = kek.primary_version()
+    if not _is_key_id(key_id) or not 1 <= version <= MAX_KEY_VERSION:
+        return [_wrap(kek, key, context) for key, context in items]  # which raises the precise error
+    prefix = _header_prefix(key_id, version)
+    wrapped: list[WrappedKey] = many([(key, _dek_aad(prefix, context)) for key, context in items])
+    headers = []
+    for (key, context), w in zip(items, wrapped, strict=True):
+        if w.key_id != kek.key_id or w.key_version != version or not 1 <= len(w.blob) <= MAX_WRAPPED_KEY_BYTES:
+            headers.append(_wrap(kek, key, context))
+        else:
+            headers.append(b"".join((prefix, _U16.pack(len(w.blob)), w.blob)))
+    return headers

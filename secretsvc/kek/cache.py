@@ -21,12 +21,13 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from secretsvc import errors
 from secretsvc.crypto.secretbytes import SecretBytes
 from secretsvc.kek.base import KeyEncryptionKey, KeyVersionInfo, WrappedKey
+from secretsvc.kek.batch import UnwrapResult, unwrap_batch, wrap_batch
 
 DEFAULT_MAX_ENTRIES = 10_000
 DEFAULT_MAX_AGE_SECONDS = 300.0
@@ -169,6 +170,28 @@ class CachingKek:
 
     def rotate(self) -> int:
         return self._inner.rotate()
+
+    def unwrap_many(self, items: Sequence[tuple[WrappedKey, bytes]]) -> list[UnwrapResult]:
+        """Hits from the cache; the misses in one batch to the KEK (docs/kek.md, "Batches")."""
+        results: list[UnwrapResult | None] = [None] * len(items)
+        missed: list[int] = []
+        for i, (wrapped, aad) in enumerate(items):
+            results[i] = self._cache.get((wrapped.key_id, wrapped.key_version, wrapped.blob, aad))
+            if results[i] is None:
+                missed.append(i)
+        if missed:
+            for i, key in zip(missed, unwrap_batch(self._inner, [items[i] for i in missed]), strict=True):
+                if isinstance(key, SecretBytes):
+                    wrapped, aad = items[i]
+                    self._cache.put((wrapped.key_id, wrapped.key_version, wrapped.blob, aad), key)
+                results[i] = key
+        return [r if r is not None else errors.DecryptionFailed() for r in results]
+
+    def wrap_many(self, items: Sequence[tuple[SecretBytes, bytes]]) -> list[WrappedKey]:
+        out = wrap_batch(self._inner, items)
+        for (key, aad), wrapped in zip(items, out, strict=True):
+            self._cache.put((wrapped.key_id, wrapped.key_version, wrapped.blob, aad), key)
+        return out
 
     def __repr__(self) -> str:
         return f"CachingKek({self._inner!r}, entries={len(self._cache)})"

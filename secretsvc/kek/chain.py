@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from secretsvc import errors
 from secretsvc.crypto.secretbytes import SecretBytes
 from secretsvc.kek.base import KeyEncryptionKey, KeyVersionInfo, WrappedKey
+from secretsvc.kek.batch import UnwrapResult, unwrap_batch, wrap_batch
 
 
 class KekChain:
@@ -61,6 +62,22 @@ class KekChain:
 
     def rotate(self) -> int:
         return self._primary.rotate()
+
+    def unwrap_many(self, items: Sequence[tuple[WrappedKey, bytes]]) -> list[UnwrapResult]:
+        """One batch per member, for the items under its key id."""
+        results: list[UnwrapResult] = [errors.DecryptionFailed() for _ in items]
+        groups: dict[str, list[int]] = {}
+        for i, (wrapped, _) in enumerate(items):
+            if wrapped.key_id in self._by_id:
+                groups.setdefault(wrapped.key_id, []).append(i)
+        for key_id, indexes in groups.items():
+            out = unwrap_batch(self._by_id[key_id], [items[i] for i in indexes])
+            for i, key in zip(indexes, out, strict=True):
+                results[i] = key
+        return results
+
+    def wrap_many(self, items: Sequence[tuple[SecretBytes, bytes]]) -> list[WrappedKey]:
+        return wrap_batch(self._primary, items)
 
     def __repr__(self) -> str:
         return f"KekChain(primary={self._primary!r}, previous={list(self._previous)!r})"

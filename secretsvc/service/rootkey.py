@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from secretsvc.auth.principal import Principal
-from secretsvc.crypto.envelope import EnvelopeContext, parse_header, rewrap
+from secretsvc.crypto.envelope import EnvelopeContext, parse_header, rewrap_many
 from secretsvc.errors import CorruptRecord, DecryptionFailed, LimitExceeded
 from secretsvc.kek.base import KeyEncryptionKey, KeyVersionInfo
 from secretsvc.service import limits
@@ -81,24 +81,44 @@ class RootKeyService:
     def _rewrap_batches(self, batch: int) -> Iterator[RewrapProgress]:
         primary = self._kek.primary_version()
         scanned = rewrapped = current = skipped = 0
+        pending: list[EnvelopeRef] = []
         for ref in iter_all_envelopes(self._store, batch):
             scanned += 1
             try:
                 header = parse_header(ref.envelope)
-                up_to_date = header.key_id == self._kek.key_id and header.key_version == primary
-                new = None if up_to_date else rewrap(self._kek, ref.envelope, _context(ref))
             except DecryptionFailed:
-                raise CorruptRecord(
-                    f"stored {ref.kind} envelope {ref.namespace}/{ref.path} version {ref.version} "
-                    "failed to authenticate"
-                ) from None
-            if new is None:
+                raise _corrupt(ref) from None
+            if header.key_id == self._kek.key_id and header.key_version == primary:
                 current += 1
-            elif self._store.replace_envelope(ref, new):
+            else:
+                pending.append(ref)
+            if scanned % batch == 0:
+                moved, lost = self._rewrap(pending)
+                pending, rewrapped, skipped = [], rewrapped + moved, skipped + lost
+                yield RewrapProgress(scanned, rewrapped, current, skipped, done=False)
+        moved, lost = self._rewrap(pending)
+        rewrapped, skipped = rewrapped + moved, skipped + lost
+        log.info("rewrap finished", extra={"scanned": scanned, "rewrapped": rewrapped, "skipped": skipped})
+        yield RewrapProgress(scanned, rewrapped, current, skipped, done=True)
+
+    def _rewrap(self, refs: list[EnvelopeRef]) -> tuple[int, int]:
+        """Rewrap a batch (one batched unwrap and wrap where the KEK offers them, docs/kek.md) and store each
+        result; returns (rewrapped, skipped because something else changed the envelope meanwhile)."""
+        if not refs:
+            return 0, 0
+        rewrapped = skipped = 0
+        results = rewrap_many(self._kek, [(ref.envelope, _context(ref)) for ref in refs])
+        for ref, new in zip(refs, results, strict=True):
+            if isinstance(new, DecryptionFailed):
+                raise _corrupt(ref)
+            if self._store.replace_envelope(ref, new):
                 rewrapped += 1
             else:
                 skipped += 1
-            if scanned % batch == 0:
-                yield RewrapProgress(scanned, rewrapped, current, skipped, done=False)
-        log.info("rewrap finished", extra={"scanned": scanned, "rewrapped": rewrapped, "skipped": skipped})
-        yield RewrapProgress(scanned, rewrapped, current, skipped, done=True)
+        return rewrapped, skipped
+
+
+def _corrupt(ref: EnvelopeRef) -> CorruptRecord:
+    return CorruptRecord(
+        f"stored {ref.kind} envelope {ref.namespace}/{ref.path} version {ref.version} failed to authenticate"
+    )
