@@ -310,7 +310,8 @@ class Pkcs11Kek:
             with self._pool.session() as pooled:
                 yield pooled
         except _BROKEN as exc:
-            log.warning("key-encryption key unavailable", extra={"key_id": self._key_id, "reason": type(exc).__name__})
+            # Debug only: the interceptor logs each failed call once; readiness logs the outage.
+            log.debug("key-encryption key unavailable", extra={"key_id": self._key_id, "reason": type(exc).__name__})
             raise errors.KekUnavailable(
                 f"PKCS#11 token {self._settings.token_label!r} failed during {what}: {type(exc).__name__}",
                 retry_after_seconds=RETRY_AFTER_SECONDS,

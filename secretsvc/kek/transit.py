@@ -379,7 +379,8 @@ class TransitKek:
 
     def _unavailable(self, what: str, retry: float) -> errors.KekUnavailable:
         message = f"Vault Transit at {self._settings.addr} ({self._key_id}): {what}"
-        log.warning("key-encryption key unavailable", extra={"key_id": self._key_id, "reason": what})
+        # Debug only: the interceptor logs each failed call once, with this message; readiness logs the outage.
+        log.debug("key-encryption key unavailable", extra={"key_id": self._key_id, "reason": what})
         return errors.KekUnavailable(message, retry_after_seconds=retry)
 
 

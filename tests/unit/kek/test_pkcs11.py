@@ -169,3 +169,16 @@ def test_wrong_pin_missing_token_and_bad_labels_are_refused_at_open(softhsm: Sof
         Pkcs11Kek.open(good, create=False)
     with pytest.raises(errors.ConfigError):
         Pkcs11Settings(good.module, good.token_label, "bad label/with slash", good.pin_file)
+
+
+def test_a_broken_session_is_unavailable_then_replaced(softhsm: SoftHsm) -> None:
+    kek = Pkcs11Kek.open(_settings(softhsm, pool_size=1))
+    key = SecretBytes(os.urandom(32))
+    wrapped = kek.wrap(key, AAD)
+    with kek.pool.session() as pooled:
+        pooled.session.close()  # the session dies under the pool, as when a network HSM drops it
+    with pytest.raises(errors.KekUnavailable, match="unwrap"):
+        kek.unwrap(wrapped, AAD)
+    opened = kek.pool.opened
+    assert kek.unwrap(wrapped, AAD) == key  # a fresh session, logged in again if need be
+    assert kek.pool.opened == opened + 1
