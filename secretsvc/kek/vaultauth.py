@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import hvac.exceptions
+
 from secretsvc import errors
 from secretsvc.boundedio import read_bounded
 from secretsvc.crypto.secretbytes import SecretBytes
@@ -112,7 +114,11 @@ class VaultTokenKeeper:
     def _fresh_login(self, client: Any) -> None:
         auth = self._login.login(client)
         if auth is None:
-            auth = client.auth.token.lookup_self()["data"]
+            try:
+                auth = client.auth.token.lookup_self()["data"]
+            except hvac.exceptions.Forbidden:
+                # A token without the default policy may not look itself up: use it as it is, unrenewed.
+                auth = {}
             ttl = float(auth.get("ttl") or 0)
         else:
             ttl = float(auth.get("lease_duration") or 0)

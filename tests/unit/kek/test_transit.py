@@ -187,6 +187,18 @@ def test_a_token_without_permission_is_unavailable_not_decryption_failed(openbao
     assert token not in str(info.value)
 
 
+def test_a_token_that_may_not_look_itself_up_still_works(openbao: OpenBao) -> None:
+    name = _key_name(openbao)
+    out = openbao.api(
+        "POST", "auth/token/create", {"policies": [_policy_for(openbao, name)], "no_default_policy": True}
+    )
+    auth = out["auth"]
+    assert isinstance(auth, dict)
+    kek = _open(openbao, name, login=TokenLogin(token=SecretBytes(str(auth["client_token"]).encode())))
+    key = SecretBytes(os.urandom(32))
+    assert kek.unwrap(kek.wrap(key, AAD), AAD) == key
+
+
 def test_token_file_is_read_again_when_the_token_is_revoked(openbao: OpenBao, tmp_path: Path) -> None:
     name = _key_name(openbao)
     policy = _policy_for(openbao, name)
