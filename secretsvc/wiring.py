@@ -27,6 +27,7 @@ from secretsvc.kek.base import KeyEncryptionKey
 from secretsvc.kek.local import LocalKeyring
 from secretsvc.service import kekguard
 from secretsvc.service.livepolicies import LivePolicies
+from secretsvc.store.base import SecretStore
 from secretsvc.store.sqlite import SqliteStore
 
 if TYPE_CHECKING:
@@ -107,7 +108,7 @@ def open_backends(datadir: DataDir, passphrase: SecretBytes | None, policy_paths
 
 
 def _open_configured_kek(kek_config: KekConfig, datadir: DataDir, passphrase: SecretBytes | None,
-                         recorded: list[tuple[str, int]], store: SqliteStore) -> OpenedKek:
+                         recorded: list[tuple[str, int]], store: SecretStore) -> OpenedKek:
     from secretsvc.kek.configured import open_configured
 
     def open_local() -> LocalKeyring:
