@@ -6,6 +6,7 @@ Output names rules, files and example templates, never a filled-in example value
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,6 +14,7 @@ from pathlib import Path
 from secretsvc.errors import InvalidArgument, SecretsvcError
 from secretsvc.scan.model import EXIT_USAGE
 from secretsvc.scan.reporters.text import safe
+from secretsvc.scan.rules.cache import DatabaseCache
 from secretsvc.scan.rules.engine import build_engine
 from secretsvc.scan.rules.loader import LoadedRule, builtin_rules, check_unique, load_file
 
@@ -96,7 +98,7 @@ def run_check(args: argparse.Namespace) -> int:
     user = [r for _, rules in per_file for r in rules]
     try:
         check_unique(user)  # between the files
-        ruleset = RuleSet.default().adding([r.rule for r in user])
+        ruleset = RuleSet.default(cache=DatabaseCache.from_environment(os.environ)).adding([r.rule for r in user])
     except SecretsvcError as exc:
         return _fail(str(exc))
     failures = check_examples(ruleset, user)

@@ -34,6 +34,7 @@ from secretsvc.scan.pipeline import MAX_FINGERPRINT_KEY_BYTES, MIN_FINGERPRINT_K
 from secretsvc.scan.reporters import write_report
 from secretsvc.scan.reporters.text import safe, summary
 from secretsvc.scan.rules import RuleSet
+from secretsvc.scan.rules.cache import DatabaseCache
 from secretsvc.scan.rules.loader import builtin_rules
 
 
@@ -99,14 +100,13 @@ def _run(args: argparse.Namespace) -> int:
     return report.exit_code
 
 
-def _ruleset(given: list[Path], config: ScanConfig | None) -> RuleSet | None:
-    """The built-in rules plus the user's (--rules, then the config's [rules] files); None: built-ins only.
-    A user's file is loaded, validated and checked for id clashes before any image is read."""
+def _ruleset(given: list[Path], config: ScanConfig | None) -> RuleSet:
+    """The built-in rules plus the user's (--rules, then the config's [rules] files), with the compiled
+    database cached where the environment says. A user's file is loaded, validated and checked for id clashes
+    before any image is read."""
     files = [*given, *(config.rule_files if config is not None else ())]
-    if not files:
-        return None
-    user = load_user_rules(files)
-    return RuleSet([r.rule for r in (*builtin_rules(), *user)])
+    user = load_user_rules(files) if files else []
+    return RuleSet([r.rule for r in (*builtin_rules(), *user)], cache=DatabaseCache.from_environment(os.environ))
 
 
 def docker_config_path(given: Path | None, environ: Mapping[str, str], home: Path | None) -> Path | None:

@@ -26,6 +26,7 @@ from typing import NamedTuple
 
 from secretsvc.errors import InvalidArgument
 from secretsvc.scan.model import Content, Match
+from secretsvc.scan.rules.cache import DatabaseCache
 from secretsvc.scan.rules.context import file_scopes
 from secretsvc.scan.rules.engine import MAX_HITS_PER_SCAN, TriggerEngine, build_engine
 from secretsvc.scan.rules.filters import is_allowlisted
@@ -43,7 +44,14 @@ class MatchResult(NamedTuple):
 class RuleSet:
     """A compiled set of rules. Build once (compiling takes a moment), scan many times, from any thread."""
 
-    def __init__(self, rules: Sequence[Rule], *, engine: str = "hyperscan", max_hits: int = MAX_HITS_PER_SCAN) -> None:
+    def __init__(
+        self,
+        rules: Sequence[Rule],
+        *,
+        engine: str = "hyperscan",
+        max_hits: int = MAX_HITS_PER_SCAN,
+        cache: DatabaseCache | None = None,
+    ) -> None:
         if not rules:
             raise InvalidArgument("a rule set needs at least one rule")
         ids = [r.info.rule_id for r in rules]
@@ -51,25 +59,32 @@ class RuleSet:
             raise InvalidArgument("rule ids must be unique")
         self._rules = tuple(rules)
         self._engine_pref = engine
+        self._cache = cache
         self._detectors: list[tuple[int, Detector]] = [
             (ri, d) for ri, rule in enumerate(self._rules) for d in rule.detectors
         ]
         self._engine: TriggerEngine = build_engine(
-            [(d.trigger, d.caseless, d.multiline) for _, d in self._detectors], prefer=engine, max_hits=max_hits
+            [(d.trigger, d.caseless, d.multiline) for _, d in self._detectors],
+            prefer=engine,
+            max_hits=max_hits,
+            cache=cache,
         )
 
     @classmethod
-    def default(cls, *, engine: str = "hyperscan", max_hits: int = MAX_HITS_PER_SCAN) -> RuleSet:
+    def default(
+        cls, *, engine: str = "hyperscan", max_hits: int = MAX_HITS_PER_SCAN, cache: DatabaseCache | None = None
+    ) -> RuleSet:
         """Every built-in rule (the package's `rules/data/*.toml`). `engine="re"` forces the pure-Python trigger
-        engine (for tests); `max_hits` caps the trigger hits examined per block (tests shrink it)."""
-        return cls([loaded.rule for loaded in builtin_rules()], engine=engine, max_hits=max_hits)
+        engine (for tests); `max_hits` caps the trigger hits examined per block (tests shrink it); `cache` keeps the
+        compiled Hyperscan database on disk between runs (cache.py; the CLI passes the environment's)."""
+        return cls([loaded.rule for loaded in builtin_rules()], engine=engine, max_hits=max_hits, cache=cache)
 
     def adding(self, rules: Sequence[Rule]) -> RuleSet:
         """A new rule set with these rules as well; an id already in this set is an error."""
         clash = {r.info.rule_id for r in rules} & {r.info.rule_id for r in self._rules}
         if clash:
             raise InvalidArgument(f"rule id(s) already defined: {', '.join(sorted(clash))}")
-        return RuleSet([*self._rules, *rules], engine=self._engine_pref, max_hits=self.max_hits)
+        return RuleSet([*self._rules, *rules], engine=self._engine_pref, max_hits=self.max_hits, cache=self._cache)
 
     @property
     def rules(self) -> Sequence[RuleInfo]:
@@ -91,7 +106,10 @@ class RuleSet:
         if unknown:
             raise InvalidArgument(f"unknown rule id(s): {', '.join(sorted(unknown))}")
         return RuleSet(
-            [r for r in self._rules if r.info.rule_id not in drop], engine=self._engine_pref, max_hits=self.max_hits
+            [r for r in self._rules if r.info.rule_id not in drop],
+            engine=self._engine_pref,
+            max_hits=self.max_hits,
+            cache=self._cache,
         )
 
     def scan(self, content: Content, *, scopes: frozenset[str] | None = None) -> list[Match]:

@@ -158,24 +158,15 @@ class ReEngine:
         return TriggerHits(out, False)
 
 
-class _FromEnvironment:
-    """`build_engine`'s default cache: the one the environment names (cache.py)."""
-
-
-FROM_ENVIRONMENT = _FromEnvironment()
-
-
 def build_engine(
     triggers: Sequence[tuple[str, bool, bool]],
     prefer: str = "hyperscan",
     max_hits: int = MAX_HITS_PER_SCAN,
-    cache: DatabaseCache | _FromEnvironment | None = FROM_ENVIRONMENT,
+    cache: DatabaseCache | None = None,
 ) -> TriggerEngine:
     """Hyperscan when available (and preferred), else Python `re` with a log line saying so. The compiled
-    database comes from and goes to `cache` (None: no cache; by default the environment's, see cache.py)."""
+    database comes from and goes to `cache` when one is given (the CLI passes the environment's, cache.py)."""
     if prefer == "hyperscan":
-        if isinstance(cache, _FromEnvironment):
-            cache = DatabaseCache.from_environment()
         try:
             return HyperscanEngine(triggers, max_hits, cache)
         except ImportError:

@@ -157,16 +157,17 @@ def test_the_directory_comes_from_the_environment(tmp_path: Path, monkeypatch: p
         assert DatabaseCache.from_environment({**xdg, cache.CACHE_ENV: off}) is None
 
 
-def test_rule_sets_use_the_environment_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path / "rules-cache"))
-    first = RuleSet.default()
+def test_rule_sets_use_the_cache_they_are_given(tmp_path: Path) -> None:
+    store = DatabaseCache(tmp_path / "rules-cache")
+    first = RuleSet.default(cache=store)
     path = only_file(tmp_path / "rules-cache")
-    again = RuleSet.default()
+    again = RuleSet.default(cache=store)
     assert only_file(tmp_path / "rules-cache") == path
     assert first.rules == again.rules
-    monkeypatch.setenv(cache.CACHE_ENV, "0")
-    RuleSet.default().without(["jwt"])
-    assert len(list((tmp_path / "rules-cache").iterdir())) == 1
+    first.without(["jwt"])  # a derived set keeps its parent's cache
+    assert len(list((tmp_path / "rules-cache").iterdir())) == 2
+    RuleSet.default()  # no cache given: nothing written
+    assert len(list((tmp_path / "rules-cache").iterdir())) == 2
 
 
 def test_a_trigger_hyperscan_refuses_is_named_in_the_error(store: DatabaseCache) -> None:

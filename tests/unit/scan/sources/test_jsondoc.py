@@ -55,18 +55,19 @@ def test_malformed_documents_are_invalid_arguments() -> None:
     "unit", ['"\\"', '"\\', "[]", '{"a":"b",', "["], ids=["escapes", "backslashes", "pairs", "objects", "opens"]
 )
 def test_measuring_is_linear_on_hostile_shapes(unit: str) -> None:
+    # CPU time, best of several runs: a machine busy with other work must not fail (or pass) this test.
     def cost(n: int) -> float:
         text = unit * n
         best = float("inf")
-        for _ in range(3):
-            started = time.perf_counter()
+        for _ in range(5):
+            started = time.process_time()
             nesting_exceeds(text, 64)
-            best = min(best, time.perf_counter() - started)
+            best = min(best, time.process_time() - started)
         return best
 
     small, large = cost(50_000), cost(400_000)
-    assert large < 0.5
-    assert large < 8 * 8 * max(small, 1e-4)  # 8x the input: linear is ~8x, quadratic ~64x
+    assert large < 2.0
+    assert large < 24 * max(small, 1e-3)  # 8x the input: linear is ~8x, quadratic ~64x
 
 
 DEEP = b"[" * 200_000
