@@ -1,8 +1,13 @@
-"""Real parts for the service-layer tests: a SQLite store and a local keyring in tmp_path, a manual clock."""
+"""Real parts for the service-layer tests: a store, a local keyring in tmp_path, a manual clock.
+
+The store is SQLite and PostgreSQL in turn (a schema of its own on the session's server, tests/pgkit.py) for
+every test that asks for `store`; a test that also takes `db_path` reaches into the SQLite file, so it runs on
+SQLite only.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -12,7 +17,10 @@ from secretsvc.service.access import AdminPolicyOnly
 from secretsvc.service.rootkey import RootKeyService
 from secretsvc.service.secrets import SecretService
 from secretsvc.service.transit import TransitService
+from secretsvc.store.base import SecretStore
+from secretsvc.store.postgres import PostgresStore
 from secretsvc.store.sqlite import SqliteStore
+from tests.pgkit import PgServer, pg_server, pg_shared_database, pg_store_schema, pg_store_url  # noqa: F401 (fixtures)
 from tests.unit.service.support import ManualClock
 
 
@@ -26,9 +34,31 @@ def db_path(tmp_path: Path) -> Path:
     return tmp_path / "secretsvc.db"
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "store" in metafunc.fixturenames:
+        backends = ["sqlite"] if "db_path" in metafunc.fixturenames else ["sqlite", "postgresql"]
+        metafunc.parametrize("store_backend", backends, indirect=True)
+
+
 @pytest.fixture
-def store(db_path: Path) -> Iterator[SqliteStore]:
-    opened = SqliteStore(db_path)
+def store_backend(request: pytest.FixtureRequest) -> str:
+    backend: str = request.param
+    return backend
+
+
+@pytest.fixture
+def open_replica(store_backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], SecretStore]:
+    """Opens another handle on the test's data, as a second replica of the server would."""
+    if store_backend == "sqlite":
+        return lambda: SqliteStore(tmp_path / "secretsvc.db")
+    pg: PgServer = request.getfixturevalue("pg_server")
+    url: str = request.getfixturevalue("pg_store_url")
+    return lambda: PostgresStore(url, password=pg.password, pool_size=4)
+
+
+@pytest.fixture
+def store(open_replica: Callable[[], SecretStore]) -> Iterator[SecretStore]:
+    opened = open_replica()
     yield opened
     opened.close()
 
@@ -39,15 +69,15 @@ def keyring(tmp_path: Path, clock: ManualClock) -> LocalKeyring:
 
 
 @pytest.fixture
-def secrets_svc(store: SqliteStore, keyring: LocalKeyring, clock: ManualClock) -> SecretService:
+def secrets_svc(store: SecretStore, keyring: LocalKeyring, clock: ManualClock) -> SecretService:
     return SecretService(store, keyring, clock, AdminPolicyOnly())
 
 
 @pytest.fixture
-def transit(store: SqliteStore, keyring: LocalKeyring, clock: ManualClock) -> TransitService:
+def transit(store: SecretStore, keyring: LocalKeyring, clock: ManualClock) -> TransitService:
     return TransitService(store, keyring, clock, AdminPolicyOnly())
 
 
 @pytest.fixture
-def rootkey(store: SqliteStore, keyring: LocalKeyring) -> RootKeyService:
+def rootkey(store: SecretStore, keyring: LocalKeyring) -> RootKeyService:
     return RootKeyService(store, keyring, AdminPolicyOnly())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
 import pytest
 
@@ -25,6 +26,7 @@ from secretsvc.service.transit import (
     TransitService,
     transit_key_id,
 )
+from secretsvc.store.base import SecretStore
 from secretsvc.store.sqlite import SqliteStore
 from tests.unit.service.support import ADMIN, ManualClock
 
@@ -427,9 +429,10 @@ def test_batch_on_unknown_key_fails_whole(transit: TransitService) -> None:
 
 
 def test_another_replica_sees_a_rotation_when_it_meets_a_newer_ciphertext(
-    keyed: TransitService, store: SqliteStore, keyring: LocalKeyring, clock: ManualClock
+    keyed: TransitService, store: SqliteStore, keyring: LocalKeyring, clock: ManualClock,
+    open_replica: Callable[[], SecretStore],
 ) -> None:
-    replica_store = SqliteStore(store.path)
+    replica_store = open_replica()
     try:
         replica = TransitService(replica_store, keyring, clock, AdminPolicyOnly())
         old = replica.encrypt(ADMIN, "orders", b"before")  # warms the replica's cache at version 1
@@ -446,9 +449,10 @@ def test_another_replica_sees_a_rotation_when_it_meets_a_newer_ciphertext(
 
 
 def test_a_replica_encrypts_with_the_new_version_after_the_ttl(
-    keyed: TransitService, store: SqliteStore, keyring: LocalKeyring, clock: ManualClock
+    keyed: TransitService, store: SqliteStore, keyring: LocalKeyring, clock: ManualClock,
+    open_replica: Callable[[], SecretStore],
 ) -> None:
-    replica_store = SqliteStore(store.path)
+    replica_store = open_replica()
     try:
         replica = TransitService(replica_store, keyring, clock, AdminPolicyOnly())
         assert replica.encrypt(ADMIN, "orders", b"x").key_version == 1
@@ -462,9 +466,10 @@ def test_a_replica_encrypts_with_the_new_version_after_the_ttl(
 
 
 def test_a_replica_sees_a_raised_min_decryption_version_after_the_ttl(
-    keyed: TransitService, store: SqliteStore, keyring: LocalKeyring, clock: ManualClock
+    keyed: TransitService, store: SqliteStore, keyring: LocalKeyring, clock: ManualClock,
+    open_replica: Callable[[], SecretStore],
 ) -> None:
-    replica_store = SqliteStore(store.path)
+    replica_store = open_replica()
     try:
         replica = TransitService(replica_store, keyring, clock, AdminPolicyOnly())
         old = replica.encrypt(ADMIN, "orders", b"x").ciphertext
@@ -478,9 +483,10 @@ def test_a_replica_sees_a_raised_min_decryption_version_after_the_ttl(
 
 
 def test_concurrent_rotations_on_two_replicas_both_land(
-    keyed: TransitService, store: SqliteStore, keyring: LocalKeyring, clock: ManualClock
+    keyed: TransitService, store: SqliteStore, keyring: LocalKeyring, clock: ManualClock,
+    open_replica: Callable[[], SecretStore],
 ) -> None:
-    replica_store = SqliteStore(store.path)
+    replica_store = open_replica()
     try:
         replica = TransitService(replica_store, keyring, clock, AdminPolicyOnly())
         assert keyed.rotate_key(ADMIN, "orders").latest_version == 2

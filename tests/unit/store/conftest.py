@@ -1,6 +1,6 @@
 """Fixtures for the store contract suite: every test runs against every backend in `BACKENDS`.
 
-PostgreSQL tests share one server per session (tests/pgkit.py) and each gets a fresh schema.
+PostgreSQL tests share one server per session (tests/pgkit.py) and start from an empty schema.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from secretsvc.store.base import SecretStore
-from tests.pgkit import PgServer, pg_database, pg_server, pg_shared_database, pg_store_url  # noqa: F401 (fixtures)
+from tests.pgkit import PgServer, pg_database, pg_server, pg_shared_database, pg_store_schema, pg_store_url  # noqa: F401 (fixtures)
 from tests.unit.store.backends import BACKENDS, PostgresFactory, SqliteFactory
 
 
