@@ -126,5 +126,5 @@ def command_line_password() -> tuple[Detector, ...]:
         Detector(r"(?:^|[^A-Za-z0-9_/.-])" + _MYSQL_TOOLS + r"[ \t]", confirm_mysql, back=0, forward=0),
         Detector(r"sshpass[ \t]", confirm_sshpass, back=0, forward=0),
         Detector(r"(?:^|[^A-Za-z0-9_/.-])curl[ \t]", confirm_curl, back=0, forward=0),
-        Detector(r"[A-Z0-9_]{0,40}" + env_words + r"=", _env_confirm, back=80, forward=0),
+        Detector(env_words + r"=", _env_confirm, back=80, forward=0),
     )  # fmt: skip

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 from secretsvc.scan.rules import filters
 from secretsvc.scan.rules.context import CONFIG_FILE, SECRET_FILE
-from secretsvc.scan.rules.generic import NON_SECRET_KEY_SUFFIXES, assigned_key
+from secretsvc.scan.rules.generic import NON_SECRET_KEY_SUFFIXES, assigned_key_span
 from secretsvc.scan.rules.model import Detector
 from secretsvc.scan.rules.places import DEFAULT_CREDENTIAL_WORDS
 from secretsvc.scan.rules.registry import detector
@@ -93,22 +93,35 @@ def secret_key(key: bytes) -> bool:
 
 # -- secret-named keys in config files ------------------------------------------------------------------
 
-_CONFIG_KEY_TRIGGER = (
-    r"^[ \t]{0,32}(?:export[ \t]+)?[\"']?[A-Za-z0-9_.-]{0,60}(?:" + NAME_WORDS + r"|pass)[A-Za-z0-9_.-]{0,40}"
-    r"[\"']?[ \t]{0,8}[=:]"
-)
+# Triggers start at the secret word, not at the line or the quote before the key: a leading bounded
+# repetition costs Hyperscan far more than the confirm step's look back does.
+_CONFIG_KEY_TRIGGER = r"(?:" + NAME_WORDS + r"|pass)[A-Za-z0-9_.-]{0,40}[\"']?[ \t]{0,8}[=:]"
 _CONFIG_VALUE = re.compile(
     rb"[ \t]*(?:\"(?P<dq>[^\"\s]{1,256})\"|'(?P<sq>[^'\s]{1,256})'|(?P<bare>[^\s\"']{1,256}))"
     rb"[ \t]*(?:[ \t][#;][^\r\n]*)?\r?(?:\n|$)"
 )
+_LINE_LEAD = re.compile(rb"[ \t]{0,32}(?:export[ \t]+)?[\"']?")
+
+
+def _key_starts_line(data: bytes, key_start: int) -> bool:
+    """Whether only indentation, `export` or a quote stand between the line's start and the key."""
+    lo = max(0, key_start - 48)
+    line_start = data.rfind(b"\n", lo, key_start) + 1
+    if line_start == 0 and lo > 0:
+        return False
+    return _LINE_LEAD.fullmatch(data, line_start, key_start) is not None
 
 
 def _config_confirm(data: bytes, _start: int, end: int) -> Iterator[tuple[int, int]]:
-    """Anchored at the trigger's end, just after `=` or `:`: the rest of the line must be the value."""
+    """Anchored at the trigger's end, just after `=` or `:`: the key must start the line and the rest of the
+    line must be the value."""
     if data[end - 1 : end] == b":" and data[end : end + 1] == b"=":
         end += 1  # `:=`
     m = _CONFIG_VALUE.match(data, end)
-    if m is None or not secret_key(assigned_key(data, end)):
+    if m is None:
+        return
+    ks, ke = assigned_key_span(data, end)
+    if not (secret_key(data[ks:ke]) and _key_starts_line(data, ks)):
         return
     group = next(g for g in ("dq", "sq", "bare") if m.start(g) >= 0)
     s, e = m.span(group)
@@ -116,14 +129,17 @@ def _config_confirm(data: bytes, _start: int, end: int) -> Iterator[tuple[int, i
         yield s, e
 
 
-_JSON_MEMBER_TRIGGER = r"\"[A-Za-z0-9_.-]{0,60}(?:" + NAME_WORDS + r"|pass)[A-Za-z0-9_.-]{0,40}\"[ \t]{0,8}:"
+_JSON_MEMBER_TRIGGER = r"(?:" + NAME_WORDS + r"|pass)[A-Za-z0-9_.-]{0,40}\"[ \t]{0,8}:"
 _JSON_VALUE = re.compile(rb"[ \t]*\"(?P<secret>[^\"\s\\]{1,256})\"(?=[ \t]*[,}\]\r\n]|[ \t]*$)")
 
 
 def _json_member_confirm(data: bytes, _start: int, end: int) -> Iterator[tuple[int, int]]:
     """`"password": "..."` inside a config value (JSON credentials in an `Env` entry, in a YAML string)."""
     m = _JSON_VALUE.match(data, end)
-    if m is None or not secret_key(assigned_key(data, end)):
+    if m is None:
+        return
+    ks, ke = assigned_key_span(data, end)
+    if data[ks - 1 : ks] != b'"' or not secret_key(data[ks:ke]):
         return
     s, e = m.span("secret")
     if plain_value_ok(data[s:e]):
@@ -135,8 +151,7 @@ def config_password() -> tuple[Detector, ...]:
     """A secret-named key at the start of a line of a config file, or a JSON member in one, with any value
     that is not a stand-in."""
     return (
-        Detector(_CONFIG_KEY_TRIGGER, _config_confirm, back=0, forward=0, caseless=True, multiline=True,
-                 scope=CONFIG_FILE),
+        Detector(_CONFIG_KEY_TRIGGER, _config_confirm, back=0, forward=0, caseless=True, scope=CONFIG_FILE),
         Detector(_JSON_MEMBER_TRIGGER, _json_member_confirm, back=0, forward=0, caseless=True, scope=CONFIG_FILE),
     )  # fmt: skip
 
@@ -211,12 +226,12 @@ def _xml_named_value_confirm(data: bytes, start: int, end: int) -> Iterator[tupl
 def xml_secret() -> tuple[Detector, ...]:
     words = rf"(?:{NAME_WORDS}|pass)"
     return (
-        Detector(rf"<[A-Za-z0-9_.:-]{{0,40}}{words}[A-Za-z0-9_.:-]{{0,40}}>", _xml_element_confirm,
-                 back=2 * MAX_KEY_CHARS, forward=8, caseless=True),
-        Detector(rf"[A-Za-z0-9_.:-]{{0,40}}{words}[ \t]{{0,4}}=[ \t]{{0,4}}[\"']", _xml_attribute_confirm,
-                 back=MAX_KEY_CHARS + 8, forward=0, caseless=True),
-        Detector(rf"(?:name|key)[ \t]{{0,4}}=[ \t]{{0,4}}[\"'][A-Za-z0-9_.:-]{{0,40}}{words}", _xml_named_value_confirm,
-                 back=MAX_KEY_CHARS + 16, forward=0, caseless=True),
+        Detector(rf"{words}[A-Za-z0-9_.:-]{{0,40}}>", _xml_element_confirm, back=2 * MAX_KEY_CHARS, forward=8,
+                 caseless=True),
+        Detector(rf"{words}[A-Za-z0-9_.:-]{{0,20}}[ \t]{{0,4}}=[ \t]{{0,4}}[\"']", _xml_attribute_confirm,
+                 back=MAX_KEY_CHARS + 40, forward=0, caseless=True),
+        Detector(rf"{words}[A-Za-z0-9_.:-]{{0,40}}[\"']", _xml_named_value_confirm, back=MAX_KEY_CHARS + 40,
+                 forward=0, caseless=True),
     )  # fmt: skip
 
 
@@ -252,8 +267,9 @@ def _pgpass_confirm(data: bytes, start: int, end: int) -> Iterator[tuple[int, in
 
 @detector("pgpass")
 def pgpass() -> tuple[Detector, ...]:
-    trigger = r"^[^\s:]{1,128}:(?:[0-9]{1,5}|\*):[^\s:]{1,128}:[^\s:]{1,128}:"
-    return (Detector(trigger, _pgpass_confirm, back=3 * 130, forward=8, multiline=True),)
+    # From the port on: a trigger anchored at the line's start costs Hyperscan several times more.
+    trigger = r":(?:[0-9]{1,5}|\*):[^\s:]{1,128}:[^\s:]{1,128}:[^\s:]"
+    return (Detector(trigger, _pgpass_confirm, back=4 * 130, forward=8),)
 
 
 # -- files that hold one token -----------------------------------------------------------------------------

@@ -48,6 +48,12 @@ def generic_value_ok(value: bytes) -> bool:
 
 def assigned_key(data: bytes, pos: int) -> bytes:
     """The name assigned to at `pos` (just after `=`, `:`, `:=` or `=>`), read backwards."""
+    s, e = assigned_key_span(data, pos)
+    return data[s:e]
+
+
+def assigned_key_span(data: bytes, pos: int) -> tuple[int, int]:
+    """Where `assigned_key` lies in `data`."""
     lo = max(0, pos - MAX_KEY_BYTES - 8)
     i = pos
     while i > lo and data[i - 1] in b":=>":
@@ -59,7 +65,7 @@ def assigned_key(data: bytes, pos: int) -> bytes:
     j = i
     while j > lo and data[j - 1] in _KEY_CHARS:
         j -= 1
-    return data[j:i]
+    return j, i
 
 
 def _generic_confirm(data: bytes, pos: int, _end: int) -> Iterator[tuple[int, int]]:
