@@ -33,6 +33,7 @@ from secretsvc.settings import (
 if TYPE_CHECKING:
     from secretsvc.auth.serviceaccount_config import ServiceAccountConfig
     from secretsvc.kek.settings import KekConfig
+    from secretsvc.store.target import StoreConfig
 
 DEFAULT_LISTEN = "127.0.0.1:8290"
 DEFAULT_METRICS_LISTEN = "127.0.0.1:9290"
@@ -86,6 +87,11 @@ class ServerConfig:
     service_accounts: ServiceAccountConfig | None = None
     # The key-encryption key (docs/kek.md); None: the local keyring in the data directory.
     kek: KekConfig | None = None
+    # The store (docs/storage.md): "" for SQLite in the data directory, sqlite:PATH, or postgresql://...;
+    # store_config is it checked, with the password read from its file or the environment. None: the default.
+    store: str = ""
+    store_password_file: Path | None = None
+    store_config: StoreConfig | None = None
 
     @property
     def stream_limit(self) -> int:
@@ -139,6 +145,8 @@ SETTINGS = (
     Setting("audit_checkpoint_seconds", "SECRETSVC_AUDIT_CHECKPOINT_SECONDS", parse_float, 10.0),
     Setting("audit_rotate_bytes", "SECRETSVC_AUDIT_ROTATE_BYTES", parse_int, 64 * 1024 * 1024),
     Setting("audit_durability", "SECRETSVC_AUDIT_DURABILITY", one_of("record", "checkpoint"), "record"),
+    Setting("store", "SECRETSVC_STORE", parse_str, ""),
+    Setting("store_password_file", "SECRETSVC_STORE_PASSWORD_FILE", parse_path, None),
 )
 
 
@@ -185,7 +193,7 @@ def load_config(flags: Mapping[str, Any], environ: Mapping[str, str], config_fil
         values["data_dir"] = default_data_dir(environ)
     config = ServerConfig(**values, service_accounts=_service_accounts(flags, environ, from_file, config_file),
                           kek=_kek(flags, environ, from_file, config_file))
-    config = replace(config, client_auth=_check_tls(config, origins))
+    config = replace(config, client_auth=_check_tls(config, origins), store_config=_store(config, origins, environ))
     _check_audit(config)
     if config.workers < 2:
         raise ConfigError(f"{origins['workers']}: workers must be at least 2, so a stream cannot take the only one")
@@ -202,6 +210,14 @@ def load_config(flags: Mapping[str, Any], environ: Mapping[str, str], config_fil
             "only behind a TLS-terminating proxy, --insecure-behind-tls-proxy (--allow-non-loopback)"
         )
     return config
+
+
+def _store(config: ServerConfig, origins: Mapping[str, str], environ: Mapping[str, str]) -> StoreConfig | None:
+    from secretsvc.store.target import load
+
+    if not config.store and config.store_password_file is None:
+        return None  # the default: SQLite in the data directory
+    return load(config.store, origins["store"], config.store_password_file, environ)
 
 
 def _check_audit(config: ServerConfig) -> None:

@@ -28,7 +28,8 @@ from secretsvc.kek.local import LocalKeyring
 from secretsvc.service import kekguard
 from secretsvc.service.livepolicies import LivePolicies
 from secretsvc.store.base import SecretStore
-from secretsvc.store.sqlite import SqliteStore
+from secretsvc.store.target import DEFAULT as DEFAULT_STORE
+from secretsvc.store.target import StoreConfig, open_store
 
 if TYPE_CHECKING:
     from secretsvc.kek.configured import OpenedKek
@@ -39,7 +40,7 @@ log = logging.getLogger("secretsvc.server")
 
 @dataclass(frozen=True, slots=True)
 class Backends:
-    store: SqliteStore
+    store: SecretStore
     kek: KeyEncryptionKey
     policies: LivePolicies  # the authorizer every use case asks
     remote_kek: OpenedKek | None = None  # Transit or PKCS#11 (docs/kek.md): readiness, cache metrics, close
@@ -56,7 +57,7 @@ class Authenticators:
     callers: CallerIdentifier  # picks the authenticator for each call's credentials
 
 
-def open_authenticators(config: ServerConfig, store: SqliteStore) -> Authenticators:
+def open_authenticators(config: ServerConfig, store: SecretStore) -> Authenticators:
     """Static tokens always; Kubernetes service-account tokens when configured; client certificates identify
     callers when they are required."""
     service_accounts = None
@@ -81,20 +82,23 @@ def open_audit(config: ServerConfig, datadir: DataDir) -> AuditLog:
 
 
 def open_backends(datadir: DataDir, passphrase: SecretBytes | None, policy_paths: tuple[Path, ...] = (),
-                  kek_config: KekConfig | None = None) -> Backends:
+                  kek_config: KekConfig | None = None, store_config: StoreConfig | None = None) -> Backends:
     """Open the store, then the keyring it needs: refuse to start if stored data is wrapped by a key the
     keyring does not hold, or if the keyring file is missing while the database holds data. A remote
-    key-encryption key (`kek_config`, docs/kek.md) is checked against the store the same way."""
-    store = SqliteStore(datadir.database)
+    key-encryption key (`kek_config`, docs/kek.md) is checked against the store the same way. The store is
+    `store_config` (docs/storage.md), by default SQLite in the data directory."""
+    store_config = store_config or DEFAULT_STORE
+    store = open_store(store_config, datadir.database)
+    log.info("store opened", extra={"store": store_config.describe()})
     try:
         # The files together with the documents stored over the API (ConfigError naming file:line for any
         # problem); with neither, the built-in admin policy alone, so only callers holding it may do anything.
         policies = LivePolicies(policy_paths, store)
-        database = str(datadir.database)
+        database = store_config.describe() if store_config.location else str(datadir.database)
         keyring_file = datadir.keyring
         recorded = kekguard.recorded_kek_versions(store, now=time.time())
         if kek_config is not None and (kek_config.backend != "local" or kek_config.previous is not None):
-            opened = _open_configured_kek(kek_config, datadir, passphrase, recorded, store)
+            opened = _open_configured_kek(kek_config, datadir, passphrase, recorded, store, database)
             return Backends(store=store, kek=opened.kek, policies=policies, remote_kek=opened)
         if not os.path.lexists(keyring_file):
             kekguard.refuse_missing_keyring(recorded, str(keyring_file), database)
@@ -108,18 +112,18 @@ def open_backends(datadir: DataDir, passphrase: SecretBytes | None, policy_paths
 
 
 def _open_configured_kek(kek_config: KekConfig, datadir: DataDir, passphrase: SecretBytes | None,
-                         recorded: list[tuple[str, int]], store: SecretStore) -> OpenedKek:
+                         recorded: list[tuple[str, int]], store: SecretStore, database: str) -> OpenedKek:
     from secretsvc.kek.configured import open_configured
 
     def open_local() -> LocalKeyring:
         if not os.path.lexists(datadir.keyring):
-            kekguard.refuse_missing_keyring(recorded, str(datadir.keyring), str(datadir.database))
+            kekguard.refuse_missing_keyring(recorded, str(datadir.keyring), database)
         return LocalKeyring.open_or_create(datadir.keyring, passphrase)
 
     opened = open_configured(kek_config, open_local)
     try:
         where = " and ".join(m.describe() for m in opened.remote)
-        kekguard.check_keyring_opens(recorded, opened.kek, where, str(datadir.database), store)
+        kekguard.check_keyring_opens(recorded, opened.kek, where, database, store)
         store.record_kek_version(opened.kek.key_id, opened.kek.primary_version(), now=time.time())
     except BaseException:
         opened.close()

@@ -98,6 +98,14 @@ def add_parser(subparsers: Any) -> None:
     tls.add_argument("--client-identity", choices=CLIENT_IDENTITY_SOURCES,
                      help="which certificate name identifies a client: uri (SPIFFE ID), dns, subject (CN), or "
                           "auto: the first of those present (default)")
+    store = p.add_argument_group("store (docs/storage.md)")
+    store.add_argument("--store", metavar="URL",
+                       help="where secrets are kept: SQLite in the data directory (default), sqlite:PATH, or "
+                            "postgresql://user@host[:port]/database ($SECRETSVC_STORE)")
+    store.add_argument("--store-password-file", type=Path, metavar="PATH",
+                       help="the PostgreSQL password, first line of this file (else $SECRETSVC_STORE_PASSWORD, "
+                            "else PGPASSFILE / ~/.pgpass)")
+    store.add_argument("--store-password", action=_RefusePassword, help=argparse.SUPPRESS)
     p.add_argument("--policy-path", dest="policy_paths", action="append", type=Path, metavar="PATH",
                    help="a policy document, or a directory of them (repeat for several; docs/policy.md); without "
                         "any, only the built-in admin policy grants anything ($SECRETSVC_POLICY_PATHS, ':'-separated)")
@@ -128,6 +136,16 @@ def add_parser(subparsers: Any) -> None:
 
     add_kek_flags(p)
     p.set_defaults(run=run)
+
+
+class _RefusePassword(argparse.Action):
+    """A password on the command line is visible to every user of the machine: refuse it, without echoing it
+    (and without argparse reading --store-password as an abbreviation of --store-password-file)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        parser.error("--store-password is refused: a password on the command line is visible to other users; put "
+                     "it in a file named by --store-password-file, or in $SECRETSVC_STORE_PASSWORD")
 
 
 def _yes_no(text: str) -> bool:

@@ -146,7 +146,7 @@ def start(config: ServerConfig) -> RunningServer:
     stop_backfill = threading.Event()
     try:
         backends = open_backends(datadir, _read_passphrase(config.keyring_passphrase_file), config.policy_paths,
-                                 config.kek)
+                                 config.kek, config.store_config)
         store, keyring = backends.store, backends.kek
         reloads = ReloadLoop(backends.policies, config.policy_reload_seconds)
         if config.audit_enabled:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -174,7 +175,11 @@ def test_every_setting_from_the_environment(tmp_path: Path) -> None:
         "SECRETSVC_AUDIT_CHECKPOINT_SECONDS": "2.5",
         "SECRETSVC_AUDIT_ROTATE_BYTES": "1048576",
         "SECRETSVC_AUDIT_DURABILITY": "checkpoint",
+        "SECRETSVC_STORE": "postgresql://svc@db.internal:5432/secrets",
+        "SECRETSVC_STORE_PASSWORD_FILE": str(tmp_path / "store-pw"),
     }
+    store_password = random.Random(7).randbytes(12).hex()
+    (tmp_path / "store-pw").write_text(store_password + "\n")
     assert set(environ) == {s.env for s in SETTINGS}
     config = load_config({}, environ, None)
     assert config.data_dir == tmp_path / "d"
@@ -197,6 +202,8 @@ def test_every_setting_from_the_environment(tmp_path: Path) -> None:
         False, tmp_path / "audit" / "a.log", False, True)
     assert (config.audit_checkpoint_every, config.audit_checkpoint_seconds, config.audit_rotate_bytes,
             config.audit_durability) == (50, 2.5, 1048576, "checkpoint")
+    assert config.store_config is not None
+    assert (config.store_config.kind, config.store_config.password) == ("postgresql", store_password)
 
 
 @pytest.mark.parametrize(("setting", "value", "reason"), [

@@ -1,0 +1,83 @@
+"""The store setting: URL forms, where the PostgreSQL password may come from, and where it may not."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from secretsvc.config import load_config
+from secretsvc.errors import ConfigError
+from secretsvc.store.target import PASSWORD_ENV, load, parse_store
+
+URL = "postgresql://svc@db.internal:5432/secrets"
+
+
+def _password(seed: int) -> str:
+    return random.Random(seed).randbytes(12).hex()
+
+
+def test_empty_and_sqlite_forms() -> None:
+    assert parse_store("", "flag --store").kind == "sqlite"
+    assert parse_store("sqlite", "flag --store").location == ""
+    assert parse_store("sqlite:/var/lib/x.db", "flag --store").location == "/var/lib/x.db"
+    with pytest.raises(ConfigError, match="sqlite: needs a file path"):
+        parse_store("sqlite:", "flag --store")
+    with pytest.raises(ConfigError, match="flag --store: store must be empty"):
+        parse_store("mysql://x@y/z", "flag --store")
+
+
+def test_a_password_in_the_url_is_refused_and_told_where_to_go() -> None:
+    secret = _password(1)
+    with pytest.raises(ConfigError) as caught:
+        parse_store(f"postgresql://svc:{secret}@db.internal/secrets", "flag --store")
+    message = str(caught.value)
+    assert "--store-password-file" in message and PASSWORD_ENV in message and "PGPASSFILE" in message
+    assert secret not in message
+
+
+def test_a_url_without_a_database_is_refused() -> None:
+    with pytest.raises(ConfigError, match="must name a database"):
+        parse_store("postgresql://svc@db.internal", "file x.toml: store")
+
+
+def test_the_password_file_beats_the_environment(tmp_path: Path) -> None:
+    from_file, from_env = _password(2), _password(3)
+    pw = tmp_path / "pw"
+    pw.write_text(from_file + "\n")
+    assert load(URL, "flag --store", pw, {PASSWORD_ENV: from_env}).password == from_file
+    assert load(URL, "flag --store", None, {PASSWORD_ENV: from_env}).password == from_env
+    assert load(URL, "flag --store", None, {}).password is None  # libpq's PGPASSFILE / ~/.pgpass then apply
+
+
+def test_password_file_problems_are_named(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.write_text("\n")
+    with pytest.raises(ConfigError, match="is empty"):
+        load(URL, "flag --store", empty, {})
+    with pytest.raises(ConfigError, match="store password file"):
+        load(URL, "flag --store", tmp_path / "missing", {})
+    with pytest.raises(ConfigError, match="the store is SQLite"):
+        load("", "default store", empty, {})
+
+
+def test_the_password_never_shows_in_the_config_repr(tmp_path: Path) -> None:
+    secret = _password(4)
+    config = load_config({"store": URL}, {PASSWORD_ENV: secret}, None)
+    assert config.store_config is not None and config.store_config.password == secret
+    assert secret not in repr(config)
+
+
+def test_serve_refuses_a_password_flag_without_echoing_it(tmp_path: Path) -> None:
+    secret = _password(5)
+    result = subprocess.run(
+        [sys.executable, "-m", "secretsvc.cli", "serve", "--data-dir", str(tmp_path / "d"), "--store", URL,
+         "--store-password", secret],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert result.returncode == 2
+    assert "--store-password is refused" in result.stderr and "--store-password-file" in result.stderr
+    assert secret not in result.stderr + result.stdout
