@@ -2,6 +2,7 @@
 
     --password X    --password=X    "--password", "X"    --db-password X    --api-key X    --token X
     mysql -uroot -pX    sshpass -p X    curl -u user:X    PGPASSWORD=X psql ...    export DB_PASSWORD=X
+    docker login -u ci -p X registry    mongosh -u admin -p X    redis-cli -a X
 
 A command line names what it passes, so the value needs no randomness; it must still be a value, not a
 variable (`$PASS`, `${PASS}`, `%PASS%`, `$(cat ...)`), a usage line's metavariable (`PASSWORD`,
@@ -36,6 +37,12 @@ _SSHPASS = re.compile(rb"(?<=sshpass)[ \t]+(?:-[a-zA-Z][ \t]+)*?-p[ \t]*" + _ARG
 _CURL_USER = re.compile(
     rb"[ \t](?:-u|--user)[ \t]*(?P<q>[\"']?)[^\s:\"'$]{1,128}:(?P<secret>[^\s\"']{1,256})(?P=q)" + _ARG_END
 )
+# A short option whose value is a password, after the tools that take one that way: `docker login -p X`
+# (and podman, buildah, nerdctl, skopeo, helm registry login), `mongosh -p X`, `redis-cli -a X`.
+_LOGIN_TOOLS = r"(?:docker|podman|buildah|nerdctl|skopeo|helm[ \t]+registry)[ \t]+login"
+_LOGIN_P = re.compile(rb"[ \t]-p[ \t]+" + _ARG + _ARG_END)
+_MONGO_TOOLS = r"(?:mongo|mongosh|mongodump|mongorestore|mongoexport|mongoimport)"
+_REDIS_A = re.compile(rb"[ \t]-a[ \t]+" + _ARG + _ARG_END)
 # `PGPASSWORD=X psql`, `export DB_PASSWORD=X`, `ENV API_TOKEN=X`, `|1 DB_PASSWORD=X /bin/sh -c` (build args)
 _ENV_ASSIGN = re.compile(
     rb"(?P<lead>(?:export|ENV|ARG|env)[ \t]+|\|[0-9]{1,3}[ \t]+|[ \t;&|(])?(?P<key>[A-Z][A-Z0-9_]{0,60})="
@@ -119,6 +126,8 @@ def command_line_password() -> tuple[Detector, ...]:
     confirm_mysql = _tool_confirm(_MYSQL_P)
     confirm_sshpass = _tool_confirm(_SSHPASS)
     confirm_curl = _tool_confirm(_CURL_USER)
+    confirm_login = _tool_confirm(_LOGIN_P)
+    confirm_redis = _tool_confirm(_REDIS_A)
     env_words = r"(?:PASSWORD|PASSWD|PWD|PASS|PASSPHRASE|SECRET|TOKEN|API_KEY|APIKEY|ACCESS_KEY|AUTH)"
     return (
         Detector(r"--(?:[a-z0-9]+-){0,3}(?:" + _FLAG_WORDS + r")(?:=|[ \t]|\"?,[ \t]*\")", _flag_confirm,
@@ -127,4 +136,7 @@ def command_line_password() -> tuple[Detector, ...]:
         Detector(r"sshpass[ \t]", confirm_sshpass, back=0, forward=0),
         Detector(r"(?:^|[^A-Za-z0-9_/.-])curl[ \t]", confirm_curl, back=0, forward=0),
         Detector(env_words + r"=", _env_confirm, back=80, forward=0),
+        Detector(_LOGIN_TOOLS + r"[ \t]", confirm_login, back=0, forward=0),
+        Detector(r"(?:^|[^A-Za-z0-9_/.-])" + _MONGO_TOOLS + r"[ \t]", confirm_login, back=0, forward=0),
+        Detector(r"(?:^|[^A-Za-z0-9_/.-])redis-cli[ \t]", confirm_redis, back=0, forward=0),
     )  # fmt: skip
