@@ -37,7 +37,16 @@ def build_parser(*, only_scan: bool = False) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"secretsvc {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     if not only_scan:
-        from secretsvc.cli import audit_cmds, keys_cmds, pki_cmds, policy_cmds, secrets_cmds, serve, token_cmds
+        from secretsvc.cli import (
+            audit_cmds,
+            keys_cmds,
+            pki_cmds,
+            policy_cmds,
+            secrets_cmds,
+            serve,
+            store_cmds,
+            token_cmds,
+        )
 
         serve.add_parser(subparsers)
         secrets_cmds.add_parsers(subparsers)
@@ -46,6 +55,7 @@ def build_parser(*, only_scan: bool = False) -> argparse.ArgumentParser:
         pki_cmds.add_parsers(subparsers)
         audit_cmds.add_parsers(subparsers)
         policy_cmds.add_parsers(subparsers)
+        store_cmds.add_parsers(subparsers)
     scan.add_parser(subparsers)
     return parser
 

@@ -5,10 +5,11 @@ environment, and a wrong one stops the start with the reason."""
 from __future__ import annotations
 
 import random
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.integration.serverproc import ServerProcess
+from tests.integration.serverproc import ServerProcess, cli_command
 from tests.pgkit import PgServer
 
 
@@ -49,3 +50,28 @@ def test_serve_says_why_it_cannot_reach_postgresql(pg_server: PgServer, pg_datab
     log = server.log()
     assert "storage error: cannot connect to postgresql://" in log and "password authentication failed" in log
     assert wrong.read_text().strip() not in log
+
+
+def test_a_server_grown_from_sqlite_onto_postgresql_serves_the_same_secrets(
+    pg_server: PgServer, pg_database: str, tmp_path: Path, make_server: Callable[..., ServerProcess]
+) -> None:
+    value = random.Random(43).randbytes(48)
+    embedded = make_server().start()
+    assert embedded.cli("put", "app/api/key", stdin=value).returncode == 0
+    assert embedded.cli("put", "app/api/key", stdin=value[::-1]).returncode == 0
+    embedded.stop()
+    url = pg_server.url(pg_database)
+    copied = subprocess.run(
+        cli_command("store", "copy", "--from", f"sqlite:{embedded.data_dir / 'secretsvc.db'}", "--to", url,
+                    "--to-password-file", str(pg_server.password_file())),
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert copied.returncode == 0, copied.stderr
+    grown = make_server(extra_args=("--store", url, "--store-password-file", str(pg_server.password_file())))
+    grown.start()  # the same data directory: its keyring unwraps what was copied, the admin token still works
+    current = grown.cli("get", "app/api/key")
+    assert current.returncode == 0, current.stderr
+    assert current.stdout == value[::-1]
+    first = grown.cli("get", "app/api/key", "--version", "1")
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == value
