@@ -3,6 +3,10 @@ associated data so tampered envelopes are never served from it, and its counters
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
+
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
@@ -183,3 +187,43 @@ def test_the_wrapper_passes_versions_and_rotation_through() -> None:
     assert kek.rotate() == 2 and kek.primary_version() == 2
     assert [v.version for v in kek.versions()] == [1, 2]
     assert repr(kek).endswith("entries=0)")
+
+
+def test_readers_never_see_a_wrong_key_while_entries_are_evicted_and_cleared() -> None:
+    cache = DataKeyCache(CacheLimits(max_entries=4, max_uses=3))
+    problems: list[object] = []
+    stop = threading.Event()
+
+    def churn() -> None:
+        i = 0
+        while not stop.is_set():
+            cache.put(_key(i % 8), _secret(i % 8))
+            if i % 5 == 0:
+                cache.clear()
+            i += 1
+
+    def read() -> None:
+        while not stop.is_set():
+            for i in range(8):
+                got = cache.get(_key(i))
+                if got is not None and got != _secret(i):
+                    problems.append(got.reveal())
+
+    def guarded(body: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                body()
+            except BaseException as exc:
+                problems.append(exc)
+
+        return run
+
+    threads = [threading.Thread(target=guarded(churn)), *(threading.Thread(target=guarded(read)) for _ in range(3))]
+    for t in threads:
+        t.start()
+    time.sleep(0.5)
+    stop.set()
+    for t in threads:
+        t.join()
+    assert cache.hits > 0 and cache.evictions > 0
+    assert problems == []
