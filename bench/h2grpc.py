@@ -242,6 +242,14 @@ def merge(outcomes: Sequence[Outcome]) -> Merged:
     return Merged(latencies, not_2xx, statuses, broken, sum(o.unanswered for o in outcomes))
 
 
+def counter_total(metrics_text: str, name: str) -> float:
+    """The sum of one counter's samples (every label set) in Prometheus text; 0 when it is absent."""
+    if len(metrics_text) > MAX_METRICS_CHARS:
+        raise RuntimeError(f"metrics text of {len(metrics_text)} chars is over MAX_METRICS_CHARS")
+    pattern = re.compile(rf"^{re.escape(name)}(?:\{{[^}}]*\}})? ([0-9.e+]+)$", re.MULTILINE)
+    return sum(float(found.group(1)) for found in pattern.finditer(metrics_text))
+
+
 def rpc_counts(metrics_text: str) -> dict[tuple[str, str], float]:
     """secretsvc's `secretsvc_rpc_requests_total` counters from its Prometheus text: (method, code) -> count."""
     if len(metrics_text) > MAX_METRICS_CHARS:
