@@ -389,7 +389,8 @@ def scrape_metrics(metrics_addr: str) -> str:
 
 
 def cache_words(before: str, after: str) -> str:
-    """The data-key cache's hits and misses between two scrapes (with the cache off, every read misses)."""
+    """The data-key cache's hits and misses between two scrapes (with the cache off it is not
+    consulted: neither moves)."""
     grown = {
         name: h2grpc.counter_total(after, f"secretsvc_kek_cache_{name}_total")
         - h2grpc.counter_total(before, f"secretsvc_kek_cache_{name}_total")
