@@ -118,12 +118,16 @@ class PgServer:
                    "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--no-locale"])
         pwfile.unlink()
         self.port = _free_port()
+        self.start_again()
+
+    def start_again(self) -> None:
+        """Start the server on its data directory and port (after `stop`)."""
         options = f"-p {self.port} -k {self.socketdir} -c listen_addresses=127.0.0.1 -c fsync=on -c max_connections=200"
         self._run([str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-l", str(self.workdir / "server.log"),
                    "-w", "-t", str(START_TIMEOUT_S), "-o", options, "start"])
 
     def stop(self) -> None:
-        if self.datadir.exists():
+        if (self.datadir / "postmaster.pid").exists():
             with contextlib.suppress(subprocess.SubprocessError):
                 self._run([str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", "immediate", "-w", "stop"])
 

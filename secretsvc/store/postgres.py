@@ -63,6 +63,7 @@ class PostgresStore(SqlStore):
         kwargs = self._target.connect_kwargs()
         kwargs["connect_timeout"] = max(1, round(connect_timeout_s))
         kwargs["application_name"] = "secretsvc"
+        self._probe_kwargs = {**kwargs, "connect_timeout": 2}
         # The first connection is made here, not by the pool, so its failure says why (refused, no such
         # database, authentication) instead of only "timed out".
         try:
@@ -136,10 +137,25 @@ class PostgresStore(SqlStore):
             # Values the caller chose that PostgreSQL cannot hold (a NUL in a name looked up, say); written
             # values are checked before this, the same way for every backend.
             raise InvalidArgument(f"{op}: a name or value cannot be stored as PostgreSQL text") from None
-        except (psycopg.Error, psycopg_pool.PoolTimeout, psycopg_pool.PoolClosed) as exc:
+        except psycopg_pool.PoolTimeout:
+            raise self._pool_timeout(op) from None
+        except (psycopg.Error, psycopg_pool.PoolClosed) as exc:
             raise storage_error(op, self.location, exc) from None
         except UnicodeEncodeError:
             raise InvalidArgument(f"{op}: names and metadata must be valid UTF-8 text") from None
+
+    def _pool_timeout(self, op: str) -> StorageError:
+        """No pooled connection came free in time: the pool is busy, or the server stopped answering and the
+        pool is still trying to reconnect. One direct connection attempt tells which, for the caller's sake."""
+        try:
+            probe = psycopg.connect(self._target.url, **self._probe_kwargs)
+        except psycopg.Error as exc:
+            return StorageError(f"{op}: database {self.location} is unavailable "
+                                f"({getattr(exc, 'sqlstate', None) or type(exc).__name__})",
+                                public_reason="storage is unavailable; retry")
+        probe.close()
+        return StorageError(f"{op}: no connection to {self.location} came free in time",
+                            public_reason="storage is busy; retry")
 
     # --- lifecycle -----------------------------------------------------------------------------------------
     def close(self) -> None:
