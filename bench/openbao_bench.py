@@ -43,12 +43,14 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
 import math
 import os
 import platform
 import random
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -62,9 +64,11 @@ import baoserver
 import grpc
 import h2grpc
 import loadgen
+import pgserver
 import procs
 from baoserver import BaoServer
 from echo_server import ECHO_METHOD
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from secretsvc.v1 import secrets_pb2, secrets_pb2_grpc, transit_pb2, transit_pb2_grpc
 
@@ -88,7 +92,7 @@ FAMILIES = {
 SECRETSVC, OPENBAO, ECHO = "secretsvc", "openbao", "echo"
 # secretsvc with its key-encryption key in OpenBao's Transit (--kek transit), the data-key cache on and off.
 KEK_CACHED, KEK_UNCACHED = "secretsvc-transit", "secretsvc-transit-nocache"
-SECRETSVC_SYSTEMS = (SECRETSVC, KEK_CACHED, KEK_UNCACHED)
+SECRETSVC_SYSTEMS = (SECRETSVC, KEK_CACHED, KEK_UNCACHED, *(f"secretsvc-pg-r{n}" for n in range(1, 9)))
 KEK_KEY = "secretsvc-kek"
 KEK_MIN_RATIO = 0.9  # reads through Transit with the cache on within 10% of the local keyring
 # What each side's audit does under --audit: (secretsvc's serve flags, whether OpenBao gets a file audit device).
@@ -98,13 +102,10 @@ AUDIT_MODES: dict[str, tuple[tuple[str, ...], bool]] = {
     "both-unsynced": (("--audit-durability", "checkpoint"), True),  # neither fsyncs each record
     "neither": (("--audit-enabled", "no"), False),
 }
-NOT_AVAILABLE = {
-    "store": "--store postgres is not available yet: the PostgreSQL store is being built (issue 10). Once "
-    "`secretsvc serve` can use it, this benchmark runs the service on PostgreSQL with --replicas 1, 2 "
-    "and 3 and checks that server CPU per read (replicas plus database) grows by less than 15%.",
-    "replicas": "--replicas above 1 is not available yet: replicas need the shared PostgreSQL store, which is "
-    "being built (issue 10).",
-}
+SERVING = health_pb2.HealthCheckResponse.SERVING
+PG_PREFIX = "secretsvc-pg-r"  # secretsvc on PostgreSQL with N replicas: "secretsvc-pg-r3"
+MAX_REPLICAS = 8
+PG_MAX_CPU_GROWTH = 1.15  # server CPU per read at 3 replicas over 1, replicas plus database
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,10 +157,7 @@ TARGETS = (
     *(Target(f"encrypt 1MiB c{c}: rate >= 4x OpenBao's", "encrypt", MIB, c, 4.0) for c in (1, 16, 64)),
 )
 KEK_TARGET = "read 1KiB c16 through the Transit KEK, data-key cache on: rate >= 0.9x the local keyring's"
-# The issue's other target, for the cases that arrive with the PostgreSQL store.
-LATER_TARGETS = (
-    ("server CPU per read (replicas plus database) grows by less than 15% from 1 to 3 replicas on PostgreSQL", "store"),
-)
+PG_TARGET = "read 1KiB c16 on PostgreSQL: server CPU per read (replicas plus database) at 3 replicas < 1.15x at 1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,8 +198,16 @@ def check_targets(results: Sequence[Result]) -> list[Verdict]:
             f"; errors: Transit {cached.errors}, local {local.errors}" if cached.errors or local.errors else ""
         )
         verdicts.append(Verdict(KEK_TARGET, "MET" if met else "MISSED", ratio, cached.p99_ms, local.p99_ms, note))
-    for name, flag in LATER_TARGETS:
-        verdicts.append(Verdict(name, "NOT RUN", math.nan, math.nan, math.nan, f"needs --{flag}: not available yet"))
+    one, three = by.get((f"{PG_PREFIX}1", "read", KIB, 16)), by.get((f"{PG_PREFIX}3", "read", KIB, 16))
+    if one is None or three is None:
+        verdicts.append(Verdict(PG_TARGET, "NOT RUN", math.nan, math.nan, math.nan, "needs --store postgres"))
+    else:
+        growth = three.server_cpu_ms_per_op / one.server_cpu_ms_per_op if one.server_cpu_ms_per_op else math.nan
+        met = growth < PG_MAX_CPU_GROWTH and not (one.errors or three.errors)
+        note = "ratio: CPU per read at 3 replicas over 1; p99s: 3 replicas, 1" + (
+            f"; errors: {three.errors} and {one.errors}" if one.errors or three.errors else ""
+        )
+        verdicts.append(Verdict(PG_TARGET, "MET" if met else "MISSED", growth, three.p99_ms, one.p99_ms, note))
     return verdicts
 
 
@@ -388,6 +394,15 @@ def scrape_metrics(metrics_addr: str) -> str:
         return str(response.read(h2grpc.MAX_METRICS_CHARS + 1).decode())
 
 
+def summed_counts(texts: Sequence[str]) -> dict[tuple[str, str], float]:
+    """secretsvc's RPC counters added up over several servers' metrics."""
+    total: dict[tuple[str, str], float] = {}
+    for text in texts:
+        for key, n in h2grpc.rpc_counts(text).items():
+            total[key] = total.get(key, 0.0) + n
+    return total
+
+
 def cache_words(before: str, after: str) -> str:
     """The data-key cache's hits and misses between two scrapes (with the cache off it is not
     consulted: neither moves)."""
@@ -441,12 +456,49 @@ class Side:
     metrics_addr: str | None = None  # secretsvc's Prometheus listener
     # Processes whose CPU counts with the server's: OpenBao, when it holds secretsvc's key-encryption key.
     extra_pids: tuple[int, ...] = ()
+    # Several servers behind the one system (replicas): each gets an h2load process and its share of the
+    # connections (reads only); their CPU and counters add up. `pids`, when set, lists every process whose CPU
+    # counts, looked up at each sample (a database's backends come and go).
+    replicas: tuple[tuple[str, str], ...] = ()  # (host:port, metrics host:port)
+    pids: Callable[[], list[int]] | None = None
+
+    def all_pids(self) -> list[int]:
+        return self.pids() if self.pids is not None else [self.pid, *self.extra_pids]
+
+    def metrics_addrs(self) -> list[str]:
+        if self.replicas:
+            return [m for _, m in self.replicas]
+        return [self.metrics_addr] if self.metrics_addr else []
+
+
+def _usage(pids: Sequence[int]) -> dict[int, procs.ProcUsage]:
+    found = {}
+    for pid in pids:
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):  # ended meanwhile
+            found[pid] = procs.usage(pid)
+    return found
+
+
+def _used_since(before: dict[int, procs.ProcUsage], after: dict[int, procs.ProcUsage]) -> procs.ProcUsage:
+    """CPU used between two samples, by the processes of the second (one started between them counts whole)."""
+    zero = procs.ProcUsage(0.0, 0.0, 0)
+    used = [now.minus(before.get(pid, zero)) for pid, now in after.items()]
+    return procs.ProcUsage(sum(u.user_s for u in used), sum(u.sys_s for u in used), sum(u.minor_faults for u in used))
 
 
 def run_case(side: Side, case: Case, material: Material, args: argparse.Namespace, work: Path) -> Result:
-    requests = h2load_requests(side.system, case, material, side.target, side.token, work)
-    metrics_before = scrape_metrics(side.metrics_addr) if side.metrics_addr else ""
-    connections = connections_per_process(case)
+    if side.replicas:
+        if case.kind != "read":
+            raise ValueError("replicated deployments run the read cases only")
+        connections = loadgen.split_concurrency(case.concurrency, len(side.replicas))
+        requests = [
+            h2load_requests(side.system, case, material, target, side.token, work)[0]
+            for target, _ in side.replicas[: len(connections)]
+        ]
+    else:
+        requests = h2load_requests(side.system, case, material, side.target, side.token, work)
+        connections = connections_per_process(case)
+    metrics_before = [scrape_metrics(addr) for addr in side.metrics_addrs()]
     runs = [
         h2grpc.start(
             req,
@@ -460,14 +512,10 @@ def run_case(side: Side, case: Case, material: Material, args: argparse.Namespac
     ]
     try:
         time.sleep(args.warmup)
-        pids = (side.pid, *side.extra_pids)
-        server0 = [procs.usage(pid) for pid in pids]
+        server0 = _usage(side.all_pids())
         clients0 = [procs.usage(r.pid) for r in runs]
         time.sleep(args.duration)
-        used_by = [procs.usage(pid).minus(before) for pid, before in zip(pids, server0, strict=True)]
-        server = procs.ProcUsage(
-            sum(u.user_s for u in used_by), sum(u.sys_s for u in used_by), sum(u.minor_faults for u in used_by)
-        )
+        server = _used_since(server0, _usage(side.all_pids()))
         client_s = 0.0
         for r, before in zip(runs, clients0, strict=True):
             try:
@@ -490,21 +538,23 @@ def run_case(side: Side, case: Case, material: Material, args: argparse.Namespac
         f"h2load: {len(latencies)} answered, {merged.not_2xx} not 2xx{f' ({shown})' if shown else ''}, "
         f"{merged.broken} failed/errored/timed out, {merged.unanswered} in flight at the window's end"
     ]
-    if side.metrics_addr:
-        metrics_after = scrape_metrics(side.metrics_addr)
+    if metrics_before:
+        metrics_after = [scrape_metrics(addr) for addr in side.metrics_addrs()]
         bad, words = counter_check(
-            requests[0].url.split(side.target, 1)[1],
-            h2grpc.rpc_counts(metrics_before),
-            h2grpc.rpc_counts(metrics_after),
+            "/" + requests[0].url.split("/", 3)[3],
+            summed_counts(metrics_before),
+            summed_counts(metrics_after),
             len(latencies),
             case.concurrency,
         )
         errors += bad
-        checked.append(words)
+        checked.append(words + (f" (over {len(metrics_before)} replicas)" if len(metrics_before) > 1 else ""))
         if side.system in (KEK_CACHED, KEK_UNCACHED):
-            checked.append(cache_words(metrics_before, metrics_after))
+            checked.append(cache_words(metrics_before[0], metrics_after[0]))
     if side.extra_pids:
         checked.append("server CPU includes OpenBao's (it unwraps the data keys)")
+    if side.replicas:
+        checked.append(f"server CPU is {len(side.replicas)} replicas' plus PostgreSQL's (all its processes)")
     side.probe(case)
     checked.append(f"{PROBE_CALLS} calls through a real client answered correctly")
     ops = max(len(latencies), 1)
@@ -526,11 +576,16 @@ def run_case(side: Side, case: Case, material: Material, args: argparse.Namespac
 
 
 def plan(
-    families: Sequence[str], concurrencies: Sequence[int], with_echo: bool, kek: bool = False
+    families: Sequence[str],
+    concurrencies: Sequence[int],
+    with_echo: bool,
+    kek: bool = False,
+    replicas: Sequence[int] = (),
 ) -> list[tuple[str, Case]]:
     """(system, case) in running order: for each concurrency and family, echo of that size (once), then
     secretsvc, then OpenBao, so slow drift in the machine's load hits both sides of a ratio alike. With `kek`,
-    reads also run on secretsvc with the Transit KEK, cache on and off, right after secretsvc's own."""
+    reads also run on secretsvc with the Transit KEK, cache on and off, right after secretsvc's own; with
+    `replicas`, on secretsvc on PostgreSQL with each number of replicas, in turn."""
     order: list[tuple[str, Case]] = []
     for c in concurrencies:
         echoed: set[int] = set()
@@ -542,6 +597,8 @@ def plan(
             order.append((SECRETSVC, Case(kind, payload, c)))
             if kek and kind == "read":
                 order += [(KEK_CACHED, Case(kind, payload, c)), (KEK_UNCACHED, Case(kind, payload, c))]
+            if kind == "read":
+                order += [(f"{PG_PREFIX}{n}", Case(kind, payload, c)) for n in replicas]
             order.append((OPENBAO, Case(kind, payload, c)))
     return order
 
@@ -614,12 +671,100 @@ def start_kek_side(
     return server, side
 
 
+def start_pg_side(
+    replicas: int, pg: pgserver.PgServer, work: Path, args: argparse.Namespace, extra: Sequence[str], material: Material
+) -> tuple[list[procs.ServerProc], Side]:
+    """`replicas` secretsvc servers on one fresh PostgreSQL database. The first creates the schema, the admin
+    token and the local keyring; the others start with a copy of that keyring in their own data directories
+    (the store holds data keys wrapped by it) and find the token in the database."""
+    system = f"{PG_PREFIX}{replicas}"
+    database = system.replace("-", "_")
+    pg.create_database(database)
+    store = ["--store", pg.url(database)]
+    servers: list[procs.ServerProc] = []
+    addrs: list[tuple[str, str]] = []
+    token = ""
+    try:
+        for i in range(replicas):
+            home = work / system / f"replica{i}"
+            home.mkdir(parents=True)
+            metrics_port = procs.free_port()
+            flags = ["--metrics-listen", f"127.0.0.1:{metrics_port}", *store, *extra]
+            if i == 0:
+                server, token = procs.start_secretsvc(home, args.workers, {}, extra_args=flags)
+                keyring = home / "data" / "keyring.json"
+            else:
+                data = home / "data"
+                data.mkdir(mode=0o700)
+                (data / "keyring.json").touch(mode=0o600)
+                (data / "keyring.json").write_bytes(keyring.read_bytes())
+                server = start_replica(home, args.workers, flags)
+            servers.append(server)
+            addrs.append((server.target, f"127.0.0.1:{metrics_port}"))
+        setup_secretsvc(servers[0].target, token, material)
+    except BaseException:
+        for server in servers:
+            server.stop()
+        raise
+    first = servers[0]
+    side = Side(
+        system,
+        first.target,
+        first.pid,
+        token,
+        lambda case: probe_secretsvc(case, material, servers[-1].target, token),
+        replicas=tuple(addrs),
+        pids=lambda: [s.pid for s in servers] + pg.pids(),
+    )
+    return servers, side
+
+
+def start_replica(home: Path, workers: int, flags: Sequence[str]) -> procs.ServerProc:
+    """`secretsvc serve` on a store that already has its admin token (so none is written), ready when its
+    health check says SERVING."""
+    port = procs.free_port()
+    argv = [
+        sys.executable,
+        "-m",
+        "secretsvc.cli",
+        "serve",
+        "--data-dir",
+        str(home / "data"),
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--log-level",
+        "warning",
+        "--workers",
+        str(workers),
+        *flags,
+    ]
+    log_path = home / "secretsvc.log"
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=procs.BENCH_DIR.parent)
+    server = procs.ServerProc(name="secretsvc replica", proc=proc, port=port, log_path=log_path)
+    deadline = time.monotonic() + procs.START_TIMEOUT_S
+    with grpc.insecure_channel(server.target) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            server.check_alive()
+            try:
+                if health.Check(health_pb2.HealthCheckRequest(), timeout=1).status == SERVING:
+                    return server
+            except grpc.RpcError:
+                pass
+            time.sleep(0.1)
+    server.stop()
+    raise RuntimeError(f"a secretsvc replica did not become ready:\n{server.log_tail()}")
+
+
 def unavailable(args: argparse.Namespace) -> str | None:
-    """Why the asked-for deployment cannot run yet, or None."""
-    if args.store != "sqlite":
-        return NOT_AVAILABLE["store"]
-    if args.replicas != [1]:
-        return NOT_AVAILABLE["replicas"]
+    """Why the asked-for deployment cannot run, or None."""
+    if args.store == "sqlite" and args.replicas != [1]:
+        return "--replicas needs --store postgres: replicas share a PostgreSQL database"
+    if args.store == "postgres" and pgserver.find_bindir() is None:
+        return "--store postgres needs PostgreSQL's initdb and pg_ctl (Debian: apt-get install postgresql)"
+    if args.store == "postgres" and "read" not in args.families:
+        return "--store postgres runs the read cases: add read to --only"
     return None
 
 
@@ -647,13 +792,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--store",
         choices=("sqlite", "postgres"),
         default="sqlite",
-        help="secretsvc's store (postgres: not available yet)",
+        help="postgres: reads also run on secretsvc on a PostgreSQL database (started for the run) with each "
+        "number of --replicas (default sqlite: the embedded store only)",
     )
     p.add_argument(
         "--replicas",
         type=_int_list,
-        default=[1],
-        help="secretsvc replicas, comma-separated, e.g. 1,2,3 (above 1: not available yet)",
+        default=None,
+        help=f"with --store postgres: how many secretsvc replicas, comma-separated, 1..{MAX_REPLICAS} (default 1,2,3)",
     )
     p.add_argument(
         "--kek",
@@ -683,6 +829,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if not families or set(families) - set(FAMILIES):
         p.error(f"--only takes some of {', '.join(FAMILIES)}")
     args.families = families
+    if args.replicas is None:
+        args.replicas = [1, 2, 3] if args.store == "postgres" else [1]
+    if max(args.replicas) > MAX_REPLICAS:
+        p.error(f"--replicas: at most {MAX_REPLICAS}")
     if "write" in families and max(args.concurrency) > MAX_WRITE_PROCESSES:
         p.error(f"writes run one h2load process per connection: concurrency at most {MAX_WRITE_PROCESSES}")
     return args
@@ -756,7 +906,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     machine = machine_note(args)
     machine["openbao"] = baoserver.version(bao_binary)
     material = Material.make(args.seed)
-    order = plan(args.families, args.concurrency, not args.no_echo, kek=args.kek == "transit")
+    replicas = args.replicas if args.store == "postgres" else []
+    order = plan(args.families, args.concurrency, not args.no_echo, kek=args.kek == "transit", replicas=replicas)
     results: list[Result] = []
     failure = ""
     with tempfile.TemporaryDirectory(prefix="openbao-bench-") as tmp:
@@ -765,6 +916,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         bao = BaoServer(bao_binary, work / "bao", audit_file=work / "bao-audit.log" if bao_audit else None)
         echo = svc = None
         kek_servers: list[procs.ServerProc] = []
+        pg = None
         try:
             bao.start()
             setup_openbao(bao, material)
@@ -796,6 +948,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                     server, side = start_kek_side(system, bao, work, args, [*svc_audit, *cache], material)
                     kek_servers.append(server)
                     sides[system] = side
+            if replicas:
+                bindir = pgserver.find_bindir()
+                assert bindir is not None  # unavailable() checked
+                pg = pgserver.PgServer(bindir, work / "pg")
+                pg.start()
+                for n in replicas:
+                    started, side = start_pg_side(n, pg, work, args, svc_audit, material)
+                    kek_servers += started
+                    sides[side.system] = side
             if echo is not None:
                 sides[ECHO] = Side(
                     ECHO, echo.target, echo.pid, token, lambda case: probe_secretsvc(case, material, echo.target, token)
@@ -814,6 +975,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             for running in stopping:
                 if running is not None:
                     running.stop()
+            if pg is not None:
+                pg.stop()
             bao.stop()
     verdicts = check_targets(results)
     print(
