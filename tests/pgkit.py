@@ -114,8 +114,22 @@ class PgServer:
         pwfile = self.workdir / "initdb-pw"
         pwfile.write_text(self.password + "\n")
         self._hand_over(self.workdir, pwfile, self.socketdir)
-        self._run([str(self.bindir / "initdb"), "-D", str(self.datadir), "-U", SUPERUSER, "--pwfile", str(pwfile),
-                   "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--no-locale"])
+        self._run(
+            [
+                str(self.bindir / "initdb"),
+                "-D",
+                str(self.datadir),
+                "-U",
+                SUPERUSER,
+                "--pwfile",
+                str(pwfile),
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                "-E",
+                "UTF8",
+                "--no-locale",
+            ]
+        )
         pwfile.unlink()
         self.port = _free_port()
         self.start_again()
@@ -123,8 +137,21 @@ class PgServer:
     def start_again(self) -> None:
         """Start the server on its data directory and port (after `stop`)."""
         options = f"-p {self.port} -k {self.socketdir} -c listen_addresses=127.0.0.1 -c fsync=on -c max_connections=200"
-        self._run([str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-l", str(self.workdir / "server.log"),
-                   "-w", "-t", str(START_TIMEOUT_S), "-o", options, "start"])
+        self._run(
+            [
+                str(self.bindir / "pg_ctl"),
+                "-D",
+                str(self.datadir),
+                "-l",
+                str(self.workdir / "server.log"),
+                "-w",
+                "-t",
+                str(START_TIMEOUT_S),
+                "-o",
+                options,
+                "start",
+            ]
+        )
 
     def stop(self) -> None:
         if (self.datadir / "postmaster.pid").exists():
@@ -132,8 +159,9 @@ class PgServer:
                 self._run([str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", "immediate", "-w", "stop"])
 
     def admin_connect(self, database: str = "postgres") -> psycopg.Connection[tuple[Any, ...]]:
-        return psycopg.connect(host=self.host, port=self.port, user=SUPERUSER, password=self.password,
-                               dbname=database, autocommit=True)
+        return psycopg.connect(
+            host=self.host, port=self.port, user=SUPERUSER, password=self.password, dbname=database, autocommit=True
+        )
 
     def new_database(self, tag: str = "t") -> str:
         """A fresh, empty database for one test."""
@@ -211,8 +239,18 @@ def pg_shared_database(pg_server: PgServer) -> str:
 
 
 # Every table the store creates, emptied between tests (faster than a schema per test: no DDL, one commit).
-STORE_TABLES = ("secret_fingerprints", "fingerprint_keys", "secret_versions", "secrets", "transit_key_versions",
-                "transit_keys", "tokens", "kek_versions", "policy_documents", "policy_generation")
+STORE_TABLES = (
+    "secret_fingerprints",
+    "fingerprint_keys",
+    "secret_versions",
+    "secrets",
+    "transit_key_versions",
+    "transit_keys",
+    "tokens",
+    "kek_versions",
+    "policy_documents",
+    "policy_generation",
+)
 
 
 @pytest.fixture(scope="session")

@@ -26,20 +26,27 @@ Re-running a copy that stopped skips what is already there and identical.
 
 
 def add_parsers(subparsers: Any) -> None:
-    group = subparsers.add_parser("store", help="store maintenance: copy a store to another",
-                                  description="Work on a store directly (not through a server).")
+    group = subparsers.add_parser(
+        "store",
+        help="store maintenance: copy a store to another",
+        description="Work on a store directly (not through a server).",
+    )
     commands = group.add_subparsers(dest="store_command", metavar="COMMAND", required=True)
     copy = commands.add_parser(
-        "copy", help="copy every secret, key, token and policy document to another store",
+        "copy",
+        help="copy every secret, key, token and policy document to another store",
         description="Copy a store row for row, ciphertext as it is (no key-encryption key is used), reading "
-                    "each batch back from the destination to verify it. Resumable; refuses a destination "
-                    "holding other data. Stop servers writing to the source first.",
-        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        "each batch back from the destination to verify it. Resumable; refuses a destination "
+        "holding other data. Stop servers writing to the source first.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    copy.add_argument("--from", dest="source", required=True, metavar="STORE",
-                      help="sqlite:PATH or postgresql://user@host/database")
-    copy.add_argument("--to", dest="dest", required=True, metavar="STORE",
-                      help="sqlite:PATH or postgresql://user@host/database")
+    copy.add_argument(
+        "--from", dest="source", required=True, metavar="STORE", help="sqlite:PATH or postgresql://user@host/database"
+    )
+    copy.add_argument(
+        "--to", dest="dest", required=True, metavar="STORE", help="sqlite:PATH or postgresql://user@host/database"
+    )
     copy.add_argument("--from-password-file", type=Path, metavar="PATH", help="the source's PostgreSQL password")
     copy.add_argument("--to-password-file", type=Path, metavar="PATH", help="the destination's PostgreSQL password")
     copy.add_argument("--quiet", action="store_true", help="no progress on stderr")
@@ -74,14 +81,20 @@ def run_copy(args: argparse.Namespace) -> int:
         def progress(report: store_copy.TableReport) -> None:
             if not args.quiet:
                 done = report.copied + report.already_there
-                print(f"{report.table}: {done}/{report.source_rows} rows ({report.copied} copied, "
-                      f"{report.already_there} already there)", file=sys.stderr)
+                print(
+                    f"{report.table}: {done}/{report.source_rows} rows ({report.copied} copied, "
+                    f"{report.already_there} already there)",
+                    file=sys.stderr,
+                )
 
         reports = store_copy.copy_store(source, dest, progress)
         copied = sum(r.copied for r in reports)
         there = sum(r.already_there for r in reports)
-        print(f"secretsvc: copied {copied} rows, {there} already there, all {copied + there} verified in "
-              f"{dest_cfg.describe()} ({time.monotonic() - started:.1f}s)", file=sys.stderr)
+        print(
+            f"secretsvc: copied {copied} rows, {there} already there, all {copied + there} verified in "
+            f"{dest_cfg.describe()} ({time.monotonic() - started:.1f}s)",
+            file=sys.stderr,
+        )
         return 0
     except ConfigError as exc:
         print(f"secretsvc: {exc}", file=sys.stderr)

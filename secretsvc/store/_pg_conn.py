@@ -58,7 +58,7 @@ def parse_url(url: str, *, password: str | None = None) -> PgTarget:
     except psycopg.ProgrammingError:
         # The parser's message quotes the URL, which may hold a password: say only what is wrong.
         raise InvalidArgument("malformed PostgreSQL store URL") from None
-    if "password" in params:
+    if "password" in params or "sslpassword" in params:
         raise InvalidArgument(
             "the store URL must not hold a password: put it in a file named by --store-password-file "
             "(store_password_file in the config file), in $SECRETSVC_STORE_PASSWORD, or in a PGPASSFILE"
@@ -101,19 +101,23 @@ def storage_error(op: str, location: str, exc: BaseException) -> StorageError:
     """A StorageError for a failed psycopg call. The server's message can quote data, so only the SQLSTATE
     (or the kind of failure) goes into ours."""
     if isinstance(exc, psycopg_pool.PoolTimeout):
-        return StorageError(f"{op}: no connection to {location} came free in time",
-                            public_reason="storage is busy; retry")
+        return StorageError(
+            f"{op}: no connection to {location} came free in time", public_reason="storage is busy; retry"
+        )
     if isinstance(exc, psycopg_pool.PoolClosed):
         return StorageError(f"{op}: the store is closed")
     state = getattr(exc, "sqlstate", None) or ""
     if state in _CORRUPT_STATES:
-        return CorruptRecord(f"{op}: database {location} reports damaged data ({state})",
-                             public_reason="storage is damaged")
+        return CorruptRecord(
+            f"{op}: database {location} reports damaged data ({state})", public_reason="storage is damaged"
+        )
     if state in _FULL_STATES:
         return StorageError(f"{op}: disk full at {location} ({state})", public_reason="storage is full")
     if isinstance(exc, psycopg.OperationalError | pg_errors.AdminShutdown | pg_errors.CannotConnectNow):
-        return StorageError(f"{op}: database {location} is unavailable ({state or type(exc).__name__})",
-                            public_reason="storage is unavailable; retry")
+        return StorageError(
+            f"{op}: database {location} is unavailable ({state or type(exc).__name__})",
+            public_reason="storage is unavailable; retry",
+        )
     return StorageError(f"{op}: database {location} failed ({state or type(exc).__name__})")
 
 
@@ -121,5 +125,6 @@ def connect_error(location: str, exc: psycopg.Error) -> StorageError:
     """Why the first connection failed, for the operator: libpq's connection messages name the host and the
     reason (refused, no such database, authentication) and never the password."""
     first_line = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-    return StorageError(f"cannot connect to {location}: {first_line[:300]}",
-                        public_reason="storage is unavailable; retry")
+    return StorageError(
+        f"cannot connect to {location}: {first_line[:300]}", public_reason="storage is unavailable; retry"
+    )

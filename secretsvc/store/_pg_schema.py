@@ -1,4 +1,4 @@
-'''The PostgreSQL schema and its forward-only migrations, step for step the same as SQLite's.
+"""The PostgreSQL schema and its forward-only migrations, step for step the same as SQLite's.
 
 `MIGRATIONS[n]` takes a database from schema version n to n + 1, as `_sqlite_schema.MIGRATIONS[n]` does, so
 one schema version means the same tables on both backends (a test keeps the two lists the same length).
@@ -9,7 +9,7 @@ exactly).
 Several replicas may start at once against one database: `migrate` takes a transaction-level advisory lock
 before it reads the schema version, so one replica migrates and the others wait, then find the work done.
 PostgreSQL DDL is transactional, so a migration that fails leaves the database as it was.
-'''
+"""
 
 from __future__ import annotations
 

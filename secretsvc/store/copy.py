@@ -38,10 +38,17 @@ class Table:
 
 # Parents before children, so foreign keys hold after every batch.
 TABLES: tuple[Table, ...] = (
-    Table("secrets", ("namespace", "path"),
-          ("current_version", "max_versions", "custom_metadata", "created_at", "updated_at")),
-    Table("secret_versions", ("namespace", "path", "version"),
-          ("state", "envelope", "created_at", "deleted_at", "destroyed_at"), batch=100),
+    Table(
+        "secrets",
+        ("namespace", "path"),
+        ("current_version", "max_versions", "custom_metadata", "created_at", "updated_at"),
+    ),
+    Table(
+        "secret_versions",
+        ("namespace", "path", "version"),
+        ("state", "envelope", "created_at", "deleted_at", "destroyed_at"),
+        batch=100,
+    ),
     Table("transit_keys", ("name",), ("created_at", "min_decryption_version")),
     Table("transit_key_versions", ("name", "version"), ("wrapped_material", "created_at"), batch=100),
     Table("tokens", ("token_id",), ("name", "token_hash", "created_at", "policies", "expires_at")),
@@ -144,8 +151,9 @@ def check_destination(source: SqlStore, dest: SqlStore) -> int:
     return held
 
 
-def copy_store(source: SqlStore, dest: SqlStore, progress: Callable[[TableReport], None] = lambda r: None
-               ) -> list[TableReport]:
+def copy_store(
+    source: SqlStore, dest: SqlStore, progress: Callable[[TableReport], None] = lambda r: None
+) -> list[TableReport]:
     """Copy every table of `source` into `dest` (resuming where an earlier copy stopped), reading each batch back
     from `dest` to verify it. Raises DestinationDiffers, or StorageError if a read-back differs."""
     check_destination(source, dest)
@@ -162,8 +170,10 @@ def copy_store(source: SqlStore, dest: SqlStore, progress: Callable[[TableReport
             with dest._transaction("copy: verify") as conn:
                 back = _range(conn, table, first, last)
             if back != rows:
-                raise StorageError(f"copy: reading {table.name} back from the destination gave other rows than the "
-                                   f"source's between {_describe_key(table, first)} and {_describe_key(table, last)}")
+                raise StorageError(
+                    f"copy: reading {table.name} back from the destination gave other rows than the "
+                    f"source's between {_describe_key(table, first)} and {_describe_key(table, last)}"
+                )
             report.copied += copied
             report.already_there += len(rows) - copied
             progress(report)

@@ -77,15 +77,22 @@ class PostgresStore(SqlStore):
         finally:
             first.close()
         self._pool = psycopg_pool.ConnectionPool(
-            self._target.url, kwargs=kwargs, min_size=1, max_size=pool_size, timeout=acquire_timeout_s,
-            name="secretsvc-store", open=False,
+            self._target.url,
+            kwargs=kwargs,
+            min_size=1,
+            max_size=pool_size,
+            timeout=acquire_timeout_s,
+            name="secretsvc-store",
+            open=False,
         )
         try:
             self._pool.open(wait=True, timeout=connect_timeout_s)
         except psycopg_pool.PoolTimeout:
             self._pool.close()
-            raise StorageError(f"cannot open a connection pool to {self._target.display}",
-                               public_reason="storage is unavailable; retry") from None
+            raise StorageError(
+                f"cannot open a connection pool to {self._target.display}",
+                public_reason="storage is unavailable; retry",
+            ) from None
 
     @property
     def location(self) -> str:
@@ -101,8 +108,10 @@ class PostgresStore(SqlStore):
             except _RETRY_STATES:
                 # Short, growing, jittered pauses so writers that collided do not collide again in step.
                 time.sleep(random.uniform(0, min(0.05, 0.001 * 2**attempt)))  # noqa: S311 - jitter, not secrets
-        raise StorageError(f"{op}: {MAX_WRITE_ATTEMPTS} attempts at {self.location} lost to concurrent writers",
-                           public_reason="storage is busy; retry")
+        raise StorageError(
+            f"{op}: {MAX_WRITE_ATTEMPTS} attempts at {self.location} lost to concurrent writers",
+            public_reason="storage is busy; retry",
+        )
 
     @contextmanager
     def _transaction(self, op: str) -> Iterator[Conn]:
@@ -150,12 +159,15 @@ class PostgresStore(SqlStore):
         try:
             probe = psycopg.connect(self._target.url, **self._probe_kwargs)
         except psycopg.Error as exc:
-            return StorageError(f"{op}: database {self.location} is unavailable "
-                                f"({getattr(exc, 'sqlstate', None) or type(exc).__name__})",
-                                public_reason="storage is unavailable; retry")
+            return StorageError(
+                f"{op}: database {self.location} is unavailable "
+                f"({getattr(exc, 'sqlstate', None) or type(exc).__name__})",
+                public_reason="storage is unavailable; retry",
+            )
         probe.close()
-        return StorageError(f"{op}: no connection to {self.location} came free in time",
-                            public_reason="storage is busy; retry")
+        return StorageError(
+            f"{op}: no connection to {self.location} came free in time", public_reason="storage is busy; retry"
+        )
 
     # --- lifecycle -----------------------------------------------------------------------------------------
     def close(self) -> None:

@@ -47,7 +47,7 @@ def parse_store(value: str, origin: str, *, password: str | None = None) -> Stor
     if value in {"", "sqlite"}:
         return DEFAULT
     if value.startswith(SQLITE_PREFIX):
-        path = value[len(SQLITE_PREFIX):]
+        path = value[len(SQLITE_PREFIX) :]
         if not path:
             raise ConfigError(f"{origin}: sqlite: needs a file path (sqlite:/var/lib/secretsvc/secretsvc.db)")
         return StoreConfig("sqlite", path)
@@ -57,16 +57,22 @@ def parse_store(value: str, origin: str, *, password: str | None = None) -> Stor
         except InvalidArgument as exc:
             raise ConfigError(f"{origin}: {exc}") from None
         return StoreConfig("postgresql", value, password)
-    raise ConfigError(f"{origin}: store must be empty (SQLite in the data directory), sqlite:PATH or "
-                      "postgresql://user@host/database")
+    raise ConfigError(
+        f"{origin}: store must be empty (SQLite in the data directory), sqlite:PATH or postgresql://user@host/database"
+    )
 
 
 def read_password(password_file: Path | None, environ: Mapping[str, str]) -> str | None:
     """The store password: the file's first line, else $SECRETSVC_STORE_PASSWORD, else None (libpq's own
     PGPASSFILE / ~/.pgpass then apply)."""
     if password_file is not None:
-        raw = read_bounded(password_file, MAX_PASSWORD_BYTES, what="store password file",
-                           limit_name="MAX_PASSWORD_BYTES", error=ConfigError)
+        raw = read_bounded(
+            password_file,
+            MAX_PASSWORD_BYTES,
+            what="store password file",
+            limit_name="MAX_PASSWORD_BYTES",
+            error=ConfigError,
+        )
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:

@@ -39,8 +39,9 @@ def test_serve_on_postgresql_puts_and_gets_a_secret(
     assert got.stdout == value
 
 
-def test_serve_says_why_it_cannot_reach_postgresql(pg_server: PgServer, pg_database: str, tmp_path: Path,
-                                                   make_server: Callable[..., ServerProcess]) -> None:
+def test_serve_says_why_it_cannot_reach_postgresql(
+    pg_server: PgServer, pg_database: str, tmp_path: Path, make_server: Callable[..., ServerProcess]
+) -> None:
     wrong = tmp_path / "wrong-pw"
     wrong.write_text(random.Random(42).randbytes(9).hex() + "\n")
     server = make_server(extra_args=("--store", pg_server.url(pg_database), "--store-password-file", str(wrong)))
@@ -62,9 +63,20 @@ def test_a_server_grown_from_sqlite_onto_postgresql_serves_the_same_secrets(
     embedded.stop()
     url = pg_server.url(pg_database)
     copied = subprocess.run(
-        cli_command("store", "copy", "--from", f"sqlite:{embedded.data_dir / 'secretsvc.db'}", "--to", url,
-                    "--to-password-file", str(pg_server.password_file())),
-        capture_output=True, text=True, timeout=120, check=False,
+        cli_command(
+            "store",
+            "copy",
+            "--from",
+            f"sqlite:{embedded.data_dir / 'secretsvc.db'}",
+            "--to",
+            url,
+            "--to-password-file",
+            str(pg_server.password_file()),
+        ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert copied.returncode == 0, copied.stderr
     grown = make_server(extra_args=("--store", url, "--store-password-file", str(pg_server.password_file())))

@@ -28,17 +28,33 @@ def fill(store: SecretStore, rng: random.Random, secrets: int = 12) -> None:
     for i in range(secrets):
         path = f"svc-{i:03d}/db/pass\u00e9" if i % 3 else f"svc-{i:03d}/API key"
         for v in range(1, 4):
-            store.insert_version("team", path, v, rng.randbytes(rng.randrange(40, 400)), expected_version=v - 1,
-                                 now=T0 + i + v / 7, max_versions=10, custom_metadata={"owner": f"o{i}", "n": "\u2603"},
-                                 fingerprint=Fingerprint(1, rng.randbytes(32)))
+            store.insert_version(
+                "team",
+                path,
+                v,
+                rng.randbytes(rng.randrange(40, 400)),
+                expected_version=v - 1,
+                now=T0 + i + v / 7,
+                max_versions=10,
+                custom_metadata={"owner": f"o{i}", "n": "\u2603"},
+                fingerprint=Fingerprint(1, rng.randbytes(32)),
+            )
         store.set_versions_deleted("team", path, [1], deleted=True, now=T0 + 50.5)
         if i % 2:
             store.destroy_versions("team", path, [2], now=T0 + 60.25)
     store.create_transit_key("orders", rng.randbytes(70), now=T0)
     store.add_transit_key_version("orders", 2, rng.randbytes(70), now=T0 + 1)
     store.set_transit_min_decryption_version("orders", 2)
-    store.put_token(TokenRecord(token_id=f"tid-{rng.randrange(10**9)}", name="ci", token_hash=rng.randbytes(32),
-                                created_at=T0, policies=("admin", "read"), expires_at=T0 + 3600))
+    store.put_token(
+        TokenRecord(
+            token_id=f"tid-{rng.randrange(10**9)}",
+            name="ci",
+            token_hash=rng.randbytes(32),
+            created_at=T0,
+            policies=("admin", "read"),
+            expires_at=T0 + 3600,
+        )
+    )
     store.put_policy_document("team", "yaml", b"policies: []\n", expected_revision=None, now=T0)
     store.put_policy_document("team", "yaml", b"policies: [] # 2\n", expected_revision=1, now=T0 + 2)
     store.record_kek_version("local:abc", 1, now=T0)
@@ -59,11 +75,16 @@ def snapshot(store: SecretStore) -> dict[str, object]:
     versions = [store.read_version("team", m.path, v.version) for m in metas if m for v in m.versions]
     digests = [h.digest for h in store.find_fingerprints([])]
     return {
-        "paths": paths, "metas": metas, "versions": [dataclasses.astuple(v) for v in versions],
+        "paths": paths,
+        "metas": metas,
+        "versions": [dataclasses.astuple(v) for v in versions],
         "transit": [store.read_transit_key(n) for n in store.list_transit_keys()],
-        "tokens": store.list_tokens(), "policies": store.list_policy_documents(),
-        "generation": store.policy_generation(), "keks": store.kek_versions(),
-        "fingerprint_keys": store.fingerprint_keys(), "digests": digests,
+        "tokens": store.list_tokens(),
+        "policies": store.list_policy_documents(),
+        "generation": store.policy_generation(),
+        "keks": store.kek_versions(),
+        "fingerprint_keys": store.fingerprint_keys(),
+        "digests": digests,
         "envelopes": [dataclasses.astuple(r) for r in store.scan_envelopes(after=None, limit=10_000)],
     }
 
@@ -75,8 +96,9 @@ def source(tmp_path: Path) -> SqliteStore:
     return store
 
 
-def test_sqlite_to_postgresql_copies_everything_exactly(source: SqliteStore, pg_server: PgServer,
-                                                        pg_database: str) -> None:
+def test_sqlite_to_postgresql_copies_everything_exactly(
+    source: SqliteStore, pg_server: PgServer, pg_database: str
+) -> None:
     with PostgresStore(pg_server.url(pg_database), password=pg_server.password) as dest:
         seen: list[str] = []
         reports = store_copy.copy_store(source, dest, lambda r: seen.append(r.table))
@@ -89,12 +111,14 @@ def test_sqlite_to_postgresql_copies_everything_exactly(source: SqliteStore, pg_
         # Run again: nothing to copy, everything verified.
         again = store_copy.copy_store(source, dest)
         assert sum(r.copied for r in again) == 0 and sum(r.already_there for r in again) == sum(
-            r.source_rows for r in reports)
+            r.source_rows for r in reports
+        )
     source.close()
 
 
-def test_an_interrupted_copy_finishes_when_run_again(source: SqliteStore, pg_server: PgServer, pg_database: str,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_interrupted_copy_finishes_when_run_again(
+    source: SqliteStore, pg_server: PgServer, pg_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     small = tuple(dataclasses.replace(t, batch=4) for t in store_copy.TABLES)
     monkeypatch.setattr(store_copy, "TABLES", small)
     real_insert = store_copy._insert_missing
@@ -137,8 +161,7 @@ def test_a_destination_holding_other_data_is_refused_before_any_write(
     source.close()
 
 
-def test_postgresql_back_to_sqlite(source: SqliteStore, pg_server: PgServer, pg_database: str,
-                                   tmp_path: Path) -> None:
+def test_postgresql_back_to_sqlite(source: SqliteStore, pg_server: PgServer, pg_database: str, tmp_path: Path) -> None:
     with PostgresStore(pg_server.url(pg_database), password=pg_server.password) as middle:
         store_copy.copy_store(source, middle)
         with SqliteStore(tmp_path / "back.db") as back:
@@ -148,16 +171,29 @@ def test_postgresql_back_to_sqlite(source: SqliteStore, pg_server: PgServer, pg_
 
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "secretsvc.cli", "store", "copy", *args], capture_output=True,
-                          text=True, timeout=120, check=False, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "secretsvc.cli", "store", "copy", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=env,
+    )
 
 
-def test_the_command_copies_resumes_and_reports(source: SqliteStore, pg_server: PgServer, pg_database: str,
-                                                tmp_path: Path) -> None:
+def test_the_command_copies_resumes_and_reports(
+    source: SqliteStore, pg_server: PgServer, pg_database: str, tmp_path: Path
+) -> None:
     source.close()
     url = pg_server.url(pg_database)
-    args = ("--from", f"sqlite:{tmp_path / 'source.db'}", "--to", url,
-            "--to-password-file", str(pg_server.password_file()))
+    args = (
+        "--from",
+        f"sqlite:{tmp_path / 'source.db'}",
+        "--to",
+        url,
+        "--to-password-file",
+        str(pg_server.password_file()),
+    )
     first = _cli(*args)
     assert first.returncode == 0, first.stderr
     assert "secret_versions: 36/36 rows (36 copied, 0 already there)" in first.stderr

@@ -7,9 +7,12 @@ from tests.pgkit import PgServer
 
 def test_server_runs_durably_on_loopback(pg_server: PgServer, pg_database: str) -> None:
     with pg_server.admin_connect(pg_database) as conn:
-        settings = dict(conn.execute(
-            "SELECT name, setting FROM pg_settings WHERE name IN ('fsync', 'listen_addresses', 'synchronous_commit')"
-        ).fetchall())
+        settings = dict(
+            conn.execute(
+                "SELECT name, setting FROM pg_settings"
+                " WHERE name IN ('fsync', 'listen_addresses', 'synchronous_commit')"
+            ).fetchall()
+        )
         current = conn.execute("SELECT current_database()").fetchone()
     assert settings == {"fsync": "on", "listen_addresses": "127.0.0.1", "synchronous_commit": "on"}
     assert current == (pg_database,)

@@ -55,9 +55,11 @@ def test_a_server_that_goes_away_is_unavailable_then_comes_back(own_server: PgSe
     try:
         store.insert_version("ns", "p", 1, b"\x01" * 40, expected_version=0, now=1.0, max_versions=5)
         own_server.stop()
-        for call in (lambda: store.read_meta("ns", "p"), lambda: store.read_version("ns", "p", None),
-                     lambda: store.insert_version("ns", "p", 2, b"\x02" * 40, expected_version=1, now=2.0,
-                                                  max_versions=5)):
+        for call in (
+            lambda: store.read_meta("ns", "p"),
+            lambda: store.read_version("ns", "p", None),
+            lambda: store.insert_version("ns", "p", 2, b"\x02" * 40, expected_version=1, now=2.0, max_versions=5),
+        ):
             with pytest.raises(StorageError) as caught:
                 call()
             assert caught.value.public_reason == "storage is unavailable; retry"

@@ -74,10 +74,30 @@ def test_the_password_never_shows_in_the_config_repr(tmp_path: Path) -> None:
 def test_serve_refuses_a_password_flag_without_echoing_it(tmp_path: Path) -> None:
     secret = _password(5)
     result = subprocess.run(
-        [sys.executable, "-m", "secretsvc.cli", "serve", "--data-dir", str(tmp_path / "d"), "--store", URL,
-         "--store-password", secret],
-        capture_output=True, text=True, timeout=60, check=False,
+        [
+            sys.executable,
+            "-m",
+            "secretsvc.cli",
+            "serve",
+            "--data-dir",
+            str(tmp_path / "d"),
+            "--store",
+            URL,
+            "--store-password",
+            secret,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 2
     assert "--store-password is refused" in result.stderr and "--store-password-file" in result.stderr
     assert secret not in result.stderr + result.stdout
+
+
+def test_a_client_key_password_in_the_url_is_refused_too() -> None:
+    secret = _password(6)
+    with pytest.raises(ConfigError, match="must not hold a password") as caught:
+        parse_store(f"postgresql://svc@db.internal/secrets?sslpassword={secret}", "flag --store")
+    assert secret not in str(caught.value)
