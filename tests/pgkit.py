@@ -224,8 +224,10 @@ def pg_server() -> Iterator[PgServer]:
     try:
         yield server
     finally:
-        server.stop()
-        shutil.rmtree(server.workdir, ignore_errors=True)
+        try:
+            server.stop()
+        finally:
+            shutil.rmtree(server.workdir, ignore_errors=True)
 
 
 SHARED_DATABASE = "secretsvc_tests"

@@ -23,8 +23,10 @@ def own_server() -> Iterator[PgServer]:
     try:
         yield server
     finally:
-        server.stop()
-        shutil.rmtree(server.workdir, ignore_errors=True)
+        try:
+            server.stop()
+        finally:
+            shutil.rmtree(server.workdir, ignore_errors=True)
 
 
 def _closed_port() -> int:
