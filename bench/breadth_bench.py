@@ -212,8 +212,9 @@ def rule_names_family(rule: str, family: str, rule_families: Mapping[str, str]) 
 
 def _same_vendor(ours: str, corpus: str) -> bool:
     """Ours splits a few vendors finer or coarser (Azure Storage / Azure, MongoDB Atlas / MongoDB)."""
-    a, b = _EQUIVALENT.get(ours, ours).lower(), corpus.lower()
-    return a == b or a.startswith(b + " ") or b.startswith(a + " ")
+    b = corpus.lower()
+    names = {ours.lower(), _EQUIVALENT.get(ours, ours).lower()}
+    return any(a == b or a.startswith(b + " ") or b.startswith(a + " ") for a in names)
 
 
 def load_rule_families(data_dir: Path = RULES_DATA) -> dict[str, str]:

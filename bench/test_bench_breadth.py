@@ -265,6 +265,9 @@ def test_rule_attribution_by_id_words_and_ours_families() -> None:
         "azure-storage-connection-string", "Azure", {"azure-storage-connection-string": "Azure Storage"}
     )
     assert not bb.rule_names_family("azure-openai-key", "OpenAI", {"azure-openai-key": "Azure OpenAI"})
+    ours = {"docker-swarm-unlock-key": "Docker", "docker-config-auth": "Docker"}
+    assert bb.rule_names_family("docker-swarm-unlock-key", "Docker Swarm", ours)
+    assert bb.rule_names_family("docker-config-auth", "Docker config auth", ours)
     assert bb.is_generic("generic-api-key") and bb.is_generic("jwt")
     assert bb.is_generic("generic-secret-assignment", {"generic-secret-assignment": "Generic"})
     assert not bb.is_generic("datadog-api-key", {"datadog-api-key": "Datadog"})
