@@ -140,6 +140,13 @@ class OpenBao:
         """SIGSTOP: connections are accepted by the kernel but nothing answers (a hung server)."""
         assert self.proc is not None
         self.proc.send_signal(signal.SIGSTOP)
+        # The signal is delivered asynchronously: on a busy machine the server could still answer a request
+        # sent right after kill(2) returns. Wait until the kernel reports every thread stopped.
+        deadline = time.monotonic() + 5.0
+        while not _all_threads_stopped(self.proc.pid):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the OpenBao server did not stop on SIGSTOP")
+            time.sleep(0.01)
 
     def thaw(self) -> None:
         assert self.proc is not None
@@ -251,3 +258,16 @@ def start_openbao(workdir: Path, *, persistent: bool = False, transit_mount: str
                 raise
     bao.enable_transit(transit_mount)
     return bao
+
+
+def _all_threads_stopped(pid: int) -> bool:
+    """Whether every thread of `pid` is in the stopped state ('T' in /proc/PID/task/TID/stat)."""
+    tasks = Path(f"/proc/{pid}/task")
+    for task in tasks.iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except FileNotFoundError:
+            continue  # the thread exited
+        if stat.rpartition(")")[2].split()[0] not in ("T", "t"):
+            return False
+    return True
