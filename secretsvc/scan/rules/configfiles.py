@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterator
 
 from secretsvc.scan.rules import filters
-from secretsvc.scan.rules.context import CONFIG_FILE, SECRET_FILE
+from secretsvc.scan.rules.context import CONFIG_FILE, KEYSTORE_FILE, SECRET_FILE
 from secretsvc.scan.rules.generic import NON_SECRET_KEY_SUFFIXES, assigned_key_span
 from secretsvc.scan.rules.model import Detector
 from secretsvc.scan.rules.places import DEFAULT_CREDENTIAL_WORDS
@@ -295,3 +295,25 @@ def _secret_file_confirm(data: bytes, _start: int, _end: int) -> Iterator[tuple[
 def secret_file() -> tuple[Detector, ...]:
     """The whole of a small file named as a secret (`*.token`, `api.key`): one random-looking token."""
     return (Detector(r"^\s{0,16}[!-~]{16}", _secret_file_confirm, back=0, forward=0, scope=SECRET_FILE),)
+
+
+# -- keystores ---------------------------------------------------------------------------------------------
+
+MIN_KEYSTORE_BYTES = 128
+MAX_KEYSTORE_SPAN = 4096
+# PFX ::= SEQUENCE { version INTEGER (3), authSafe ContentInfo SEQUENCE, ... } (RFC 7292). A binary file
+# reaches the rules with every byte outside printable ASCII read as a newline, a file the walker took for text
+# (no NUL in its first block) as it is: 0x30 is "0"; then the length octets (0x80-0x84 and up to four more,
+# which may read as anything), then 02 01 03, then the authSafe's SEQUENCE.
+_PFX_HEADER = re.compile(rb"0[\n\x80-\x84][\x00-\xff]{0,4}?[\n\x02][\n\x01][\n\x03]0")
+
+
+def _keystore_confirm(data: bytes, _start: int, _end: int) -> Iterator[tuple[int, int]]:
+    if len(data) >= MIN_KEYSTORE_BYTES and _PFX_HEADER.match(data, 0, 12):
+        yield 0, min(len(data), MAX_KEYSTORE_SPAN)  # the keystore itself is the secret; its fingerprint too
+
+
+@detector("pkcs12-keystore")
+def pkcs12_keystore() -> tuple[Detector, ...]:
+    """A `.p12`/`.pfx` file that starts like a PKCS#12 PFX structure."""
+    return (Detector(r"^0", _keystore_confirm, back=0, forward=0, scope=KEYSTORE_FILE),)

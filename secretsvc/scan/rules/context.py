@@ -1,6 +1,6 @@
 """Which scoped detectors apply to a content, decided by where it came from (its path), not by its bytes.
 
-Two scopes exist:
+Three scopes exist:
 
 - `CONFIG_FILE`: an application's configuration file (`.env`, INI, TOML, YAML, `.properties`, `*.conf` ...)
   or an `Env` entry of the image config. There a secret-named key is set on purpose, so a short or
@@ -8,6 +8,9 @@ Two scopes exist:
   the same text is usually a default, a test value or an example, and only the generic heuristic's
   stricter checks apply. Documentation, test, example and fixture paths (`origin.path_kind`) are never
   config files here.
+- `KEYSTORE_FILE`: a file named as a PKCS#12 keystore (`*.p12`, `*.pfx`): a private key and its
+  certificate chain, whatever password protects them (a keystore's password is often a default or sits
+  beside it). Only the file's first block is in this scope.
 - `SECRET_FILE`: a small file whose name says it holds one secret (`*.token`, `api.key`, `*.secret`,
   `.vault-token`, anything under a `secrets/` directory ...): its whole content may be the token, with
   no key naming it. Only the first block of a text file is in this scope (the detector checks the block is
@@ -26,8 +29,10 @@ from secretsvc.scan.origin import PathKind, path_kind
 
 CONFIG_FILE = "config-file"
 SECRET_FILE = "secret-file"  # noqa: S105 - a scope's name
+KEYSTORE_FILE = "keystore-file"
 NO_SCOPES: frozenset[str] = frozenset()
-ALL_SCOPES = frozenset({CONFIG_FILE, SECRET_FILE})
+ALL_SCOPES = frozenset({CONFIG_FILE, SECRET_FILE, KEYSTORE_FILE})
+_KEYSTORE_EXTENSIONS = (".p12", ".pfx")
 
 _CONFIG_EXTENSIONS = frozenset(
     {"env", "ini", "cfg", "conf", "cnf", "toml", "yaml", "yml", "properties", "tfvars", "config", "envrc"}
@@ -70,9 +75,11 @@ def file_scopes(content: Content) -> frozenset[str]:
     """The scopes `content` is in, for `RuleSet.match(content, scopes=...)`."""
     if content.layer_index is None:
         return frozenset({CONFIG_FILE}) if content.location is Location.CONFIG_ENV else NO_SCOPES
-    if content.binary:
-        return NO_SCOPES
     scopes: set[str] = set()
+    if content.offset == 0 and _inner(content.path).lower().endswith(_KEYSTORE_EXTENSIONS):
+        scopes.add(KEYSTORE_FILE)  # binary, or text when its first block happens to hold no NUL
+    if content.binary:
+        return frozenset(scopes)
     if is_config_path(content.path):
         scopes.add(CONFIG_FILE)
     if content.offset == 0 and is_secret_file_path(content.path):
