@@ -12,6 +12,13 @@ the last whole record, so the file never holds half a line the writer knows abou
 for this process (the kernel may have dropped the pages it could not write): the log refuses writes until
 the server restarts and scans the file again.
 
+Shared by several processes (`shared=True`, the server's worker processes, docs/server.md): an exclusive
+`flock` on `<active>.lock` is held around every append, checkpoint, rotation and the opening scan. Holding
+it, a writer first catches up with the file: if another process appended (the size moved) or rotated (the
+name points at another inode), it reads the last whole line and continues the chain from that record's seq
+and hash. So the processes write one chain, in the order they took the lock. Each process syncs its own
+records (one fsync covers every record in the file before it), so durability is per record as below.
+
 Durability (what a crash of the machine, not just the process, can lose; a process crash loses nothing a
 `write` returned for, since the bytes are in the kernel):
     record      `write` returns after its record is on disk; threads waiting at once share one fsync
@@ -22,12 +29,14 @@ Durability (what a crash of the machine, not just the process, can lose; a proce
 from __future__ import annotations
 
 import errno
+import fcntl
 import logging
 import os
 import stat
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -41,11 +50,13 @@ from secretsvc.audit.record import (
     GENESIS,
     AuditEvent,
     CheckpointReason,
+    MalformedRecord,
     checkpoint_body,
     checkpoint_record,
     event_fields,
     event_line,
     format_time,
+    parse_line,
     record_hash,
     signed_message,
 )
@@ -65,6 +76,8 @@ DIR_MODE = 0o700
 FILE_MODE = 0o600
 # After a rotation fails (rename refused, no new file), try again no sooner than this.
 ROTATION_RETRY_SECONDS = 60.0
+# Beside the active file: the lock that processes sharing the log take around each append (`shared=True`).
+CHAIN_LOCK_SUFFIX = ".lock"
 # The background thread looks this often whether an interval checkpoint is due.
 MAX_TIMER_WAKE_SECONDS = 1.0
 
@@ -109,7 +122,7 @@ class AuditLog:
     """The open audit log. Thread-safe; use `AuditLog.open`, then `write` per call and `close` at shutdown."""
 
     __slots__ = (
-        "_broken", "_checkpoint_every", "_checkpoint_seconds", "_clock", "_closed", "_dropped",
+        "_broken", "_chain_lock_fd", "_checkpoint_every", "_checkpoint_seconds", "_clock", "_closed", "_dropped",
         "_durability", "_fail_closed", "_failures", "_fd", "_fd_is_active", "_head", "_hmac_paths", "_keys",
         "_last_checkpoint_at", "_lock", "_next_index", "_next_seq", "_path", "_rotate_bytes",
         "_rotation_retry_at", "_since_checkpoint", "_size", "_stop", "_sync_lock", "_synced_seq", "_thread",
@@ -118,9 +131,11 @@ class AuditLog:
 
     def __init__(self, path: Path, keys: AuditKeys, *, fd: int, size: int, next_seq: int, head: str,
                  next_index: int, checkpoint_every: int, checkpoint_seconds: float, rotate_bytes: int,
-                 hmac_paths: bool, durability: Durability, fail_closed: bool, clock: Clock) -> None:
+                 hmac_paths: bool, durability: Durability, fail_closed: bool, clock: Clock,
+                 chain_lock_fd: int | None = None) -> None:
         # Use AuditLog.open; this only assembles the parts.
         self._path = path
+        self._chain_lock_fd = chain_lock_fd  # the flock of a log shared by processes; None when not shared
         self._keys = keys
         self._fd = fd
         self._fd_is_active = True  # False after a rotation renamed the file but could not create the next
@@ -165,6 +180,8 @@ class AuditLog:
         fail_closed: bool = True,
         clock: Clock = time.time,
         background: bool = True,
+        shared: bool = False,
+        start_checkpoint: bool = True,
     ) -> AuditLog:
         """Open (or create) the log whose active file is `path` and write a start checkpoint.
 
@@ -172,12 +189,45 @@ class AuditLog:
         (`AuditUnavailable`) a log that does not verify with `keys` rather than sign over damage. The one
         repair it makes is to cut an incomplete final line (a crash while writing), which the start
         checkpoint records as `discarded_bytes`. `background` runs the thread that writes interval
-        checkpoints; tests turn it off and call `checkpoint_if_due`.
+        checkpoints; tests turn it off and call `checkpoint_if_due`. `shared` makes the log safe to write from
+        several processes at once (see the module docstring); `start_checkpoint=False` joins a shared log that
+        another process of the same server is writing without marking a start (unless a cut was needed).
         """
         check_settings(checkpoint_every=checkpoint_every, checkpoint_seconds=checkpoint_seconds,
                        rotate_bytes=rotate_bytes)
         active = Path(path)
         _prepare_directory(active.parent)
+        lock_fd = _open_chain_lock(active) if shared else None
+        try:
+            if lock_fd is not None:
+                _flock(lock_fd, active)
+            try:
+                audit = cls._open_end(active, keys, lock_fd, start_checkpoint, checkpoint_every=checkpoint_every,
+                                      checkpoint_seconds=checkpoint_seconds, rotate_bytes=rotate_bytes,
+                                      hmac_paths=hmac_paths, durability=durability, fail_closed=fail_closed,
+                                      clock=clock)
+            finally:
+                if lock_fd is not None:
+                    fcntl.flock(lock_fd, fcntl.LOCK_UN)
+            try:
+                audit._sync_through(audit._next_seq - 1)
+            except AuditUnavailable:
+                os.close(audit._fd)
+                raise
+        except BaseException:
+            if lock_fd is not None:
+                os.close(lock_fd)
+            raise
+        if background and checkpoint_seconds:
+            audit._thread = threading.Thread(target=audit._run_timer, name="audit-checkpoints", daemon=True)
+            audit._thread.start()
+        return audit
+
+    @classmethod
+    def _open_end(cls, active: Path, keys: AuditKeys, lock_fd: int | None, start_checkpoint: bool, *,
+                  checkpoint_every: int, checkpoint_seconds: float, rotate_bytes: int, hmac_paths: bool,
+                  durability: Durability, fail_closed: bool, clock: Clock) -> AuditLog:
+        """Find the chain's end (cutting an incomplete final line) and continue it; holds the chain lock if any."""
         try:
             rotated = rotated_files(active)
         except InvalidArgument as exc:
@@ -204,17 +254,14 @@ class AuditLog:
         audit = cls(active, keys, fd=fd, size=size, next_seq=next_seq, head=head,
                     next_index=rotated[-1][0] + 1 if rotated else 1, checkpoint_every=checkpoint_every,
                     checkpoint_seconds=checkpoint_seconds, rotate_bytes=rotate_bytes, hmac_paths=hmac_paths,
-                    durability=durability, fail_closed=fail_closed, clock=clock)
-        try:
-            with audit._lock:
-                audit._checkpoint_locked(CheckpointReason.START, discarded_bytes=discarded)
-            audit._sync_through(audit._next_seq - 1)
-        except AuditUnavailable:
-            os.close(fd)
-            raise
-        if background and checkpoint_seconds:
-            audit._thread = threading.Thread(target=audit._run_timer, name="audit-checkpoints", daemon=True)
-            audit._thread.start()
+                    durability=durability, fail_closed=fail_closed, clock=clock, chain_lock_fd=lock_fd)
+        if start_checkpoint or discarded or tail is None:
+            try:
+                with audit._lock:
+                    audit._checkpoint_locked(CheckpointReason.START, discarded_bytes=discarded)
+            except AuditUnavailable:
+                os.close(fd)
+                raise
         return audit
 
     # -- writing ---------------------------------------------------------------------------------------
@@ -229,11 +276,12 @@ class AuditLog:
         try:
             with self._lock:
                 self._check_usable_locked()
-                line = event_line(fields, seq=self._next_seq, prev=self._head, time=format_time(self._clock()))
-                self._append_locked(line)
-                self._since_checkpoint += 1
-                checkpointed, rotated = self._after_append_locked()
-                target = self._next_seq - 1
+                with self._chain_locked():
+                    line = event_line(fields, seq=self._next_seq, prev=self._head, time=format_time(self._clock()))
+                    self._append_locked(line)
+                    self._since_checkpoint += 1
+                    checkpointed, rotated = self._after_append_locked()
+                    target = self._next_seq - 1
                 self._warned = False
         except AuditUnavailable as exc:
             if self._fail_closed:
@@ -270,8 +318,9 @@ class AuditLog:
                 return False
             if self._clock() - self._last_checkpoint_at < self._checkpoint_seconds:
                 return False
-            if not self._try_checkpoint_locked(CheckpointReason.INTERVAL):
-                return False
+            with self._chain_locked():
+                if not self._try_checkpoint_locked(CheckpointReason.INTERVAL):
+                    return False
             target = self._next_seq - 1
         self._sync_through(target)
         return True
@@ -289,7 +338,8 @@ class AuditLog:
             error: str | None = self._broken
             try:
                 if error is None:
-                    self._checkpoint_locked(CheckpointReason.SHUTDOWN)
+                    with self._chain_locked():
+                        self._checkpoint_locked(CheckpointReason.SHUTDOWN)
                     os.fsync(self._fd)
             except AuditUnavailable as exc:
                 error = str(exc)
@@ -297,6 +347,8 @@ class AuditLog:
                 error = f"cannot sync audit log {self._path}: {exc.strerror or exc}"
             finally:
                 os.close(self._fd)
+                if self._chain_lock_fd is not None:
+                    os.close(self._chain_lock_fd)
         if error is not None:
             raise AuditUnavailable(f"audit log closed without its shutdown checkpoint: {error}")
 
@@ -356,6 +408,60 @@ class AuditLog:
         self._size += len(data)
         self._head = record_hash(line)
         self._next_seq += 1
+
+    @contextmanager
+    def _chain_locked(self) -> Iterator[None]:
+        """Inside _lock, for a log shared by processes: hold the chain lock and continue from the chain's end
+        as the file has it now (another process may have appended or rotated). A no-op when not shared."""
+        if self._chain_lock_fd is None:
+            yield
+            return
+        _flock(self._chain_lock_fd, self._path)
+        try:
+            self._catch_up_locked()
+            yield
+        finally:
+            fcntl.flock(self._chain_lock_fd, fcntl.LOCK_UN)
+
+    def _catch_up_locked(self) -> None:
+        try:
+            ours = os.fstat(self._fd)
+            try:
+                named: os.stat_result | None = os.stat(self._path)
+            except FileNotFoundError:
+                named = None  # renamed by a rotation that could not create the next file: keep appending here
+            if named is not None and (named.st_ino, named.st_dev) != (ours.st_ino, ours.st_dev):
+                # Another process rotated: the old file's end (if it grew since) is the chain's end unless
+                # the new file already holds records.
+                if ours.st_size != self._size:
+                    self._adopt_tail(self._fd, ours.st_size)
+                fd, size = _open_active(self._path)
+                old, self._fd, self._fd_is_active = self._fd, fd, True
+                os.close(old)
+                if size:
+                    self._adopt_tail(fd, size)
+                else:
+                    self._size = 0
+            elif ours.st_size != self._size:
+                self._adopt_tail(self._fd, ours.st_size)
+        except OSError as exc:
+            raise AuditUnavailable(f"cannot read the end of audit log {self._path}: {exc.strerror or exc}") from None
+
+    def _adopt_tail(self, fd: int, size: int) -> None:
+        """Continue the chain from the last record of the file open at `fd`, `size` bytes long."""
+        want = min(size, limits.MAX_LINE_BYTES + 1)
+        data = os.pread(fd, want, size - want)
+        start = data.rfind(b"\n", 0, len(data) - 1) + 1
+        if not data.endswith(b"\n") or (start == 0 and want < size):
+            raise AuditUnavailable(f"audit log {self._path} does not end in a whole record; run `secretsvc audit "
+                                   "verify` and restart the server")
+        line = data[start:-1]
+        try:
+            record = parse_line(line)
+        except MalformedRecord as exc:
+            raise AuditUnavailable(f"audit log {self._path} ends in a record that does not parse ({exc}); run "
+                                   "`secretsvc audit verify`") from None
+        self._next_seq, self._head, self._size = record.seq + 1, record_hash(line), size
 
     def _cut_back_locked(self) -> None:
         """Remove the part of a record a failed write left, so the file ends in a whole record again."""
@@ -465,6 +571,21 @@ class AuditLog:
 
 
 
+def _open_chain_lock(active: Path) -> int:
+    lock_path = active.with_name(active.name + CHAIN_LOCK_SUFFIX)
+    try:
+        return os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE)
+    except OSError as exc:
+        raise AuditUnavailable(f"cannot open audit lock file {lock_path}: {exc.strerror or exc}") from None
+
+
+def _flock(fd: int, active: Path) -> None:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    except OSError as exc:
+        raise AuditUnavailable(f"cannot lock audit log {active}: {exc.strerror or exc}") from None
+
+
 def _prepare_directory(directory: Path) -> None:
     try:
         directory.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
@@ -477,7 +598,8 @@ def _prepare_directory(directory: Path) -> None:
 def _open_active(path: Path) -> tuple[int, int]:
     """The active file opened for appending (created 0600), and its size."""
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE)
+        # Readable too: a log shared by processes reads its last record to continue another process's chain.
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE)
     except OSError as exc:
         raise AuditUnavailable(f"cannot open audit log {path}: {exc.strerror or exc}") from None
     try:
