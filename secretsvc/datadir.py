@@ -44,7 +44,7 @@ class DataDir:
 
     __slots__ = ("_fd", "_path")
 
-    def __init__(self, path: Path, fd: int) -> None:
+    def __init__(self, path: Path, fd: int | None) -> None:
         self._path = path
         self._fd: int | None = fd
 
@@ -76,6 +76,14 @@ class DataDir:
             os.close(fd)  # also drops the lock
             raise StorageError(f"cannot write lock file {lock_path}: {exc.strerror}") from None
         return cls(path, fd)
+
+    @classmethod
+    def held_by_supervisor(cls, path: Path) -> DataDir:
+        """The directory of a worker process whose supervisor holds the lock for all of them
+        (`serve --processes`, rpc/workers.py): checked like `open`, not locked again."""
+        path = Path(path)
+        _prepare_dir(path)
+        return cls(path, None)
 
     @property
     def path(self) -> Path:
