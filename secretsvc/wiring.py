@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,6 +26,7 @@ from secretsvc.datadir import DataDir
 from secretsvc.kek.base import KeyEncryptionKey
 from secretsvc.kek.local import LocalKeyring
 from secretsvc.service import kekguard
+from secretsvc.service.changes import ChangeFeed, ChangeRelay, ChangeSource
 from secretsvc.service.livepolicies import LivePolicies
 from secretsvc.store.base import SecretStore
 from secretsvc.store.target import DEFAULT as DEFAULT_STORE
@@ -44,8 +45,13 @@ class Backends:
     kek: KeyEncryptionKey
     policies: LivePolicies  # the authorizer every use case asks
     remote_kek: OpenedKek | None = None  # Transit or PKCS#11 (docs/kek.md): readiness, cache metrics, close
+    changes: ChangeFeed = field(default_factory=ChangeFeed)  # wakes watchers; fed by this process and others
+    relay: ChangeRelay | None = None  # where other processes' changes arrive (tokens, policies, secrets)
+    change_source: ChangeSource | None = None  # hears other processes' changes (PostgreSQL: LISTEN)
 
     def close(self) -> None:
+        if self.change_source is not None:
+            self.change_source.close()
         if self.remote_kek is not None:
             self.remote_kek.close()
         self.store.close()
@@ -57,27 +63,34 @@ class Authenticators:
     callers: CallerIdentifier  # picks the authenticator for each call's credentials
 
 
-def open_authenticators(config: ServerConfig, store: SecretStore) -> Authenticators:
+def open_authenticators(config: ServerConfig, store: SecretStore,
+                        relay: ChangeRelay | None = None) -> Authenticators:
     """Static tokens always; Kubernetes service-account tokens when configured; client certificates identify
-    callers when they are required."""
+    callers when they are required. With `relay`, a token changed by another replica drops the cached
+    verifications at once."""
     service_accounts = None
     if config.service_accounts is not None:
         from secretsvc.auth.serviceaccount_config import build_authenticator
 
         service_accounts = build_authenticator(config.service_accounts)
     tokens = TokenAuthenticator(store)
+    if relay is not None:
+        relay.on_tokens(tokens.forget_verified)
     return Authenticators(tokens, CallerIdentifier(tokens, service_accounts=service_accounts,
                                                    identifies_by_certificate=config.client_auth == "required"))
 
 
-def open_audit(config: ServerConfig, datadir: DataDir) -> AuditLog:
-    """The audit log: keys in the data directory (made on first start), the file where `audit_file` says."""
+def open_audit(config: ServerConfig, datadir: DataDir, *, shared: bool = False,
+               start_checkpoint: bool = True) -> AuditLog:
+    """The audit log: keys in the data directory (made on first start), the file where `audit_file` says.
+    `shared` and `start_checkpoint`: for worker processes writing one chain (`AuditLog.open`)."""
     keys = AuditKeys.load_or_create(datadir.path)
     return AuditLog.open(
         config.audit_file or default_audit_path(datadir.path), keys,
         checkpoint_every=config.audit_checkpoint_every, checkpoint_seconds=config.audit_checkpoint_seconds,
         rotate_bytes=config.audit_rotate_bytes, hmac_paths=config.audit_hmac_paths,
         durability=Durability(config.audit_durability), fail_closed=config.audit_fail_closed,
+        shared=shared, start_checkpoint=start_checkpoint,
     )
 
 
@@ -99,16 +112,39 @@ def open_backends(datadir: DataDir, passphrase: SecretBytes | None, policy_paths
         recorded = kekguard.recorded_kek_versions(store, now=time.time())
         if kek_config is not None and (kek_config.backend != "local" or kek_config.previous is not None):
             opened = _open_configured_kek(kek_config, datadir, passphrase, recorded, store, database)
-            return Backends(store=store, kek=opened.kek, policies=policies, remote_kek=opened)
+            return _with_changes(Backends(store=store, kek=opened.kek, policies=policies, remote_kek=opened),
+                                 store_config)
         if not os.path.lexists(keyring_file):
             kekguard.refuse_missing_keyring(recorded, str(keyring_file), database)
         keyring = LocalKeyring.open_or_create(keyring_file, passphrase)
         kekguard.check_keyring_opens(recorded, keyring, str(keyring_file), database)
         store.record_kek_version(keyring.key_id, keyring.primary_version(), now=time.time())
+        return _with_changes(Backends(store=store, kek=keyring, policies=policies), store_config)
     except BaseException:
         store.close()
         raise
-    return Backends(store=store, kek=keyring, policies=policies)
+
+
+def _with_changes(backends: Backends, store_config: StoreConfig) -> Backends:
+    """Relay other processes' changes into this one: on PostgreSQL a listener connection per process (docs/
+    server.md, "Replicas"); on SQLite this process makes every change, and its writes reach the feed directly."""
+    feed = ChangeFeed()
+    relay = ChangeRelay(feed)
+    policies = backends.policies
+
+    def reload_policies() -> None:
+        policies.reload()
+
+    relay.on_policies(reload_policies)
+    source: ChangeSource | None = None
+    if store_config.kind == "postgresql":
+        from secretsvc.store.postgres import PostgresStore
+
+        if isinstance(backends.store, PostgresStore):
+            source = backends.store.change_listener()
+            source.start(relay)
+    return Backends(store=backends.store, kek=backends.kek, policies=policies, remote_kek=backends.remote_kek,
+                    changes=feed, relay=relay, change_source=source)
 
 
 def _open_configured_kek(kek_config: KekConfig, datadir: DataDir, passphrase: SecretBytes | None,

@@ -42,7 +42,6 @@ from secretsvc.rpc.servicers import AdminServicer, SecretsServicer, TokensServic
 from secretsvc.rpc.streamslots import StreamSlots
 from secretsvc.service import limits
 from secretsvc.service.accessreview import AccessReviewService
-from secretsvc.service.changes import ChangeFeed
 from secretsvc.service.fingerprints import FingerprintBackfill, FingerprintKeys
 from secretsvc.service.livepolicies import ReloadLoop
 from secretsvc.service.matching import MatchService
@@ -163,7 +162,7 @@ def start(config: ServerConfig) -> RunningServer:
             from secretsvc.kek.cachemetrics import DataKeyCacheCollector
 
             metrics.registry.register(DataKeyCacheCollector(backends.remote_kek.cache))
-        authenticators = open_authenticators(config, store)
+        authenticators = open_authenticators(config, store, backends.relay)
         token_auth = authenticators.tokens
         watches = None
         if config.max_watches:
@@ -195,7 +194,7 @@ def start(config: ServerConfig) -> RunningServer:
             ],
         )
         authorizer = backends.policies
-        changes = ChangeFeed()
+        changes = backends.changes  # also fed by other replicas' writes (wiring.py)
         backends.policies.add_listener(changes.recheck_all)
         fingerprint_keys = FingerprintKeys(store, keyring, time.time)
         backfill = FingerprintBackfill(store, keyring, fingerprint_keys)

@@ -6,14 +6,23 @@ that watches it and sets its event, so a write wakes only the watchers of that s
 watchers of one secret wakes those 500, and nobody else). A subscription remembers every change until its
 watcher takes them, so nothing that happens between two waits is lost.
 
-This feed is in-process: writes made by another process on the same database (or by another replica) are
-found by the watchers' periodic re-check instead (`service/watch.py`).
+Writes made by other processes on the same database (replicas on one PostgreSQL) come in through a
+`ChangeSource` (on PostgreSQL, a LISTEN connection: `store/_pg_notify.py`), which tells the process's
+`ChangeRelay`; the relay hands each change to the feed, the token-verification cache, or the policy reload.
+A source that may have missed changes (it reconnected) says everything may have changed: every watched secret
+is read again, every cached token check dropped, the policies reloaded. SQLite has no source: one process
+writes, and its writes reach the feed directly. A source for several processes on one SQLite file would poll a
+change counter and call the same relay.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Protocol
+
+log = logging.getLogger("secretsvc.changes")
 
 _Key = tuple[str, str]  # (namespace, path)
 
@@ -84,6 +93,15 @@ class ChangeFeed:
         for subscription in watchers:
             subscription._notify(key)
 
+    def all_changed(self) -> None:
+        """Every watched secret may have changed elsewhere (changes were missed): each watcher reads again."""
+        with self._lock:
+            pairs = [(key, s) for key, subs in self._watchers.items() for s in subs]
+            for key in self._watchers:
+                self._counts[key] = self._counts.get(key, 0) + 1
+        for key, subscription in pairs:
+            subscription._notify(key)
+
     def recheck_all(self) -> None:
         """Mark everything every watcher watches as changed: after a policy reload, each watcher checks again
         that its caller may still read what it watches."""
@@ -95,3 +113,51 @@ class ChangeFeed:
     def watcher_count(self) -> int:
         with self._lock:
             return len({s for subs in self._watchers.values() for s in subs})
+
+
+class ChangeRelay:
+    """Where changes made by other processes arrive (a `store/_pg_notify.ChangeSink`): secrets to the feed,
+    tokens and policies to whoever registered for them."""
+
+    def __init__(self, feed: ChangeFeed) -> None:
+        self.feed = feed
+        self._token_listeners: list[Callable[[], None]] = []
+        self._policy_listeners: list[Callable[[], None]] = []
+
+    def on_tokens(self, listener: Callable[[], None]) -> None:
+        """`listener` runs when tokens changed elsewhere (drop cached verifications)."""
+        self._token_listeners.append(listener)
+
+    def on_policies(self, listener: Callable[[], None]) -> None:
+        """`listener` runs when stored policy documents changed elsewhere (reload)."""
+        self._policy_listeners.append(listener)
+
+    def secret_changed(self, namespace: str, path: str) -> None:
+        self.feed.changed(namespace, path)
+
+    def tokens_changed(self) -> None:
+        _run_all(self._token_listeners)
+
+    def policies_changed(self) -> None:
+        _run_all(self._policy_listeners)
+
+    def everything_may_have_changed(self) -> None:
+        _run_all(self._token_listeners)
+        self.feed.all_changed()
+        _run_all(self._policy_listeners)
+
+
+def _run_all(listeners: list[Callable[[], None]]) -> None:
+    for listener in tuple(listeners):
+        try:
+            listener()
+        except Exception:  # one failing listener must not keep the change from the others
+            log.exception("a change listener failed")
+
+
+class ChangeSource(Protocol):
+    """Tells a `ChangeRelay` what other processes changed in the store, until closed."""
+
+    def start(self, relay: ChangeRelay) -> None: ...
+
+    def close(self) -> None: ...

@@ -11,14 +11,20 @@ tables run in one REPEATABLE READ READ ONLY transaction (one snapshot, never abo
 
 Connections come from a bounded psycopg_pool; a call that finds no free connection within the acquire
 timeout, or a server that is down, gives a `StorageError` whose public reason says to retry (UNAVAILABLE to
-gRPC callers). The schema is migrated at open under an advisory lock (`_pg_schema`).
+gRPC callers). The schema is migrated at open under an advisory lock (`_pg_schema`). A connection that
+broke (the server restarted) is dropped by the pool when it is handed back, and the first such failure makes
+the pool check its idle connections, so one call per outage fails instead of one per pooled connection.
+
+Replicas: every write that other processes must learn of (a secret's versions, a token, a policy document)
+sends a NOTIFY in its own transaction; `change_listener()` hears them (`_pg_notify`).
 """
 
 from __future__ import annotations
 
 import random
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any, TypeVar
 
@@ -27,10 +33,12 @@ import psycopg_pool
 from psycopg import errors as pg_errors
 
 from secretsvc.errors import InvalidArgument, StorageError
+from secretsvc.store import _pg_notify as notify
 from secretsvc.store._dbapi import Conn
 from secretsvc.store._pg_conn import PgConn, PgTarget, connect_error, parse_url, storage_error
 from secretsvc.store._pg_schema import migrate
 from secretsvc.store._sqlstore import SqlStore
+from secretsvc.store.base import SecretMeta
 
 DEFAULT_POOL_SIZE = 16  # the gRPC server's default worker count
 MAX_POOL_SIZE = 256
@@ -39,6 +47,14 @@ DEFAULT_ACQUIRE_TIMEOUT_S = 10.0
 # Runs of one write aborted by serialization failures before giving up with "busy; retry".
 MAX_WRITE_ATTEMPTS = 30
 _RETRY_STATES = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected)
+# Writes other replicas learn of by kind alone; the secret writes name their secret (`_announcing`).
+_KIND_BY_OP = {
+    "put_token": notify.TOKEN,
+    "delete_token": notify.TOKEN,
+    "put_policy_document": notify.POLICY,
+    "delete_policy_document": notify.POLICY,
+}
+_SECRET_OPS = frozenset({"insert_version", "set_versions_deleted", "destroy_versions", "delete_secret", "update_meta"})
 
 _T = TypeVar("_T")
 
@@ -60,10 +76,14 @@ class PostgresStore(SqlStore):
             raise InvalidArgument(f"pool size must be 1..{MAX_POOL_SIZE}, got {pool_size}")
         self._target: PgTarget = parse_url(url, password=password)
         self._acquire_timeout_s = acquire_timeout_s
+        self._origin = notify.new_origin()
+        self._announced = threading.local()  # the secret the running write names in its NOTIFY
+        self._checking = threading.Lock()
         kwargs = self._target.connect_kwargs()
         kwargs["connect_timeout"] = max(1, round(connect_timeout_s))
         kwargs["application_name"] = "secretsvc"
         self._probe_kwargs = {**kwargs, "connect_timeout": 2}
+        self._listen_kwargs = dict(kwargs)
         # The first connection is made here, not by the pool, so its failure says why (refused, no such
         # database, authentication) instead of only "timed out".
         try:
@@ -99,12 +119,70 @@ class PostgresStore(SqlStore):
         """The database, as a URL without any password."""
         return self._target.display
 
+    def change_listener(self) -> notify.PgChangeListener:
+        """A listener for the changes other processes make to this database (not started)."""
+        return notify.PgChangeListener(self._target.url, self._listen_kwargs, self.location, self._origin)
+
+    # --- notifications -------------------------------------------------------------------------------------
+    @contextmanager
+    def _announcing(self, namespace: str, path: str) -> Iterator[None]:
+        self._announced.key = (namespace, path)
+        try:
+            yield
+        finally:
+            self._announced.key = None
+
+    def _notice(self, op: str) -> str | None:
+        if op in _SECRET_OPS:
+            key: tuple[str, str] | None = getattr(self._announced, "key", None)
+            # Without a named secret (a write added without `_announcing`), replicas re-read all they watch.
+            return notify.payload(self._origin, notify.SECRET, *(key or ("", "")))
+        kind = _KIND_BY_OP.get(op)
+        return None if kind is None else notify.payload(self._origin, kind)
+
+    def insert_version(self, namespace: str, path: str, *args: Any, **kwargs: Any) -> list[int]:
+        with self._announcing(namespace, path):
+            return super().insert_version(namespace, path, *args, **kwargs)
+
+    def set_versions_deleted(
+        self, namespace: str, path: str, versions: Sequence[int], *, deleted: bool, now: float
+    ) -> list[int]:
+        with self._announcing(namespace, path):
+            return super().set_versions_deleted(namespace, path, versions, deleted=deleted, now=now)
+
+    def destroy_versions(self, namespace: str, path: str, versions: Sequence[int], *, now: float) -> list[int]:
+        with self._announcing(namespace, path):
+            return super().destroy_versions(namespace, path, versions, now=now)
+
+    def delete_secret(self, namespace: str, path: str) -> bool:
+        with self._announcing(namespace, path):
+            return super().delete_secret(namespace, path)
+
+    def update_meta(
+        self,
+        namespace: str,
+        path: str,
+        *,
+        now: float,
+        max_versions: int | None = None,
+        custom_metadata: Mapping[str, str] | None = None,
+    ) -> SecretMeta:
+        with self._announcing(namespace, path):
+            return super().update_meta(
+                namespace, path, now=now, max_versions=max_versions, custom_metadata=custom_metadata
+            )
+
     # --- transactions --------------------------------------------------------------------------------------
     def _write(self, op: str, fn: Callable[[Conn], _T]) -> _T:
+        notice = self._notice(op)
         for attempt in range(MAX_WRITE_ATTEMPTS):
             try:
                 with self._connection(op, "BEGIN ISOLATION LEVEL SERIALIZABLE") as conn:
-                    return fn(conn)
+                    result = fn(conn)
+                    if notice is not None:
+                        # Delivered at COMMIT, and only if the write commits.
+                        conn.execute("SELECT pg_notify(?, ?)", (notify.CHANNEL, notice))
+                    return result
             except _RETRY_STATES:
                 # Short, growing, jittered pauses so writers that collided do not collide again in step.
                 time.sleep(random.uniform(0, min(0.05, 0.001 * 2**attempt)))  # noqa: S311 - jitter, not secrets
@@ -149,9 +227,23 @@ class PostgresStore(SqlStore):
         except psycopg_pool.PoolTimeout:
             raise self._pool_timeout(op) from None
         except (psycopg.Error, psycopg_pool.PoolClosed) as exc:
+            if isinstance(exc, psycopg.OperationalError):
+                self._check_idle()
             raise storage_error(op, self.location, exc) from None
         except UnicodeEncodeError:
             raise InvalidArgument(f"{op}: names and metadata must be valid UTF-8 text") from None
+
+    def _check_idle(self) -> None:
+        """A connection broke: the server may have restarted, and then every idle pooled connection is dead
+        too. Checking them now (one at a time across threads) spares the next callers a failure each."""
+        if not self._checking.acquire(blocking=False):
+            return
+        try:
+            self._pool.check()
+        except (psycopg.Error, psycopg_pool.PoolClosed):
+            pass
+        finally:
+            self._checking.release()
 
     def _pool_timeout(self, op: str) -> StorageError:
         """No pooled connection came free in time: the pool is busy, or the server stopped answering and the
