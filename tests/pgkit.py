@@ -153,6 +153,25 @@ class PgServer:
             ]
         )
 
+    def restart_fast(self) -> None:
+        """`pg_ctl restart -m fast`: sessions are ended, the server shuts down cleanly and starts again."""
+        # The log file keeps the new postmaster from holding this process's output pipes open.
+        self._run(
+            [
+                str(self.bindir / "pg_ctl"),
+                "-D",
+                str(self.datadir),
+                "-l",
+                str(self.workdir / "server.log"),
+                "-m",
+                "fast",
+                "-w",
+                "-t",
+                str(START_TIMEOUT_S),
+                "restart",
+            ]
+        )
+
     def stop(self) -> None:
         if (self.datadir / "postmaster.pid").exists():
             with contextlib.suppress(subprocess.SubprocessError):
