@@ -24,12 +24,20 @@ def run(args: argparse.Namespace) -> int:
 
     # Everything the server creates (database, WAL, keyring, token file) is for its own user only.
     os.umask(0o077)
-    flags = {k: v for k, v in vars(args).items() if k not in {"run", "command", "config"}}
+    from secretsvc.rpc.workers import WorkerRole
+
+    flags = {k: v for k, v in vars(args).items() if k not in {"run", "command", "config", "processes"}}
     config_file = args.config or (Path(os.environ["SECRETSVC_CONFIG"]) if os.environ.get("SECRETSVC_CONFIG") else None)
     try:
+        processes = _processes(args.processes, os.environ)
         config = load_config(flags, os.environ, config_file)
         logs.configure(config.log_level, config.log_format)
-        return serve(config)
+        role = WorkerRole.from_env(os.environ)
+        if role is None and processes > 1:
+            from secretsvc.rpc.workers import Supervisor
+
+            return Supervisor(config, processes, sys.argv[1:]).run()
+        return serve(config, role)
     except ConfigError as exc:
         print(f"secretsvc: configuration error: {exc}", file=sys.stderr)
         return 2
@@ -42,6 +50,20 @@ def run(args: argparse.Namespace) -> int:
     except StorageError as exc:
         print(f"secretsvc: storage error: {exc}", file=sys.stderr)
         return 1
+
+
+def _processes(flag: str | None, environ: os._Environ[str]) -> int:
+    """--processes, else $SECRETSVC_PROCESSES, else 1; 'auto' or 0 means one per usable core."""
+    from secretsvc.rpc.workers import MAX_PROCESSES
+
+    text = flag if flag is not None else environ.get("SECRETSVC_PROCESSES", "1")
+    try:
+        value = len(os.sched_getaffinity(0)) if text.strip() in {"auto", "0"} else int(text)
+    except ValueError:
+        raise ConfigError(f"processes must be a number of worker processes or 'auto', got {text!r}") from None
+    if not 1 <= value <= MAX_PROCESSES:
+        raise ConfigError(f"processes must be 1..{MAX_PROCESSES} (MAX_PROCESSES) or 'auto', got {text!r}")
+    return value
 
 
 def add_parser(subparsers: Any) -> None:
@@ -66,7 +88,10 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
     p.add_argument("--log-format", choices=("json", "text"))
     p.add_argument("--default-max-versions", type=int, metavar="N")
-    p.add_argument("--workers", type=int, metavar="N", help="RPC worker threads (default 16)")
+    p.add_argument("--workers", type=int, metavar="N", help="RPC worker threads per process (default 16)")
+    p.add_argument("--processes", metavar="N|auto",
+                   help="worker processes sharing the port, each with --workers threads; auto is one per usable "
+                        "core (default 1; $SECRETSVC_PROCESSES; docs/server.md, \"Worker processes\")")
     p.add_argument("--shutdown-grace-seconds", type=float, metavar="S",
                    help="how long in-flight RPCs may finish on SIGTERM (default 10)")
     p.add_argument("--allow-non-loopback", "--insecure-behind-tls-proxy", dest="allow_non_loopback",

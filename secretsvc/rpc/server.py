@@ -40,6 +40,7 @@ from secretsvc.rpc.metrics import RpcMetrics
 from secretsvc.rpc.policy_servicer import PoliciesServicer
 from secretsvc.rpc.servicers import AdminServicer, SecretsServicer, TokensServicer, TransitServicer
 from secretsvc.rpc.streamslots import StreamSlots
+from secretsvc.rpc.workers import WorkerRole
 from secretsvc.service import limits
 from secretsvc.service.accessreview import AccessReviewService
 from secretsvc.service.fingerprints import FingerprintBackfill, FingerprintKeys
@@ -51,6 +52,8 @@ from secretsvc.service.secrets import SecretService
 from secretsvc.service.tokens import TokenService
 from secretsvc.service.transit import TransitService
 from secretsvc.service.watch import WatchService
+from secretsvc.store._sqlite_changes import SqliteChangeSource
+from secretsvc.store.sqlite import SqliteStore
 from secretsvc.v1 import (
     access_pb2,
     access_pb2_grpc,
@@ -136,20 +139,24 @@ class RunningServer:
         self.close()
 
 
-def start(config: ServerConfig) -> RunningServer:
-    datadir = DataDir.open(config.data_dir)
+def start(config: ServerConfig, role: WorkerRole | None = None) -> RunningServer:
+    """Start serving. `role`: this is one of several worker processes (rpc/workers.py), which share the port,
+    the audit chain and the store's change notices with the others."""
+    datadir = DataDir.held_by_supervisor(config.data_dir) if role is not None else DataDir.open(config.data_dir)
     backends: Backends | None = None
     audit: AuditLog | None = None
     reloads: ReloadLoop | None = None
     # Ends the start-up fingerprint backfill (service/fingerprints.py) before the store closes.
     stop_backfill = threading.Event()
+    sqlite_changes: SqliteChangeSource | None = None
     try:
         backends = open_backends(datadir, _read_passphrase(config.keyring_passphrase_file), config.policy_paths,
                                  config.kek, config.store_config)
         store, keyring = backends.store, backends.kek
         reloads = ReloadLoop(backends.policies, config.policy_reload_seconds)
         if config.audit_enabled:
-            audit = open_audit(config, datadir)
+            audit = open_audit(config, datadir, shared=role is not None,
+                               start_checkpoint=role is None or not role.joins)
         else:
             log.warning("the audit log is off (audit_enabled=no): no record is kept of who did what")
         if store.count_tokens() == 0:
@@ -183,7 +190,9 @@ def start(config: ServerConfig) -> RunningServer:
             options=[
                 ("grpc.max_receive_message_length", limits.MAX_MESSAGE_BYTES),
                 ("grpc.max_send_message_length", limits.MAX_MESSAGE_BYTES),
-                ("grpc.so_reuseport", 0),
+                # Worker processes listen on one port and the kernel spreads connections over them; a lone
+                # server refuses a port another process holds.
+                ("grpc.so_reuseport", 1 if role is not None else 0),
                 # A ping every KEEPALIVE_SECONDS on every connection, even one that only holds a quiet watch:
                 # the server learns of a client that vanished (and frees its watch slot) within a minute and a
                 # half instead of TCP's two hours, and the client learns that a silent stream is still alive.
@@ -234,10 +243,17 @@ def start(config: ServerConfig) -> RunningServer:
             raise ConfigError(f"cannot listen on {config.listen} (address in use or not available)")
         if config.metrics_listen:
             host, metrics_port = parse_host_port(config.metrics_listen, setting="metrics_listen")
+            if role is not None and metrics_port:
+                metrics_port += role.index  # each worker's own counters, on the ports after the first
             try:
                 start_http_server(metrics_port, addr=host, registry=metrics.registry)
             except OSError as exc:
                 raise ConfigError(f"cannot serve metrics on {config.metrics_listen}: {exc.strerror}") from None
+        if role is not None and backends.change_source is None and isinstance(store, SqliteStore):
+            # Workers on one SQLite file: another worker's writes, revocations and policies reach this one.
+            sqlite_changes = SqliteChangeSource(store.path)
+            if backends.relay is not None:
+                sqlite_changes.start(backends.relay)
         server.start()
         reloads.start()
         backfill_thread = backfill.start(stop_backfill)
@@ -246,6 +262,8 @@ def start(config: ServerConfig) -> RunningServer:
         kek_probe = _kek_probe(backends, config, health_servicer)
     except BaseException:
         stop_backfill.set()
+        if sqlite_changes is not None:
+            sqlite_changes.close()
         if reloads is not None:
             reloads.stop()
         if audit is not None:
@@ -259,6 +277,8 @@ def start(config: ServerConfig) -> RunningServer:
         if kek_probe is not None:
             kek_probe.stop()
         reloads.stop()
+        if sqlite_changes is not None:
+            sqlite_changes.close()
         stop_backfill.set()
         backfill_thread.join(timeout=BACKFILL_STOP_SECONDS)
         # After the server has stopped: every call that ran has its record, then the shutdown checkpoint.
@@ -329,8 +349,9 @@ def tune_malloc() -> bool:
     return all(r == 1 for r in applied)
 
 
-def serve(config: ServerConfig) -> int:
-    """Run until SIGTERM or SIGINT, then drain in-flight RPCs for up to the grace period."""
+def serve(config: ServerConfig, role: WorkerRole | None = None) -> int:
+    """Run until SIGTERM or SIGINT, then drain in-flight RPCs for up to the grace period. A worker process
+    (`role`) also stops when its supervisor is gone."""
     if not tune_malloc():
         log.info("malloc tuning not applied (not glibc); large calls will take page faults")
     stop = threading.Event()
@@ -350,19 +371,25 @@ def serve(config: ServerConfig) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGHUP, on_hangup)
     try:
-        running = start(config)
+        running = start(config, role)
     except KeyringError as exc:
         print(f"secretsvc: keyring error: {exc}", file=sys.stderr)
         return 1
     host, _ = parse_host_port(config.listen, setting="listen")
     log.info("serving", extra={"listen": f"{host}:{running.port}", "data_dir": str(config.data_dir),
-                               "metrics": config.metrics_listen or None})
-    print(f"secretsvc: listening on {host}:{running.port} (data dir {config.data_dir})", file=sys.stderr,
-          flush=True)
+                               "metrics": config.metrics_listen or None,
+                               "worker": None if role is None else role.index})
+    if role is None:
+        print(f"secretsvc: listening on {host}:{running.port} (data dir {config.data_dir})", file=sys.stderr,
+              flush=True)
+    else:
+        role.announce(running.port)
     # Wait in short slices: the kernel may deliver SIGTERM to one of gRPC's threads, and then the main thread
     # runs the Python handler only once it wakes up on its own.
     while not stop.wait(0.2):
-        pass
+        if role is not None and os.getppid() != role.parent:
+            log.error("the supervisor is gone; stopping", extra={"worker": role.index})
+            break
     log.info("shutting down", extra={"grace_seconds": config.shutdown_grace_seconds})
     running.stop(config.shutdown_grace_seconds)
     log.info("stopped")

@@ -1,0 +1,181 @@
+"""`serve --processes N`: N worker processes, each a whole gRPC server on the same port (SO_REUSEPORT).
+
+The supervisor holds the data directory's lock for all of them, starts the first worker alone (it makes the
+keyring, the database and the first admin token on a first start, and picks the port when the address says
+port 0), then the others on that port. The kernel spreads new connections over the listening workers. A
+worker that dies is started again; more than MAX_RESTARTS deaths within RESTART_WINDOW_SECONDS stop the server
+with a non-zero status. SIGTERM and SIGINT are passed to every worker, which drain as a single server does;
+SIGHUP is passed on (policy reload). What the workers share across processes, and what stays per worker, is
+in docs/server.md ("Worker processes").
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import FrameType
+
+from secretsvc.config import ServerConfig
+from secretsvc.datadir import DataDir
+
+log = logging.getLogger("secretsvc.server")
+
+# Set by the supervisor in a worker's environment; the worker takes its role from them (`WorkerRole.from_env`).
+ENV_INDEX = "SECRETSVC_WORKER_INDEX"
+ENV_JOINS = "SECRETSVC_WORKER_JOINS"
+ENV_READY_FD = "SECRETSVC_WORKER_READY_FD"
+MAX_PROCESSES = 64
+MAX_RESTARTS = 5
+RESTART_WINDOW_SECONDS = 60.0
+# How long the first worker may take to start (it may create the keyring and migrate the database).
+FIRST_START_SECONDS = 120.0
+# Beyond the drain grace, how long a stopping worker has to close before it is killed.
+STOP_MARGIN_SECONDS = 15.0
+_READY_LINE_MAX = 64
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerRole:
+    index: int
+    joins: bool  # started beside a running worker: its audit log is already open, no start checkpoint
+    ready_fd: int | None  # where to say "ready PORT" once serving
+    parent: int  # the supervisor's pid: a worker whose supervisor is gone stops
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | os._Environ[str]) -> WorkerRole | None:
+        if ENV_INDEX not in environ:
+            return None
+        ready = environ.get(ENV_READY_FD)
+        return cls(index=int(environ[ENV_INDEX]), joins=environ.get(ENV_JOINS) == "1",
+                   ready_fd=int(ready) if ready else None, parent=os.getppid())
+
+    def announce(self, port: int) -> None:
+        if self.ready_fd is None:
+            return
+        try:
+            os.write(self.ready_fd, f"ready {port}\n".encode("ascii"))
+        finally:
+            os.close(self.ready_fd)
+
+
+def with_port(listen: str, port: int) -> str:
+    """`listen` (HOST:PORT or [V6]:PORT) with its port replaced."""
+    host, _, _ = listen.rpartition(":")
+    return f"{host}:{port}"
+
+
+class Supervisor:
+    def __init__(self, config: ServerConfig, processes: int, argv: Sequence[str]) -> None:
+        self._config = config
+        self._processes = processes
+        self._argv = list(argv)  # this command's arguments: each worker parses them as the supervisor did
+        self._stop = threading.Event()
+        self._workers: dict[int, subprocess.Popen[bytes]] = {}  # index -> process
+        self._deaths: list[float] = []
+        self._listen = config.listen
+
+    def run(self) -> int:
+        datadir = DataDir.open(self._config.data_dir)  # one lock for all workers; they do not take it again
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+        try:
+            return self._run()
+        finally:
+            self._stop_all()
+            for number, handler in previous.items():
+                signal.signal(number, handler)
+            datadir.release()
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if signum == signal.SIGHUP:
+            for proc in self._workers.values():
+                _send(proc, signal.SIGHUP)
+            return
+        self._stop.set()
+
+    def _run(self) -> int:
+        port = self._start_ready(0, joins=False, listen=self._listen, timeout=FIRST_START_SECONDS)
+        if port is None:
+            return 1
+        self._listen = with_port(self._config.listen, port)
+        for index in range(1, self._processes):
+            if self._start_ready(index, joins=True, listen=self._listen, timeout=FIRST_START_SECONDS) is None:
+                return 1
+        print(f"secretsvc: listening on {self._listen} ({self._processes} worker processes, data dir "
+              f"{self._config.data_dir})", file=sys.stderr, flush=True)
+        while not self._stop.wait(0.2):
+            for index, proc in list(self._workers.items()):
+                code = proc.poll()
+                if code is None:
+                    continue
+                now = time.monotonic()
+                self._deaths = [t for t in self._deaths if now - t < RESTART_WINDOW_SECONDS] + [now]
+                log.error("worker process exited; starting it again",
+                          extra={"worker": index, "pid": proc.pid, "status": code})
+                if len(self._deaths) > MAX_RESTARTS:
+                    print(f"secretsvc: worker processes keep exiting ({len(self._deaths)} in "
+                          f"{RESTART_WINDOW_SECONDS:.0f} s); stopping", file=sys.stderr, flush=True)
+                    return 1
+                self._spawn(index, joins=False, listen=self._listen, ready_fd=None)
+        return 0
+
+    def _start_ready(self, index: int, *, joins: bool, listen: str, timeout: float) -> int | None:
+        """Start worker `index` and wait until it serves; its port, or None if it exited first."""
+        read_fd, write_fd = os.pipe()
+        try:
+            proc = self._spawn(index, joins=joins, listen=listen, ready_fd=write_fd)
+        finally:
+            os.close(write_fd)
+        line = b""
+        deadline = time.monotonic() + timeout
+        with os.fdopen(read_fd, "rb", buffering=0) as ready:
+            while not line.endswith(b"\n") and len(line) < _READY_LINE_MAX and time.monotonic() < deadline:
+                chunk = ready.read(1)
+                if not chunk:  # the worker closed the pipe: exited, or ready already said
+                    break
+                line += chunk
+        if not line.startswith(b"ready ") or not line.strip()[6:].isdigit():
+            code = proc.wait()
+            print(f"secretsvc: worker process {index} did not start (status {code})", file=sys.stderr, flush=True)
+            return None
+        return int(line.strip()[6:])
+
+    def _spawn(self, index: int, *, joins: bool, listen: str, ready_fd: int | None) -> subprocess.Popen[bytes]:
+        env = dict(os.environ)
+        env[ENV_INDEX] = str(index)
+        env[ENV_JOINS] = "1" if joins else "0"
+        env.pop(ENV_READY_FD, None)
+        if ready_fd is not None:
+            env[ENV_READY_FD] = str(ready_fd)
+        # The later --listen wins over the first: every worker binds the port the first one got.
+        command = [sys.executable, "-c", "import sys; from secretsvc.cli import main; sys.exit(main())",
+                   *self._argv, "--listen", listen]
+        proc = subprocess.Popen(command, env=env, pass_fds=() if ready_fd is None else (ready_fd,))
+        self._workers[index] = proc
+        return proc
+
+    def _stop_all(self) -> None:
+        for proc in self._workers.values():
+            _send(proc, signal.SIGTERM)
+        deadline = time.monotonic() + self._config.shutdown_grace_seconds + STOP_MARGIN_SECONDS
+        for index, proc in self._workers.items():
+            try:
+                proc.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.error("worker process did not stop in time; killing it", extra={"worker": index})
+                proc.kill()
+                proc.wait()
+        self._workers.clear()
+
+
+def _send(proc: subprocess.Popen[bytes], signum: int) -> None:
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signum)
