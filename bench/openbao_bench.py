@@ -462,6 +462,8 @@ class Side:
     # counts, looked up at each sample (a database's backends come and go).
     replicas: tuple[tuple[str, str], ...] = ()  # (host:port, metrics host:port)
     pids: Callable[[], list[int]] | None = None
+    # Worker processes (`--processes`) beyond the first: their metrics listeners, counted with the first's.
+    worker_metrics: tuple[str, ...] = ()
 
     def all_pids(self) -> list[int]:
         return self.pids() if self.pids is not None else [self.pid, *self.extra_pids]
@@ -469,7 +471,7 @@ class Side:
     def metrics_addrs(self) -> list[str]:
         if self.replicas:
             return [m for _, m in self.replicas]
-        return [self.metrics_addr] if self.metrics_addr else []
+        return [self.metrics_addr, *self.worker_metrics] if self.metrics_addr else []
 
 
 def _usage(pids: Sequence[int]) -> dict[int, procs.ProcUsage]:
@@ -758,6 +760,29 @@ def start_replica(home: Path, workers: int, flags: Sequence[str]) -> procs.Serve
     raise RuntimeError(f"a secretsvc replica did not become ready:\n{server.log_tail()}")
 
 
+def worker_pids(supervisor: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{supervisor}/task/{supervisor}/children").read_text().split()]
+    except FileNotFoundError:
+        return []
+
+
+def wait_workers(supervisor: int, processes: int, metrics: Sequence[str]) -> None:
+    """The first worker answers before the others start: wait until every worker serves its metrics."""
+    deadline = time.monotonic() + procs.START_TIMEOUT_S
+    while processes > 1 and time.monotonic() < deadline:
+        if len(worker_pids(supervisor)) == processes:
+            try:
+                for addr in metrics:
+                    scrape_metrics(addr)
+                return
+            except OSError:
+                pass
+        time.sleep(0.1)
+    if processes > 1:
+        raise RuntimeError(f"secretsvc did not start {processes} worker processes")
+
+
 def unavailable(args: argparse.Namespace) -> str | None:
     """Why the asked-for deployment cannot run, or None."""
     if args.store == "sqlite" and args.replicas != [1]:
@@ -789,6 +814,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--no-echo", action="store_true", help="skip the echo-server ceiling")
     p.add_argument("--workers", type=int, default=16, help="secretsvc and echo worker threads (default 16)")
+    p.add_argument("--processes", type=int, default=1,
+                   help="secretsvc worker processes (serve --processes; default 1): server CPU is the supervisor's "
+                        "and every worker's, counters summed over the workers' metrics listeners")
     p.add_argument(
         "--store",
         choices=("sqlite", "postgres"),
@@ -922,9 +950,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             bao.start()
             setup_openbao(bao, material)
             metrics_port = procs.free_port()
+            processes = ["--processes", str(args.processes)] if args.processes > 1 else []
             svc, token = procs.start_secretsvc(
-                work, args.workers, {}, extra_args=["--metrics-listen", f"127.0.0.1:{metrics_port}", *svc_audit]
+                work, args.workers, {},
+                extra_args=["--metrics-listen", f"127.0.0.1:{metrics_port}", *svc_audit, *processes],
             )
+            worker_metrics = tuple(f"127.0.0.1:{metrics_port + i}" for i in range(1, args.processes))
+            wait_workers(svc.pid, args.processes, worker_metrics)
             setup_secretsvc(svc.target, token, material)
             echo = procs.start_echo(work, args.workers, {}) if not args.no_echo else None
             sides = {
@@ -942,6 +974,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     token,
                     lambda case: probe_secretsvc(case, material, svc.target, token),
                     metrics_addr=f"127.0.0.1:{metrics_port}",
+                    pids=lambda: [svc.pid, *worker_pids(svc.pid)],
+                    worker_metrics=worker_metrics,
                 ),
             }
             if args.kek == "transit":
