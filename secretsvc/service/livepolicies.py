@@ -4,7 +4,9 @@ documents stored over the API (`service/policies.py`).
 `LivePolicies` is the server's `Authorizer`. It holds one immutable `PolicySet` and swaps the reference when a
 reload succeeds, so a call is decided wholly by the old set or wholly by the new one. A reload happens when a
 file changes (a cheap fingerprint of sizes, times and inodes is compared), when the store's policy change
-counter moves (another replica, or this one, changed a stored document), on SIGHUP, or on request.
+counter moves (another replica, or this one, changed a stored document), on SIGHUP, or on request. The
+counter is polled every `policy_reload_seconds`; on PostgreSQL another replica's change is also announced at
+once (`service/changes.py`, `ChangeRelay`), which calls `reload()`.
 
 A set is only ever replaced by a complete one. If the documents no longer load together (a file edited into
 a bad state, or a file that now clashes with a stored document), the set in force stays and every problem is

@@ -1,9 +1,10 @@
 """Watching secrets for changes: what the injector's sidecar uses to rewrite files without polling. No gRPC.
 
 A watch first reports the current state of every secret it names (so a client that reconnects catches up),
-then a batch each time some of them change. It learns of changes from the in-process `ChangeFeed` at once,
-and re-reads every watched secret every `RESYNC_SECONDS` to catch writes made elsewhere (another process on
-the same database, another replica) and to re-check the caller's `read` on each: a policy change that takes
+then a batch each time some of them change. It learns of changes from the `ChangeFeed` at once (this
+process's writes, and on PostgreSQL the other replicas' through `ChangeRelay`), and re-reads every
+watched secret every `RESYNC_SECONDS` as a last resort and to re-check the caller's `read` on each: a
+policy change that takes
 it away ends the watch with `PermissionDenied`. A watch ends by itself after `MAX_WATCH_SECONDS`, so
 long-lived clients reconnect now and then and load spreads again across servers.
 """
