@@ -4,9 +4,8 @@ A watch first reports the current state of every secret it names (so a client th
 then a batch each time some of them change. It learns of changes from the `ChangeFeed` at once (this
 process's writes, and on PostgreSQL the other replicas' through `ChangeRelay`), and re-reads every
 watched secret every `RESYNC_SECONDS` as a last resort and to re-check the caller's `read` on each: a
-policy change that takes
-it away ends the watch with `PermissionDenied`. A watch ends by itself after `MAX_WATCH_SECONDS`, so
-long-lived clients reconnect now and then and load spreads again across servers.
+policy change that takes it away ends the watch with `PermissionDenied`. A watch ends by itself after
+`MAX_WATCH_SECONDS`, so long-lived clients reconnect now and then and load spreads again across servers.
 """
 
 from __future__ import annotations
