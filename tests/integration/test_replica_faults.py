@@ -1,8 +1,8 @@
-"""Faults under write load, with real processes: a replica killed with SIGKILL loses no acknowledged write
-(every version a client saw acknowledged is read back, with its value, through another replica); a PostgreSQL
-restart (`pg_ctl restart -m fast`) makes calls fail with UNAVAILABLE and nothing else, the replicas recover by
-themselves once the database is back (no restart), their change listeners too, and nothing acknowledged is
-lost."""
+"""Faults under load, with real processes: a replica killed with SIGKILL loses no acknowledged write (every
+version a client saw acknowledged is read back, with its value, through another replica); a PostgreSQL restart
+(`pg_ctl restart -m fast`) under writes and reads makes calls fail with UNAVAILABLE and nothing else, the
+replicas recover by themselves once the database is back (no restart), their change listeners too, and nothing
+acknowledged is lost."""
 
 from __future__ import annotations
 
@@ -58,7 +58,29 @@ class Writer:
             self.ok_since_mark += 1
 
 
-def _start_load(writers: list[Writer]) -> tuple[threading.Event, list[threading.Thread]]:
+@dataclass
+class Reader:
+    """Reads one secret through one replica over and over, recording every status code."""
+
+    stubs: Stubs
+    path: str
+    codes: list[grpc.StatusCode] = field(default_factory=list)
+    ok_since_mark: int = 0
+
+    def run(self, stop: threading.Event) -> None:
+        request = secrets_pb2.GetSecretRequest(ref=secrets_pb2.SecretRef(namespace="load", path=self.path))
+        while not stop.is_set():
+            try:
+                self.stubs.secrets.GetSecret(request, metadata=self.stubs.md, timeout=60)
+            except grpc.RpcError as exc:
+                self.codes.append(exc.code())
+                time.sleep(0.02)
+                continue
+            self.codes.append(grpc.StatusCode.OK)
+            self.ok_since_mark += 1
+
+
+def _start_load(writers: list[Writer | Reader]) -> tuple[threading.Event, list[threading.Thread]]:
     stop = threading.Event()
     threads = [threading.Thread(target=w.run, args=(stop,), daemon=True) for w in writers]
     for t in threads:
@@ -140,30 +162,37 @@ def test_a_postgresql_restart_under_load_gives_unavailable_only_and_the_replicas
             for r in range(len(stubs))
             for i in range(WRITERS_PER_REPLICA)
         ]
-        stop, threads = _start_load(writers)
+        for s in stubs:
+            s.secrets.PutSecret(
+                secrets_pb2.PutSecretRequest(ref=secrets_pb2.SecretRef(namespace="load", path="read-me"), value=b"r"),
+                metadata=s.md,
+            )
+        readers = [Reader(s, "read-me") for s in stubs]
+        clients: list[Writer | Reader] = [*writers, *readers]
+        stop, threads = _start_load(clients)
         time.sleep(LOAD_BEFORE_FAULT_S)
         restarted_at = time.monotonic()
         own_pg.restart_fast()
         back_at = time.monotonic()
-        for w in writers:
-            w.ok_since_mark = 0
-        # Recovery by themselves: every writer is acknowledged again, with no replica restarted.
+        for c in clients:
+            c.ok_since_mark = 0
+        # Recovery by themselves: every writer and reader succeeds again, with no replica restarted.
         deadline = back_at + RECOVERY_S
-        while time.monotonic() < deadline and any(w.ok_since_mark < SUCCESSES_AFTER_RECOVERY for w in writers):
+        while time.monotonic() < deadline and any(c.ok_since_mark < SUCCESSES_AFTER_RECOVERY for c in clients):
             time.sleep(0.05)
         recovered_in = time.monotonic() - back_at
         _stop_load(stop, threads)
-        assert all(w.ok_since_mark >= SUCCESSES_AFTER_RECOVERY for w in writers), (
-            f"not every writer recovered within {RECOVERY_S}s"
+        assert all(c.ok_since_mark >= SUCCESSES_AFTER_RECOVERY for c in clients), (
+            f"not every client recovered within {RECOVERY_S}s"
         )
         assert all(r.proc is not None and r.proc.poll() is None for r in replicas)
-        seen = {code for w in writers for code in w.codes}
+        seen = {code for c in clients for code in c.codes}
         assert seen <= {grpc.StatusCode.OK, grpc.StatusCode.UNAVAILABLE}, seen
         assert grpc.StatusCode.UNAVAILABLE in seen, "the restart did not reach any call: the test proved nothing"
-        failures = sum(code != grpc.StatusCode.OK for w in writers for code in w.codes)
+        failures = sum(code != grpc.StatusCode.OK for c in clients for code in c.codes)
         print(
             f"\nPostgreSQL restart took {back_at - restarted_at:.2f}s; {failures} calls failed (UNAVAILABLE); "
-            f"every writer acknowledged again {recovered_in:.2f}s after it was back"
+            f"every writer and reader served again {recovered_in:.2f}s after it was back"
         )
         acknowledged = sum(len(w.acked) for w in writers)
         # Read back through the replica that did not take each write.
