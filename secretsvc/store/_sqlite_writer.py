@@ -1,19 +1,31 @@
 """Group commit for one process's writes to a SQLite database: several write transactions to one fsync.
 
 Writers of one process queue in a `GroupCommitter`, which runs whatever is pending in one BEGIN IMMEDIATE
-transaction; writers in other processes queue on BEGIN IMMEDIATE and the busy timeout.
+transaction. Committers of several processes on one database (the server's worker processes) take turns on
+an `flock` of `<database>-writers` around each transaction: the kernel wakes the next one the moment the lock
+is free, where SQLite's busy handler would sleep 1 to 100 ms between tries (measured: p99 of concurrent puts
+on two processes 150 ms without it). Other writers (a migration, the CLI) still meet BEGIN IMMEDIATE and the
+busy timeout.
 """
 
 from __future__ import annotations
 
+import fcntl
+import logging
+import os
 import sqlite3
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, Generic, TypeVar
 
 from secretsvc.errors import InvalidArgument, StorageError
 from secretsvc.store._sqlite_conn import ConnectionPool, storage_error
+
+log = logging.getLogger("secretsvc.store")
+
+WRITERS_LOCK_SUFFIX = "-writers"
 
 # Writes committed together at most; more waiting writers go in the next transaction. Bounds how long the
 # first writer of a batch waits for the others, and how much one failed commit takes down with it.
@@ -58,6 +70,7 @@ class GroupCommitter:
 
     def __init__(self, pool: ConnectionPool) -> None:
         self._pool = pool
+        self._turns = _open_turns(pool.location)
         self._mutex = threading.Lock()
         self._queue: deque[_PendingWrite[Any]] = deque()
         self._leading = False  # invariant: the queue is empty whenever no thread leads
@@ -110,10 +123,11 @@ class GroupCommitter:
             return
         healthy = True
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            for item in batch:
-                healthy = _apply(conn, item, location) and healthy
-            conn.execute("COMMIT")
+            with self._turn():
+                conn.execute("BEGIN IMMEDIATE")
+                for item in batch:
+                    healthy = _apply(conn, item, location) and healthy
+                conn.execute("COMMIT")
         except sqlite3.Error as exc:
             healthy = False
             _fail_all(batch, [storage_error(item.op, location, exc) for item in batch])
@@ -123,6 +137,37 @@ class GroupCommitter:
             raise
         finally:
             self._pool.release(conn, healthy)
+
+
+    @contextmanager
+    def _turn(self) -> Iterator[None]:
+        if self._turns is None:
+            yield
+            return
+        fcntl.flock(self._turns, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._turns, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        turns, self._turns = self._turns, None
+        if turns is not None:
+            os.close(turns)
+
+
+def _open_turns(database: str) -> int | None:
+    """The lock file that committers of several processes take turns on; None (SQLite's busy handler alone)
+    for an in-memory database or where it cannot be made."""
+    if database.startswith((":memory:", "file:")) or not database:
+        return None
+    path = database + WRITERS_LOCK_SUFFIX
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        log.warning("writers of other processes will wait in SQLite's busy handler: cannot open %s: %s", path,
+                    exc.strerror or exc)
+        return None
 
 
 def _apply(conn: sqlite3.Connection, item: _PendingWrite[Any], location: str) -> bool:

@@ -145,6 +145,7 @@ class SqliteStore(SqlStore):
     # --- lifecycle -----------------------------------------------------------------------------------------
     def close(self) -> None:
         self._pool.close()
+        self._writes.close()
 
     def __enter__(self) -> SqliteStore:
         return self
