@@ -13,7 +13,8 @@ Connections come from a bounded psycopg_pool; a call that finds no free connecti
 timeout, or a server that is down, gives a `StorageError` whose public reason says to retry (UNAVAILABLE to
 gRPC callers). The schema is migrated at open under an advisory lock (`_pg_schema`). A connection that
 broke (the server restarted) is dropped by the pool when it is handed back, and the first such failure makes
-the pool check its idle connections, so one call per outage fails instead of one per pooled connection.
+the pool check its idle connections, so after an outage a call or two fails instead of one per pooled
+connection.
 
 Replicas: every write that other processes must learn of (a secret's versions, a token, a policy document)
 sends a NOTIFY in its own transaction; `change_listener()` hears them (`_pg_notify`).
@@ -38,7 +39,7 @@ from secretsvc.store._dbapi import Conn
 from secretsvc.store._pg_conn import PgConn, PgTarget, connect_error, parse_url, storage_error
 from secretsvc.store._pg_schema import migrate
 from secretsvc.store._sqlstore import SqlStore
-from secretsvc.store.base import SecretMeta
+from secretsvc.store.base import Fingerprint, SecretMeta
 
 DEFAULT_POOL_SIZE = 16  # the gRPC server's default worker count
 MAX_POOL_SIZE = 256
@@ -140,9 +141,33 @@ class PostgresStore(SqlStore):
         kind = _KIND_BY_OP.get(op)
         return None if kind is None else notify.payload(self._origin, kind)
 
-    def insert_version(self, namespace: str, path: str, *args: Any, **kwargs: Any) -> list[int]:
+    def insert_version(
+        self,
+        namespace: str,
+        path: str,
+        version: int,
+        envelope: bytes,
+        *,
+        expected_version: int,
+        now: float,
+        max_versions: int,
+        custom_metadata: Mapping[str, str] | None = None,
+        remember_max_versions: bool = False,
+        fingerprint: Fingerprint | None = None,
+    ) -> list[int]:
         with self._announcing(namespace, path):
-            return super().insert_version(namespace, path, *args, **kwargs)
+            return super().insert_version(
+                namespace,
+                path,
+                version,
+                envelope,
+                expected_version=expected_version,
+                now=now,
+                max_versions=max_versions,
+                custom_metadata=custom_metadata,
+                remember_max_versions=remember_max_versions,
+                fingerprint=fingerprint,
+            )
 
     def set_versions_deleted(
         self, namespace: str, path: str, versions: Sequence[int], *, deleted: bool, now: float
