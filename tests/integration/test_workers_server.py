@@ -4,6 +4,7 @@ working everywhere, a killed worker is started again, and the audit log they sha
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import random
@@ -213,3 +214,27 @@ def test_a_killed_worker_is_started_again_and_the_log_still_verifies(workers: Se
     assert workers.stop() == 0
     verified = _verify(workers.data_dir)
     assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def test_workers_that_keep_dying_stop_the_server_with_an_error(workers: ServerProcess) -> None:
+    assert workers.proc is not None
+    killed: set[int] = set()
+    deadline = time.monotonic() + 60
+    while workers.proc.poll() is None and time.monotonic() < deadline:
+        for pid in _children(workers.proc.pid):
+            if pid not in killed:
+                killed.add(pid)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        time.sleep(0.05)
+    assert workers.proc.wait(timeout=30) == 1
+    assert "worker processes keep exiting" in workers.log()
+    assert len(killed) > 5
+
+
+def test_a_bad_process_count_is_a_configuration_error(tmp_path: Path) -> None:
+    for value in ("many", "65", "-1"):
+        result = subprocess.run(cli_command("serve", "--data-dir", str(tmp_path / "data"), "--processes", value),
+                                capture_output=True, text=True, timeout=60, check=False)
+        assert result.returncode == 2, result.stderr
+        assert "processes must be" in result.stderr
