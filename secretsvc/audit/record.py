@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import json
+import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -128,8 +130,23 @@ def record_hash(line: bytes) -> str:
 
 
 def format_time(timestamp: float) -> str:
-    """UTC, microseconds, always the same width: `2026-01-02T03:04:05.000006Z`."""
-    return datetime.fromtimestamp(timestamp, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """UTC, microseconds, always the same width: `2026-01-02T03:04:05.000006Z`.
+
+    Every call's record has one, so the seconds part is formatted once per second (`_second_text`) and the
+    microseconds, rounded half to even as `datetime.fromtimestamp` rounds them, are appended."""
+    fraction, whole = math.modf(timestamp)
+    micros = round(fraction * 1e6)
+    seconds = int(whole)
+    if micros >= 1_000_000:
+        seconds, micros = seconds + 1, micros - 1_000_000
+    elif micros < 0:
+        seconds, micros = seconds - 1, micros + 1_000_000
+    return f"{_second_text(seconds)}.{micros:06d}Z"
+
+
+@functools.lru_cache(maxsize=4)
+def _second_text(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def resource_hmac(key: SecretBytes, name: str) -> str:

@@ -306,8 +306,9 @@ class AuditLog:
         fsync), so a call can be refused before it runs. A no-op with fail_closed off."""
         if not self._fail_closed:
             return
-        with self._lock:
-            self._check_usable_locked()
+        # Without the lock: every call asks, and a state that changes just after is caught by the write
+        # itself, under the lock.
+        self._check_usable_locked()
 
     def checkpoint_if_due(self) -> bool:
         """Write an interval checkpoint if checkpoint_seconds have passed and records (or drops) await one."""

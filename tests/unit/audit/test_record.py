@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+import random
 
 import pytest
 from hypothesis import given, settings
@@ -198,3 +199,17 @@ def test_the_worst_case_event_stays_under_the_line_bound() -> None:
     e = AuditEvent(request_id=astral * 1000, method=astral * 1000, code="PERMISSION_DENIED", latency_us=10**18,
                    principal=astral * 1000, resource_kind="transit_key", resource=astral * 5000, capability="read")
     assert len(_line(e)) <= limits.MAX_LINE_BYTES
+
+
+def test_format_time_matches_datetime_to_the_microsecond() -> None:
+    from datetime import UTC, datetime
+
+    from secretsvc.audit.record import format_time
+
+    rng = random.Random(71)
+    stamps = [rng.uniform(0, 4_102_444_800) for _ in range(20_000)]
+    # Halves and near-halves of a microsecond, and the edges of a second, where rounding carries.
+    stamps += [1_900_000_000 + k / 1e6 + d for k in range(0, 1_000_001, 99_999) for d in (0.0, 5e-7, -5e-7, 4.9e-7)]
+    stamps += [1_900_000_000.9999995, 1_900_000_000.9999996, 0.0, 1.0, 59.9999999]
+    for ts in stamps:
+        assert format_time(ts) == datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"), ts
