@@ -24,6 +24,7 @@ import pytest
 from secretsvc.v1 import secrets_pb2, secrets_pb2_grpc
 from tests.integration.serverproc import ServerProcess, Stubs, cli_command
 from tests.integration.test_service_api import get, put, ref
+from tests.pgkit import PgServer
 
 # New connections are spread over the workers by a hash of their addresses: with this many, the chance that
 # every one lands on the same worker of two is 2**-15.
@@ -44,12 +45,16 @@ def _port_pair() -> int:
     raise RuntimeError("no two adjacent free ports")
 
 
+def _start_workers(make_server: Callable[..., ServerProcess], *extra: str) -> ServerProcess:
+    server = make_server(metrics_port=_port_pair(),
+                         extra_args=("--processes", "2", "--max-watches-per-caller", str(CHANNELS), *extra)).start()
+    _wait_all_started(server)
+    return server
+
+
 @pytest.fixture
 def workers(make_server: Callable[..., ServerProcess]) -> Iterator[ServerProcess]:
-    server = make_server(metrics_port=_port_pair(),
-                         extra_args=("--processes", "2", "--max-watches-per-caller", str(CHANNELS))).start()
-    _wait_all_started(server)
-    yield server
+    yield _start_workers(make_server)
 
 
 def _wait_all_started(server: ServerProcess) -> None:
@@ -115,6 +120,19 @@ def _verify(data_dir: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_both_workers_serve_and_a_check_and_set_has_one_winner(workers: ServerProcess) -> None:
+    _check_and_set_race(workers)
+
+
+def test_workers_on_postgresql_race_check_and_set_and_hear_each_others_writes(
+    pg_server: PgServer, pg_database: str, make_server: Callable[..., ServerProcess]
+) -> None:
+    workers = _start_workers(make_server, "--store", pg_server.url(pg_database), "--store-password-file",
+                             str(pg_server.password_file()))
+    _watchers_hear_a_write(workers)
+    _check_and_set_race(workers)
+
+
+def _check_and_set_race(workers: ServerProcess) -> None:
     assert workers.proc is not None and len(_children(workers.proc.pid)) == 2
     rng = random.Random(81)
     channels = _many(workers)
@@ -136,6 +154,10 @@ def test_both_workers_serve_and_a_check_and_set_has_one_winner(workers: ServerPr
 
 
 def test_a_write_on_one_worker_reaches_watchers_on_every_worker(workers: ServerProcess) -> None:
+    _watchers_hear_a_write(workers)
+
+
+def _watchers_hear_a_write(workers: ServerProcess) -> None:
     channels = _many(workers)
     put(channels[0], "watched", b"v1")
     arrived: queue.Queue[tuple[int, int]] = queue.Queue()
