@@ -32,6 +32,7 @@ log = logging.getLogger("secretsvc.server")
 ENV_INDEX = "SECRETSVC_WORKER_INDEX"
 ENV_JOINS = "SECRETSVC_WORKER_JOINS"
 ENV_READY_FD = "SECRETSVC_WORKER_READY_FD"
+ENV_SUPERVISOR = "SECRETSVC_WORKER_OF"  # the supervisor's pid: a worker is a child of the supervisor that set it
 MAX_PROCESSES = 64
 MAX_RESTARTS = 5
 RESTART_WINDOW_SECONDS = 60.0
@@ -51,7 +52,9 @@ class WorkerRole:
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | os._Environ[str]) -> WorkerRole | None:
-        if ENV_INDEX not in environ:
+        # Only a process the supervisor started is a worker: the variables alone (set by hand, or inherited
+        # by a server started from a worker's environment) must not skip the data directory's lock.
+        if ENV_INDEX not in environ or environ.get(ENV_SUPERVISOR) != str(os.getppid()):
             return None
         ready = environ.get(ENV_READY_FD)
         return cls(index=int(environ[ENV_INDEX]), joins=environ.get(ENV_JOINS) == "1",
@@ -151,6 +154,7 @@ class Supervisor:
         env = dict(os.environ)
         env[ENV_INDEX] = str(index)
         env[ENV_JOINS] = "1" if joins else "0"
+        env[ENV_SUPERVISOR] = str(os.getpid())
         env.pop(ENV_READY_FD, None)
         if ready_fd is not None:
             env[ENV_READY_FD] = str(ready_fd)
