@@ -237,8 +237,9 @@ def start_postgres() -> PgServer:
     return server
 
 
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[PgServer]:
+@contextlib.contextmanager
+def running_postgres() -> Iterator[PgServer]:
+    """A server for the duration of the block, stopped and its files removed afterwards."""
     server = start_postgres()
     try:
         yield server
@@ -247,6 +248,12 @@ def pg_server() -> Iterator[PgServer]:
             server.stop()
         finally:
             shutil.rmtree(server.workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    with running_postgres() as server:
+        yield server
 
 
 SHARED_DATABASE = "secretsvc_tests"

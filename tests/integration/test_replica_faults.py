@@ -7,7 +7,6 @@ acknowledged is lost."""
 from __future__ import annotations
 
 import random
-import shutil
 import signal
 import threading
 import time
@@ -21,7 +20,7 @@ import pytest
 from secretsvc.v1 import secrets_pb2
 from tests.integration.replicakit import start_replicas, stop_all
 from tests.integration.serverproc import ServerProcess, Stubs
-from tests.pgkit import PgServer, start_postgres
+from tests.pgkit import PgServer, running_postgres
 
 WRITERS_PER_REPLICA = 2
 LOAD_BEFORE_FAULT_S = 1.0
@@ -109,14 +108,8 @@ def _assert_all_acknowledged_readable(writers: list[Writer], reader: Stubs) -> i
 @pytest.fixture
 def own_pg() -> Iterator[PgServer]:
     """A PostgreSQL server of this test's own, which it may restart (the session's is shared)."""
-    server = start_postgres()
-    try:
+    with running_postgres() as server:
         yield server
-    finally:
-        try:
-            server.stop()
-        finally:
-            shutil.rmtree(server.workdir, ignore_errors=True)
 
 
 def test_a_replica_killed_under_write_load_loses_no_acknowledged_write(pg_server: PgServer, tmp_path: Path) -> None:

@@ -4,7 +4,6 @@ the calls after it succeed instead of each meeting another dead one."""
 
 from __future__ import annotations
 
-import shutil
 import threading
 from collections.abc import Iterator
 
@@ -12,21 +11,15 @@ import pytest
 
 from secretsvc.errors import StorageError
 from secretsvc.store.postgres import PostgresStore
-from tests.pgkit import PgServer, start_postgres
+from tests.pgkit import PgServer, running_postgres
 
 POOL = 6
 
 
 @pytest.fixture
 def own_server() -> Iterator[PgServer]:
-    server = start_postgres()
-    try:
+    with running_postgres() as server:
         yield server
-    finally:
-        try:
-            server.stop()
-        finally:
-            shutil.rmtree(server.workdir, ignore_errors=True)
 
 
 def test_one_call_fails_after_a_restart_and_the_rest_find_live_connections(own_server: PgServer) -> None:

@@ -5,7 +5,6 @@ a pool with no free connection."""
 from __future__ import annotations
 
 import random
-import shutil
 import time
 from collections.abc import Iterator
 
@@ -13,20 +12,14 @@ import pytest
 
 from secretsvc.errors import StorageError
 from secretsvc.store.postgres import PostgresStore
-from tests.pgkit import PgServer, start_postgres
+from tests.pgkit import PgServer, running_postgres
 
 
 @pytest.fixture
 def own_server() -> Iterator[PgServer]:
     """A server of this test's own, which it may stop (the session's is shared)."""
-    server = start_postgres()
-    try:
+    with running_postgres() as server:
         yield server
-    finally:
-        try:
-            server.stop()
-        finally:
-            shutil.rmtree(server.workdir, ignore_errors=True)
 
 
 def _closed_port() -> int:
