@@ -267,9 +267,11 @@ def _pgpass_confirm(data: bytes, start: int, end: int) -> Iterator[tuple[int, in
 
 @detector("pgpass")
 def pgpass() -> tuple[Detector, ...]:
-    # From the port on: a trigger anchored at the line's start costs Hyperscan several times more.
-    trigger = r":(?:[0-9]{1,5}|\*):[^\s:]{1,128}:[^\s:]{1,128}:[^\s:]"
-    return (Detector(trigger, _pgpass_confirm, back=4 * 130, forward=8),)
+    # From the port on: a trigger anchored at the line's start costs Hyperscan several times more. It runs to
+    # the line's end, as a .pgpass line does: otherwise every colon of a certificate fingerprint
+    # (`55:92:60:84:...`, thousands in a CA bundle) would be a hit, enough to reach the per-block hit limit.
+    trigger = r":(?:[0-9]{1,5}|\*):[^\s:]{1,128}:[^\s:]{1,128}:[^\s:]{1,128}(?:\r?\n|\Z)"
+    return (Detector(trigger, _pgpass_confirm, back=5 * 130 + 8, forward=8),)
 
 
 # -- files that hold one token -----------------------------------------------------------------------------
