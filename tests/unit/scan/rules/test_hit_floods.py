@@ -1,9 +1,13 @@
-"""Colon-separated hex (certificate fingerprints, MAC addresses) fills CA bundles and docs: it must neither be
-reported nor flood the trigger engine up to its per-block hit limit, which would leave the block half read."""
+"""Text that repeats a shape must not flood the trigger engine up to its per-block hit limit, which would leave
+the block half read: colon-separated hex (certificate fingerprints in CA bundles), and long runs of one
+character (base64 of zero bytes is thousands of `A`)."""
 
 from __future__ import annotations
 
 import random
+import string
+
+import pytest
 
 from secretsvc.scan.model import Content, Location
 from secretsvc.scan.rules import RuleSet
@@ -32,3 +36,14 @@ def test_the_same_text_as_a_pgpass_file_is_still_read() -> None:
     ).encode() + b"\n"
     matches = RuleSet.default().scan(Content(data, "root/.pgpass", 0, Location.FILE))
     assert [m.rule_id for m in matches] == ["pgpass-password"]
+
+
+@pytest.fixture(scope="module")
+def strict_rules() -> RuleSet:
+    return RuleSet.default(max_hits=200)
+
+
+@pytest.mark.parametrize("char", list(string.printable), ids=lambda c: f"{ord(c):02x}")
+def test_a_long_run_of_one_character_gives_few_trigger_hits(strict_rules: RuleSet, char: str) -> None:
+    result = strict_rules.match(Content(char.encode() * 100_000, "app/blob.txt", 0, Location.FILE))
+    assert not result.truncated
