@@ -221,6 +221,9 @@ class _RuleReader:
         for keyword in keywords:
             if len(keyword) < MIN_KEYWORD_CHARS:
                 raise self.fail(f"keyword {keyword!r} is shorter than {MIN_KEYWORD_CHARS} characters")
+            if len(keyword) > 2 and len(set(keyword.lower())) == 1 and "trigger" not in self.t:
+                # A run of one character (base64 of zero bytes) would hit at every position of a long run.
+                raise self.fail(f"keyword {keyword!r} repeats one character: add a 'trigger' that ends with the run")
         return keywords
 
     def compile(self, key: str, pattern: str, flags: int = 0) -> re.Pattern[bytes]:

@@ -278,3 +278,13 @@ def test_keywords_are_matched_literally_by_both_engines(
 def test_keyword_trigger_escapes_every_byte_but_ascii_letters_and_digits() -> None:
     trigger = loader.keyword_trigger(["a.b", "cl\u00e9", "x y"])
     assert trigger == "(?:a\\x2eb|cl\\xc3\\xa9|x\\x20y)"
+
+
+def test_a_keyword_of_one_repeated_character_needs_a_trigger() -> None:
+    message = rule_error({"keywords": ["AAAAAAAA"], "pattern": "(?P<secret>A{8}[B-Z][a-z0-9]{16})"})
+    assert "repeats one character" in message and "trigger" in message
+    loaded = parse_rules(rule_toml({"keywords": ["AAAAAAAA"], "trigger": "A{8}[B-Z]",
+                                    "pattern": "(?P<secret>A{8}[B-Z][a-z0-9]{16})"},
+                                   examples={"positive": ["k=AAAAAAAAB{lowernum:16}"],
+                                             "negative": ["k=AAAAAAAAB{lowernum:4}"]}), SOURCE)  # fmt: skip
+    assert loaded[0].rule.detectors[0].trigger == "A{8}[B-Z]"
