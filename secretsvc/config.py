@@ -161,6 +161,12 @@ def _read_file(path: Path) -> dict[str, Any]:
     if not isinstance(section, dict):
         raise ConfigError(f"config file {path}: [server] must be a table")
     known = {s.name for s in SETTINGS} | _service_account_setting_names() | _kek_setting_names()
+    if "store_password" in section:
+        # Not a setting on purpose: a password in the config file would sit beside the config in every backup.
+        raise ConfigError(
+            f"config file {path}: store_password is not read from the config file; put the password in a file "
+            "named by store_password_file (0600), or in $SECRETSVC_STORE_PASSWORD"
+        )
     unknown = sorted(set(section) - known - {"server"})
     if "server" in data:
         unknown += sorted(f"{k} (outside [server])" for k in set(data) - {"server"})

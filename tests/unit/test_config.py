@@ -425,6 +425,16 @@ def test_unknown_file_keys_are_named(write_file: Callable[..., Path]) -> None:
     assert "known:" in message
 
 
+def test_a_store_password_in_the_file_is_refused_with_where_it_goes(write_file: Callable[..., Path]) -> None:
+    password = random.Random(9).randbytes(10).hex()
+    file = write_file(store="postgresql://secretsvc@db/secretsvc", store_password=password)
+    with pytest.raises(ConfigError) as info:
+        load_config({}, {}, file)
+    message = str(info.value)
+    assert "store_password_file" in message and "SECRETSVC_STORE_PASSWORD" in message
+    assert password not in message
+
+
 def test_a_misspelled_table_is_an_unknown_key(write_file: Callable[..., Path]) -> None:
     file = write_file("[sever]\nworkers = 2\n")
     with pytest.raises(ConfigError, match=r"unknown setting.*sever"):
