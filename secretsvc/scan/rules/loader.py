@@ -152,18 +152,18 @@ class _RuleReader:
         self.where = f"{source}: rule #{index + 1}"
         if not isinstance(table, dict):
             raise InvalidArgument(f"{self.where}: a rule must be a table")
-        self.t: dict[str, Any] = table
+        self.table: dict[str, Any] = table
 
     def fail(self, message: str) -> InvalidArgument:
         return InvalidArgument(f"{self.where}: {message}")
 
     def read(self) -> LoadedRule:
-        t = self.t
+        table = self.table
         rule_id = self.text("id", MAX_ID_CHARS)
         if not ID_PATTERN.fullmatch(rule_id):
             raise self.fail("id must be lower-case words of letters and digits joined by '-' (e.g. acme-api-key)")
         self.where = f"{self.source}: rule {rule_id}"
-        unknown = set(t) - KNOWN_KEYS
+        unknown = set(table) - KNOWN_KEYS
         if unknown:
             raise self.fail(f"unknown key(s) {_names(unknown)} (known: {', '.join(sorted(KNOWN_KEYS))})")
         try:
@@ -176,13 +176,13 @@ class _RuleReader:
         keywords = self.keywords()
         info = RuleInfo(rule_id, severity, self.text("description", MAX_TEXT_CHARS), tuple(keywords),
                         family=self.text("family", MAX_TEXT_CHARS), source=self.source)  # fmt: skip
-        detectors = self.named_detector() if "detector" in t else (self.pattern_detector(keywords),)
+        detectors = self.named_detector() if "detector" in table else (self.pattern_detector(keywords),)
         return LoadedRule(Rule(info, detectors, priority=PRIORITIES[priority_name]), self.examples())
 
     # -- fields --------------------------------------------------------------------------------------
 
     def text(self, key: str, limit: int, *, default: str | None = None) -> str:
-        value = self.t.get(key, default)
+        value = self.table.get(key, default)
         if value is None:
             raise self.fail(f"{key!r} is required")
         if not isinstance(value, str) or not value.strip() or len(value) > limit or "\n" in value:
@@ -190,7 +190,7 @@ class _RuleReader:
         return value
 
     def strings(self, key: str, *, limit: int, required: bool = False) -> list[str]:
-        value = self.t.get(key)
+        value = self.table.get(key)
         if value is None:
             if required:
                 raise self.fail(f"{key!r} is required")
@@ -207,7 +207,7 @@ class _RuleReader:
         return value
 
     def number(self, key: str, lo: float, hi: float, *, integer: bool = True) -> float | None:
-        value = self.t.get(key)
+        value = self.table.get(key)
         if value is None:
             return None
         ok = isinstance(value, int) if integer else isinstance(value, int | float)
@@ -217,11 +217,11 @@ class _RuleReader:
         return float(value)
 
     def keywords(self) -> list[str]:
-        keywords = self.strings("keywords", limit=MAX_KEYWORD_CHARS, required="detector" not in self.t)
+        keywords = self.strings("keywords", limit=MAX_KEYWORD_CHARS, required="detector" not in self.table)
         for keyword in keywords:
             if len(keyword) < MIN_KEYWORD_CHARS:
                 raise self.fail(f"keyword {keyword!r} is shorter than {MIN_KEYWORD_CHARS} characters")
-            if len(keyword) > 2 and len(set(keyword.lower())) == 1 and "trigger" not in self.t:
+            if len(keyword) > 2 and len(set(keyword.lower())) == 1 and "trigger" not in self.table:
                 # A run of one character (base64 of zero bytes) would hit at every position of a long run.
                 raise self.fail(f"keyword {keyword!r} repeats one character: add a 'trigger' that ends with the run")
         return keywords
@@ -236,7 +236,7 @@ class _RuleReader:
 
     def named_detector(self) -> tuple[Detector, ...]:
         clash = {"pattern", "patterns", "trigger", "min_length", "max_length", "min_entropy", "validator",
-                 "allow", "context", "context_bytes", "caseless"} & set(self.t)  # fmt: skip
+                 "allow", "context", "context_bytes", "caseless"} & set(self.table)  # fmt: skip
         if clash:
             raise self.fail(f"a rule with a detector sets its checks in Python; remove {_names(clash)}")
         registry.load_builtins()
@@ -247,11 +247,11 @@ class _RuleReader:
         return factory()
 
     def pattern_detector(self, keywords: list[str]) -> Detector:
-        t = self.t
-        if ("pattern" in t) == ("patterns" in t):
+        table = self.table
+        if ("pattern" in table) == ("patterns" in table):
             raise self.fail("set exactly one of 'pattern' and 'patterns'")
-        sources = self.strings("pattern" if "pattern" in t else "patterns", limit=MAX_PATTERN_CHARS, required=True)
-        caseless = t.get("caseless", False)
+        sources = self.strings("pattern" if "pattern" in table else "patterns", limit=MAX_PATTERN_CHARS, required=True)
+        caseless = table.get("caseless", False)
         if not isinstance(caseless, bool):
             raise self.fail("'caseless' must be true or false")
         flags = re.IGNORECASE if caseless else 0
@@ -267,7 +267,7 @@ class _RuleReader:
             compiled.append(pattern)
         checks, context_bytes = self.checks()
         reach = width + context_bytes + KEYWORD_REACH
-        trigger = t.get("trigger")
+        trigger = table.get("trigger")
         if trigger is None:
             trigger = keyword_trigger(keywords)
         elif not isinstance(trigger, str) or not trigger or len(trigger) > MAX_PATTERN_CHARS:
@@ -279,11 +279,11 @@ class _RuleReader:
             for p in compiled
         ]
         confirm = confirmers[0] if len(confirmers) == 1 else _chain(confirmers)
-        return Detector(trigger, confirm, back=reach, forward=reach, caseless="trigger" not in t)
+        return Detector(trigger, confirm, back=reach, forward=reach, caseless="trigger" not in table)
 
     def checks(self) -> tuple[list[Check], int]:
         """The rule's checks on a secret span, cheapest first, and how far its context reaches."""
-        t = self.t
+        table = self.table
         min_length = int(self.number("min_length", 1, MAX_PATTERN_WIDTH) or 1)
         max_length = int(self.number("max_length", 1, MAX_PATTERN_WIDTH) or DEFAULT_MAX_LENGTH)
         if min_length > max_length:
@@ -292,7 +292,7 @@ class _RuleReader:
         min_entropy = self.number("min_entropy", 0, 8, integer=False)
         if min_entropy:
             checks.append(lambda data, s, e: filters.shannon_entropy(data[s:e]) >= min_entropy)
-        if "validator" in t:
+        if "validator" in table:
             registry.load_builtins()
             name = self.text("validator", MAX_ID_CHARS)
             valid = registry.VALIDATORS.get(name)
@@ -309,20 +309,20 @@ class _RuleReader:
         if context:
             context_bytes = int(self.number("context_bytes", 1, MAX_CONTEXT_BYTES) or DEFAULT_CONTEXT_BYTES)
             checks.append(_context_check(context, context_bytes))
-        elif "context_bytes" in t:
+        elif "context_bytes" in table:
             raise self.fail("'context_bytes' without 'context'")
         return checks, context_bytes
 
     def examples(self) -> Examples:
-        table = self.t.get("examples")
-        if not isinstance(table, dict):
+        examples = self.table.get("examples")
+        if not isinstance(examples, dict):
             raise self.fail("[rule.examples] with 'positive' and 'negative' lists is required")
-        unknown = set(table) - EXAMPLE_KEYS
+        unknown = set(examples) - EXAMPLE_KEYS
         if unknown:
             raise self.fail(f"unknown key(s) in examples: {_names(unknown)}")
         out: dict[str, tuple[str, ...]] = {}
         for key in ("positive", "negative"):
-            items = table.get(key)
+            items = examples.get(key)
             if not isinstance(items, list) or not items or len(items) > MAX_LIST_ITEMS:
                 raise self.fail(f"examples.{key} must be a list of 1 to {MAX_LIST_ITEMS} templates")
             for item in items:
