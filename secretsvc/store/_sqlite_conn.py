@@ -7,8 +7,10 @@ block each other or the writer. Writes go through `_sqlite_writer.GroupCommitter
 
 from __future__ import annotations
 
+import random
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -21,6 +23,8 @@ DEFAULT_BUSY_TIMEOUT_S = 10.0
 MAX_IDLE_CONNECTIONS = 16
 # After a checkpoint the WAL file is cut back to this size, so old page images do not linger in it.
 WAL_SIZE_LIMIT_BYTES = 4 * 1024 * 1024
+WAL_RETRY_FIRST_S = 0.005
+WAL_RETRY_MAX_S = 0.2
 
 _CORRUPT_CODES = frozenset({"SQLITE_CORRUPT", "SQLITE_NOTADB"})
 
@@ -73,7 +77,7 @@ class ConnectionPool:
             self._path, timeout=self._busy_timeout_s, isolation_level=None, check_same_thread=False
         )
         try:
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()
+            mode = self._enable_wal(conn)
             if mode is None or str(mode[0]).lower() != "wal":
                 raise StorageError(f"database {self._path}: cannot enable WAL journal mode")
             conn.execute("PRAGMA synchronous = FULL")
@@ -85,6 +89,23 @@ class ConnectionPool:
             conn.close()
             raise
         return conn
+
+    def _enable_wal(self, conn: sqlite3.Connection) -> tuple[object, ...] | None:
+        """`PRAGMA journal_mode = WAL`, retried while the file is busy: switching a new file to WAL needs an
+        exclusive lock, and SQLite answers SQLITE_BUSY at once, without its busy handler, when several
+        processes (replicas, worker processes) open the same new file together."""
+        deadline = time.monotonic() + self._busy_timeout_s
+        delay = WAL_RETRY_FIRST_S
+        while True:
+            try:
+                row: tuple[object, ...] | None = conn.execute("PRAGMA journal_mode = WAL").fetchone()
+                return row
+            except sqlite3.OperationalError as exc:
+                code = getattr(exc, "sqlite_errorname", "") or ""
+                if not code.startswith("SQLITE_BUSY") or time.monotonic() + delay > deadline:
+                    raise
+            time.sleep(delay * (0.5 + random.random()))  # noqa: S311 - jitter, not a secret
+            delay = min(delay * 2, WAL_RETRY_MAX_S)
 
     @contextmanager
     def connection(self, op: str) -> Iterator[sqlite3.Connection]:
