@@ -128,6 +128,18 @@ def any_private_key_pem(rng: random.Random) -> str:
     return private_key_pem(rng, rng.choice(KEY_KINDS))
 
 
+@generator("private-key-pem-not-a-key")
+def private_key_pem_not_a_key(rng: random.Random) -> str:
+    """Private-key armour around base64 that decodes to no key structure: what a detector must not report."""
+    return _armour("RSA " + _PK, b"\x04" + rng.randbytes(47))
+
+
+@generator("private-key-header")
+def private_key_header(_rng: random.Random) -> str:
+    """The armour's first line alone, as code that looks for it holds it."""
+    return f"{_DASHES}BEGIN {_PK}{_DASHES}"
+
+
 @generator("gcp-service-account-json")
 def gcp_service_account_json(rng: random.Random) -> str:
     project = "proj-" + pick(rng, string.ascii_lowercase + string.digits, 8)
