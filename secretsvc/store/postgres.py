@@ -80,6 +80,8 @@ class PostgresStore(SqlStore):
         self._origin = notify.new_origin()
         self._announced = threading.local()  # the secret the running write names in its NOTIFY
         self._checking = threading.Lock()
+        self._reruns = 0
+        self._reruns_lock = threading.Lock()
         kwargs = self._target.connect_kwargs()
         kwargs["connect_timeout"] = max(1, round(connect_timeout_s))
         kwargs["application_name"] = "secretsvc"
@@ -119,6 +121,11 @@ class PostgresStore(SqlStore):
     def location(self) -> str:
         """The database, as a URL without any password."""
         return self._target.display
+
+    @property
+    def write_reruns(self) -> int:
+        """Writes run again since open because PostgreSQL aborted them (serialization failure, deadlock)."""
+        return self._reruns
 
     def change_listener(self) -> notify.PgChangeListener:
         """A listener for the changes other processes make to this database (not started)."""
@@ -209,6 +216,8 @@ class PostgresStore(SqlStore):
                         conn.execute("SELECT pg_notify(?, ?)", (notify.CHANNEL, notice))
                     return result
             except _RETRY_STATES:
+                with self._reruns_lock:
+                    self._reruns += 1
                 # Short, growing, jittered pauses so writers that collided do not collide again in step.
                 time.sleep(random.uniform(0, min(0.05, 0.001 * 2**attempt)))  # noqa: S311 - jitter, not secrets
         raise StorageError(
