@@ -27,10 +27,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from secretsvc.store.base import SecretStore  # noqa: E402
-from secretsvc.store.postgres import PostgresStore  # noqa: E402
-from secretsvc.store.sqlite import SqliteStore  # noqa: E402
-from tests.pgkit import running_postgres  # noqa: E402
+from secretsvc.store.base import SecretStore
+from secretsvc.store.postgres import PostgresStore
+from secretsvc.store.sqlite import SqliteStore
+from tests.pgkit import running_postgres
 
 ENVELOPE_BYTES = 200
 MAX_VERSIONS = 10
