@@ -16,7 +16,9 @@ header. Encrypt names the version explicitly, so a rotation by someone else betw
 Failures fall in three kinds: Transit cannot be reached, answers 5xx, is sealed, or refuses our token after a
 fresh login -> `KekUnavailable` (UNAVAILABLE with a retry hint; never data loss); the ciphertext does not
 authenticate (tampered, other associated data, unknown or retired version) -> `DecryptionFailed`; the key is
-missing or of the wrong type -> `KeyringError`. Every request carries the configured timeout.
+missing or of the wrong type -> `KeyringError`. Each call (wrap, unwrap, a batch, rotate, a readiness check)
+has one deadline, the configured timeout, covering login, renewal, the retry after a 403 and every request it
+makes (`kek/deadline.py`): requests' own timeout is per socket operation, which a slow-dripping server defeats.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ import hvac.exceptions
 from secretsvc import errors
 from secretsvc.crypto.secretbytes import SecretBytes
 from secretsvc.kek.base import KeyVersionInfo, WrappedKey
+from secretsvc.kek.deadline import DeadlineRunner
 from secretsvc.kek.vaultauth import AppRoleLogin, TokenLogin, VaultTokenKeeper
 
 log = logging.getLogger(__name__)
@@ -71,6 +74,8 @@ _TRANSIENT = (
 )
 RETRY_AFTER_UNREACHABLE = 1.0
 RETRY_AFTER_REFUSED = 5.0
+# Requests that may be out at once per key, those abandoned at their deadline included (kek/deadline.py).
+MAX_REQUESTS_IN_FLIGHT = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +114,7 @@ def _b64(data: bytes) -> str:
 class TransitKek:
     """Implements `secretsvc.kek.base.KeyEncryptionKey` over one Transit key."""
 
-    __slots__ = ("_client", "_clock", "_keeper", "_key_id", "_lock", "_meta", "_settings")
+    __slots__ = ("_client", "_clock", "_keeper", "_key_id", "_lock", "_meta", "_runner", "_settings")
 
     def __init__(
         self,
@@ -126,6 +131,7 @@ class TransitKek:
         self._clock = clock
         self._lock = threading.Lock()
         self._meta: _Metadata | None = None
+        self._runner = DeadlineRunner(MAX_REQUESTS_IN_FLIGHT, name="vault-transit")
         self._key_id = f"{KEY_ID_PREFIX}{settings.mount}/{settings.key_name}"
 
     @classmethod
@@ -157,7 +163,8 @@ class TransitKek:
         ]
 
     def wrap(self, data_key: SecretBytes, aad: bytes) -> WrappedKey:
-        version = self.primary_version()
+        deadline = self._deadline()
+        version = self._metadata(deadline=deadline).latest
         out = self._call(
             "encrypt",
             lambda c: c.secrets.transit.encrypt_data(
@@ -167,6 +174,7 @@ class TransitKek:
                 key_version=version,
                 mount_point=self._settings.mount,
             ),
+            deadline,
         )
         return self._wrapped(out["data"], version)
 
@@ -187,10 +195,13 @@ class TransitKek:
         return _plaintext(out["data"])
 
     def rotate(self) -> int:
+        deadline = self._deadline()
         self._call(
-            "rotate", lambda c: c.secrets.transit.rotate_key(self._settings.key_name, mount_point=self._settings.mount)
+            "rotate",
+            lambda c: c.secrets.transit.rotate_key(self._settings.key_name, mount_point=self._settings.mount),
+            deadline,
         )
-        meta = self._metadata(fresh=True)
+        meta = self._metadata(fresh=True, deadline=deadline)
         log.info("Transit key rotated", extra={"key_id": self._key_id, "key_version": meta.latest})
         return meta.latest
 
@@ -201,12 +212,13 @@ class TransitKek:
         if not items:
             return []
         _check_batch(len(items))
-        version = self.primary_version()
+        deadline = self._deadline()
+        version = self._metadata(deadline=deadline).latest
         batch = [
             {"plaintext": _b64(key.reveal()), "associated_data": _b64(aad), "key_version": version}
             for key, aad in items
         ]
-        results = self._batched("encrypt", batch)
+        results = self._batched("encrypt", batch, deadline)
         wrapped = []
         for result in results:
             if result.get("error"):
@@ -232,7 +244,7 @@ class TransitKek:
             batch.append({"ciphertext": ciphertext, "associated_data": _b64(aad)})
             sent.append(i)
         if batch:
-            for i, result in zip(sent, self._batched("decrypt", batch), strict=True):
+            for i, result in zip(sent, self._batched("decrypt", batch, self._deadline()), strict=True):
                 if result.get("error"):
                     results[i] = errors.DecryptionFailed()
                 else:
@@ -259,11 +271,11 @@ class TransitKek:
 
     # -- internals -------------------------------------------------------------------------------------
 
-    def _batched(self, op: str, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _batched(self, op: str, batch: list[dict[str, Any]], deadline: float) -> list[dict[str, Any]]:
         results: list[dict[str, Any]] = []
         for start in range(0, len(batch), BATCH_REQUEST_ITEMS):
             chunk = batch[start : start + BATCH_REQUEST_ITEMS]
-            out = self._call(f"{op} (batch)", functools.partial(self._post_batch, op=op, batch=chunk))
+            out = self._call(f"{op} (batch)", functools.partial(self._post_batch, op=op, batch=chunk), deadline)
             results.extend(_batch_results(out, len(chunk)))
         return results
 
@@ -299,7 +311,7 @@ class TransitKek:
         # Authentication failure, unknown version, a version below min_decryption_version: all the same.
         raise errors.DecryptionFailed() from None
 
-    def _metadata(self, *, fresh: bool = False) -> _Metadata:
+    def _metadata(self, *, fresh: bool = False, deadline: float | None = None) -> _Metadata:
         with self._lock:
             meta = self._meta
         if meta is not None and not fresh and self._clock() - meta.read_at < METADATA_TTL_SECONDS:
@@ -308,6 +320,7 @@ class TransitKek:
             out = self._call(
                 "read key",
                 lambda c: c.secrets.transit.read_key(self._settings.key_name, mount_point=self._settings.mount),
+                deadline,
             )
         except hvac.exceptions.InvalidPath:
             raise errors.KeyringError(
@@ -346,9 +359,24 @@ class TransitKek:
                     created[int(k)] = float(v)
         return _Metadata(key_type, latest, max(1, min_dec), created, self._clock())
 
-    def _call(self, what: str, fn: Callable[[Any], Any]) -> Any:
+    def _deadline(self) -> float:
+        return time.monotonic() + self._settings.timeout_seconds
+
+    def _call(self, what: str, fn: Callable[[Any], Any], deadline: float | None = None) -> Any:
         """Run one Transit request with a valid token, mapping transport and server failures to
-        `KekUnavailable`. 4xx answers other than 403 reach the caller as hvac exceptions to interpret."""
+        `KekUnavailable`; the caller waits no later than `deadline` (time.monotonic(), by default the configured
+        timeout from now). 4xx answers other than 403 reach the caller as hvac exceptions to interpret."""
+
+        def expired() -> errors.KekUnavailable:
+            return self._unavailable(
+                f"{what} got no answer within {self._settings.timeout_seconds:g}s", RETRY_AFTER_UNREACHABLE
+            )
+
+        return self._runner.run(
+            functools.partial(self._call_now, what, fn), deadline if deadline is not None else self._deadline(), expired
+        )
+
+    def _call_now(self, what: str, fn: Callable[[Any], Any]) -> Any:
         for attempt in (1, 2):
             try:
                 try:
