@@ -310,7 +310,7 @@ def make_material(work: Path) -> Material:
 
 def server_flags(config: Config, m: Material) -> list[str]:
     flags = ["--audit-enabled", "yes" if config.audit_durability else "no"]
-    if config.audit_durability and config.audit_durability != "record":
+    if config.audit_durability:
         flags += ["--audit-durability", config.audit_durability]
     if config.tls:
         flags += ["--tls-cert", str(m.pki / "server.pem"), "--tls-key", str(m.pki / "server-key.pem")]

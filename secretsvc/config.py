@@ -82,7 +82,7 @@ class ServerConfig:
     audit_checkpoint_every: int = 1000
     audit_checkpoint_seconds: float = 10.0
     audit_rotate_bytes: int = 64 * 1024 * 1024
-    audit_durability: str = "record"
+    audit_durability: str = "changes"
     # Kubernetes service-account tokens (docs/kubernetes-auth.md); None: not accepted.
     service_accounts: ServiceAccountConfig | None = None
     # The key-encryption key (docs/kek.md); None: the local keyring in the data directory.
@@ -144,7 +144,8 @@ SETTINGS = (
     Setting("audit_checkpoint_every", "SECRETSVC_AUDIT_CHECKPOINT_EVERY", parse_int, 1000),
     Setting("audit_checkpoint_seconds", "SECRETSVC_AUDIT_CHECKPOINT_SECONDS", parse_float, 10.0),
     Setting("audit_rotate_bytes", "SECRETSVC_AUDIT_ROTATE_BYTES", parse_int, 64 * 1024 * 1024),
-    Setting("audit_durability", "SECRETSVC_AUDIT_DURABILITY", one_of("record", "checkpoint"), "record"),
+    Setting("audit_durability", "SECRETSVC_AUDIT_DURABILITY", one_of("record", "changes", "checkpoint"),
+            "changes"),
     Setting("store", "SECRETSVC_STORE", parse_str, ""),
     Setting("store_password_file", "SECRETSVC_STORE_PASSWORD_FILE", parse_path, None),
 )

@@ -22,6 +22,9 @@ records (one fsync covers every record in the file before it), so durability is 
 Durability (what a crash of the machine, not just the process, can lose; a process crash loses nothing a
 `write` returned for, since the bytes are in the kernel):
     record      `write` returns after its record is on disk; threads waiting at once share one fsync
+    changes     the record of a call that changed something is on disk before `write` returns, as with
+                record; a record of a call that changed nothing (a read) is synced by the next such write,
+                checkpoint or the background thread, within READ_SYNC_SECONDS
     checkpoint  records reach the disk at each checkpoint, rotation and close: a power loss can lose those
                 written since the last checkpoint (at most checkpoint_every records or checkpoint_seconds)
 """
@@ -84,16 +87,22 @@ MAX_TIMER_WAKE_SECONDS = 1.0
 
 class Durability(StrEnum):
     RECORD = "record"
+    CHANGES = "changes"
     CHECKPOINT = "checkpoint"
 
 
-DEFAULT_DURABILITY = Durability.RECORD
+# A read's record waits for no fsync: a call that only reads would otherwise spend most of its time waiting
+# for the disk (docs/audit.md, "Durability"). The record is in the kernel before the answer, so only a crash of
+# the machine can lose it, and only within this window.
+DEFAULT_DURABILITY = Durability.CHANGES
+READ_SYNC_SECONDS = 0.2
 
 
 @dataclass(frozen=True, slots=True)
 class AuditStats:
     next_seq: int
     unsigned: int  # records since the last checkpoint
+    unsynced: int  # records written but not yet known to be on disk
     dropped: int  # records not written since the last checkpoint (fail_closed off)
     write_failures: int  # since open
     broken: str | None  # why the log refuses writes, if it does
@@ -218,7 +227,7 @@ class AuditLog:
             if lock_fd is not None:
                 os.close(lock_fd)
             raise
-        if background and checkpoint_seconds:
+        if background and (checkpoint_seconds or durability is Durability.CHANGES):
             audit._thread = threading.Thread(target=audit._run_timer, name="audit-checkpoints", daemon=True)
             audit._thread.start()
         return audit
@@ -266,8 +275,9 @@ class AuditLog:
 
     # -- writing ---------------------------------------------------------------------------------------
 
-    def write(self, event: AuditEvent) -> None:
-        """Append one record. Returns once it is written (and, with durability "record", on disk).
+    def write(self, event: AuditEvent, *, changed: bool = True) -> None:
+        """Append one record. Returns once it is written, and on disk with durability "record", or with
+        "changes" when `changed` (the call changed something, or may have; False only for reads).
 
         Raises `AuditUnavailable` if it could not be, unless fail_closed is off: then the record is counted
         as dropped, the next checkpoint says how many, and a warning is logged once per outage.
@@ -293,7 +303,8 @@ class AuditLog:
                 log.warning("audit record not written; the call goes ahead (fail_closed is off): %s", exc)
             return
         # A rotation has synced everything; a checkpoint must reach the disk under either durability.
-        if (self._durability is Durability.RECORD or checkpointed) and not rotated:
+        must_sync = self._durability is Durability.RECORD or (changed and self._durability is Durability.CHANGES)
+        if (must_sync or checkpointed) and not rotated:
             try:
                 self._sync_through(target)
             except AuditUnavailable as exc:
@@ -371,7 +382,8 @@ class AuditLog:
 
     def stats(self) -> AuditStats:
         with self._lock:
-            return AuditStats(self._next_seq, self._since_checkpoint, self._dropped, self._failures, self._broken)
+            return AuditStats(self._next_seq, self._since_checkpoint, self._next_seq - 1 - self._synced_seq,
+                              self._dropped, self._failures, self._broken)
 
     def __repr__(self) -> str:
         return f"AuditLog(path={str(self._path)!r}, next_seq={self._next_seq}, key_id={self.key_id!r})"
@@ -563,12 +575,23 @@ class AuditLog:
             self._synced_seq = upto
 
     def _run_timer(self) -> None:
-        wake = min(self._checkpoint_seconds, MAX_TIMER_WAKE_SECONDS)
+        wake = min(self._checkpoint_seconds or MAX_TIMER_WAKE_SECONDS, MAX_TIMER_WAKE_SECONDS)
+        if self._durability is Durability.CHANGES:
+            wake = min(wake, READ_SYNC_SECONDS)
         while not self._stop.wait(wake):
             try:
                 self.checkpoint_if_due()
+                if self._durability is Durability.CHANGES:
+                    self.sync_written()
             except AuditUnavailable as exc:
-                log.warning("audit interval checkpoint failed: %s", exc)
+                log.warning("audit interval checkpoint or sync failed: %s", exc)
+
+    def sync_written(self) -> None:
+        """Make every record written so far durable (a no-op when they are). Raises `AuditUnavailable` if the
+        fsync fails, which also stops the log as for any failed fsync."""
+        with self._lock:
+            target = self._next_seq - 1
+        self._sync_through(target)
 
 
 

@@ -154,8 +154,10 @@ def add_parser(subparsers: Any) -> None:
                        help="seconds between signed checkpoints, 0 for none (default 10)")
     audit.add_argument("--audit-rotate-bytes", type=int, metavar="BYTES",
                        help="start a new file past this size, 0 for never (default 64 MiB)")
-    audit.add_argument("--audit-durability", choices=("record", "checkpoint"),
-                       help="fsync every record (default) or only at checkpoints")
+    audit.add_argument("--audit-durability", choices=("record", "changes", "checkpoint"),
+                       help="when records reach the disk: changes (default): a call that changed something waits "
+                            "for its record's fsync, a read's record is synced within 0.2 s; record: every call "
+                            "waits; checkpoint: only at checkpoints (docs/audit.md, \"Durability\")")
     _add_service_account_flags(p)
     from secretsvc.kek.settings import add_flags as add_kek_flags
 

@@ -40,47 +40,50 @@ class _Target:
     kind: str | None  # resource kind, as service/access.py names it
     capability: str | None
     system_name: str | None = None  # for system resources: the fixed name
+    # False for a method that never changes what is stored: its record need not reach the disk before the
+    # answer (audit durability "changes", docs/audit.md). Unknown methods count as changing.
+    changes: bool = True
 
 
 _SECRET, _KEY, _SYSTEM = "secret", "transit_key", "system"
 _TARGETS: dict[str, _Target] = {
     "/secretsvc.v1.Secrets/PutSecret": _Target(_SECRET, None),
-    "/secretsvc.v1.Secrets/GetSecret": _Target(_SECRET, "read"),
-    "/secretsvc.v1.Secrets/GetSecrets": _Target(_SECRET, "read"),
-    "/secretsvc.v1.Secrets/WatchSecrets": _Target(_SECRET, "read"),
-    "/secretsvc.v1.Secrets/ListSecrets": _Target(_SECRET, "list"),
-    "/secretsvc.v1.Secrets/GetSecretMetadata": _Target(_SECRET, "read"),
+    "/secretsvc.v1.Secrets/GetSecret": _Target(_SECRET, "read", changes=False),
+    "/secretsvc.v1.Secrets/GetSecrets": _Target(_SECRET, "read", changes=False),
+    "/secretsvc.v1.Secrets/WatchSecrets": _Target(_SECRET, "read", changes=False),
+    "/secretsvc.v1.Secrets/ListSecrets": _Target(_SECRET, "list", changes=False),
+    "/secretsvc.v1.Secrets/GetSecretMetadata": _Target(_SECRET, "read", changes=False),
     "/secretsvc.v1.Secrets/UpdateSecretMetadata": _Target(_SECRET, "update"),
     "/secretsvc.v1.Secrets/DeleteVersions": _Target(_SECRET, "delete"),
     "/secretsvc.v1.Secrets/UndeleteVersions": _Target(_SECRET, "delete"),
     "/secretsvc.v1.Secrets/DestroyVersions": _Target(_SECRET, "destroy"),
     "/secretsvc.v1.Secrets/DeleteSecret": _Target(_SECRET, "destroy"),
     "/secretsvc.v1.Transit/CreateKey": _Target(_KEY, "create"),
-    "/secretsvc.v1.Transit/GetKey": _Target(_KEY, "read"),
-    "/secretsvc.v1.Transit/ListKeys": _Target(_KEY, "list"),
+    "/secretsvc.v1.Transit/GetKey": _Target(_KEY, "read", changes=False),
+    "/secretsvc.v1.Transit/ListKeys": _Target(_KEY, "list", changes=False),
     "/secretsvc.v1.Transit/RotateKey": _Target(_KEY, "rotate"),
     "/secretsvc.v1.Transit/SetMinDecryptionVersion": _Target(_KEY, "update"),
-    "/secretsvc.v1.Transit/Encrypt": _Target(_KEY, "encrypt"),
-    "/secretsvc.v1.Transit/EncryptBatch": _Target(_KEY, "encrypt"),
-    "/secretsvc.v1.Transit/GenerateDataKey": _Target(_KEY, "encrypt"),
-    "/secretsvc.v1.Transit/Decrypt": _Target(_KEY, "decrypt"),
-    "/secretsvc.v1.Transit/DecryptBatch": _Target(_KEY, "decrypt"),
-    "/secretsvc.v1.Transit/Rewrap": _Target(_KEY, "rewrap"),
-    "/secretsvc.v1.Admin/GetRootKey": _Target(_SYSTEM, "admin", "root-key"),
+    "/secretsvc.v1.Transit/Encrypt": _Target(_KEY, "encrypt", changes=False),
+    "/secretsvc.v1.Transit/EncryptBatch": _Target(_KEY, "encrypt", changes=False),
+    "/secretsvc.v1.Transit/GenerateDataKey": _Target(_KEY, "encrypt", changes=False),
+    "/secretsvc.v1.Transit/Decrypt": _Target(_KEY, "decrypt", changes=False),
+    "/secretsvc.v1.Transit/DecryptBatch": _Target(_KEY, "decrypt", changes=False),
+    "/secretsvc.v1.Transit/Rewrap": _Target(_KEY, "rewrap", changes=False),
+    "/secretsvc.v1.Admin/GetRootKey": _Target(_SYSTEM, "admin", "root-key", changes=False),
     "/secretsvc.v1.Admin/RotateRootKey": _Target(_SYSTEM, "admin", "root-key"),
     "/secretsvc.v1.Admin/RewrapStored": _Target(_SYSTEM, "admin", "root-key"),
-    "/secretsvc.v1.Access/CheckAccess": _Target(_SYSTEM, "admin", "access-review"),
+    "/secretsvc.v1.Access/CheckAccess": _Target(_SYSTEM, "admin", "access-review", changes=False),
     # One record per secret reported (with its name), or one without a resource when none was.
-    "/secretsvc.v1.Matching/MatchValues": _Target(_SECRET, "match"),
+    "/secretsvc.v1.Matching/MatchValues": _Target(_SECRET, "match", changes=False),
     "/secretsvc.v1.Tokens/CreateToken": _Target(_SYSTEM, "admin", "tokens"),
-    "/secretsvc.v1.Tokens/ListTokens": _Target(_SYSTEM, "admin", "tokens"),
+    "/secretsvc.v1.Tokens/ListTokens": _Target(_SYSTEM, "admin", "tokens", changes=False),
     "/secretsvc.v1.Tokens/RevokeToken": _Target(_SYSTEM, "admin", "tokens"),
     "/secretsvc.v1.Policies/PutPolicyDocument": _Target(_SYSTEM, "admin", "policies"),
-    "/secretsvc.v1.Policies/GetPolicyDocument": _Target(_SYSTEM, "admin", "policies"),
-    "/secretsvc.v1.Policies/ListPolicyDocuments": _Target(_SYSTEM, "admin", "policies"),
+    "/secretsvc.v1.Policies/GetPolicyDocument": _Target(_SYSTEM, "admin", "policies", changes=False),
+    "/secretsvc.v1.Policies/ListPolicyDocuments": _Target(_SYSTEM, "admin", "policies", changes=False),
     "/secretsvc.v1.Policies/DeletePolicyDocument": _Target(_SYSTEM, "admin", "policies"),
     "/secretsvc.v1.Policies/ReloadPolicies": _Target(_SYSTEM, "admin", "policies"),
-    "/secretsvc.v1.Policies/ExplainPolicy": _Target(_SYSTEM, "admin", "policies"),
+    "/secretsvc.v1.Policies/ExplainPolicy": _Target(_SYSTEM, "admin", "policies", changes=False),
 }
 _UNKNOWN = _Target(None, None)
 
@@ -161,7 +164,7 @@ class Audit(_Interceptor):
                   if call.items and call.code is grpc.StatusCode.OK else [event])
         try:
             for each in events:
-                self._log.write(each)
+                self._log.write(each, changed=target.changes)
         except AuditUnavailable as exc:
             if refuse_on_failure:
                 self._refuse(call, context, exc)

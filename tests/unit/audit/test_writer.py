@@ -400,3 +400,43 @@ def test_the_log_object_keeps_its_keys_to_itself(tmp_path: Path, keys: AuditKeys
     with pytest.raises(TypeError):
         pickle.dumps(log)
     log.close()
+
+
+def test_durability_changes_syncs_changes_at_once_and_reads_soon_after(tmp_path: Path, keys: AuditKeys,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    log = open_log(tmp_path, keys, durability=Durability.CHANGES)
+    calls: list[int] = []
+    real = os.fsync
+    monkeypatch.setattr(writer_mod.os, "fsync", lambda fd: (calls.append(fd), real(fd))[1])
+    log.write(event(1), changed=False)
+    log.write(event(2), changed=False)
+    assert calls == [] and log.stats().unsynced == 2
+    log.write(event(3))  # a change waits for its fsync, which covers the reads before it
+    assert len(calls) == 1 and log.stats().unsynced == 0
+    log.write(event(4), changed=False)
+    log.sync_written()
+    assert len(calls) == 2 and log.stats().unsynced == 0
+    log.sync_written()  # nothing new: no second fsync
+    assert len(calls) == 2
+    log.close()
+    assert verify([tmp_path / "audit.log"], keys).events == 4
+
+
+def test_durability_changes_background_thread_syncs_reads_within_the_window(tmp_path: Path,
+                                                                            keys: AuditKeys) -> None:
+    log = AuditLog.open(tmp_path / "audit.log", keys, durability=Durability.CHANGES, checkpoint_seconds=0)
+    try:
+        log.write(event(1), changed=False)
+        deadline = time.monotonic() + 20 * writer_mod.READ_SYNC_SECONDS
+        while log.stats().unsynced and time.monotonic() < deadline:
+            time.sleep(writer_mod.READ_SYNC_SECONDS / 4)
+        assert log.stats().unsynced == 0
+    finally:
+        log.close()
+
+
+def test_durability_record_syncs_reads_too(tmp_path: Path, keys: AuditKeys) -> None:
+    log = open_log(tmp_path, keys, durability=Durability.RECORD)
+    log.write(event(1), changed=False)
+    assert log.stats().unsynced == 0
+    log.close()

@@ -30,3 +30,15 @@ def test_every_target_names_a_kind_and_only_put_secret_leaves_its_capability_to_
     assert all(t.kind is not None for t in auditing._TARGETS.values())
     open_capability = [m for m, t in auditing._TARGETS.items() if t.capability is None]
     assert open_capability == ["/secretsvc.v1.Secrets/PutSecret"]
+
+
+def test_only_methods_that_change_nothing_skip_waiting_for_their_record_on_disk() -> None:
+    unchanged = {m for m, t in auditing._TARGETS.items() if not t.changes}
+    # Every capability that alters stored state keeps its record's fsync before the answer.
+    changing_capabilities = {"create", "update", "delete", "destroy", "rotate"}
+    assert not [m for m in unchanged if auditing._TARGETS[m].capability in changing_capabilities]
+    verbs = ("Get", "List", "Watch", "Encrypt", "Decrypt", "GenerateDataKey", "Rewrap", "Check", "Match", "Explain")
+    assert all(m.rsplit("/", 1)[1].startswith(verbs) for m in unchanged), unchanged
+    assert "/secretsvc.v1.Secrets/GetSecret" in unchanged and "/secretsvc.v1.Transit/Encrypt" in unchanged
+    assert "/secretsvc.v1.Secrets/PutSecret" not in unchanged
+    assert auditing._UNKNOWN.changes  # an unknown method is treated as changing
