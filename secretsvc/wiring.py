@@ -156,12 +156,10 @@ def _open_configured_kek(kek_config: KekConfig, datadir: DataDir, passphrase: Se
             kekguard.refuse_missing_keyring(recorded, str(datadir.keyring), database)
         return LocalKeyring.open_or_create(datadir.keyring, passphrase)
 
-    opened = open_configured(kek_config, open_local)
-    try:
-        where = " and ".join(m.describe() for m in opened.remote)
-        kekguard.check_keyring_opens(recorded, opened.kek, where, database, store)
-        store.record_kek_version(opened.kek.key_id, opened.kek.primary_version(), now=time.time())
-    except BaseException:
-        opened.close()
-        raise
-    return opened
+    def check(kek: KeyEncryptionKey, where: str) -> None:
+        # At start, or later (kek/gate.py) for a Transit server that was not up yet.
+        now_recorded = kekguard.recorded_kek_versions(store, now=time.time())  # other replicas may have added some
+        kekguard.check_keyring_opens(now_recorded, kek, where, database, store)
+        store.record_kek_version(kek.key_id, kek.primary_version(), now=time.time())
+
+    return open_configured(kek_config, open_local, check)

@@ -243,6 +243,15 @@ class OpenBao:
         raise RuntimeError(f"bao not ready within {START_SECONDS}s ({last}): {self.log_path.read_text()[-2000:]}")
 
 
+def unstarted_openbao(workdir: Path) -> OpenBao:
+    """A dev OpenBao with its port and root token chosen but not running yet: for a server started before its
+    Vault. The caller calls `start()` and then `enable_transit()`, and stops it."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    bao = OpenBao(require_bao(), workdir, _free_port_pair(), persistent=False)
+    bao.root_token = "dev-" + secrets.token_hex(16)
+    return bao
+
+
 def start_openbao(workdir: Path, *, persistent: bool = False, transit_mount: str = "transit") -> OpenBao:
     """Start OpenBao in `workdir` with the transit engine at `transit_mount`; the caller stops it."""
     binary = require_bao()

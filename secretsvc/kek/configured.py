@@ -3,17 +3,22 @@ data moves (`kek_previous`), and the data-key cache in front of the remote ones.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from secretsvc.kek.base import KeyEncryptionKey
 from secretsvc.kek.cache import CachingKek, DataKeyCache
 from secretsvc.kek.chain import KekChain
+from secretsvc.kek.gate import StartGate
 from secretsvc.kek.pkcs11 import Pkcs11Kek
 from secretsvc.kek.settings import KekConfig
-from secretsvc.kek.transit import TransitKek
+from secretsvc.kek.transit import TransitKek, TransitUnreachable
+
+log = logging.getLogger(__name__)
 
 RemoteKek = TransitKek | Pkcs11Kek
+StartCheck = Callable[[KeyEncryptionKey, str], None]  # the key, and where it lives (for messages)
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +26,17 @@ class OpenedKek:
     kek: KeyEncryptionKey  # what the service wraps and unwraps with
     cache: DataKeyCache | None  # None when only the local keyring runs (its unwrap costs no round trip)
     remote: tuple[RemoteKek, ...]  # the backends readiness checks
+    gate: StartGate | None = None  # set when a key could not be reached at start: shut until checked
+
+    @property
+    def ready(self) -> bool:
+        """Whether the start-up check has passed (at start, or since, once the key answered)."""
+        return self.gate is None or self.gate.is_open()
+
+    @property
+    def probed(self) -> tuple[StartGate | RemoteKek, ...]:
+        """What readiness asks: the gate first (which runs the deferred start-up check), then every backend."""
+        return (self.gate, *self.remote) if self.gate is not None else self.remote
 
     def close(self) -> None:
         if self.cache is not None:
@@ -28,11 +44,14 @@ class OpenedKek:
         _close_remote(self.remote)
 
 
-def open_configured(config: KekConfig, open_local: Callable[[], KeyEncryptionKey]) -> OpenedKek:
-    """Open `config.backend` (and `config.previous`); `open_local` opens the keyring when one is named. A remote
-    backend that cannot be reached raises `KekUnavailable`, a misconfigured one `KeyringError`."""
+def open_configured(config: KekConfig, open_local: Callable[[], KeyEncryptionKey], check: StartCheck) -> OpenedKek:
+    """Open `config.backend` (and `config.previous`) and run `check` (the start-up check against the store) on
+    the result; `open_local` opens the keyring when one is named. A misconfigured backend raises `KeyringError`
+    (or `ConfigError`), as does a remote one that answers but refuses us. A Transit server that cannot be
+    reached does not: the key is returned behind a shut `StartGate`, which runs `check` once Transit answers."""
     cache = None
     remote: list[RemoteKek] = []
+    unreachable: list[str] = []
 
     def build(backend: str) -> KeyEncryptionKey:
         nonlocal cache
@@ -41,7 +60,11 @@ def open_configured(config: KekConfig, open_local: Callable[[], KeyEncryptionKey
             return open_local()
         if backend == "vault-transit":
             assert config.transit is not None  # from_settings checked it
-            member = TransitKek.open(config.transit)
+            try:
+                member = TransitKek.open(config.transit)
+            except TransitUnreachable as exc:
+                member = TransitKek.open_unchecked(config.transit)
+                unreachable.append(f"{member.describe()}: {exc}")
         else:
             assert config.pkcs11 is not None
             member = Pkcs11Kek.open(config.pkcs11)
@@ -55,10 +78,28 @@ def open_configured(config: KekConfig, open_local: Callable[[], KeyEncryptionKey
         kek = build(config.backend)
         if config.previous is not None:
             kek = KekChain(kek, [build(config.previous)])
+        where = " and ".join(m.describe() for m in remote)
+        if not unreachable:
+            check(kek, where)
+            return OpenedKek(kek, cache, tuple(remote))
     except BaseException:
         _close_remote(remote)
         raise
-    return OpenedKek(kek, cache, tuple(remote))
+    # One line while waiting; readiness logs again when the key answers (kek/probe.py).
+    log.warning(
+        "key-encryption key not reachable at start; serving NOT_SERVING, and UNAVAILABLE to calls that need it, "
+        "until it answers",
+        extra={"kek": "; ".join(unreachable)},
+    )
+    members = tuple(remote)
+
+    def deferred(kek: KeyEncryptionKey) -> None:
+        for member in members:
+            member.check_reachable()  # reads the key afresh: missing or of the wrong type is refused here
+        check(kek, where)
+
+    gate = StartGate(kek, deferred)
+    return OpenedKek(gate, cache, tuple(remote), gate)
 
 
 def _close_remote(members: Sequence[RemoteKek]) -> None:

@@ -78,6 +78,12 @@ RETRY_AFTER_REFUSED = 5.0
 MAX_REQUESTS_IN_FLIGHT = 64
 
 
+class TransitUnreachable(errors.KekUnavailable):
+    """Transit gave no usable answer: refused the connection, timed out, is sealed or failing (5xx, 429).
+    Unlike a refused token, this is what a Vault that is not up yet looks like, so a server may start without
+    it (kek/gate.py)."""
+
+
 @dataclass(frozen=True, slots=True)
 class TransitSettings:
     addr: str  # http(s)://host:port
@@ -141,6 +147,12 @@ class TransitKek:
         kek = cls(settings, clock=clock)
         kek._metadata(fresh=True)
         return kek
+
+    @classmethod
+    def open_unchecked(cls, settings: TransitSettings, *, clock: Callable[[], float] = time.monotonic) -> TransitKek:
+        """The key without reading it: for a server that starts before Vault is up, behind a `StartGate`
+        whose check reads it (`check_reachable`) before anything is wrapped."""
+        return cls(settings, clock=clock)
 
     # -- KeyEncryptionKey ------------------------------------------------------------------------------
 
@@ -368,9 +380,7 @@ class TransitKek:
         timeout from now). 4xx answers other than 403 reach the caller as hvac exceptions to interpret."""
 
         def expired() -> errors.KekUnavailable:
-            return self._unavailable(
-                f"{what} got no answer within {self._settings.timeout_seconds:g}s", RETRY_AFTER_UNREACHABLE
-            )
+            return self._unreachable(f"{what} got no answer within {self._settings.timeout_seconds:g}s")
 
         return self._runner.run(
             functools.partial(self._call_now, what, fn), deadline if deadline is not None else self._deadline(), expired
@@ -398,11 +408,9 @@ class TransitKek:
                     f"{what} refused: permission denied ({self._keeper.method})", RETRY_AFTER_REFUSED
                 ) from None
             except _TRANSIENT as exc:
-                raise self._unavailable(f"{what} failed: {type(exc).__name__}", RETRY_AFTER_UNREACHABLE) from None
+                raise self._unreachable(f"{what} failed: {type(exc).__name__}") from None
             except OSError as exc:  # requests' connection errors and timeouts derive from OSError
-                raise self._unavailable(
-                    f"{what} got no answer: {type(exc).__name__}", RETRY_AFTER_UNREACHABLE
-                ) from None
+                raise self._unreachable(f"{what} got no answer: {type(exc).__name__}") from None
         raise AssertionError("unreachable")
 
     def _unavailable(self, what: str, retry: float) -> errors.KekUnavailable:
@@ -410,6 +418,13 @@ class TransitKek:
         # Debug only: the interceptor logs each failed call once, with this message; readiness logs the outage.
         log.debug("key-encryption key unavailable", extra={"key_id": self._key_id, "reason": what})
         return errors.KekUnavailable(message, retry_after_seconds=retry)
+
+    def _unreachable(self, what: str) -> TransitUnreachable:
+        log.debug("key-encryption key unreachable", extra={"key_id": self._key_id, "reason": what})
+        return TransitUnreachable(
+            f"Vault Transit at {self._settings.addr} ({self._key_id}): {what}",
+            retry_after_seconds=RETRY_AFTER_UNREACHABLE,
+        )
 
 
 def _check_batch(count: int) -> None:

@@ -257,8 +257,11 @@ def start(config: ServerConfig, role: WorkerRole | None = None) -> RunningServer
         server.start()
         reloads.start()
         backfill_thread = backfill.start(stop_backfill)
+        # NOT_SERVING while a key-encryption key the server started without reaching is not yet checked.
+        ready = backends.remote_kek is None or backends.remote_kek.ready
         for name in ("", *_SERVICE_NAMES):
-            health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+            health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING if ready
+                                else health_pb2.HealthCheckResponse.NOT_SERVING)
         kek_probe = _kek_probe(backends, config, health_servicer)
     except BaseException:
         stop_backfill.set()
@@ -303,7 +306,7 @@ def _kek_probe(backends: Backends, config: ServerConfig, health_servicer: health
             health_servicer.set(name, status)
 
     interval = config.kek.health_seconds if config.kek is not None else 10.0
-    probe = KekProbe(backends.remote_kek.remote, report, interval)
+    probe = KekProbe(backends.remote_kek.probed, report, interval, reachable=backends.remote_kek.ready)
     probe.start()
     return probe
 
