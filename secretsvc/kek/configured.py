@@ -53,21 +53,24 @@ def open_configured(config: KekConfig, open_local: Callable[[], KeyEncryptionKey
     remote: list[RemoteKek] = []
     unreachable: list[str] = []
 
-    def build(backend: str) -> KeyEncryptionKey:
+    def build(backend: str, previous: bool) -> KeyEncryptionKey:
         nonlocal cache
         member: RemoteKek
         if backend == "local":
             return open_local()
         if backend == "vault-transit":
-            assert config.transit is not None  # from_settings checked it
+            transit = (config.previous_transit if previous else None) or config.transit
+            assert transit is not None  # from_settings checked it
             try:
-                member = TransitKek.open(config.transit)
+                member = TransitKek.open(transit)
             except TransitUnreachable as exc:
-                member = TransitKek.open_unchecked(config.transit)
+                member = TransitKek.open_unchecked(transit)
                 unreachable.append(f"{member.describe()}: {exc}")
         else:
-            assert config.pkcs11 is not None
-            member = Pkcs11Kek.open(config.pkcs11)
+            pkcs11 = (config.previous_pkcs11 if previous else None) or config.pkcs11
+            assert pkcs11 is not None
+            # A previous key holds data already: a label that finds nothing is a mistake, not a key to make.
+            member = Pkcs11Kek.open(pkcs11, create=not previous)
         remote.append(member)
         if config.cache.max_entries == 0:
             return member
@@ -75,9 +78,9 @@ def open_configured(config: KekConfig, open_local: Callable[[], KeyEncryptionKey
         return CachingKek(member, cache)
 
     try:
-        kek = build(config.backend)
+        kek = build(config.backend, previous=False)
         if config.previous is not None:
-            kek = KekChain(kek, [build(config.previous)])
+            kek = KekChain(kek, [build(config.previous, previous=True)])
         where = " and ".join(m.describe() for m in remote)
         if not unreachable:
             check(kek, where)

@@ -4,6 +4,10 @@
 from it, `add_flags`); `from_settings` checks them together into a frozen `KekConfig`. The Vault token comes
 from `VAULT_TOKEN` or `vault_token_file`; AppRole from two files; the PKCS#11 PIN from a file. No secret is
 ever taken from a flag or the config file itself.
+
+The `kek_previous_*` settings give the previous key's own settings where they differ from the current key's
+(another Transit key, mount or Vault server, another PKCS#11 key or token), so data can move between two keys
+of one backend type. Each defaults to the setting of the same name without the prefix.
 """
 
 from __future__ import annotations
@@ -70,20 +74,47 @@ SETTINGS = (
             meaning=f"how long a cached data key is kept (default {DEFAULT_MAX_AGE_SECONDS:g})"),
     Setting("kek_cache_max_uses", "SECRETSVC_KEK_CACHE_MAX_USES", bounded(parse_int, 1, 10**9), DEFAULT_MAX_USES,
             meaning=f"reads one cached data key may serve (default {DEFAULT_MAX_USES})"),
+    # The previous key's own settings; each defaults to the setting of the same name without the prefix.
+    Setting("kek_previous_vault_addr", "SECRETSVC_KEK_PREVIOUS_VAULT_ADDR", parse_str, None,
+            meaning="the previous key's Vault/OpenBao address (default: --vault-addr)"),
+    Setting("kek_previous_vault_key", "SECRETSVC_KEK_PREVIOUS_VAULT_KEY", parse_str, None,
+            meaning="the previous key's Transit key name (default: --vault-key)"),
+    Setting("kek_previous_vault_transit_mount", "SECRETSVC_KEK_PREVIOUS_VAULT_TRANSIT_MOUNT", parse_str, None,
+            meaning="where the previous key's Transit engine is mounted (default: --vault-transit-mount)"),
+    Setting("kek_previous_vault_token_file", "SECRETSVC_KEK_PREVIOUS_VAULT_TOKEN_FILE", parse_path, None,
+            meaning="file holding a token for the previous key's Vault (default: the current key's login)"),
+    Setting("kek_previous_vault_ca_file", "SECRETSVC_KEK_PREVIOUS_VAULT_CA_FILE", parse_path, None,
+            meaning="CA bundle for the previous key's Vault (default: --vault-ca-file)"),
+    Setting("kek_previous_pkcs11_token", "SECRETSVC_KEK_PREVIOUS_PKCS11_TOKEN", parse_str, None,
+            meaning="the previous key's token label (default: --pkcs11-token)"),
+    Setting("kek_previous_pkcs11_key", "SECRETSVC_KEK_PREVIOUS_PKCS11_KEY", parse_str, None,
+            meaning="the previous key's label (default: --pkcs11-key)"),
+    Setting("kek_previous_pkcs11_pin_file", "SECRETSVC_KEK_PREVIOUS_PKCS11_PIN_FILE", parse_path, None,
+            meaning="file holding the previous token's user PIN (default: --pkcs11-pin-file)"),
     Setting("kek_health_seconds", "SECRETSVC_KEK_HEALTH_SECONDS", bounded(parse_float, 0.1, 3600),
             DEFAULT_HEALTH_SECONDS,
             meaning=f"how often readiness checks a remote KEK is reachable (default {DEFAULT_HEALTH_SECONDS:g})"),
 )  # fmt: skip
 
 NAMES = frozenset(s.name for s in SETTINGS)
+PREVIOUS_PREFIX = "kek_previous_"
+# The settings a previous key may give for itself, by the backend they belong to.
+PREVIOUS_OVERRIDES = {
+    "vault-transit": ("vault_addr", "vault_key", "vault_transit_mount", "vault_token_file", "vault_ca_file"),
+    "pkcs11": ("pkcs11_token", "pkcs11_key", "pkcs11_pin_file"),
+}
 
 
 @dataclass(frozen=True, slots=True)
 class KekConfig:
     backend: str = "local"
     previous: str | None = None
+    # The vault_* and pkcs11_* settings: the current backend's, or the previous one's when only it is of that type.
     transit: TransitSettings | None = None
     pkcs11: Pkcs11Settings | None = None
+    # The previous backend's own settings when they differ from those above (kek_previous_*).
+    previous_transit: TransitSettings | None = None
+    previous_pkcs11: Pkcs11Settings | None = None
     cache: CacheLimits = field(default_factory=CacheLimits)
     health_seconds: float = DEFAULT_HEALTH_SECONDS
 
@@ -116,13 +147,68 @@ def from_settings(values: Mapping[str, Any], origins: Mapping[str, str], environ
         return origins.get(name, f"default {name}")
 
     backend, previous = parsed["kek"], parsed["kek_previous"]
-    if previous == backend:
-        raise ConfigError(f"{where('kek_previous')}: kek_previous must name another backend than kek ({backend})")
-    used = {backend, previous}
-    transit = _transit(parsed, environ, where) if "vault-transit" in used else None
-    pkcs11 = _pkcs11(parsed, where) if "pkcs11" in used else None
+    overrides = {
+        name[len(PREVIOUS_PREFIX) :]: parsed[name]
+        for name in sorted(NAMES)
+        if name.startswith(PREVIOUS_PREFIX) and parsed[name] is not None
+    }
+    _check_overrides(overrides, previous, where)
+    transit = _transit(parsed, environ, where) if backend == "vault-transit" else None
+    pkcs11 = _pkcs11(parsed, where) if backend == "pkcs11" else None
+    previous_transit = previous_pkcs11 = None
+    if previous is not None:
+        mine = _previous_settings(parsed, overrides)
+        if previous == "vault-transit":
+            previous_transit = _transit(mine, environ, where)
+        elif previous == "pkcs11":
+            previous_pkcs11 = _pkcs11(mine, where)
+        if previous == backend:
+            _refuse_same_key(backend, transit or pkcs11, previous_transit or previous_pkcs11, where)
+        elif not overrides:  # a previous backend of another type, from the plain settings (as it always was)
+            transit, previous_transit = transit or previous_transit, None
+            pkcs11, previous_pkcs11 = pkcs11 or previous_pkcs11, None
     cache = CacheLimits(parsed["kek_cache_entries"], parsed["kek_cache_max_age_seconds"], parsed["kek_cache_max_uses"])
-    return KekConfig(backend, previous, transit, pkcs11, cache, parsed["kek_health_seconds"])
+    return KekConfig(
+        backend, previous, transit, pkcs11, previous_transit, previous_pkcs11, cache, parsed["kek_health_seconds"]
+    )
+
+
+def _check_overrides(overrides: Mapping[str, Any], previous: str | None, where: Any) -> None:
+    for name in overrides:
+        setting = PREVIOUS_PREFIX + name
+        if previous is None:
+            raise ConfigError(f"{where(setting)}: {setting} describes the previous key; it needs kek_previous")
+        if name not in PREVIOUS_OVERRIDES.get(previous, ()):
+            raise ConfigError(f"{where(setting)}: {setting} does not apply to kek_previous {previous}")
+
+
+def _previous_settings(parsed: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings the previous key is built from: the plain ones, with its own in their place."""
+    mine = {**parsed, **overrides}
+    if "vault_token_file" in overrides:  # its own token, not the current key's AppRole
+        mine["vault_approle_role_id_file"] = mine["vault_approle_secret_id_file"] = None
+    return mine
+
+
+def _refuse_same_key(backend: str, current: Any, previous: Any, where: Any) -> None:
+    """Two keys of one backend type must be two keys: an envelope names its key by key id, which for Transit
+    is mount and key name (not the address) and for PKCS#11 token and key label."""
+    if backend == "local":  # one keyring per data directory: there is no other local key to name
+        raise ConfigError(
+            f"{where('kek_previous')}: kek_previous must name another backend than kek (local), or for "
+            "vault-transit and pkcs11 another key of the same backend"
+        )
+    if isinstance(current, TransitSettings) and isinstance(previous, TransitSettings):
+        same = (current.mount, current.key_name) == (previous.mount, previous.key_name)
+        hint = "--kek-previous-vault-key or --kek-previous-vault-transit-mount (key ids do not name the address)"
+    else:
+        same = (current.token_label, current.key_label) == (previous.token_label, previous.key_label)
+        hint = "--kek-previous-pkcs11-key or --kek-previous-pkcs11-token"
+    if same:
+        raise ConfigError(
+            f"{where('kek_previous')}: kek_previous names the same {backend} key as kek; to move data between "
+            f"two {backend} keys, name the previous one with {hint}"
+        )
 
 
 def _require(parsed: dict[str, Any], names: tuple[str, ...], backend: str) -> None:

@@ -222,3 +222,61 @@ def test_a_server_refuses_to_start_without_the_backend_that_wrapped_its_data(ope
     assert refused.proc is not None
     assert refused.proc.wait(timeout=30) == 1
     assert "vault-transit:transit/first" in refused.log()
+
+
+def test_root_key_rewrap_moves_one_transit_key_to_another_online(tmp_path: Path) -> None:
+    bao = start_openbao(tmp_path / "bao")
+    try:
+        bao.create_key("key-a")
+        bao.create_key("key-b")
+        data = tmp_path / "data"
+
+        def run(args: tuple[str, ...], token: str) -> ServerProcess:
+            proc = ServerProcess(data, extra_args=args, env={"VAULT_TOKEN": token})
+            proc.start()
+            return proc
+
+        # 1. Everything under key A.
+        server = run(_transit_args(bao, "key-a"), bao.root_token)
+        values = {f"s{i}": f"value-{i}".encode() for i in range(5)}
+        try:
+            for path, value in values.items():
+                assert server.cli("put", f"app/{path}", stdin=value).returncode == 0
+            assert server.cli("keys", "create", "orders").returncode == 0
+            ciphertext = server.cli("keys", "encrypt", "orders", stdin=b"card").stdout
+        finally:
+            server.stop()
+
+        # 2. Key B wraps; key A, named as the previous key of the same backend, unwraps until rewrap is done.
+        server = run(
+            (*_transit_args(bao, "key-b"), "--kek-previous", "vault-transit", "--kek-previous-vault-key", "key-a"),
+            bao.root_token,
+        )
+        try:
+            assert server.cli("get", "app/s0").stdout == values["s0"]
+            done = json.loads(server.cli("root-key", "rewrap", "--format", "json").stdout)
+            assert done["done"] is True and int(done["rewrapped"]) >= 7  # secrets, transit key, fingerprint key
+            again = json.loads(server.cli("root-key", "rewrap", "--format", "json").stdout)
+            assert int(again["rewrapped"]) == 0
+            info = json.loads(server.cli("root-key", "info", "--format", "json").stdout)
+            assert info["keyId"] == "vault-transit:transit/key-b"
+        finally:
+            server.stop()
+
+        # 3. Key B alone, with a token that may not touch key A at all: nothing stored needs it any more.
+        bao.put_policy(
+            "only-b",
+            "\n".join(
+                f'path "transit/{p}/key-b" {{ capabilities = ["{cap}"] }}'
+                for p, cap in (("keys", "read"), ("encrypt", "update"), ("decrypt", "update"))
+            ),
+        )
+        server = run(_transit_args(bao, "key-b"), bao.create_token(["only-b"]))
+        try:
+            for path, value in values.items():
+                assert server.cli("get", f"app/{path}").stdout == value
+            assert server.cli("keys", "decrypt", "orders", stdin=ciphertext).stdout == b"card"
+        finally:
+            server.stop()
+    finally:
+        bao.stop()

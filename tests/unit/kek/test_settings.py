@@ -87,3 +87,99 @@ def test_environment_selects_pkcs11(tmp_path: Path) -> None:
     )
     assert config.kek is not None and config.kek.pkcs11 is not None
     assert config.kek.pkcs11.token_label == "tok" and config.kek.pkcs11.key_label == "root"
+
+
+_TRANSIT = {"kek": "vault-transit", "vault_addr": "http://127.0.0.1:8200", "vault_key": "key-b"}
+
+
+def test_previous_may_be_another_key_of_the_same_backend() -> None:
+    config = load_config(
+        {**_TRANSIT, "kek_previous": "vault-transit", "kek_previous_vault_key": "key-a"},
+        _env(VAULT_TOKEN="t" * 26),
+        None,
+    )
+    kek = config.kek
+    assert kek is not None and kek.transit is not None and kek.previous_transit is not None
+    assert kek.transit.key_name == "key-b" and kek.previous_transit.key_name == "key-a"
+    assert kek.previous_transit.addr == kek.transit.addr  # what it does not give is the current key's
+
+
+def test_previous_on_another_vault_server_with_its_own_token_file(tmp_path: Path) -> None:
+    file = tmp_path / "server.toml"
+    file.write_text(
+        '[server]\nkek = "vault-transit"\nvault_addr = "https://new.internal:8200"\nvault_key = "root"\n'
+        'kek_previous = "vault-transit"\nkek_previous_vault_addr = "https://old.internal:8200"\n'
+        f'kek_previous_vault_transit_mount = "old-transit"\nkek_previous_vault_token_file = "{tmp_path}/old-token"\n'
+    )
+    config = load_config({}, _env(VAULT_TOKEN="t" * 26), file)
+    kek = config.kek
+    assert kek is not None and kek.transit is not None and kek.previous_transit is not None
+    assert kek.previous_transit.addr == "https://old.internal:8200" and kek.previous_transit.mount == "old-transit"
+    assert isinstance(kek.previous_transit.login, TokenLogin)
+    assert kek.previous_transit.login.token_file == tmp_path / "old-token"
+    assert isinstance(kek.transit.login, TokenLogin) and kek.transit.login.token is not None
+
+
+def test_previous_of_another_backend_type_works_as_it_always_did(tmp_path: Path) -> None:
+    module = tmp_path / "module.so"
+    module.write_bytes(b"")
+    pkcs11 = {
+        "pkcs11_module": str(module),
+        "pkcs11_token": "tok",
+        "pkcs11_key": "root",
+        "pkcs11_pin_file": str(tmp_path / "pin"),
+    }
+    config = load_config(
+        {**_TRANSIT, **pkcs11, "kek": "pkcs11", "kek_previous": "vault-transit"}, _env(VAULT_TOKEN="t" * 26), None
+    )
+    kek = config.kek
+    assert kek is not None and kek.previous == "vault-transit"
+    assert kek.transit is not None and kek.transit.key_name == "key-b" and kek.previous_transit is None
+    assert kek.pkcs11 is not None and kek.previous_pkcs11 is None
+    # With a setting of its own, the previous key is built from it.
+    config = load_config(
+        {**_TRANSIT, **pkcs11, "kek": "pkcs11", "kek_previous": "vault-transit", "kek_previous_vault_key": "older"},
+        _env(VAULT_TOKEN="t" * 26),
+        None,
+    )
+    assert config.kek is not None and config.kek.previous_transit is not None
+    assert config.kek.previous_transit.key_name == "older"
+
+
+def test_previous_pkcs11_key_on_the_same_token(tmp_path: Path) -> None:
+    module = tmp_path / "module.so"
+    module.write_bytes(b"")
+    config = load_config(
+        {
+            "kek": "pkcs11",
+            "pkcs11_module": str(module),
+            "pkcs11_token": "tok",
+            "pkcs11_key": "root-2",
+            "pkcs11_pin_file": str(tmp_path / "pin"),
+            "kek_previous": "pkcs11",
+            "kek_previous_pkcs11_key": "root-1",
+        },
+        _env(),
+        None,
+    )
+    kek = config.kek
+    assert kek is not None and kek.pkcs11 is not None and kek.previous_pkcs11 is not None
+    assert (kek.pkcs11.key_label, kek.previous_pkcs11.key_label) == ("root-2", "root-1")
+    assert kek.previous_pkcs11.token_label == "tok"
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        ({"kek_previous": "vault-transit"}, "names the same vault-transit key as kek"),
+        # Key ids name mount and key, not the address: two servers need two names.
+        ({"kek_previous": "vault-transit", "kek_previous_vault_addr": "http://other:8200"}, "do not name the address"),
+        ({"kek_previous_vault_key": "key-a"}, "needs kek_previous"),
+        ({"kek_previous": "local", "kek_previous_vault_key": "key-a"}, "does not apply to kek_previous local"),
+        ({"kek_previous": "vault-transit", "kek_previous_pkcs11_key": "x"}, "does not apply"),
+        ({"kek_previous": "vault-transit", "kek_previous_vault_key": "bad key"}, "not a Transit key name"),
+    ],
+)
+def test_a_previous_key_that_is_the_current_one_or_misnamed_is_refused(flags: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config({**_TRANSIT, **flags}, _env(VAULT_TOKEN="t" * 26), None)
