@@ -7,6 +7,10 @@ REPLACE (upserts are ON CONFLICT ... DO UPDATE), row-value comparisons for resum
 - `_write(op, fn)`: run `fn(conn)` as one serializable write transaction and return its result; an exception
   from `fn` rolls back everything it did. Check-and-set relies on this: the read of the current version and
   the write that depends on it must not interleave with another writer in any process.
+- `_write_row_locked(op, fn)`: the same, for a write that serializes itself on the row it reads: `fn` first
+  creates its secret's row or reads it with `_FOR_UPDATE`, and only then reads or writes what depends on it.
+  A backend whose writers are already serial (SQLite) runs it as `_write`; one with row locks (PostgreSQL) may
+  run it at a weaker isolation, where it neither takes nor collides on predicate locks.
 - `_transaction(op)`: a read-only transaction, one snapshot across several statements.
 - `_query_one(op, sql, params)`: the first row of one statement.
 - `_erased()`: called after a commit that erased envelopes (SQLite checkpoints its WAL).
@@ -24,6 +28,7 @@ from secretsvc.errors import (
     InvalidArgument,
     LimitExceeded,
     NotFound,
+    StorageError,
     VersionConflict,
 )
 from secretsvc.store import _columns as col
@@ -68,12 +73,22 @@ from secretsvc.store.base import (
 
 _T = TypeVar("_T")
 
+# Creating a secret's row and finding it gone again right after (a writer at READ COMMITTED whose INSERT met
+# a row that a concurrent delete then removed) can repeat only while other writers keep racing on that name.
+MAX_CREATE_ATTEMPTS = 8
+
 
 class SqlStore:
     """The shared body of the SQL backends; not used on its own."""
 
+    # Appended to the read of a row that a `_write_row_locked` write depends on ("" where writers are serial).
+    _FOR_UPDATE = ""
+
     def _write(self, op: str, fn: Callable[[Conn], _T]) -> _T:
         raise NotImplementedError
+
+    def _write_row_locked(self, op: str, fn: Callable[[Conn], _T]) -> _T:
+        return self._write(op, fn)
 
     def _transaction(self, op: str) -> AbstractContextManager[Conn]:
         raise NotImplementedError
@@ -134,30 +149,22 @@ class SqlStore:
         envelope = bytes(envelope)
 
         def write(conn: Conn) -> list[int]:
-            row = conn.execute(
-                "SELECT current_version FROM secrets WHERE namespace = ? AND path = ?", (namespace, path)
-            ).fetchone()
-            actual = 0 if row is None else col.integer(row[0], "current version")
+            # The secret's row is claimed first (created, or read locked), so on PostgreSQL a concurrent
+            # writer of the same secret waits here and then reads what this one committed.
+            if expected_version == 0:
+                created, actual = self._create_or_lock(conn, namespace, path, version, metadata_json, now)
+            else:
+                created, actual = False, self._lock_current(conn, namespace, path)
             if actual != expected_version:
                 raise VersionConflict(
                     f"check-and-set failed for {namespace}/{path}: expected version {expected_version}, "
                     f"current version is {actual}"
                 )
-            if row is None:
+            if not created:
+                # No metadata given keeps what is stored.
                 conn.execute(
-                    "INSERT INTO secrets (namespace, path, current_version, max_versions, custom_metadata,"
-                    " created_at, updated_at) VALUES (?, ?, ?, 0, ?, ?, ?)",
-                    (namespace, path, version, metadata_json or "{}", now, now),
-                )
-            elif metadata_json is None:
-                conn.execute(
-                    "UPDATE secrets SET current_version = ?, updated_at = ? WHERE namespace = ? AND path = ?",
-                    (version, now, namespace, path),
-                )
-            else:
-                conn.execute(
-                    "UPDATE secrets SET current_version = ?, updated_at = ?, custom_metadata = ?"
-                    " WHERE namespace = ? AND path = ?",
+                    "UPDATE secrets SET current_version = ?, updated_at = ?,"
+                    " custom_metadata = COALESCE(?, custom_metadata) WHERE namespace = ? AND path = ?",
                     (version, now, metadata_json, namespace, path),
                 )
             if remember_max_versions:
@@ -174,7 +181,39 @@ class SqlStore:
                 fp_sql.insert(conn, namespace, path, version, fingerprint)
             return _prune(conn, namespace, path, max_versions)
 
-        return self._write("insert_version", write)
+        return self._write_row_locked("insert_version", write)
+
+    def _lock_current(self, conn: Conn, namespace: str, path: str) -> int:
+        """The secret's current version (0: no such secret), its row locked until the transaction ends."""
+        row = conn.execute(
+            f"SELECT current_version FROM secrets WHERE namespace = ? AND path = ?{self._FOR_UPDATE}",  # noqa: S608
+            (namespace, path),
+        ).fetchone()
+        return 0 if row is None else col.integer(row[0], "current version")
+
+    def _create_or_lock(
+        self, conn: Conn, namespace: str, path: str, version: int, metadata_json: str | None, now: float
+    ) -> tuple[bool, int]:
+        """Create the secret's row at `version`: (True, 0); or, when it exists, (False, its current version)
+        with the row locked. The INSERT comes first, so a new secret costs one statement, and it waits for a
+        concurrent creator of the same name to finish instead of failing on its key."""
+        for _ in range(MAX_CREATE_ATTEMPTS):
+            inserted = conn.execute(
+                "INSERT INTO secrets (namespace, path, current_version, max_versions, custom_metadata,"
+                " created_at, updated_at) VALUES (?, ?, ?, 0, ?, ?, ?) ON CONFLICT (namespace, path) DO NOTHING",
+                (namespace, path, version, metadata_json or "{}", now, now),
+            ).rowcount
+            if inserted == 1:
+                return True, 0
+            actual = self._lock_current(conn, namespace, path)
+            if actual != 0:
+                return False, actual
+            # The row the INSERT met was deleted before the locked read (only at READ COMMITTED): again.
+        raise StorageError(
+            f"insert_version: {namespace}/{path} was created and deleted by others {MAX_CREATE_ATTEMPTS} times"
+            " while this write ran",
+            public_reason="storage is busy; retry",
+        )
 
     def read_version(self, namespace: str, path: str, version: int | None) -> StoredVersion:
         check_version_arg(version)

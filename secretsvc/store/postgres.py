@@ -2,12 +2,16 @@
 
 The statements are the ones SQLite runs (`_sqlstore.SqlStore`); this module holds how PostgreSQL runs them.
 
-Transactions: every write is one SERIALIZABLE transaction, so check-and-set means what it means on SQLite
-(where BEGIN IMMEDIATE serializes writers): the read of the current version and the insert that depends on it
-behave as if no other writer ran in between. When PostgreSQL aborts one of two overlapping writers with a
-serialization failure, the write is run again from the start; on the second run it reads the winner's
-version and raises `VersionConflict`, the same error a losing SQLite writer gets. Reads that touch several
-tables run in one REPEATABLE READ READ ONLY transaction (one snapshot, never aborted).
+Transactions: every write is one transaction that behaves as if no other writer ran during it, so
+check-and-set means what it means on SQLite (where BEGIN IMMEDIATE serializes writers). A new version of a
+secret (the put) runs at READ COMMITTED and serializes on its secret's row: it creates the row (INSERT ... ON
+CONFLICT DO NOTHING waits for a concurrent creator) or locks it (SELECT ... FOR UPDATE) before it reads
+anything that depends on it, so a second writer of the same secret waits, then reads the winner's version
+and raises `VersionConflict`, the same error a losing SQLite writer gets; writers of different secrets share
+no lock. Every other write is one SERIALIZABLE transaction. When PostgreSQL aborts one of two overlapping
+writers (a serialization failure, or a deadlock at either level), the write is run again from the start.
+Reads that touch several tables run in one REPEATABLE READ READ ONLY transaction (one snapshot, never
+aborted).
 
 Connections come from a bounded psycopg_pool; a call that finds no free connection within the acquire
 timeout, or a server that is down, gives a `StorageError` whose public reason says to retry (UNAVAILABLE to
@@ -48,6 +52,8 @@ DEFAULT_ACQUIRE_TIMEOUT_S = 10.0
 # Runs of one write aborted by serialization failures before giving up with "busy; retry".
 MAX_WRITE_ATTEMPTS = 30
 _RETRY_STATES = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected)
+_SERIALIZABLE = "BEGIN ISOLATION LEVEL SERIALIZABLE"
+_READ_COMMITTED = "BEGIN ISOLATION LEVEL READ COMMITTED"
 # Writes other replicas learn of by kind alone; the secret writes name their secret (`_announcing`).
 _KIND_BY_OP = {
     "put_token": notify.TOKEN,
@@ -205,11 +211,22 @@ class PostgresStore(SqlStore):
             )
 
     # --- transactions --------------------------------------------------------------------------------------
+    _FOR_UPDATE = " FOR UPDATE"
+
     def _write(self, op: str, fn: Callable[[Conn], _T]) -> _T:
+        return self._run_write(op, fn, _SERIALIZABLE)
+
+    def _write_row_locked(self, op: str, fn: Callable[[Conn], _T]) -> _T:
+        # `fn` serializes itself on its secret's row (`SqlStore._write_row_locked`); under SERIALIZABLE its
+        # reads of absent keys and index ranges would also take page-grained predicate locks, which writers
+        # of different new secrets collide on and abort each other over.
+        return self._run_write(op, fn, _READ_COMMITTED)
+
+    def _run_write(self, op: str, fn: Callable[[Conn], _T], begin: str) -> _T:
         notice = self._notice(op)
         for attempt in range(MAX_WRITE_ATTEMPTS):
             try:
-                with self._connection(op, "BEGIN ISOLATION LEVEL SERIALIZABLE") as conn:
+                with self._connection(op, begin) as conn:
                     result = fn(conn)
                     if notice is not None:
                         # Delivered at COMMIT, and only if the write commits.

@@ -8,9 +8,11 @@ import multiprocessing
 import queue
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from secretsvc.errors import VersionConflict
 from secretsvc.store.base import SecretStore
 from tests.unit.store import workers
 
@@ -86,6 +88,37 @@ def test_threads_racing_on_check_and_set(store: SecretStore) -> None:
     collected = [results.get_nowait() for _ in threads]
     won_by = {worker: won for worker, won, _ in collected}
     check_outcome(store, won_by, THREADS * ATTEMPTS)
-    assert sum(conflicts for _, _, conflicts in collected) + len(
-        [v for w in won_by.values() for v in w]) == THREADS * ATTEMPTS
+    assert (
+        sum(conflicts for _, _, conflicts in collected) + len([v for w in won_by.values() for v in w])
+        == THREADS * ATTEMPTS
+    )
 
+
+@pytest.mark.timeout(120)
+def test_threads_creating_one_new_secret_have_one_winner(store: SecretStore) -> None:
+    # Every thread puts version 1 of the same absent secret at once: one creates it, the others must see
+    # its row (waiting for it on PostgreSQL) and get VersionConflict, never a key error or a second version 1.
+    start = threading.Barrier(THREADS)
+
+    def create(worker: int) -> bool:
+        start.wait(timeout=30)
+        try:
+            store.insert_version(
+                workers.NS,
+                "created-once",
+                1,
+                workers.envelope_for(worker, 1),
+                expected_version=0,
+                now=1.0,
+                max_versions=workers.MAX_VERSIONS,
+            )
+        except VersionConflict:
+            return False
+        return True
+
+    with ThreadPoolExecutor(THREADS) as pool:
+        outcomes = list(pool.map(create, range(THREADS), timeout=90))
+    assert outcomes.count(True) == 1
+    winner = outcomes.index(True)
+    stored = store.read_version(workers.NS, "created-once", None)
+    assert (stored.version, stored.envelope) == (1, workers.envelope_for(winner, 1))
