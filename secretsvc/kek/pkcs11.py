@@ -10,8 +10,14 @@ Sessions come from a bounded pool: a PKCS#11 session must not be used by two thr
 limit how many may be open. Calls into the module are also serialized process-wide (`_MODULE_LOCK`, see
 there), so today the pool bounds and reuses sessions rather than running calls in parallel. A caller that
 cannot get a session within `acquire_timeout_seconds` gets `KekUnavailable`, as does one whose session broke
-(device removed, session closed); the broken session is dropped and a new one opened on the next call.
-PKCS#11 calls themselves cannot be interrupted, so that wait is the only deadline this backend can keep.
+(device removed, session closed, the token answering CKR_GENERAL_ERROR to anything); the broken session is
+dropped and a new one opened on the next call. PKCS#11 calls themselves cannot be interrupted, so that wait
+is the only deadline this backend can keep.
+
+A token that fails even on a fresh session may need the module itself started again: SoftHSM, whose storage
+went away and came back, answers CKR_GENERAL_ERROR until C_Finalize and C_Initialize. So a readiness check
+that fails twice re-initialises the module (`SessionPool.restart_module`); every session opened before is then
+void, and each pool drops its idle ones and finds its token again before its next call.
 
 A decrypt that fails is `DecryptionFailed` only when the token is otherwise healthy: some tokens (SoftHSM
 among them) answer a GCM tag mismatch with CKR_GENERAL_ERROR, so the session is asked for random bytes before
@@ -61,6 +67,15 @@ _LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:\-]*")
 # calls corrupt its state. So every call into the module, from any KEK in this process, holds this lock.
 _MODULE_LOCK = threading.Lock()
 
+
+@dataclass(slots=True)
+class _ModuleState:
+    generation: int = 0  # bumped (under _MODULE_LOCK) when the module is re-initialised: older sessions are void
+
+
+# Process-wide like the module it describes; read and written only under _MODULE_LOCK.
+_MODULE_STATE = _ModuleState()
+
 # The device or the session is gone: transient from the caller's point of view.
 _BROKEN = (
     p11err.DeviceError,
@@ -77,6 +92,13 @@ _BROKEN = (
     p11err.FunctionCancelled,
     p11err.HostMemory,
 )
+# What a failing device also answers (SoftHSM with its storage gone): a failure of the token when it escapes a
+# call. Not part of _BROKEN, since SoftHSM gives the same answer to a GCM tag mismatch (see `unwrap`).
+_FAILED = (*_BROKEN, p11err.GeneralError)
+
+
+class TokenFailed(errors.KekUnavailable):
+    """The token or its session failed during a call (as opposed to no session being free in time)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,8 +130,11 @@ class _Pooled:
 class SessionPool:
     """At most `size` sessions, opened on demand and reused; a broken one is closed and forgotten."""
 
-    def __init__(self, token: Any, pin: SecretBytes, size: int, acquire_timeout: float) -> None:
+    def __init__(self, lib: Any, token: Any, pin: SecretBytes, size: int, acquire_timeout: float) -> None:
+        self._lib = lib
         self._token = token
+        self._token_label = str(token.label)
+        self._generation = _MODULE_STATE.generation
         self._pin = pin
         self._size = size
         self._timeout = acquire_timeout
@@ -127,13 +152,14 @@ class SessionPool:
             self._slots.release()
             raise self._busy()
         try:
+            self._follow_module()
             with self._lock:
                 pooled = self._idle.pop() if self._idle else None
             if pooled is None:
                 pooled = _Pooled(self._open())
             try:
                 yield pooled
-            except _BROKEN:
+            except _FAILED:
                 self._discard(pooled)
                 raise
             except BaseException:
@@ -149,6 +175,31 @@ class SessionPool:
             f"all {self._size} PKCS#11 sessions stayed busy for {self._timeout:g}s",
             retry_after_seconds=RETRY_AFTER_SECONDS,
         )
+
+    def restart_module(self, *, announce: bool = True) -> None:
+        """C_Finalize and C_Initialize: how a module is made to look for a token that failed. Voids every
+        session in the process; each pool opens new ones (`_follow_module`)."""
+        if not _MODULE_LOCK.acquire(timeout=self._timeout):
+            return  # busy: the module is answering someone; the next check tries again
+        try:
+            try:
+                self._lib.reinitialize()
+            except p11err.PKCS11Error as exc:
+                log.warning("PKCS#11 module re-initialisation failed", extra={"error": type(exc).__name__})
+            _MODULE_STATE.generation += 1
+            if announce:  # once per outage: readiness re-initialises on every check until the token answers
+                log.info("PKCS#11 module re-initialised after a token failure", extra={"token": self._token_label})
+        finally:
+            _MODULE_LOCK.release()
+
+    def _follow_module(self) -> None:
+        """Under _MODULE_LOCK: after a re-initialisation, forget the void sessions and find the token again."""
+        if self._generation == _MODULE_STATE.generation:
+            return
+        with self._lock:
+            self._idle = []  # void already; closing them would only fail
+        self._token = self._lib.get_token(token_label=self._token_label)  # NoSuchToken: still gone
+        self._generation = _MODULE_STATE.generation
 
     def _keep(self, pooled: _Pooled) -> None:
         with self._lock:
@@ -178,7 +229,7 @@ class SessionPool:
 class Pkcs11Kek:
     """Implements `secretsvc.kek.base.KeyEncryptionKey` over AES keys in a PKCS#11 token."""
 
-    __slots__ = ("_key_id", "_lock", "_pool", "_settings", "_versions")
+    __slots__ = ("_failing", "_key_id", "_lock", "_pool", "_settings", "_versions")
 
     def __init__(self, settings: Pkcs11Settings, pool: SessionPool) -> None:
         # Use `open`.
@@ -186,6 +237,7 @@ class Pkcs11Kek:
         self._pool = pool
         self._lock = threading.Lock()
         self._versions: list[int] = []
+        self._failing = False  # the last readiness check failed: re-initialising again is not news
         self._key_id = f"{KEY_ID_PREFIX}{settings.token_label}/{settings.key_label}"
 
     @classmethod
@@ -207,7 +259,7 @@ class Pkcs11Kek:
         except p11err.MultipleTokensReturned:
             raise errors.KeyringError(f"more than one PKCS#11 token is labelled {settings.token_label!r}") from None
         pin = read_credential_file(settings.pin_file, "PKCS#11 PIN file")
-        pool = SessionPool(token, pin, settings.pool_size, settings.acquire_timeout_seconds)
+        pool = SessionPool(lib, token, pin, settings.pool_size, settings.acquire_timeout_seconds)
         kek = cls(settings, pool)
         try:
             kek._rescan()
@@ -282,7 +334,24 @@ class Pkcs11Kek:
     # -- readiness and lifecycle -----------------------------------------------------------------------
 
     def check_reachable(self) -> None:
-        """Draw a few random bytes through a pooled session: proves the token is present and logged in."""
+        """Draw a few random bytes through a pooled session: proves the token is present and logged in. A
+        failure is tried once more on a fresh session (the failed one was dropped); when that fails too, the
+        module is re-initialised, which is how it sees a token that has come back, and asked a last time."""
+        try:
+            self._draw_random()
+            self._failing = False
+            return
+        except TokenFailed:
+            pass
+        try:
+            self._draw_random()
+        except TokenFailed:
+            self._pool.restart_module(announce=not self._failing)
+            self._failing = True
+            self._draw_random()
+        self._failing = False
+
+    def _draw_random(self) -> None:
         with self._call("health check") as pooled:
             pooled.session.generate_random(64)
 
@@ -309,10 +378,10 @@ class Pkcs11Kek:
         try:
             with self._pool.session() as pooled:
                 yield pooled
-        except _BROKEN as exc:
+        except (*_FAILED, p11err.NoSuchToken) as exc:  # NoSuchToken: not found again after a re-initialisation
             # Debug only: the interceptor logs each failed call once; readiness logs the outage.
             log.debug("key-encryption key unavailable", extra={"key_id": self._key_id, "reason": type(exc).__name__})
-            raise errors.KekUnavailable(
+            raise TokenFailed(
                 f"PKCS#11 token {self._settings.token_label!r} failed during {what}: {type(exc).__name__}",
                 retry_after_seconds=RETRY_AFTER_SECONDS,
             ) from None
