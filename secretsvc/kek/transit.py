@@ -272,6 +272,12 @@ class TransitKek:
         """Read the key afresh; raises `KekUnavailable` (or `KeyringError`) when Transit cannot serve it."""
         self._metadata(fresh=True)
 
+    @property
+    def requests_out(self) -> int:
+        """Requests to Transit not yet ended, those abandoned at their deadline included (at most
+        MAX_REQUESTS_IN_FLIGHT)."""
+        return self._runner.busy
+
     def describe(self) -> str:
         return f"Vault Transit key {self._settings.mount}/{self._settings.key_name} at {self._settings.addr}"
 

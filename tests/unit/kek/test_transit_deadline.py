@@ -6,6 +6,7 @@ an overall deadline such a server holds a call for as long as it drips; with it 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import socket
 import threading
@@ -120,16 +121,19 @@ def test_abandoned_requests_end_when_the_server_stops_dripping(drip: DripServer)
     kek = _kek(drip)
     with pytest.raises(errors.KekUnavailable):
         kek.check_reachable()
-    assert any(t.name == "vault-transit" for t in threading.enumerate())
+    assert kek.requests_out == 1  # abandoned by the caller, still held by the server
     deadline = time.monotonic() + DRIP_FOR + 3 * TIMEOUT
-    while any(t.name == "vault-transit" for t in threading.enumerate()):
+    while kek.requests_out:
         assert time.monotonic() < deadline, "an abandoned request outlived the server's drip"
         time.sleep(0.05)
 
 
-def test_runner_passes_values_and_errors_through() -> None:
-    runner = DeadlineRunner(2)
-    assert runner.run(lambda: 41 + 1, time.monotonic() + 5, TimeoutError) == 42
+def test_runner_passes_values_and_errors_through_and_reuses_its_threads() -> None:
+    runner = DeadlineRunner(2, name="reuse-test")
+    for _ in range(20):
+        assert runner.run(lambda: 41 + 1, time.monotonic() + 5, TimeoutError) == 42
+    assert runner.busy == 0
+    assert sum(t.name == "reuse-test" for t in threading.enumerate()) == 1
 
     def fail() -> int:
         raise errors.DecryptionFailed()
@@ -154,3 +158,23 @@ def test_runner_with_every_thread_held_fails_at_the_deadline_without_starting_mo
             assert runner.run(lambda: 7, time.monotonic() + 0.5, TimeoutError) == 7
             break
         assert time.monotonic() < deadline
+
+
+def test_runner_never_has_more_threads_than_slots() -> None:
+    runner = DeadlineRunner(3, name="bound-test")
+    results: list[int] = []
+
+    def slow(i: int) -> int:
+        time.sleep(0.05)
+        return i
+
+    def caller(i: int) -> None:
+        results.append(runner.run(functools.partial(slow, i), time.monotonic() + 5, TimeoutError))
+
+    callers = [threading.Thread(target=caller, args=(i,)) for i in range(12)]
+    for t in callers:
+        t.start()
+    for t in callers:
+        t.join()
+    assert sorted(results) == list(range(12))  # every call ran, three at a time
+    assert sum(t.name == "bound-test" for t in threading.enumerate()) <= 3
