@@ -37,13 +37,15 @@ BUILDS = {
     "base/webhook": KUBERNETES / "base" / "webhook",
     "overlays/dev": KUBERNETES / "overlays" / "dev",
     "overlays/production": KUBERNETES / "overlays" / "production",
+    "overlays/postgresql": KUBERNETES / "overlays" / "postgresql",
     "examples": EXAMPLES,
 }
 NAMESPACE = "secretsvc"
 # Made outside kustomize: by cert-manager and trust-manager (production) or deploy/scripts/dev-certs.sh (dev),
-# and the keyring passphrase by the operator (docs/deploy.md).
-EXTERNAL_SECRETS = {"secretsvc-tls", "injector-webhook-tls", "secretsvc-keyring"}
-EXTERNAL_CONFIGMAPS = {"secretsvc-ca"}
+# and the keyring passphrase, the database password, the Vault token and the database's CA by the operator
+# (docs/deploy.md).
+EXTERNAL_SECRETS = {"secretsvc-tls", "injector-webhook-tls", "secretsvc-keyring", "secretsvc-store", "secretsvc-vault"}
+EXTERNAL_CONFIGMAPS = {"secretsvc-ca", "postgresql-ca"}
 IMAGE_USERS = {"secretsvc": 10001, "secretsvc-webhook": 65532}  # USER of deploy/Containerfile*
 
 MODELS = {
@@ -67,21 +69,39 @@ CLUSTER_SCOPED = {"Namespace", "ClusterRoleBinding", "MutatingWebhookConfigurati
 _ISSUER_REF = {"group": None, "kind": None, "name": None}
 _METADATA = {"name": None, "namespace": None, "labels": None, "annotations": None}
 CUSTOM = {
-    ("cert-manager.io/v1", "Certificate"): {"metadata": _METADATA, "spec": {
-        "secretName": None, "isCA": None, "commonName": None, "dnsNames": None, "duration": None,
-        "renewBefore": None, "usages": None, "issuerRef": _ISSUER_REF,
-        "privateKey": {"algorithm": None, "size": None, "rotationPolicy": None, "encoding": None}}},
-    ("cert-manager.io/v1", "ClusterIssuer"): {"metadata": _METADATA, "spec": {
-        "selfSigned": {}, "ca": {"secretName": None}}},
-    ("trust.cert-manager.io/v1alpha1", "Bundle"): {"metadata": _METADATA, "spec": {
-        "sources": [{"secret": {"name": None, "key": None}, "configMap": {"name": None, "key": None},
-                     "useDefaultCAs": None}],
-        "target": {"configMap": {"key": None}, "namespaceSelector": None}}},
+    ("cert-manager.io/v1", "Certificate"): {
+        "metadata": _METADATA,
+        "spec": {
+            "secretName": None,
+            "isCA": None,
+            "commonName": None,
+            "dnsNames": None,
+            "duration": None,
+            "renewBefore": None,
+            "usages": None,
+            "issuerRef": _ISSUER_REF,
+            "privateKey": {"algorithm": None, "size": None, "rotationPolicy": None, "encoding": None},
+        },
+    },
+    ("cert-manager.io/v1", "ClusterIssuer"): {
+        "metadata": _METADATA,
+        "spec": {"selfSigned": {}, "ca": {"secretName": None}},
+    },
+    ("trust.cert-manager.io/v1alpha1", "Bundle"): {
+        "metadata": _METADATA,
+        "spec": {
+            "sources": [
+                {"secret": {"name": None, "key": None}, "configMap": {"name": None, "key": None}, "useDefaultCAs": None}
+            ],
+            "target": {"configMap": {"key": None}, "namespaceSelector": None},
+        },
+    },
 }
 WORKLOADS = {"Deployment", "StatefulSet", "Job", "DaemonSet"}
 
 
 # -- validating one document ------------------------------------------------------------------------------
+
 
 def _first_difference(given: Any, back: Any, where: str = "") -> str:
     if isinstance(given, dict) and isinstance(back, dict):
@@ -139,6 +159,7 @@ def validate(doc: Any) -> None:
 
 # -- the files under deploy/ ------------------------------------------------------------------------------
 
+
 def yaml_files() -> list[Path]:
     return sorted(p for p in DEPLOY.rglob("*") if p.suffix in {".yaml", ".yml"} and p.is_file())
 
@@ -172,7 +193,9 @@ def test_every_yaml_file_parses_and_validates(path: Path) -> None:
         assert len(docs) == 1
         doc = docs[0]
         assert (doc.get("apiVersion"), doc.get("kind")) in {
-            ("kustomize.config.k8s.io/v1beta1", "Kustomization"), ("kustomize.config.k8s.io/v1alpha1", "Component")}
+            ("kustomize.config.k8s.io/v1beta1", "Kustomization"),
+            ("kustomize.config.k8s.io/v1alpha1", "Component"),
+        }
         for ref in [*doc.get("resources", []), *doc.get("components", [])]:
             assert (path.parent / ref).exists(), f"{ref} does not exist"
         for generator in doc.get("configMapGenerator", []):
@@ -220,13 +243,16 @@ def _rename(doc: dict[str, Any], path: list[str | int], new: str) -> dict[str, A
 CONTAINER = ["spec", "template", "spec", "containers", 0]
 
 
-@pytest.mark.parametrize(("make", "path", "typo"), [
-    (_statefulset, [*CONTAINER, "securityContext", "readOnlyRootFilesystem"], "readOnlyRootFilesytem"),
-    (_statefulset, ["spec", "replicas"], "replica"),
-    (_statefulset, [*CONTAINER, "resources"], "resource"),
-    (_webhook_configuration, ["webhooks", 0, "failurePolicy"], "failurePolcy"),
-    (_webhook_configuration, ["webhooks", 0, "sideEffects"], "sideEffect"),  # also required: the model refuses
-])
+@pytest.mark.parametrize(
+    ("make", "path", "typo"),
+    [
+        (_statefulset, [*CONTAINER, "securityContext", "readOnlyRootFilesystem"], "readOnlyRootFilesytem"),
+        (_statefulset, ["spec", "replicas"], "replica"),
+        (_statefulset, [*CONTAINER, "resources"], "resource"),
+        (_webhook_configuration, ["webhooks", 0, "failurePolicy"], "failurePolcy"),
+        (_webhook_configuration, ["webhooks", 0, "sideEffects"], "sideEffect"),  # also required: the model refuses
+    ],
+)
 def test_a_misspelled_field_is_caught(make: Any, path: list[str | int], typo: str) -> None:
     doc = make()
     validate(doc)
@@ -250,12 +276,14 @@ def _kubectl() -> str:
     found = shutil.which("kubectl")
     if found is None:
         pytest.skip("kubectl is not installed (Debian package kubernetes-client; scripts/test.sh installs it)")
-    version = subprocess.run([found, "version", "--client"], capture_output=True, text=True, timeout=60,
-                             check=False).stdout
+    version = subprocess.run(
+        [found, "version", "--client"], capture_output=True, text=True, timeout=60, check=False
+    ).stdout
     m = re.search(r"Kustomize Version: v(\d+)\.(\d+)", version)
     assert m is not None and (int(m.group(1)), int(m.group(2))) >= MIN_KUSTOMIZE, (
         f"{found} embeds no kustomize v{MIN_KUSTOMIZE[0]}+ (kubectl 1.21 or later does); the kustomizations use "
-        f"labels and components. `kubectl version --client` says: {version.strip()[:300]}")
+        f"labels and components. `kubectl version --client` says: {version.strip()[:300]}"
+    )
     return found
 
 
@@ -264,8 +292,9 @@ _built: dict[str, list[dict[str, Any]]] = {}
 
 def build(name: str) -> list[dict[str, Any]]:
     if name not in _built:
-        result = subprocess.run([_kubectl(), "kustomize", str(BUILDS[name])], capture_output=True, text=True,
-                                timeout=120, check=False)
+        result = subprocess.run(
+            [_kubectl(), "kustomize", str(BUILDS[name])], capture_output=True, text=True, timeout=120, check=False
+        )
         assert result.returncode == 0, f"kubectl kustomize {name}: {result.stderr}"
         _built[name] = [d for d in yaml.safe_load_all(result.stdout) if d is not None]
     return _built[name]
@@ -302,8 +331,9 @@ def test_references_resolve(name: str) -> None:
     has_service = any(k[0] == "StatefulSet" for k in present)
     for workload, spec in pod_specs(docs):
         ns = workload["metadata"]["namespace"]
-        assert ("ServiceAccount", ns, spec["serviceAccountName"]) in present, \
+        assert ("ServiceAccount", ns, spec["serviceAccountName"]) in present, (
             f"{workload['metadata']['name']}: service account {spec['serviceAccountName']} is not defined"
+        )
         for volume in spec.get("volumes", []):
             if "secret" in volume:
                 assert volume["secret"]["secretName"] in EXTERNAL_SECRETS
@@ -317,17 +347,23 @@ def test_references_resolve(name: str) -> None:
     for doc in docs:
         ns = doc["metadata"].get("namespace")
         if doc["kind"] == "Service":
-            selected = [w for w, _ in pod_specs(docs) if w["metadata"]["namespace"] == ns and _selects(
-                doc["spec"]["selector"], w["spec"]["template"]["metadata"]["labels"])]
+            selected = [
+                w
+                for w, _ in pod_specs(docs)
+                if w["metadata"]["namespace"] == ns
+                and _selects(doc["spec"]["selector"], w["spec"]["template"]["metadata"]["labels"])
+            ]
             assert len(selected) == 1, f"Service {doc['metadata']['name']} selects {len(selected)} workloads"
             ports = {p["name"] for c in selected[0]["spec"]["template"]["spec"]["containers"] for p in c["ports"]}
             assert {p["targetPort"] for p in doc["spec"]["ports"]} <= ports
         if doc["kind"] in {"PodDisruptionBudget", "NetworkPolicy"}:
             selector = doc["spec"]["selector"] if doc["kind"] == "PodDisruptionBudget" else doc["spec"]["podSelector"]
             if selector.get("matchLabels"):
-                assert any(_selects(selector["matchLabels"], w["spec"]["template"]["metadata"]["labels"])
-                           for w, _ in pod_specs(docs) if w["metadata"]["namespace"] == ns), \
-                    f"{doc['kind']}/{doc['metadata']['name']} selects no pod"
+                assert any(
+                    _selects(selector["matchLabels"], w["spec"]["template"]["metadata"]["labels"])
+                    for w, _ in pod_specs(docs)
+                    if w["metadata"]["namespace"] == ns
+                ), f"{doc['kind']}/{doc['metadata']['name']} selects no pod"
         if doc["kind"] == "MutatingWebhookConfiguration":
             for hook in doc["webhooks"]:
                 ref = hook["clientConfig"]["service"]
@@ -346,6 +382,7 @@ def _selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
 
 
 # -- hardening ----------------------------------------------------------------------------------------------
+
 
 def hardening_problems(workload: dict[str, Any]) -> list[str]:
     """What keeps a workload's containers from the hardened profile (empty: none)."""
@@ -388,9 +425,16 @@ def test_every_container_is_hardened(name: str) -> None:
     assert [p for w in workloads for p in hardening_problems(w)] == []
 
 
-@pytest.mark.parametrize(("field", "value"), [
-    ("readOnlyRootFilesystem", False), ("allowPrivilegeEscalation", True), ("capabilities", {"drop": ["NET_RAW"]}),
-    ("privileged", True), ("runAsNonRoot", False)])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("readOnlyRootFilesystem", False),
+        ("allowPrivilegeEscalation", True),
+        ("capabilities", {"drop": ["NET_RAW"]}),
+        ("privileged", True),
+        ("runAsNonRoot", False),
+    ],
+)
 def test_the_hardening_check_catches_a_weakened_container(field: str, value: Any) -> None:
     workload = _statefulset()
     assert hardening_problems(workload) == []
@@ -410,36 +454,49 @@ def test_the_images_run_as_the_users_they_declare() -> None:
 
 # -- what each overlay promises -----------------------------------------------------------------------------
 
+
 def _webhook_args(docs: list[dict[str, Any]]) -> list[str]:
     container = find(docs, "Deployment", "injector-webhook")["spec"]["template"]["spec"]["containers"][0]
     env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
     return [re.sub(r"\$\((\w+)\)", lambda m: env[m.group(1)], a) for a in container["args"]]
 
 
-@pytest.mark.parametrize("name", ["overlays/dev", "overlays/production"])
+@pytest.mark.parametrize("name", ["overlays/dev", "overlays/production", "overlays/postgresql"])
 def test_the_webhook_configuration(name: str) -> None:
     docs = build(name)
     hook = find(docs, "MutatingWebhookConfiguration", "secretsvc-injector")["webhooks"][0]
     assert hook["admissionReviewVersions"] == ["v1"] and hook["sideEffects"] == "None"
-    assert hook["rules"] == [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"],
-                              "resources": ["pods"], "scope": "Namespaced"}]
-    excluded = next(e for e in hook["namespaceSelector"]["matchExpressions"]
-                    if e["key"] == "kubernetes.io/metadata.name")
+    assert hook["rules"] == [
+        {
+            "operations": ["CREATE"],
+            "apiGroups": [""],
+            "apiVersions": ["v1"],
+            "resources": ["pods"],
+            "scope": "Namespaced",
+        }
+    ]
+    excluded = next(
+        e for e in hook["namespaceSelector"]["matchExpressions"] if e["key"] == "kubernetes.io/metadata.name"
+    )
     assert excluded["operator"] == "NotIn" and {"kube-system", NAMESPACE} <= set(excluded["values"])
     timeout = float(next(a for a in _webhook_args(docs) if a.startswith("--timeout=")).partition("=")[2])
     assert timeout + 2 <= hook["timeoutSeconds"] <= 10, "timeoutSeconds must leave room above --timeout"
     replicas = find(docs, "Deployment", "injector-webhook")["spec"]["replicas"]
-    if name == "overlays/production":
+    if name != "overlays/dev":
         assert hook["failurePolicy"] == "Fail" and replicas >= 2
         mwc = find(docs, "MutatingWebhookConfiguration", "secretsvc-injector")
         assert mwc["metadata"]["annotations"]["cert-manager.io/inject-ca-from"] == f"{NAMESPACE}/injector-webhook-tls"
         find(docs, "Certificate", "injector-webhook-tls")
-        assert all(a.startswith("--agent-image=registry.example/") for a in _webhook_args(docs)
-                   if a.startswith("--agent-image="))
+        assert all(
+            a.startswith("--agent-image=registry.example/")
+            for a in _webhook_args(docs)
+            if a.startswith("--agent-image=")
+        )
     else:
         assert hook["failurePolicy"] == "Ignore" and replicas == 1
     find(docs, "PodDisruptionBudget", "injector-webhook")
-    assert find(docs, "StatefulSet", "secretsvc")["spec"]["replicas"] == 1  # SQLite: one server
+    servers = find(docs, "StatefulSet", "secretsvc")["spec"]["replicas"]
+    assert servers == (3 if name == "overlays/postgresql" else 1)  # SQLite: one server
 
 
 def test_the_webhook_has_no_kubernetes_api_access() -> None:
@@ -454,6 +511,7 @@ def test_the_webhook_has_no_kubernetes_api_access() -> None:
 
 
 # -- the real programs read the manifests ---------------------------------------------------------------------
+
 
 def test_the_webhook_accepts_its_deployment_arguments() -> None:
     from injector.cli import build_parser
@@ -505,16 +563,28 @@ def _example_pods() -> list[tuple[str, dict[str, Any]]]:
         if workload["metadata"]["namespace"] == NAMESPACE:
             continue
         template = workload["spec"]["template"]
-        pods.append((workload["kind"], {"apiVersion": "v1", "kind": "Pod",
-                                        "metadata": {**template["metadata"], "generateName": "example-",
-                                                     "namespace": workload["metadata"]["namespace"]},
-                                        "spec": copy.deepcopy(spec)}))
+        pods.append(
+            (
+                workload["kind"],
+                {
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "metadata": {
+                        **template["metadata"],
+                        "generateName": "example-",
+                        "namespace": workload["metadata"]["namespace"],
+                    },
+                    "spec": copy.deepcopy(spec),
+                },
+            )
+        )
     return pods
 
 
 def test_the_examples_carry_annotations_the_webhook_accepts() -> None:
-    annotations = pytest.importorskip("injector.webhook.annotations",
-                                      reason="the webhook's annotation parser is not there yet")
+    annotations = pytest.importorskip(
+        "injector.webhook.annotations", reason="the webhook's annotation parser is not there yet"
+    )
     from injector.plan import AgentMode
 
     kinds = {}
@@ -558,3 +628,157 @@ def test_scripts_are_shell_syntax_clean() -> None:
         assert os.access(script, os.X_OK), f"{script} is not executable"
         result = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True, check=False)
         assert result.returncode == 0, result.stderr
+
+
+# -- replicas on PostgreSQL (overlays/postgresql) -----------------------------------------------------------
+
+
+def _server_container(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    container: dict[str, Any] = find(docs, "StatefulSet", "secretsvc")["spec"]["template"]["spec"]["containers"][0]
+    return container
+
+
+def _mounted(docs: list[dict[str, Any]], mount_path: str) -> dict[str, Any]:
+    """The volume mounted at `mount_path` in the server's container."""
+    spec = find(docs, "StatefulSet", "secretsvc")["spec"]["template"]["spec"]
+    name = next(m["name"] for m in _server_container(docs)["volumeMounts"] if m["mountPath"] == mount_path)
+    volume: dict[str, Any] = next(v for v in spec["volumes"] if v["name"] == name)
+    return volume
+
+
+def _configmap_data(docs: list[dict[str, Any]], volume: dict[str, Any]) -> dict[str, str]:
+    data: dict[str, str] = find(docs, "ConfigMap", volume["configMap"]["name"])["data"]
+    return data
+
+
+def test_the_postgresql_overlay_runs_three_spread_replicas_that_may_be_drained_one_at_a_time() -> None:
+    docs = build("overlays/postgresql")
+    statefulset = find(docs, "StatefulSet", "secretsvc")
+    assert statefulset["spec"]["replicas"] == 3
+    # The first replica mints the admin token; the others must start after it.
+    assert statefulset["spec"]["podManagementPolicy"] == "OrderedReady"
+    labels = statefulset["spec"]["template"]["metadata"]["labels"]
+    terms = statefulset["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"][
+        "preferredDuringSchedulingIgnoredDuringExecution"
+    ]
+    assert {t["podAffinityTerm"]["topologyKey"] for t in terms} == {
+        "kubernetes.io/hostname",
+        "topology.kubernetes.io/zone",
+    }
+    assert all(_selects(t["podAffinityTerm"]["labelSelector"]["matchLabels"], labels) for t in terms)
+    budget = find(docs, "PodDisruptionBudget", "secretsvc")
+    assert budget["spec"]["maxUnavailable"] == 1 and "minAvailable" not in budget["spec"]
+    assert _selects(budget["spec"]["selector"]["matchLabels"], labels)
+    egress_ports = {
+        p["port"]
+        for d in docs
+        if d["kind"] == "NetworkPolicy" and _selects(d["spec"]["podSelector"].get("matchLabels", {"-": "-"}), labels)
+        for rule in d["spec"].get("egress", [])
+        for p in rule.get("ports", [])
+    }
+    assert {5432, 8200} <= egress_ports
+
+
+def test_the_postgresql_overlay_is_ready_only_on_grpc_health_serving() -> None:
+    docs = build("overlays/postgresql")
+    container = _server_container(docs)
+    command = container["readinessProbe"]["exec"]["command"]
+    assert command[:2] == ["/opt/secretsvc/bin/python", "/etc/secretsvc/probe/grpc_health_probe.py"]
+    assert command[2] == "127.0.0.1:" + str(next(p["containerPort"] for p in container["ports"] if p["name"] == "grpc"))
+    # The name the probe expects is in the server's certificate, and the CA file is the mounted CA's.
+    certificate = find(docs, "Certificate", "secretsvc-tls")
+    assert command[3] in certificate["spec"]["dnsNames"]
+    assert _mounted(docs, str(Path(command[4]).parent))["configMap"]["name"] == "secretsvc-ca"
+    probe = _configmap_data(docs, _mounted(docs, str(Path(command[1]).parent)))
+    assert set(probe) == {Path(command[1]).name}
+    compile(probe[Path(command[1]).name], command[1], "exec")
+    # Readiness above the probe's own 3 s deadline; liveness stays on the port, not on the database.
+    assert container["readinessProbe"]["timeoutSeconds"] > 3
+    assert "tcpSocket" in container["livenessProbe"]
+
+
+def test_the_postgresql_overlay_configures_the_server_and_holds_no_credential(tmp_path: Path) -> None:
+    """The StatefulSet's arguments and the generated TOML through the server's own parser and configuration
+    loader, with every mounted path moved under tmp_path: the store is the PostgreSQL URL, its password comes
+    from the mounted Secret's file, and the key-encryption key is the shared Transit key."""
+    from secretsvc.cli import build_parser
+    from secretsvc.config import load_config
+    from tests.tlskit import make_pki
+
+    docs = build("overlays/postgresql")
+    container = _server_container(docs)
+
+    def moved(text: str) -> str:
+        return re.sub(r"(?<![\w/])/(etc|var)/", lambda m: f"{tmp_path}/{m.group(1)}/", text)
+
+    args = [moved(a) for a in container["args"]]
+    config_arg = next(a for a in container["args"] if a.startswith("--config="))
+    config_path = Path(config_arg.partition("=")[2])
+    toml = _configmap_data(docs, _mounted(docs, str(config_path.parent)))[config_path.name]
+    for mount in container["volumeMounts"]:
+        Path(moved(mount["mountPath"])).mkdir(parents=True, exist_ok=True)
+    Path(moved(str(config_path))).write_text(moved(toml))
+    pki = make_pki(tmp_path / "pki")
+    shutil.copy(pki.server_cert, Path(moved("/etc/secretsvc/tls/tls.crt")))
+    shutil.copy(pki.server_key, Path(moved("/etc/secretsvc/tls/tls.key")))
+    password_volume = _mounted(docs, "/etc/secretsvc/store")
+    assert password_volume["secret"]["secretName"] == "secretsvc-store"
+    generated = "pw-" + os.urandom(12).hex()
+    Path(moved("/etc/secretsvc/store/password")).write_text(generated + "\n")
+    Path(moved("/etc/secretsvc/vault/token")).write_text("token-" + os.urandom(12).hex() + "\n")
+    shutil.copy(pki.ca, Path(moved("/etc/secretsvc/vault/ca.crt")))
+    for file, text in find(docs, "ConfigMap", "secretsvc-policies")["data"].items():
+        (Path(moved("/etc/secretsvc/policies")) / file).write_text(text)
+
+    flags = vars(build_parser().parse_args(args))
+    config_file = flags.pop("config")
+    flags = {k: v for k, v in flags.items() if k not in {"run", "command"}}
+    config = load_config(flags, {}, config_file)
+    assert config.store_config is not None and config.store_config.kind == "postgresql"
+    assert config.store_config.password == generated
+    assert config.store_config.describe() == "postgresql://secretsvc@postgresql.database.svc:5432/secretsvc"
+    assert config.kek is not None and config.kek.backend == "vault-transit"
+    assert config.tls_cert is not None and config.listen == "0.0.0.0:8290"
+
+    # No password in the URL, the TOML or the environment; no Secret made by the overlay.
+    assert "store_password =" not in toml and not re.search(r"postgres(ql)?://[^@/\s]*:[^@/\s]*@", toml)
+    assert not any(d["kind"] == "Secret" for d in docs)
+    assert not any(
+        "password" in e.get("name", "").lower() or "token" in e.get("name", "").lower()
+        for e in container.get("env", [])
+    )
+
+
+def test_the_readiness_probe_script_checks_a_real_server(tmp_path: Path, make_server: Any) -> None:
+    """The probe from the overlay's ConfigMap, run as the kubelet would, against a real TLS server: SERVING
+    exits 0; a wrong certificate name or nothing listening exits 2."""
+    import sys
+
+    from tests.tlskit import credentials, make_pki
+
+    docs = build("overlays/postgresql")
+    command = _server_container(docs)["readinessProbe"]["exec"]["command"]
+    probe = tmp_path / "probe.py"
+    probe.write_text(_configmap_data(docs, _mounted(docs, str(Path(command[1]).parent)))[Path(command[1]).name])
+    pki = make_pki(tmp_path / "pki")
+    server = make_server(
+        extra_args=("--tls-cert", str(pki.server_cert), "--tls-key", str(pki.server_key)),
+        credentials=credentials(pki.ca),
+    ).start()
+
+    def run(address: str, name: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, str(probe), address, name, str(pki.ca)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+
+    ok = run(server.addr, "localhost")
+    assert ok.returncode == 0, ok.stderr
+    wrong_name = run(server.addr, "not-the-server.example")
+    assert wrong_name.returncode == 2 and "UNAVAILABLE" in wrong_name.stderr
+    server.stop()
+    gone = run(server.addr, "localhost")
+    assert gone.returncode == 2 and "UNAVAILABLE" in gone.stderr
