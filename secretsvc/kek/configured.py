@@ -52,6 +52,7 @@ def open_configured(config: KekConfig, open_local: Callable[[], KeyEncryptionKey
     cache = None
     remote: list[RemoteKek] = []
     unreachable: list[str] = []
+    first_reason: list[str] = []  # the error itself, as the gate will see it again while Transit is down
 
     def build(backend: str, previous: bool) -> KeyEncryptionKey:
         nonlocal cache
@@ -66,6 +67,7 @@ def open_configured(config: KekConfig, open_local: Callable[[], KeyEncryptionKey
             except TransitUnreachable as exc:
                 member = TransitKek.open_unchecked(transit)
                 unreachable.append(f"{member.describe()}: {exc}")
+                first_reason.append(str(exc))
         else:
             pkcs11 = (config.previous_pkcs11 if previous else None) or config.pkcs11
             assert pkcs11 is not None
@@ -101,7 +103,7 @@ def open_configured(config: KekConfig, open_local: Callable[[], KeyEncryptionKey
             member.check_reachable()  # reads the key afresh: missing or of the wrong type is refused here
         check(kek, where)
 
-    gate = StartGate(kek, deferred)
+    gate = StartGate(kek, deferred, reason=first_reason[0] if first_reason else None)
     return OpenedKek(gate, cache, tuple(remote), gate)
 
 

@@ -32,14 +32,18 @@ class StartGate:
     answers but the server must not use it; both keep the gate shut, and the next call or probe checks again.
     """
 
-    __slots__ = ("_check", "_inner", "_lock", "_open", "_refused")
+    __slots__ = ("_check", "_inner", "_lock", "_open", "_reason")
 
-    def __init__(self, inner: KeyEncryptionKey, check: Callable[[KeyEncryptionKey], None]) -> None:
+    def __init__(
+        self, inner: KeyEncryptionKey, check: Callable[[KeyEncryptionKey], None], reason: str | None = None
+    ) -> None:
         self._inner = inner
         self._check = check
         self._lock = threading.Lock()
         self._open = False
-        self._refused: str | None = None  # the last refusal, logged once per distinct message
+        # Why the gate is shut, as last logged (`reason`: what the caller logged at start); each new reason is
+        # logged once, so a token Vault refuses once it is up is not lost among the calls' own log lines.
+        self._reason = reason
 
     def is_open(self) -> bool:
         return self._open
@@ -52,11 +56,17 @@ class StartGate:
                 return
             try:
                 self._check(self._inner)
-            except errors.KekUnavailable:
+            except errors.KekUnavailable as exc:
+                if str(exc) != self._reason:
+                    self._reason = str(exc)
+                    log.warning(
+                        "key-encryption key still cannot be used; staying NOT_SERVING",
+                        extra={"key_id": self._inner.key_id, "error": str(exc)},
+                    )
                 raise
             except errors.SecretsvcError as exc:
-                if str(exc) != self._refused:
-                    self._refused = str(exc)
+                if str(exc) != self._reason:
+                    self._reason = str(exc)
                     log.error(
                         "key-encryption key reachable but refused by the start-up check; staying NOT_SERVING",
                         extra={"key_id": self._inner.key_id, "error": str(exc)},

@@ -130,3 +130,16 @@ def test_a_reachable_transit_is_checked_at_start(openbao: OpenBao) -> None:
         assert seen == [f"Vault Transit key transit/gate-root at {openbao.addr}"]
     finally:
         opened.close()
+
+
+def test_each_new_reason_the_gate_stays_shut_is_logged_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    ring = LocalKeyring.open_or_create(tmp_path / "keyring.json", None)
+    check = Check()
+    gate = StartGate(ring, check, reason="not up yet")  # what was logged at start
+    with caplog.at_level(logging.WARNING, logger="secretsvc.kek.gate"):
+        for outcome in ("not up yet", "not up yet", "permission denied", "permission denied", "not up yet"):
+            check.outcome = errors.KekUnavailable(outcome)
+            with pytest.raises(errors.KekUnavailable):
+                gate.check_reachable()
+    logged = [r.__dict__["error"] for r in caplog.records if "still cannot be used" in r.message]
+    assert logged == ["permission denied", "not up yet"]
