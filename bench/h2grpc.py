@@ -258,5 +258,7 @@ def rpc_counts(metrics_text: str) -> dict[tuple[str, str], float]:
     for found in _COUNTER.finditer(metrics_text):
         labels = dict(_LABEL.findall(found.group(1)))
         if "method" in labels and "code" in labels:
-            counts[(labels["method"], labels["code"])] = float(found.group(2))
+            # Several worker processes each report their own series (a worker label): they add up.
+            key = (labels["method"], labels["code"])
+            counts[key] = counts.get(key, 0.0) + float(found.group(2))
     return counts

@@ -51,6 +51,7 @@ import math
 import os
 import platform
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -72,6 +73,7 @@ from baoserver import BaoServer
 from echo_server import ECHO_METHOD
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from secretsvc.rpc.workers import usable_cores
 from secretsvc.v1 import secrets_pb2, secrets_pb2_grpc, transit_pb2, transit_pb2_grpc
 
 KIB = 1024
@@ -465,16 +467,15 @@ class Side:
     # counts, looked up at each sample (a database's backends come and go).
     replicas: tuple[tuple[str, str], ...] = ()  # (host:port, metrics host:port)
     pids: Callable[[], list[int]] | None = None
-    # Worker processes (`--processes`) beyond the first: their metrics listeners, counted with the first's.
-    worker_metrics: tuple[str, ...] = ()
 
     def all_pids(self) -> list[int]:
         return self.pids() if self.pids is not None else [self.pid, *self.extra_pids]
 
     def metrics_addrs(self) -> list[str]:
+        # A server of several worker processes serves all their counters on its one listener (worker label).
         if self.replicas:
             return [m for _, m in self.replicas]
-        return [self.metrics_addr, *self.worker_metrics] if self.metrics_addr else []
+        return [self.metrics_addr] if self.metrics_addr else []
 
 
 def _usage(pids: Sequence[int]) -> dict[int, procs.ProcUsage]:
@@ -557,7 +558,7 @@ def run_case(side: Side, case: Case, material: Material, args: argparse.Namespac
         checked.append(words + (f" (over {len(metrics_before)} replicas)" if len(metrics_before) > 1 else ""))
         if side.system in (KEK_CACHED, KEK_UNCACHED):
             checked.append(cache_words(metrics_before[0], metrics_after[0]))
-    if side.extra_pids:
+    if side.extra_pids or side.system in (KEK_CACHED, KEK_UNCACHED):
         checked.append("server CPU includes OpenBao's (it unwraps the data keys)")
     if side.replicas:
         checked.append(f"server CPU is {len(side.replicas)} replicas' plus PostgreSQL's (all its processes)")
@@ -653,6 +654,8 @@ def start_kek_side(
         extra_args=[
             "--metrics-listen",
             f"127.0.0.1:{metrics_port}",
+            "--processes",
+            str(args.processes),
             "--kek",
             "vault-transit",
             "--vault-addr",
@@ -664,6 +667,7 @@ def start_kek_side(
             *extra,
         ],
     )
+    wait_workers(server.pid, args.processes, f"127.0.0.1:{metrics_port}")
     setup_secretsvc(server.target, token, material)
     side = Side(
         system,
@@ -672,7 +676,7 @@ def start_kek_side(
         token,
         lambda case: probe_secretsvc(case, material, server.target, token),
         metrics_addr=f"127.0.0.1:{metrics_port}",
-        extra_pids=(bao.pid,),
+        pids=lambda: [server.pid, *worker_pids(server.pid), bao.pid],
     )
     return server, side
 
@@ -695,7 +699,8 @@ def start_pg_side(
             home = work / system / f"replica{i}"
             home.mkdir(parents=True)
             metrics_port = procs.free_port()
-            flags = ["--metrics-listen", f"127.0.0.1:{metrics_port}", *store, *extra]
+            flags = ["--metrics-listen", f"127.0.0.1:{metrics_port}", "--processes", str(args.processes), *store,
+                     *extra]
             if i == 0:
                 server, token = procs.start_secretsvc(home, args.workers, {}, extra_args=flags)
                 keyring = home / "data" / "keyring.json"
@@ -706,6 +711,7 @@ def start_pg_side(
                 (data / "keyring.json").write_bytes(keyring.read_bytes())
                 server = start_replica(home, args.workers, flags)
             servers.append(server)
+            wait_workers(server.pid, args.processes, f"127.0.0.1:{metrics_port}")
             addrs.append((server.target, f"127.0.0.1:{metrics_port}"))
         setup_secretsvc(servers[0].target, token, material)
     except BaseException:
@@ -720,7 +726,7 @@ def start_pg_side(
         token,
         lambda case: probe_secretsvc(case, material, servers[-1].target, token),
         replicas=tuple(addrs),
-        pids=lambda: [s.pid for s in servers] + pg.pids(),
+        pids=lambda: [p for s in servers for p in (s.pid, *worker_pids(s.pid))] + pg.pids(),
     )
     return servers, side
 
@@ -770,15 +776,16 @@ def worker_pids(supervisor: int) -> list[int]:
         return []
 
 
-def wait_workers(supervisor: int, processes: int, metrics: Sequence[str]) -> None:
-    """The first worker answers before the others start: wait until every worker serves its metrics."""
+def wait_workers(supervisor: int, processes: int, metrics_addr: str) -> None:
+    """The first worker answers before the others start: wait until the supervisor's metrics show every worker
+    up (it scrapes each one)."""
     deadline = time.monotonic() + procs.START_TIMEOUT_S
     while processes > 1 and time.monotonic() < deadline:
         if len(worker_pids(supervisor)) == processes:
             try:
-                for addr in metrics:
-                    scrape_metrics(addr)
-                return
+                up = re.findall(r'^secretsvc_worker_up\{worker="\d+"\} 1\.0$', scrape_metrics(metrics_addr), re.M)
+                if len(up) == processes:
+                    return
             except OSError:
                 pass
         time.sleep(0.1)
@@ -817,9 +824,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--no-echo", action="store_true", help="skip the echo-server ceiling")
     p.add_argument("--workers", type=int, default=16, help="secretsvc and echo worker threads (default 16)")
-    p.add_argument("--processes", type=int, default=1,
-                   help="secretsvc worker processes (serve --processes; default 1): server CPU is the supervisor's "
-                        "and every worker's, counters summed over the workers' metrics listeners")
+    p.add_argument("--processes", type=int, default=usable_cores(),
+                   help="secretsvc worker processes per server (serve --processes; default: one per usable core, "
+                        "as serve does): server CPU is the supervisor's and every worker's")
     p.add_argument(
         "--store",
         choices=("sqlite", "postgres"),
@@ -955,13 +962,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             bao.start()
             setup_openbao(bao, material)
             metrics_port = procs.free_port()
-            processes = ["--processes", str(args.processes)] if args.processes > 1 else []
             svc, token = procs.start_secretsvc(
                 work, args.workers, {},
-                extra_args=["--metrics-listen", f"127.0.0.1:{metrics_port}", *svc_audit, *processes],
+                extra_args=["--metrics-listen", f"127.0.0.1:{metrics_port}", "--processes", str(args.processes),
+                            *svc_audit],
             )
-            worker_metrics = tuple(f"127.0.0.1:{metrics_port + i}" for i in range(1, args.processes))
-            wait_workers(svc.pid, args.processes, worker_metrics)
+            wait_workers(svc.pid, args.processes, f"127.0.0.1:{metrics_port}")
             setup_secretsvc(svc.target, token, material)
             echo = procs.start_echo(work, args.workers, {}) if not args.no_echo else None
             sides = {
@@ -980,7 +986,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                     lambda case: probe_secretsvc(case, material, svc.target, token),
                     metrics_addr=f"127.0.0.1:{metrics_port}",
                     pids=lambda: [svc.pid, *worker_pids(svc.pid)],
-                    worker_metrics=worker_metrics,
                 ),
             }
             if args.kek == "transit":

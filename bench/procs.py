@@ -146,7 +146,13 @@ def start_secretsvc(workdir: Path, workers: int, env: dict[str, str], *, ca_file
                     extra_args: Sequence[str] = ()) -> tuple[ServerProc, str]:
     """Start `secretsvc serve` on a fresh data directory; returns the server and its admin token.
     `extra_args` are more `serve` flags. With TLS configured (in `env` or `extra_args`), `ca_file` (and
-    `client_cert`, for mutual TLS) let the readiness check connect."""
+    `client_cert`, for mutual TLS) let the readiness check connect.
+
+    One process unless `extra_args` says `--processes`: these benchmarks read the CPU and memory of the process
+    they started, and compare it with one-process peers (the echo server); a supervisor's own figures would
+    leave out its workers'."""
+    if "--processes" not in extra_args:
+        extra_args = ["--processes", "1", *extra_args]
     port = free_port()
     token_file = workdir / "admin-token"
     argv = [sys.executable, "-m", "secretsvc.cli", "serve", "--data-dir", str(workdir / "data"),

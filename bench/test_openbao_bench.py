@@ -412,3 +412,12 @@ def test_reads_on_postgresql_replicas_run_end_to_end(tmp_path: Path) -> None:
     assert two["h2load_processes"] == 2 and two["errors"] == 0 and two["ops"] > 0
     assert "over 2 replicas" in two["checked"] and "PostgreSQL's" in two["checked"]
     assert two["server_cpu_ms_per_op"] > 0
+
+
+def test_rpc_counts_add_up_the_series_of_every_worker() -> None:
+    text = (
+        'secretsvc_rpc_requests_total{code="OK",method="GetSecret",worker="0"} 10.0\n'
+        'secretsvc_rpc_requests_total{code="OK",method="GetSecret",worker="1"} 7.0\n'
+        'secretsvc_rpc_requests_total{code="NOT_FOUND",method="GetSecret",worker="1"} 1.0\n'
+    )
+    assert h2grpc.rpc_counts(text) == {("GetSecret", "OK"): 17.0, ("GetSecret", "NOT_FOUND"): 1.0}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -52,13 +53,13 @@ def run(args: argparse.Namespace) -> int:
         return 1
 
 
-def _processes(flag: str | None, environ: os._Environ[str]) -> int:
-    """--processes, else $SECRETSVC_PROCESSES, else 1; 'auto' or 0 means one per usable core."""
-    from secretsvc.rpc.workers import MAX_PROCESSES
+def _processes(flag: str | None, environ: Mapping[str, str]) -> int:
+    """--processes, else $SECRETSVC_PROCESSES, else auto: one per usable core (affinity and cgroup CPU limit)."""
+    from secretsvc.rpc.workers import MAX_PROCESSES, usable_cores
 
-    text = flag if flag is not None else environ.get("SECRETSVC_PROCESSES", "1")
+    text = flag if flag is not None else environ.get("SECRETSVC_PROCESSES", "auto")
     try:
-        value = len(os.sched_getaffinity(0)) if text.strip() in {"auto", "0"} else int(text)
+        value = min(usable_cores(), MAX_PROCESSES) if text.strip() in {"auto", "0"} else int(text)
     except ValueError:
         raise ConfigError(f"processes must be a number of worker processes or 'auto', got {text!r}") from None
     if not 1 <= value <= MAX_PROCESSES:
@@ -90,8 +91,9 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--default-max-versions", type=int, metavar="N")
     p.add_argument("--workers", type=int, metavar="N", help="RPC worker threads per process (default 16)")
     p.add_argument("--processes", metavar="N|auto",
-                   help="worker processes sharing the port, each with --workers threads; auto is one per usable "
-                        "core (default 1; $SECRETSVC_PROCESSES; docs/server.md, \"Worker processes\")")
+                   help="worker processes sharing the port, each with --workers threads (default auto: one per "
+                        "usable core, within the container's CPU limit; 1 runs no supervisor; $SECRETSVC_PROCESSES; "
+                        "docs/server.md, \"Worker processes\")")
     p.add_argument("--shutdown-grace-seconds", type=float, metavar="S",
                    help="how long in-flight RPCs may finish on SIGTERM (default 10)")
     p.add_argument("--allow-non-loopback", "--insecure-behind-tls-proxy", dest="allow_non_loopback",

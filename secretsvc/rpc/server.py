@@ -131,6 +131,7 @@ class RunningServer:
     health: health.HealthServicer
     close: Callable[[], None]
     reload_policies: Callable[[], None]  # now, on the reload thread (SIGHUP)
+    metrics_port: int = 0  # where /metrics is served, 0 for nowhere
 
     def stop(self, grace: float) -> None:
         for name in ("", *_SERVICE_NAMES):
@@ -241,14 +242,18 @@ def start(config: ServerConfig, role: WorkerRole | None = None) -> RunningServer
         port = tls.bind(server, config)
         if port == 0:
             raise ConfigError(f"cannot listen on {config.listen} (address in use or not available)")
+        worker_metrics_port = 0
         if config.metrics_listen:
             host, metrics_port = parse_host_port(config.metrics_listen, setting="metrics_listen")
-            if role is not None and metrics_port:
-                metrics_port += role.index  # each worker's own counters, on the ports after the first
+            if role is not None:
+                # A worker's metrics are for its supervisor, which serves them all on metrics_listen with a
+                # worker label (rpc/workermetrics.py): a port of its own on loopback.
+                host, metrics_port = "127.0.0.1", 0
             try:
-                start_http_server(metrics_port, addr=host, registry=metrics.registry)
+                httpd, _ = start_http_server(metrics_port, addr=host, registry=metrics.registry)
             except OSError as exc:
                 raise ConfigError(f"cannot serve metrics on {config.metrics_listen}: {exc.strerror}") from None
+            worker_metrics_port = int(httpd.server_port)
         if role is not None and backends.change_source is None and isinstance(store, SqliteStore):
             # Workers on one SQLite file: another worker's writes, revocations and policies reach this one.
             sqlite_changes = SqliteChangeSource(store.path)
@@ -291,7 +296,7 @@ def start(config: ServerConfig, role: WorkerRole | None = None) -> RunningServer
         datadir.release()
 
     return RunningServer(server=server, port=port, health=health_servicer, close=close,
-                         reload_policies=reloads.wake)
+                         reload_policies=reloads.wake, metrics_port=worker_metrics_port)
 
 
 def _kek_probe(backends: Backends, config: ServerConfig, health_servicer: health.HealthServicer) -> KekProbe | None:
@@ -386,7 +391,7 @@ def serve(config: ServerConfig, role: WorkerRole | None = None) -> int:
         print(f"secretsvc: listening on {host}:{running.port} (data dir {config.data_dir})", file=sys.stderr,
               flush=True)
     else:
-        role.announce(running.port)
+        role.announce(running.port, running.metrics_port)
     # Wait in short slices: the kernel may deliver SIGTERM to one of gRPC's threads, and then the main thread
     # runs the Python handler only once it wakes up on its own.
     while not stop.wait(0.2):

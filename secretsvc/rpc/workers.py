@@ -1,18 +1,20 @@
-"""`serve --processes N`: N worker processes, each a whole gRPC server on the same port (SO_REUSEPORT).
+"""`serve --processes N|auto`: N worker processes, each a whole gRPC server on the same port (SO_REUSEPORT).
 
 The supervisor holds the data directory's lock for all of them, starts the first worker alone (it makes the
 keyring, the database and the first admin token on a first start, and picks the port when the address says
 port 0), then the others on that port. The kernel spreads new connections over the listening workers. A
 worker that dies is started again; more than MAX_RESTARTS deaths within RESTART_WINDOW_SECONDS stop the server
 with a non-zero status. SIGTERM and SIGINT are passed to every worker, which drain as a single server does;
-SIGHUP is passed on (policy reload). What the workers share across processes, and what stays per worker, is
-in docs/server.md ("Worker processes").
+SIGHUP is passed on (policy reload). The supervisor serves `metrics_listen` itself: every worker's metrics,
+merged with a worker label (`rpc/workermetrics.py`). What the workers share across processes, and what stays
+per worker, is in docs/server.md ("Worker processes").
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import signal
 import subprocess
@@ -22,9 +24,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import FrameType
+from typing import Any
 
 from secretsvc.config import ServerConfig
 from secretsvc.datadir import DataDir
+from secretsvc.errors import ConfigError
+from secretsvc.netaddr import parse_host_port
 
 log = logging.getLogger("secretsvc.server")
 
@@ -60,13 +65,40 @@ class WorkerRole:
         return cls(index=int(environ[ENV_INDEX]), joins=environ.get(ENV_JOINS) == "1",
                    ready_fd=int(ready) if ready else None, parent=os.getppid())
 
-    def announce(self, port: int) -> None:
+    def announce(self, port: int, metrics_port: int = 0) -> None:
+        """Tell the supervisor this worker serves `port`, and its own metrics on loopback `metrics_port`."""
         if self.ready_fd is None:
             return
         try:
-            os.write(self.ready_fd, f"ready {port}\n".encode("ascii"))
+            os.write(self.ready_fd, f"ready {port} {metrics_port}\n".encode("ascii"))
         finally:
             os.close(self.ready_fd)
+
+
+def usable_cores(*, cgroup_root: str = "/sys/fs/cgroup") -> int:
+    """The cores this process may use: its CPU affinity, capped by a cgroup CPU quota (a container's CPU limit,
+    which affinity does not show: a pod limited to 2 CPUs on a 64-core node sees 64 in its affinity)."""
+    cores = len(os.sched_getaffinity(0))
+    quota = _cgroup_cpu_quota(cgroup_root)
+    return max(1, min(cores, math.ceil(quota))) if quota is not None else cores
+
+
+def _cgroup_cpu_quota(root: str) -> float | None:
+    """CPUs allowed by the cgroup (v2 `cpu.max`, else v1 `cpu.cfs_quota_us`), or None when unlimited or unknown."""
+    try:
+        with open(os.path.join(root, "cpu.max"), encoding="ascii") as f:
+            quota, _, period = f.read(64).strip().partition(" ")
+        return None if quota == "max" else int(quota) / int(period or "100000")
+    except (OSError, ValueError, ZeroDivisionError):
+        pass
+    try:
+        with open(os.path.join(root, "cpu", "cpu.cfs_quota_us"), encoding="ascii") as f:
+            quota_us = int(f.read(32).strip())
+        with open(os.path.join(root, "cpu", "cpu.cfs_period_us"), encoding="ascii") as f:
+            period_us = int(f.read(32).strip())
+    except (OSError, ValueError):
+        return None
+    return None if quota_us <= 0 or period_us <= 0 else quota_us / period_us
 
 
 def with_port(listen: str, port: int) -> str:
@@ -83,18 +115,45 @@ class Supervisor:
         self._stop = threading.Event()
         self._workers: dict[int, subprocess.Popen[bytes]] = {}  # index -> process
         self._deaths: list[float] = []
+        self._restarts = 0
         self._listen = config.listen
+        self._metrics_ports: dict[int, int] = {}  # index -> the worker's private metrics port
+        self._ports_lock = threading.Lock()
 
     def run(self) -> int:
         datadir = DataDir.open(self._config.data_dir)  # one lock for all workers; they do not take it again
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+        metrics = None
         try:
+            metrics = self._serve_metrics()
             return self._run()
         finally:
+            if metrics is not None:
+                metrics.shutdown()
             self._stop_all()
             for number, handler in previous.items():
                 signal.signal(number, handler)
             datadir.release()
+
+    def _serve_metrics(self) -> Any:
+        """Serve every worker's metrics on metrics_listen (None when it is off)."""
+        if not self._config.metrics_listen:
+            return None
+        from prometheus_client import start_http_server
+
+        from secretsvc.rpc.workermetrics import supervisor_registry
+
+        host, port = parse_host_port(self._config.metrics_listen, setting="metrics_listen")
+        registry = supervisor_registry(self._worker_metrics_ports, lambda: self._restarts)
+        try:
+            httpd, _ = start_http_server(port, addr=host, registry=registry)
+        except OSError as exc:
+            raise ConfigError(f"cannot serve metrics on {self._config.metrics_listen}: {exc.strerror}") from None
+        return httpd
+
+    def _worker_metrics_ports(self) -> dict[int, int]:
+        with self._ports_lock:
+            return dict(self._metrics_ports)
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         if signum == signal.SIGHUP:
@@ -126,16 +185,34 @@ class Supervisor:
                     print(f"secretsvc: worker processes keep exiting ({len(self._deaths)} in "
                           f"{RESTART_WINDOW_SECONDS:.0f} s); stopping", file=sys.stderr, flush=True)
                     return 1
-                self._spawn(index, joins=False, listen=self._listen, ready_fd=None)
+                self._restarts += 1
+                with self._ports_lock:
+                    self._metrics_ports.pop(index, None)
+                again, read_fd = self._spawn_announcing(index, joins=False, listen=self._listen)
+                # Spawned here, so the loop never sees the dead process twice; its ready line (with its new
+                # metrics port) is awaited aside, without holding up the watch over the others.
+                threading.Thread(target=self._await_ready, args=(index, again, read_fd, FIRST_START_SECONDS),
+                                 name=f"worker-{index}-start", daemon=True).start()
         return 0
 
     def _start_ready(self, index: int, *, joins: bool, listen: str, timeout: float) -> int | None:
         """Start worker `index` and wait until it serves; its port, or None if it exited first."""
+        proc, read_fd = self._spawn_announcing(index, joins=joins, listen=listen)
+        return self._await_ready(index, proc, read_fd, timeout)
+
+    def _spawn_announcing(self, index: int, *, joins: bool, listen: str) -> tuple[subprocess.Popen[bytes], int]:
         read_fd, write_fd = os.pipe()
         try:
             proc = self._spawn(index, joins=joins, listen=listen, ready_fd=write_fd)
+        except BaseException:
+            os.close(read_fd)
+            raise
         finally:
             os.close(write_fd)
+        return proc, read_fd
+
+    def _await_ready(self, index: int, proc: subprocess.Popen[bytes], read_fd: int, timeout: float) -> int | None:
+        """Read the worker's "ready PORT METRICS_PORT" line; its port, or None if it exited (or hung) first."""
         line = b""
         deadline = time.monotonic() + timeout
         with os.fdopen(read_fd, "rb", buffering=0) as ready:
@@ -144,11 +221,15 @@ class Supervisor:
                 if not chunk:  # the worker closed the pipe: exited, or ready already said
                     break
                 line += chunk
-        if not line.startswith(b"ready ") or not line.strip()[6:].isdigit():
+        words = line.split()
+        if len(words) != 3 or words[0] != b"ready" or not (words[1].isdigit() and words[2].isdigit()):
             code = proc.wait()
             print(f"secretsvc: worker process {index} did not start (status {code})", file=sys.stderr, flush=True)
             return None
-        return int(line.strip()[6:])
+        if int(words[2]):
+            with self._ports_lock:
+                self._metrics_ports[index] = int(words[2])
+        return int(words[1])
 
     def _spawn(self, index: int, *, joins: bool, listen: str, ready_fd: int | None) -> subprocess.Popen[bytes]:
         env = dict(os.environ)

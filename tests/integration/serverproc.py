@@ -36,6 +36,7 @@ class ServerProcess:
     metrics_port: int = field(default_factory=free_port)
     extra_args: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
+    unset_env: tuple[str, ...] = ()  # variables of the test's environment the server must not see
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
     # For a server started with --tls-cert: how the test's own channels (readiness, stubs) connect.
@@ -62,7 +63,8 @@ class ServerProcess:
             [*self.wrapper, *cli_command("serve", "--data-dir", str(self.data_dir), "--listen", self.addr,
                         "--metrics-listen", f"127.0.0.1:{self.metrics_port}",
                         "--admin-token-file", str(self.token_file), *self.extra_args)],
-            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env},
+            stdout=log, stderr=subprocess.STDOUT,
+            env={k: v for k, v in {**os.environ, **self.env}.items() if k not in self.unset_env},
         )
         log.close()
         if wait:

@@ -10,7 +10,6 @@ import queue
 import random
 import re
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -21,6 +20,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from secretsvc.rpc.workers import usable_cores
 from secretsvc.v1 import secrets_pb2, secrets_pb2_grpc
 from tests.integration.serverproc import ServerProcess, Stubs, cli_command
 from tests.integration.test_service_api import get, put, ref
@@ -31,23 +31,8 @@ from tests.pgkit import PgServer
 CHANNELS = 16
 
 
-def _port_pair() -> int:
-    """A port whose next one is free too (worker 1 serves its metrics there)."""
-    for _ in range(50):
-        with socket.socket() as first, socket.socket() as second:
-            first.bind(("127.0.0.1", 0))
-            port = int(first.getsockname()[1])
-            try:
-                second.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no two adjacent free ports")
-
-
 def _start_workers(make_server: Callable[..., ServerProcess], *extra: str) -> ServerProcess:
-    server = make_server(metrics_port=_port_pair(),
-                         extra_args=("--processes", "2", "--max-watches-per-caller", str(CHANNELS), *extra)).start()
+    server = make_server(extra_args=("--processes", "2", "--max-watches-per-caller", str(CHANNELS), *extra)).start()
     _wait_all_started(server)
     return server
 
@@ -86,10 +71,24 @@ def _children(pid: int) -> list[int]:
     return [int(p) for p in text.split()]
 
 
-def _served(metrics_port: int) -> float:
-    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as response:
-        body = response.read().decode()
-    return sum(float(m.group(1)) for m in re.finditer(r'^secretsvc_rpc_requests_total\{[^}]*\} (\S+)$', body, re.M))
+def _metrics(server: ServerProcess) -> str:
+    """The supervisor's /metrics: every worker's, each sample labelled with its worker."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=5) as response:
+        return str(response.read().decode())
+
+
+def _served_by_worker(server: ServerProcess) -> dict[str, float]:
+    served: dict[str, float] = {}
+    for labels, value in re.findall(r'^secretsvc_rpc_requests_total\{([^}]*)\} (\S+)$', _metrics(server), re.M):
+        worker = re.search(r'worker="(\d+)"', labels)
+        assert worker is not None, labels
+        served[worker.group(1)] = served.get(worker.group(1), 0.0) + float(value)
+    return served
+
+
+def _worker_up(server: ServerProcess) -> dict[str, float]:
+    found = re.findall(r'^secretsvc_worker_up\{worker="(\d+)"\} (\S+)$', _metrics(server), re.M)
+    return {worker: float(value) for worker, value in found}
 
 
 def _race(channels: list[Stubs], call: Callable[[Stubs], int]) -> list[object]:
@@ -144,8 +143,10 @@ def _check_and_set_race(workers: ServerProcess) -> None:
         assert wins == [expected + 1], outcomes
         assert all(o == grpc.StatusCode.FAILED_PRECONDITION for o in outcomes if not isinstance(o, int)), outcomes
     assert get(channels[0], "cas").version == first.version + 5
-    # Both workers took some of the calls.
-    assert _served(workers.metrics_port) > 0 and _served(workers.metrics_port + 1) > 0, workers.log()
+    # Both workers took some of the calls, and the supervisor's one /metrics shows each worker's counters.
+    served = _served_by_worker(workers)
+    assert set(served) == {"0", "1"} and min(served.values()) > 0, (served, workers.log())
+    assert _worker_up(workers) == {"0": 1.0, "1": 1.0}
     for s in channels:
         s.close()
     assert workers.stop() == 0
@@ -239,6 +240,12 @@ def test_a_killed_worker_is_started_again_and_the_log_still_verifies(workers: Se
         put(s, f"after-{n}", b"y")
         s.close()
     stubs.close()
+    # The started-again worker is scraped on its new private port; the restart is counted.
+    deadline = time.monotonic() + 20
+    while _worker_up(workers) != {"0": 1.0, "1": 1.0} and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _worker_up(workers) == {"0": 1.0, "1": 1.0}
+    assert re.search(r"^secretsvc_worker_restarts_total 1\.0$", _metrics(workers), re.M), _metrics(workers)
     assert workers.stop() == 0
     verified = _verify(workers.data_dir)
     assert verified.returncode == 0, verified.stdout + verified.stderr
@@ -266,3 +273,21 @@ def test_a_bad_process_count_is_a_configuration_error(tmp_path: Path) -> None:
                                 capture_output=True, text=True, timeout=60, check=False)
         assert result.returncode == 2, result.stderr
         assert "processes must be" in result.stderr
+
+
+@pytest.mark.skipif(usable_cores() < 2, reason="the default is one process on a single core")
+def test_by_default_the_server_runs_one_worker_per_usable_core(make_server: Callable[..., ServerProcess]) -> None:
+    cores = usable_cores()
+    server = make_server(unset_env=("SECRETSVC_PROCESSES",)).start()
+    deadline = time.monotonic() + 30
+    while f"{cores} worker processes" not in server.log():
+        assert time.monotonic() < deadline, server.log()
+        time.sleep(0.05)
+    assert server.proc is not None and len(_children(server.proc.pid)) == cores
+    channels = _many(server)
+    for n, stubs in enumerate(channels):
+        put(stubs, f"default-{n}", b"z")
+        stubs.close()
+    served = _served_by_worker(server)
+    assert len(served) == cores and min(served.values()) > 0, served
+    assert server.stop() == 0

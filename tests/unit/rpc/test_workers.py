@@ -1,10 +1,24 @@
-"""The worker-process helpers: who counts as a worker, and the listen address with the first worker's port."""
+"""The worker-process helpers: who counts as a worker, the listen address with the first worker's port, and how
+many workers the default starts."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
-from secretsvc.rpc.workers import ENV_INDEX, ENV_JOINS, ENV_SUPERVISOR, WorkerRole, with_port
+import pytest
+
+from secretsvc.cli.serve import _processes
+from secretsvc.errors import ConfigError
+from secretsvc.rpc.workers import (
+    ENV_INDEX,
+    ENV_JOINS,
+    ENV_SUPERVISOR,
+    MAX_PROCESSES,
+    WorkerRole,
+    usable_cores,
+    with_port,
+)
 
 
 def test_a_process_is_a_worker_only_when_its_parent_set_the_variables() -> None:
@@ -22,3 +36,38 @@ def test_with_port_replaces_only_the_port() -> None:
     assert with_port("127.0.0.1:0", 8290) == "127.0.0.1:8290"
     assert with_port("[::1]:0", 443) == "[::1]:443"
     assert with_port("localhost:1234", 5) == "localhost:5"
+
+
+def _cgroup(root: Path, files: dict[str, str]) -> str:
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    return str(root)
+
+
+@pytest.mark.parametrize(("files", "limit"), [
+    ({"cpu.max": "max 100000\n"}, None),  # cgroup v2, no limit
+    ({"cpu.max": "100000 100000\n"}, 1),
+    ({"cpu.max": "150000 100000\n"}, 2),  # 1.5 CPUs: a second process still has half a core to use
+    ({"cpu.max": "50000 100000\n"}, 1),  # below one CPU: still one process
+    ({"cpu/cpu.cfs_quota_us": "200000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 2),  # cgroup v1
+    ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),
+    ({"cpu.max": "garbage\n"}, None),
+    ({}, None),  # no cgroup files at all
+])
+def test_usable_cores_is_the_affinity_capped_by_a_cgroup_cpu_limit(tmp_path: Path, files: dict[str, str],
+                                                                   limit: int | None) -> None:
+    affinity = len(os.sched_getaffinity(0))
+    got = usable_cores(cgroup_root=_cgroup(tmp_path, files))
+    assert got == (affinity if limit is None else min(affinity, limit))
+
+
+def test_processes_default_to_one_per_usable_core_and_accept_numbers_and_auto() -> None:
+    cores = min(usable_cores(), MAX_PROCESSES)
+    assert _processes(None, {}) == cores
+    assert _processes("auto", {}) == cores
+    assert _processes(None, {"SECRETSVC_PROCESSES": "3"}) == 3
+    assert _processes("2", {"SECRETSVC_PROCESSES": "3"}) == 2  # the flag wins
+    for bad in ("many", "-1", str(MAX_PROCESSES + 1)):
+        with pytest.raises(ConfigError, match="processes must be"):
+            _processes(bad, {})
