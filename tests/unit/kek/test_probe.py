@@ -55,3 +55,13 @@ def test_a_probe_without_remote_keks_starts_no_thread() -> None:
     probe.start()
     probe.stop()
     assert probe.check_now()
+
+
+def test_a_probe_that_starts_unreachable_reports_only_when_the_key_answers() -> None:
+    kek = FlakyKek()
+    kek.up = False
+    seen: list[bool] = []
+    probe = KekProbe([kek], seen.append, interval=60, reachable=False)  # the server started without the key
+    assert not probe.check_now() and seen == []  # already NOT_SERVING: nothing new to report
+    kek.up = True
+    assert probe.check_now() and seen == [True]
