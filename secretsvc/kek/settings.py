@@ -109,7 +109,8 @@ PREVIOUS_OVERRIDES = {
 class KekConfig:
     backend: str = "local"
     previous: str | None = None
-    # The vault_* and pkcs11_* settings: the current backend's, or the previous one's when only it is of that type.
+    # The vault_* and pkcs11_* settings: the current backend's, or a previous one's of another type that gives
+    # no kek_previous_* settings of its own (as before those existed).
     transit: TransitSettings | None = None
     pkcs11: Pkcs11Settings | None = None
     # The previous backend's own settings when they differ from those above (kek_previous_*).
@@ -158,10 +159,16 @@ def from_settings(values: Mapping[str, Any], origins: Mapping[str, str], environ
     previous_transit = previous_pkcs11 = None
     if previous is not None:
         mine = _previous_settings(parsed, overrides)
-        if previous == "vault-transit":
-            previous_transit = _transit(mine, environ, where)
-        elif previous == "pkcs11":
-            previous_pkcs11 = _pkcs11(mine, where)
+        try:
+            if previous == "vault-transit":
+                previous_transit = _transit(mine, environ, where)
+            elif previous == "pkcs11":
+                previous_pkcs11 = _pkcs11(mine, where)
+        except ConfigError as exc:
+            if not overrides:  # the plain settings, as they always were: their message says it all
+                raise
+            given = ", ".join(PREVIOUS_PREFIX + name for name in overrides)
+            raise ConfigError(f"the previous key ({given} over the plain settings): {exc}") from None
         if previous == backend:
             _refuse_same_key(backend, transit or pkcs11, previous_transit or previous_pkcs11, where)
         elif not overrides:  # a previous backend of another type, from the plain settings (as it always was)

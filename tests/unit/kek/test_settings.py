@@ -177,7 +177,10 @@ def test_previous_pkcs11_key_on_the_same_token(tmp_path: Path) -> None:
         ({"kek_previous_vault_key": "key-a"}, "needs kek_previous"),
         ({"kek_previous": "local", "kek_previous_vault_key": "key-a"}, "does not apply to kek_previous local"),
         ({"kek_previous": "vault-transit", "kek_previous_pkcs11_key": "x"}, "does not apply"),
-        ({"kek_previous": "vault-transit", "kek_previous_vault_key": "bad key"}, "not a Transit key name"),
+        (
+            {"kek_previous": "vault-transit", "kek_previous_vault_key": "bad key"},
+            r"previous key \(kek_previous_vault_key .*not a Transit key name",
+        ),
     ],
 )
 def test_a_previous_key_that_is_the_current_one_or_misnamed_is_refused(flags: dict[str, str], message: str) -> None:
