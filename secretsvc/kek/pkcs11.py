@@ -206,10 +206,12 @@ class SessionPool:
             self._idle.append(pooled)
 
     def close(self) -> None:
+        """Close the idle sessions (those in use are closed by their callers, or when the process ends)."""
         with self._lock:
             idle, self._idle = self._idle, []
-        for pooled in idle:
-            self._discard(pooled)
+        with _MODULE_LOCK:  # C_CloseSession is a call into the module like any other
+            for pooled in idle:
+                self._discard(pooled)
 
     def _open(self) -> Any:
         # Login is per application, not per session: the first session logs in, later ones share it.
@@ -335,14 +337,14 @@ class Pkcs11Kek:
 
     def check_reachable(self) -> None:
         """Draw a few random bytes through a pooled session: proves the token is present and logged in. A
-        failure is tried once more on a fresh session (the failed one was dropped); when that fails too, the
+        failure is tried once more on a fresh session (the idle ones are dropped); when that fails too, the
         module is re-initialised, which is how it sees a token that has come back, and asked a last time."""
         try:
             self._draw_random()
             self._failing = False
             return
         except TokenFailed:
-            pass
+            self._pool.close()  # the other idle sessions too: the retry opens a fresh one
         try:
             self._draw_random()
         except TokenFailed:
