@@ -63,11 +63,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.pgkit
+
 import baoserver
 import grpc
 import h2grpc
 import loadgen
-import pgserver
 import procs
 from baoserver import BaoServer
 from echo_server import ECHO_METHOD
@@ -75,6 +76,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from secretsvc.rpc.workers import usable_cores
 from secretsvc.v1 import secrets_pb2, secrets_pb2_grpc, transit_pb2, transit_pb2_grpc
+from tests import pgkit
 
 KIB = 1024
 MIB = 1024 * 1024
@@ -682,7 +684,7 @@ def start_kek_side(
 
 
 def start_pg_side(
-    replicas: int, pg: pgserver.PgServer, work: Path, args: argparse.Namespace, extra: Sequence[str], material: Material
+    replicas: int, pg: pgkit.PgServer, work: Path, args: argparse.Namespace, extra: Sequence[str], material: Material
 ) -> tuple[list[procs.ServerProc], Side]:
     """`replicas` secretsvc servers on one fresh PostgreSQL database. The first creates the schema, the admin
     token and the local keyring; the others start with a copy of that keyring in their own data directories
@@ -797,7 +799,7 @@ def unavailable(args: argparse.Namespace) -> str | None:
     """Why the asked-for deployment cannot run, or None."""
     if args.store == "sqlite" and args.replicas != [1]:
         return "--replicas needs --store postgres: replicas share a PostgreSQL database"
-    if args.store == "postgres" and pgserver.find_bindir() is None:
+    if args.store == "postgres" and pgkit.find_bindir() is None:
         return "--store postgres needs PostgreSQL's initdb and pg_ctl (Debian: apt-get install postgresql)"
     if args.store == "postgres" and "read" not in args.families:
         return "--store postgres runs the read cases: add read to --only"
@@ -994,9 +996,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     kek_servers.append(server)
                     sides[system] = side
             if replicas:
-                bindir = pgserver.find_bindir()
+                bindir = pgkit.find_bindir()
                 assert bindir is not None  # unavailable() checked
-                pg = pgserver.PgServer(bindir, work / "pg")
+                pg = pgkit.PgServer(bindir, work / "pg", auth="trust")
                 pg.start()
                 for n in replicas:
                     started, side = start_pg_side(n, pg, work, args, svc_audit, material)
@@ -1021,7 +1023,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if running is not None:
                     running.stop()
             if pg is not None:
-                pg.stop()
+                pg.stop("fast")
             bao.stop()
     verdicts = check_targets(results)
     print(

@@ -14,7 +14,6 @@ from pathlib import Path
 import baoserver
 import h2grpc
 import openbao_bench as ob
-import pgserver
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -321,7 +320,7 @@ def test_deployments_that_cannot_run_say_why(
 def test_without_postgresql_the_store_case_says_what_to_install(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(pgserver, "find_bindir", lambda: None)
+    monkeypatch.setattr(ob.pgkit, "find_bindir", lambda: None)
     assert ob.main(["--store", "postgres", "--out", str(tmp_path)]) == 2
     assert "apt-get install postgresql" in capsys.readouterr().err
 
@@ -400,7 +399,7 @@ def test_the_benchmark_runs_end_to_end_against_real_servers(tmp_path: Path) -> N
 
 @pytest.mark.slow
 def test_reads_on_postgresql_replicas_run_end_to_end(tmp_path: Path) -> None:
-    if shutil.which(h2grpc.H2LOAD) is None or baoserver.find_binary() is None or pgserver.find_bindir() is None:
+    if shutil.which(h2grpc.H2LOAD) is None or baoserver.find_binary() is None or ob.pgkit.find_bindir() is None:
         pytest.skip("needs h2load, bao and PostgreSQL")
     flags = ["--duration", "1", "--warmup", "0.5", "--concurrency", "2", "--only", "read", "--no-echo"]
     assert ob.main([*flags, "--store", "postgres", "--replicas", "1,2", "--out", str(tmp_path)]) == 0

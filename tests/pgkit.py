@@ -1,13 +1,16 @@
-"""A real PostgreSQL server for tests: initdb into a temporary directory, started on a free loopback port.
+"""A real, throwaway PostgreSQL server on loopback, for the tests (tests/pgfixtures.py) and the benchmarks.
 
-One server per test session (per xdist worker). Tests share one schema in one database (`pg_store_url`: the
-URL sets search_path), migrated once and emptied before each test, which costs milliseconds where a database
-per test costs a quarter second; tests never see each other's rows. Tests about whole databases (migrations,
-copies) take a database of their own (`pg_database`). fsync stays on, as in production. PostgreSQL refuses
-to run as root, so when the tests run as root the server runs as the `postgres` system user (Debian's
-package creates it).
-The superuser's password is generated at run time and handed to the store only through the password sources
-the product supports.
+`running_postgres()` runs initdb into a temporary directory and `pg_ctl start` on a free loopback port, with
+fsync on and synchronous commit, as in production, and removes it all afterwards. PostgreSQL refuses to run as
+root, so as root the server runs as the `postgres` system user (Debian's package creates it).
+
+Authentication is one of:
+- `password` (the tests): SCRAM for TCP with a superuser password generated at run time, which a test hands to
+  the store only through the password sources the product supports (`password_file()`, the environment);
+- `trust` (the benchmarks): no password over loopback or the local socket, so none needs handing to the
+  servers under test. The server lives for one run, in a directory only the run can reach.
+
+This module needs no pytest: the benchmarks use it without the test dependencies.
 """
 
 from __future__ import annotations
@@ -24,19 +27,23 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import psycopg
-import pytest
 
-# scripts/test.sh sets it: there PostgreSQL is installed, and a test that cannot find it fails, never skips.
-REQUIRE_ENV = "SECRETSVC_REQUIRE_POSTGRES"
 SUPERUSER = "secretsvc_test"
 START_TIMEOUT_S = 60
+MAX_PID_FILE_BYTES = 4096
+Auth = Literal["password", "trust"]
+
+
+class PostgresNotInstalled(RuntimeError):
+    """No initdb and pg_ctl were found."""
 
 
 def find_bindir() -> Path | None:
-    """Where initdb and pg_ctl are: `pg_config --bindir`, then Debian's versioned directories, then PATH."""
+    """Where initdb and pg_ctl are: `pg_config --bindir`, then Debian's versioned directories (newest first),
+    then PATH."""
     candidates: list[Path] = []
     pg_config = shutil.which("pg_config")
     if pg_config:
@@ -58,26 +65,25 @@ def _version_key(name: str) -> tuple[int, ...]:
     return tuple(int(part) for part in name.split(".") if part.isdigit())
 
 
-def require_bindir() -> Path:
-    bindir = find_bindir()
-    if bindir is None:
-        if os.environ.get(REQUIRE_ENV):
-            pytest.fail(f"PostgreSQL binaries not found, but {REQUIRE_ENV} says scripts/test.sh installed them")
-        pytest.skip("PostgreSQL not installed (apt-get install postgresql)")
-    return bindir
-
-
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
 
 
+def _check_identifier(name: str) -> str:
+    # Names are quoted into DDL: only the plain identifiers this kit makes, or a caller's own of that shape.
+    if not name.isidentifier() or len(name) > 63:
+        raise ValueError(f"{name!r} is not a plain identifier")
+    return name
+
+
 @dataclass
 class PgServer:
     bindir: Path
     workdir: Path
+    auth: Auth = "password"
     port: int = 0
     password: str = field(default="", repr=False)
     _counter: Iterator[int] = field(default_factory=lambda: itertools.count(1), repr=False)
@@ -95,13 +101,15 @@ class PgServer:
         return "127.0.0.1"
 
     def url(self, database: str, *, schema: str | None = None, user: str = SUPERUSER) -> str:
-        """A store URL without the password (the password goes in a file or the environment)."""
+        """A store URL without the password (with `password` auth it goes in a file or the environment)."""
         url = f"postgresql://{user}@{self.host}:{self.port}/{database}"
         if schema is not None:
             url += f"?options=-csearch_path%3D{schema}"
         return url
 
     def password_file(self) -> Path:
+        if self.auth != "password":
+            raise RuntimeError("a server with trust authentication has no password")
         path = self.workdir / "password"
         if not path.exists():
             path.write_text(self.password + "\n")
@@ -109,106 +117,101 @@ class PgServer:
         return path
 
     def start(self) -> None:
-        self.password = secrets.token_urlsafe(24)
+        """initdb, then start on a free port."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
         self.socketdir.mkdir(parents=True, exist_ok=True)
+        argv = [str(self.bindir / "initdb"), "-D", str(self.datadir), "-U", SUPERUSER, "-E", "UTF8", "--no-locale"]
         pwfile = self.workdir / "initdb-pw"
-        pwfile.write_text(self.password + "\n")
-        self._hand_over(self.workdir, pwfile, self.socketdir)
-        self._run(
-            [
-                str(self.bindir / "initdb"),
-                "-D",
-                str(self.datadir),
-                "-U",
-                SUPERUSER,
-                "--pwfile",
-                str(pwfile),
-                "--auth-local=trust",
-                "--auth-host=scram-sha-256",
-                "-E",
-                "UTF8",
-                "--no-locale",
-            ]
-        )
-        pwfile.unlink()
-        self.port = _free_port()
+        if self.auth == "password":
+            self.password = secrets.token_urlsafe(24)
+            pwfile.write_text(self.password + "\n")
+            argv += ["--pwfile", str(pwfile), "--auth-local=trust", "--auth-host=scram-sha-256"]
+        else:
+            argv += ["--auth-local=trust", "--auth-host=trust"]
+        self._hand_over(self.workdir, self.socketdir, *([pwfile] if pwfile.exists() else []))
+        try:
+            self._run(argv)
+        finally:
+            pwfile.unlink(missing_ok=True)
+        self.port = free_port()
         self.start_again()
 
     def start_again(self) -> None:
         """Start the server on its data directory and port (after `stop`)."""
         options = f"-p {self.port} -k {self.socketdir} -c listen_addresses=127.0.0.1 -c fsync=on -c max_connections=200"
-        self._run(
-            [
-                str(self.bindir / "pg_ctl"),
-                "-D",
-                str(self.datadir),
-                "-l",
-                str(self.workdir / "server.log"),
-                "-w",
-                "-t",
-                str(START_TIMEOUT_S),
-                "-o",
-                options,
-                "start",
-            ]
-        )
+        self._pg_ctl("-o", options, "-w", "-t", str(START_TIMEOUT_S), "start")
 
     def restart_fast(self) -> None:
         """`pg_ctl restart -m fast`: sessions are ended, the server shuts down cleanly and starts again."""
-        # The log file keeps the new postmaster from holding this process's output pipes open.
-        self._run(
-            [
-                str(self.bindir / "pg_ctl"),
-                "-D",
-                str(self.datadir),
-                "-l",
-                str(self.workdir / "server.log"),
-                "-m",
-                "fast",
-                "-w",
-                "-t",
-                str(START_TIMEOUT_S),
-                "restart",
-            ]
-        )
+        self._pg_ctl("-m", "fast", "-w", "-t", str(START_TIMEOUT_S), "restart")
 
-    def stop(self) -> None:
+    def stop(self, mode: Literal["immediate", "fast"] = "immediate") -> None:
+        """Stop the server if it runs: `immediate` (a crash, as the tests want: nothing to flush) or `fast`."""
         if (self.datadir / "postmaster.pid").exists():
             with contextlib.suppress(subprocess.SubprocessError):
-                self._run([str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", "immediate", "-w", "stop"])
+                self._run([str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", mode, "-w", "stop"])
 
     def admin_connect(self, database: str = "postgres") -> psycopg.Connection[tuple[Any, ...]]:
+        kwargs: dict[str, Any] = {"password": self.password} if self.auth == "password" else {}
         return psycopg.connect(
-            host=self.host, port=self.port, user=SUPERUSER, password=self.password, dbname=database, autocommit=True
+            host=self.host, port=self.port, user=SUPERUSER, dbname=database, autocommit=True, **kwargs
         )
 
-    def new_database(self, tag: str = "t") -> str:
-        """A fresh, empty database for one test."""
-        name = f"{tag}_{os.getpid()}_{next(self._counter)}"
+    def create_database(self, name: str) -> str:
+        """An empty database named `name` (a plain identifier)."""
         with self.admin_connect() as conn:
-            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
+            conn.execute(f'CREATE DATABASE "{_check_identifier(name)}" TEMPLATE template0')
         return name
 
+    def new_database(self, tag: str = "t") -> str:
+        """A fresh, empty database with a name of its own."""
+        return self.create_database(f"{tag}_{os.getpid()}_{next(self._counter)}")
+
     def new_schema(self, database: str, tag: str = "s") -> str:
-        """A fresh, empty schema in `database`, for one test."""
-        name = f"{tag}_{os.getpid()}_{next(self._counter)}"
+        """A fresh, empty schema in `database`."""
+        name = _check_identifier(f"{tag}_{os.getpid()}_{next(self._counter)}")
         with self.admin_connect(database) as conn:
             conn.execute(f'CREATE SCHEMA "{name}"')
         return name
 
     def drop_schema(self, database: str, name: str) -> None:
         with self.admin_connect(database) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+            conn.execute(f'DROP SCHEMA IF EXISTS "{_check_identifier(name)}" CASCADE')
 
     def drop_database(self, name: str) -> None:
         with self.admin_connect() as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.execute(f'DROP DATABASE IF EXISTS "{_check_identifier(name)}" WITH (FORCE)')
+
+    def pids(self) -> list[int]:
+        """The postmaster and its children (a backend per connection, the writer, the WAL writer...), now."""
+        try:
+            main = int((self.datadir / "postmaster.pid").read_text()[:MAX_PID_FILE_BYTES].split("\n", 1)[0])
+        except (OSError, ValueError):
+            return []
+        found = [main]
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                raw = stat.read_text()
+            except OSError:
+                continue  # gone meanwhile
+            if int(raw[raw.rindex(")") + 2 :].split()[1]) == main:
+                found.append(int(stat.parent.name))
+        return found
+
+    def _pg_ctl(self, *args: str) -> None:
+        # The log file keeps the postmaster from holding this process's output pipes open.
+        log = self.workdir / "server.log"
+        self._run([str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-l", str(log), *args])
 
     def _hand_over(self, *paths: Path) -> None:
         if os.geteuid() != 0:
             return
-        # The run-as user must reach the work directory (tempfile makes it 0700 and root's).
-        self.workdir.chmod(0o755)
+        # The run-as user must reach the work directory, also when it lies in a directory tempfile made (0700,
+        # root's): search permission on both, nothing more.
+        for directory in (self.workdir.parent, self.workdir):
+            mode = directory.stat().st_mode
+            if mode & 0o011 != 0o011:
+                directory.chmod(mode | 0o011)
         for path in paths:
             shutil.chown(path, user="postgres", group="postgres")
 
@@ -219,28 +222,30 @@ class PgServer:
         if result.returncode != 0:
             log = self.workdir / "server.log"
             tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
-            raise RuntimeError(f"{argv[-1]} failed ({result.returncode}): {result.stderr[-2000:]}\n{tail}")
+            raise RuntimeError(f"{Path(argv[-1]).name} failed ({result.returncode}): {result.stderr[-2000:]}\n{tail}")
 
 
-def start_postgres() -> PgServer:
-    bindir = require_bindir()
+def start_postgres(*, auth: Auth = "password", workdir: Path | None = None, bindir: Path | None = None) -> PgServer:
+    """A started server in `workdir` (a new temporary directory when None). Raises PostgresNotInstalled."""
+    bindir = bindir or find_bindir()
+    if bindir is None:
+        raise PostgresNotInstalled("PostgreSQL not installed (apt-get install postgresql)")
     if os.geteuid() == 0 and shutil.which("runuser") is None:
-        pytest.fail("running as root needs runuser to start PostgreSQL as the postgres user")
-    workdir = Path(tempfile.mkdtemp(prefix="secretsvc-pg-"))
-    server = PgServer(bindir=bindir, workdir=workdir)
+        raise PostgresNotInstalled("running as root needs runuser to start PostgreSQL as the postgres user")
+    server = PgServer(bindir=bindir, workdir=workdir or Path(tempfile.mkdtemp(prefix="secretsvc-pg-")), auth=auth)
     try:
         server.start()
     except BaseException:
         server.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
+        shutil.rmtree(server.workdir, ignore_errors=True)
         raise
     return server
 
 
 @contextlib.contextmanager
-def running_postgres() -> Iterator[PgServer]:
+def running_postgres(*, auth: Auth = "password", bindir: Path | None = None) -> Iterator[PgServer]:
     """A server for the duration of the block, stopped and its files removed afterwards."""
-    server = start_postgres()
+    server = start_postgres(auth=auth, bindir=bindir)
     try:
         yield server
     finally:
@@ -248,63 +253,3 @@ def running_postgres() -> Iterator[PgServer]:
             server.stop()
         finally:
             shutil.rmtree(server.workdir, ignore_errors=True)
-
-
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[PgServer]:
-    with running_postgres() as server:
-        yield server
-
-
-SHARED_DATABASE = "secretsvc_tests"
-
-
-@pytest.fixture(scope="session")
-def pg_shared_database(pg_server: PgServer) -> str:
-    with pg_server.admin_connect() as conn:
-        conn.execute(f'CREATE DATABASE "{SHARED_DATABASE}" TEMPLATE template0')
-    return SHARED_DATABASE
-
-
-# Every table the store creates, emptied between tests (faster than a schema per test: no DDL, one commit).
-STORE_TABLES = (
-    "secret_fingerprints",
-    "fingerprint_keys",
-    "secret_versions",
-    "secrets",
-    "transit_key_versions",
-    "transit_keys",
-    "tokens",
-    "kek_versions",
-    "policy_documents",
-    "policy_generation",
-)
-
-
-@pytest.fixture(scope="session")
-def pg_store_schema(pg_server: PgServer, pg_shared_database: str) -> str:
-    """One schema per session, migrated once by opening a store on it."""
-    from secretsvc.store.postgres import PostgresStore
-
-    schema = pg_server.new_schema(pg_shared_database)
-    PostgresStore(pg_server.url(pg_shared_database, schema=schema), password=pg_server.password).close()
-    return schema
-
-
-@pytest.fixture
-def pg_store_url(pg_server: PgServer, pg_shared_database: str, pg_store_schema: str) -> str:
-    """A store URL (without password: it is `pg_server.password`) naming the session's schema, emptied for
-    this test."""
-    with pg_server.admin_connect(pg_shared_database) as conn, conn.transaction():
-        conn.execute(f'SET LOCAL search_path = "{pg_store_schema}"')
-        conn.execute(f"TRUNCATE {', '.join(STORE_TABLES)}")
-        conn.execute("INSERT INTO policy_generation (generation) VALUES (0)")
-    return pg_server.url(pg_shared_database, schema=pg_store_schema)
-
-
-@pytest.fixture
-def pg_database(pg_server: PgServer) -> Iterator[str]:
-    """The name of a fresh database on the session's server, dropped after the test."""
-    name = pg_server.new_database()
-    yield name
-    pg_server.drop_database(name)

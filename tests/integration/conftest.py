@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from tests.integration.serverproc import ServerProcess, Stubs
-from tests.pgkit import pg_database, pg_server  # noqa: F401 (fixtures: a real PostgreSQL for --store tests)
+from tests.pgfixtures import pg_database, pg_server  # noqa: F401 (fixtures: a real PostgreSQL for --store tests)
 
 
 @pytest.fixture

@@ -20,7 +20,8 @@ import pytest
 from secretsvc.v1 import secrets_pb2
 from tests.integration.replicakit import start_replicas, stop_all
 from tests.integration.serverproc import ServerProcess, Stubs
-from tests.pgkit import PgServer, running_postgres
+from tests.pgfixtures import running_postgres
+from tests.pgkit import PgServer
 
 WRITERS_PER_REPLICA = 2
 LOAD_BEFORE_FAULT_S = 1.0

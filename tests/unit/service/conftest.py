@@ -20,7 +20,8 @@ from secretsvc.service.transit import TransitService
 from secretsvc.store.base import SecretStore
 from secretsvc.store.postgres import PostgresStore
 from secretsvc.store.sqlite import SqliteStore
-from tests.pgkit import PgServer, pg_server, pg_shared_database, pg_store_schema, pg_store_url  # noqa: F401 (fixtures)
+from tests.pgfixtures import pg_server, pg_shared_database, pg_store_schema, pg_store_url  # noqa: F401 (fixtures)
+from tests.pgkit import PgServer
 from tests.unit.service.support import ManualClock
 
 

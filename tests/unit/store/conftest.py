@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from secretsvc.store.base import SecretStore
-from tests.pgkit import PgServer, pg_database, pg_server, pg_shared_database, pg_store_schema, pg_store_url  # noqa: F401 (fixtures)
+from tests.pgfixtures import pg_database, pg_server, pg_shared_database, pg_store_schema, pg_store_url  # noqa: F401 (fixtures)
+from tests.pgkit import PgServer
 from tests.unit.store.backends import BACKENDS, PostgresFactory, SqliteFactory
 
 

@@ -12,7 +12,8 @@ import pytest
 
 from secretsvc.errors import StorageError
 from secretsvc.store.postgres import PostgresStore
-from tests.pgkit import PgServer, running_postgres
+from tests.pgfixtures import running_postgres
+from tests.pgkit import PgServer
 
 
 @pytest.fixture
