@@ -71,22 +71,30 @@ class ServerProcess:
             self.wait_ready()
         return self
 
-    def wait_ready(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    def health(self, timeout: float = 1.0) -> int | None:
+        """The server's overall health status now, or None when it does not answer (not listening yet)."""
+        # A fresh channel each time: a channel that failed once backs off for a second or more.
+        with self.channel() as channel:
+            try:
+                status: int = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(),
+                                                                         timeout=timeout).status
+                return status
+            except grpc.RpcError:
+                return None
+
+    def wait_health(self, want: int, seconds: float = START_TIMEOUT_SECONDS) -> None:
+        """Wait until health says `want`; fails at once if the server exits."""
+        deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
                 raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
-            # A fresh channel each try: a channel that failed once backs off for a second or more.
-            with self.channel() as channel:
-                try:
-                    status = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(),
-                                                                        timeout=1).status
-                    if status == health_pb2.HealthCheckResponse.SERVING:
-                        return
-                except grpc.RpcError:
-                    pass
+            if self.health() == want:
+                return
             time.sleep(0.05)
-        raise RuntimeError(f"server did not become ready:\n{self.log()}")
+        raise AssertionError(f"health did not become {want} within {seconds} s:\n{self.log()}")
+
+    def wait_ready(self) -> None:
+        self.wait_health(health_pb2.HealthCheckResponse.SERVING)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""

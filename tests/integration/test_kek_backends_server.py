@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import json
 import random
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 
 from secretsvc.v1 import secrets_pb2
 from tests.baokit import OpenBao, start_openbao
@@ -43,21 +42,6 @@ def _get(stubs: Stubs, path: str) -> bytes:
     request = secrets_pb2.GetSecretRequest(ref=secrets_pb2.SecretRef(namespace="app", path=path))
     value: bytes = stubs.secrets.GetSecret(request, metadata=stubs.md, timeout=15).value
     return value
-
-
-def _health(server: ServerProcess) -> int:
-    with server.channel() as channel:
-        status: int = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5).status
-        return status
-
-
-def _wait_health(server: ServerProcess, want: int, seconds: float = 15.0) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if _health(server) == want:
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"health did not become {want}:\n{server.log()}")
 
 
 def test_transit_outage_is_unavailable_then_recovers(openbao: OpenBao, tmp_path: Path) -> None:
@@ -97,10 +81,10 @@ def test_transit_outage_is_unavailable_then_recovers(openbao: OpenBao, tmp_path:
                 timeout=15,
             )
         assert put_err.value.code() == grpc.StatusCode.UNAVAILABLE
-        _wait_health(server, health_pb2.HealthCheckResponse.NOT_SERVING)
+        server.wait_health(health_pb2.HealthCheckResponse.NOT_SERVING)
 
         openbao.start()
-        _wait_health(server, health_pb2.HealthCheckResponse.SERVING)
+        server.wait_health(health_pb2.HealthCheckResponse.SERVING)
         assert _get(stubs, "cold") == b"two"
         assert server.cli("put", "app/new", stdin=b"three").returncode == 0
         assert server.cli("get", "app/new").stdout == b"three"

@@ -11,33 +11,17 @@ to the token.
 from __future__ import annotations
 
 import random
-import time
 from pathlib import Path
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 
 from secretsvc.v1 import secrets_pb2
 from tests.hsmkit import make_softhsm
 from tests.integration.serverproc import ServerProcess, Stubs
 
 pytestmark = pytest.mark.slow
-
-
-def _health(server: ServerProcess) -> int:
-    with server.channel() as channel:
-        status: int = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5).status
-        return status
-
-
-def _wait_health(server: ServerProcess, want: int, seconds: float = 15.0) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if _health(server) == want:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"health did not become {want}:\n{server.log()}")
 
 
 def _ref(path: str) -> secrets_pb2.SecretRef:
@@ -95,13 +79,13 @@ def test_an_hsm_outage_is_unavailable_and_the_server_recovers(tmp_path: Path) ->
                     secrets_pb2.PutSecretRequest(ref=_ref(f"new{i}"), value=b"x"), metadata=stubs.md, timeout=15
                 )
             _unavailable(write.value)
-        _wait_health(server, health_pb2.HealthCheckResponse.NOT_SERVING)
+        server.wait_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         with pytest.raises(grpc.RpcError) as again:
             stubs.secrets.GetSecret(secrets_pb2.GetSecretRequest(ref=_ref("s0")), metadata=stubs.md, timeout=15)
         _unavailable(again.value)
 
         away.rename(token_dir)
-        _wait_health(server, health_pb2.HealthCheckResponse.SERVING)
+        server.wait_health(health_pb2.HealthCheckResponse.SERVING)
         for i in range(3):
             got = stubs.secrets.GetSecret(
                 secrets_pb2.GetSecretRequest(ref=_ref(f"s{i}")), metadata=stubs.md, timeout=15

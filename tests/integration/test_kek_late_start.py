@@ -13,7 +13,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 
 from secretsvc.v1 import secrets_pb2
 from tests.baokit import start_openbao, unstarted_openbao
@@ -23,25 +23,6 @@ pytestmark = pytest.mark.slow
 
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 SERVING = health_pb2.HealthCheckResponse.SERVING
-
-
-def _health(server: ServerProcess) -> int | None:
-    with server.channel() as channel:
-        try:
-            status: int = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1).status
-            return status
-        except grpc.RpcError:
-            return None  # not listening yet
-
-
-def _wait_health(server: ServerProcess, want: int, seconds: float = 20.0) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        assert server.proc is not None and server.proc.poll() is None, server.log()
-        if _health(server) == want:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"health did not become {want}:\n{server.log()}")
 
 
 def _put(stubs: Stubs, path: str, value: bytes) -> None:
@@ -73,7 +54,7 @@ def test_serve_waits_for_a_vault_that_is_not_up_yet(tmp_path: Path) -> None:
     )
     server.start(wait=False)
     try:
-        _wait_health(server, NOT_SERVING)
+        server.wait_health(NOT_SERVING)
         stubs = Stubs(server)
         with pytest.raises(grpc.RpcError) as err:
             _put(stubs, "first", b"one")
@@ -88,10 +69,10 @@ def test_serve_waits_for_a_vault_that_is_not_up_yet(tmp_path: Path) -> None:
         try:
             bao.enable_transit()
             time.sleep(0.6)  # three probes
-            assert _health(server) == NOT_SERVING
+            assert server.health() == NOT_SERVING
             assert "refused by the start-up check" in server.log()
             bao.create_key("late-root")
-            _wait_health(server, SERVING, seconds=10)
+            server.wait_health(SERVING, seconds=10)
             _put(stubs, "first", b"one")
             got = stubs.secrets.GetSecret(
                 secrets_pb2.GetSecretRequest(ref=secrets_pb2.SecretRef(namespace="app", path="first")),
