@@ -191,6 +191,12 @@ class SqlStore:
         ).fetchone()
         return 0 if row is None else col.integer(row[0], "current version")
 
+    def _lock_existing(self, conn: Conn, namespace: str, path: str) -> None:
+        """Lock the secret's row, or raise NotFound. Every write to a secret's rows takes this lock first, as
+        puts do, so two writers of one secret never hold each other's rows in opposite order (a deadlock)."""
+        if self._lock_current(conn, namespace, path) == 0:
+            raise NotFound(f"secret {namespace}/{path} does not exist")
+
     def _create_or_lock(
         self, conn: Conn, namespace: str, path: str, version: int, metadata_json: str | None, now: float
     ) -> tuple[bool, int]:
@@ -277,7 +283,7 @@ class SqlStore:
             from_state, to_state, deleted_at = VersionState.DELETED, VersionState.ACTIVE, None
 
         def write(conn: Conn) -> list[int]:
-            _require_secret(conn, namespace, path)
+            self._lock_existing(conn, namespace, path)
             changed = [
                 v
                 for v in wanted
@@ -298,7 +304,7 @@ class SqlStore:
         wanted = check_versions(versions)
 
         def write(conn: Conn) -> list[int]:
-            _require_secret(conn, namespace, path)
+            self._lock_existing(conn, namespace, path)
             destroyed = [
                 v
                 for v in wanted
@@ -321,6 +327,7 @@ class SqlStore:
 
     def delete_secret(self, namespace: str, path: str) -> bool:
         def write(conn: Conn) -> int:
+            self._lock_current(conn, namespace, path)
             conn.execute("DELETE FROM secret_versions WHERE namespace = ? AND path = ?", (namespace, path))
             return int(conn.execute("DELETE FROM secrets WHERE namespace = ? AND path = ?", (namespace, path)).rowcount)
 
@@ -343,7 +350,7 @@ class SqlStore:
         metadata_json = None if custom_metadata is None else metadata_to_json(custom_metadata)
 
         def write(conn: Conn) -> SecretMeta | None:
-            _require_secret(conn, namespace, path)
+            self._lock_existing(conn, namespace, path)
             if max_versions is not None:
                 conn.execute(
                     "UPDATE secrets SET max_versions = ? WHERE namespace = ? AND path = ?",
@@ -707,12 +714,6 @@ def _prune(conn: Conn, namespace: str, path: str, max_versions: int) -> list[int
             (namespace, path, version),
         )
     return removed
-
-
-def _require_secret(conn: Conn, namespace: str, path: str) -> None:
-    row = conn.execute("SELECT 1 FROM secrets WHERE namespace = ? AND path = ?", (namespace, path)).fetchone()
-    if row is None:
-        raise NotFound(f"secret {namespace}/{path} does not exist")
 
 
 def _touch(conn: Conn, namespace: str, path: str, now: float) -> None:

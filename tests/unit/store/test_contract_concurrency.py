@@ -4,16 +4,18 @@ each version, and no acknowledged write may be lost."""
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import queue
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from secretsvc.errors import VersionConflict
-from secretsvc.store.base import SecretStore
+from secretsvc.errors import NotFound, VersionConflict
+from secretsvc.store.base import SecretStore, VersionState
 from tests.unit.store import workers
 
 PROCESSES = 4
@@ -122,3 +124,82 @@ def test_threads_creating_one_new_secret_have_one_winner(store: SecretStore) -> 
     winner = outcomes.index(True)
     stored = store.read_version(workers.NS, "created-once", None)
     assert (stored.version, stored.envelope) == (1, workers.envelope_for(winner, 1))
+
+
+MIXED_ROUNDS = 25
+
+
+@pytest.mark.timeout(120)
+def test_every_kind_of_secret_write_at_once_leaves_the_secret_consistent(store: SecretStore) -> None:
+    # Puts (which on PostgreSQL lock the secret's row), soft deletes, destroys, metadata updates that prune and
+    # removal of the whole secret, all on one secret at once: every call either takes effect or reports a
+    # conflict or a missing secret, never a storage error, and the secret left behind is whole.
+    path = "mixed"
+    start = threading.Barrier(8)
+    errors: queue.Queue[BaseException] = queue.Queue()
+
+    def put(worker: int) -> None:
+        for _ in range(MIXED_ROUNDS):
+            head = store.current_version(workers.NS, path)
+            current = 0 if head is None else head.current_version
+            with contextlib.suppress(VersionConflict):
+                store.insert_version(
+                    workers.NS,
+                    path,
+                    current + 1,
+                    workers.envelope_for(worker, current + 1),
+                    expected_version=current,
+                    now=1.0,
+                    max_versions=3,
+                )
+
+    def soft_delete(_: int) -> None:
+        for n in range(MIXED_ROUNDS):
+            meta = store.read_meta(workers.NS, path)
+            if meta is not None and meta.versions:
+                with contextlib.suppress(NotFound):
+                    store.set_versions_deleted(
+                        workers.NS, path, [meta.versions[0].version], deleted=n % 2 == 0, now=2.0
+                    )
+
+    def destroy(_: int) -> None:
+        for _ in range(MIXED_ROUNDS):
+            meta = store.read_meta(workers.NS, path)
+            if meta is not None and meta.versions:
+                with contextlib.suppress(NotFound):
+                    store.destroy_versions(workers.NS, path, [meta.versions[0].version], now=3.0)
+
+    def update(_: int) -> None:
+        for n in range(MIXED_ROUNDS):
+            with contextlib.suppress(NotFound):
+                store.update_meta(workers.NS, path, now=4.0, max_versions=2 + n % 3, custom_metadata={"n": str(n)})
+
+    def remove(_: int) -> None:
+        for _ in range(MIXED_ROUNDS // 5):
+            time.sleep(0.01)
+            store.delete_secret(workers.NS, path)
+
+    def run(job: Callable[[int], None], worker: int) -> None:
+        try:
+            start.wait(timeout=30)
+            job(worker)
+        except BaseException as exc:
+            errors.put(exc)
+
+    jobs = [put, put, put, put, soft_delete, destroy, update, remove]
+    threads = [threading.Thread(target=run, args=(job, n)) for n, job in enumerate(jobs)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=90)
+    assert errors.empty(), repr(errors.get())
+    store.insert_version(workers.NS, "after", 1, b"\x01" * 16, expected_version=0, now=5.0, max_versions=3)
+    meta = store.read_meta(workers.NS, path)
+    if meta is None:
+        return  # the last write was the removal
+    numbers = [v.version for v in meta.versions]
+    assert numbers == sorted(numbers) and numbers and numbers[-1] == meta.current_version
+    for version in meta.versions:
+        stored = store.read_version(workers.NS, path, version.version)
+        assert stored.state == version.state
+        assert (stored.envelope is None) == (version.state is VersionState.DESTROYED)
