@@ -21,7 +21,6 @@ from secretsvc.errors import AuditUnavailable, ConfigError, DataDirLocked, Stora
 
 def run(args: argparse.Namespace) -> int:
     from secretsvc import logs
-    from secretsvc.rpc.server import serve
 
     # Everything the server creates (database, WAL, keyring, token file) is for its own user only.
     os.umask(0o077)
@@ -38,6 +37,10 @@ def run(args: argparse.Namespace) -> int:
             from secretsvc.rpc.workers import Supervisor
 
             return Supervisor(config, processes, sys.argv[1:]).run()
+        # Imported here, not above: a supervisor never serves, and without the server's imports (gRPC, the
+        # crypto and store stacks) it holds a fraction of a worker's memory.
+        from secretsvc.rpc.server import serve
+
         return serve(config, role)
     except ConfigError as exc:
         print(f"secretsvc: configuration error: {exc}", file=sys.stderr)
@@ -54,12 +57,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _processes(flag: str | None, environ: Mapping[str, str]) -> int:
-    """--processes, else $SECRETSVC_PROCESSES, else auto: one per usable core (affinity and cgroup CPU limit)."""
-    from secretsvc.rpc.workers import MAX_PROCESSES, usable_cores
+    """--processes, else $SECRETSVC_PROCESSES, else auto: one per usable core, within the cgroup's CPU and memory
+    limits (`rpc/workers.py`, `auto_processes`)."""
+    from secretsvc.rpc.workers import MAX_PROCESSES, auto_processes
 
     text = flag if flag is not None else environ.get("SECRETSVC_PROCESSES", "auto")
     try:
-        value = min(usable_cores(), MAX_PROCESSES) if text.strip() in {"auto", "0"} else int(text)
+        value = auto_processes() if text.strip() in {"auto", "0"} else int(text)
     except ValueError:
         raise ConfigError(f"processes must be a number of worker processes or 'auto', got {text!r}") from None
     if not 1 <= value <= MAX_PROCESSES:
@@ -92,7 +96,8 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--workers", type=int, metavar="N", help="RPC worker threads per process (default 16)")
     p.add_argument("--processes", metavar="N|auto",
                    help="worker processes sharing the port, each with --workers threads (default auto: one per "
-                        "usable core, within the container's CPU limit; 1 runs no supervisor; $SECRETSVC_PROCESSES; "
+                        "usable core, within the container's CPU limit and 256 MiB of its memory limit each; 1 runs "
+                        "no supervisor; $SECRETSVC_PROCESSES; "
                         "docs/server.md, \"Worker processes\")")
     p.add_argument("--shutdown-grace-seconds", type=float, metavar="S",
                    help="how long in-flight RPCs may finish on SIGTERM (default 10)")

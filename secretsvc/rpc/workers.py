@@ -75,7 +75,43 @@ class WorkerRole:
             os.close(self.ready_fd)
 
 
-def usable_cores(*, cgroup_root: str = "/sys/fs/cgroup") -> int:
+# What `auto` sets aside for each worker out of a cgroup memory limit: an idle worker holds about 85 MB, and
+# large calls (1 MiB values on every thread) take it past 150 MB. Without this, a pod with a memory limit but
+# no CPU limit (a common setting) would start a worker per node core and be killed for memory.
+WORKER_MEMORY_BYTES = 256 * 1024 * 1024
+CGROUP_ROOT = "/sys/fs/cgroup"
+_UNLIMITED_BYTES = 1 << 60  # cgroup v1 writes "no limit" as a number near 2**63
+
+
+def auto_processes(*, cgroup_root: str = CGROUP_ROOT) -> int:
+    """How many workers `--processes auto` (the default) starts: one per usable core, and no more than the
+    cgroup's memory limit holds at WORKER_MEMORY_BYTES each."""
+    processes = usable_cores(cgroup_root=cgroup_root)
+    memory = _cgroup_memory_limit(cgroup_root)
+    if memory is not None:
+        processes = min(processes, max(1, memory // WORKER_MEMORY_BYTES))
+    return min(processes, MAX_PROCESSES)
+
+
+def _cgroup_memory_limit(root: str) -> int | None:
+    """Bytes allowed by the cgroup (v2 `memory.max`, else v1 `memory.limit_in_bytes`), or None when unlimited."""
+    for name in ("memory.max", os.path.join("memory", "memory.limit_in_bytes")):
+        try:
+            with open(os.path.join(root, name), encoding="ascii") as f:
+                text = f.read(32).strip()
+        except OSError:
+            continue
+        if text == "max":
+            return None
+        try:
+            limit = int(text)
+        except ValueError:
+            return None
+        return None if limit <= 0 or limit >= _UNLIMITED_BYTES else limit
+    return None
+
+
+def usable_cores(*, cgroup_root: str = CGROUP_ROOT) -> int:
     """The cores this process may use: its CPU affinity, capped by a cgroup CPU quota (a container's CPU limit,
     which affinity does not show: a pod limited to 2 CPUs on a 64-core node sees 64 in its affinity)."""
     cores = len(os.sched_getaffinity(0))

@@ -20,7 +20,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from secretsvc.rpc.workers import usable_cores
+from secretsvc.rpc.workers import auto_processes
 from secretsvc.v1 import secrets_pb2, secrets_pb2_grpc
 from tests.integration.serverproc import ServerProcess, Stubs, cli_command
 from tests.integration.test_service_api import get, put, ref
@@ -275,9 +275,9 @@ def test_a_bad_process_count_is_a_configuration_error(tmp_path: Path) -> None:
         assert "processes must be" in result.stderr
 
 
-@pytest.mark.skipif(usable_cores() < 2, reason="the default is one process on a single core")
+@pytest.mark.skipif(auto_processes() < 2, reason="the default is one process on a single core")
 def test_by_default_the_server_runs_one_worker_per_usable_core(make_server: Callable[..., ServerProcess]) -> None:
-    cores = usable_cores()
+    cores = auto_processes()
     server = make_server(unset_env=("SECRETSVC_PROCESSES",)).start()
     deadline = time.monotonic() + 30
     while f"{cores} worker processes" not in server.log():

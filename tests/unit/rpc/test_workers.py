@@ -15,7 +15,9 @@ from secretsvc.rpc.workers import (
     ENV_JOINS,
     ENV_SUPERVISOR,
     MAX_PROCESSES,
+    WORKER_MEMORY_BYTES,
     WorkerRole,
+    auto_processes,
     usable_cores,
     with_port,
 )
@@ -62,8 +64,24 @@ def test_usable_cores_is_the_affinity_capped_by_a_cgroup_cpu_limit(tmp_path: Pat
     assert got == (affinity if limit is None else min(affinity, limit))
 
 
+@pytest.mark.parametrize(("files", "workers"), [
+    ({"memory.max": "max\n"}, None),  # no memory limit: the cores decide
+    ({"memory.max": f"{WORKER_MEMORY_BYTES}\n"}, 1),
+    ({"memory.max": f"{WORKER_MEMORY_BYTES - 1}\n"}, 1),  # below one worker's share: still one
+    ({"memory.max": f"{2 * WORKER_MEMORY_BYTES + 5}\n"}, 2),
+    ({"memory/memory.limit_in_bytes": f"{WORKER_MEMORY_BYTES}\n"}, 1),  # cgroup v1
+    ({"memory/memory.limit_in_bytes": "9223372036854771712\n"}, None),  # v1's "no limit"
+    ({"memory.max": "lots\n"}, None),
+])
+def test_auto_processes_fit_the_cgroup_memory_limit(tmp_path: Path, files: dict[str, str],
+                                                    workers: int | None) -> None:
+    cores = usable_cores(cgroup_root=str(tmp_path))
+    got = auto_processes(cgroup_root=_cgroup(tmp_path, files))
+    assert got == (cores if workers is None else min(cores, workers))
+
+
 def test_processes_default_to_one_per_usable_core_and_accept_numbers_and_auto() -> None:
-    cores = min(usable_cores(), MAX_PROCESSES)
+    cores = auto_processes()
     assert _processes(None, {}) == cores
     assert _processes("auto", {}) == cores
     assert _processes(None, {"SECRETSVC_PROCESSES": "3"}) == 3
