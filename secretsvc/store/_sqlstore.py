@@ -179,7 +179,8 @@ class SqlStore:
             )
             if fingerprint is not None:
                 fp_sql.insert(conn, namespace, path, version, fingerprint)
-            return _prune(conn, namespace, path, max_versions)
+            # A secret this write created holds one version, and max_versions is at least 1: nothing to prune.
+            return [] if created else _prune(conn, namespace, path, max_versions)
 
         return self._write_row_locked("insert_version", write)
 
