@@ -646,6 +646,11 @@ def _mounted(docs: list[dict[str, Any]], mount_path: str) -> dict[str, Any]:
     return volume
 
 
+def statefulset_replicas(docs: list[dict[str, Any]]) -> int:
+    replicas: int = find(docs, "StatefulSet", "secretsvc")["spec"]["replicas"]
+    return replicas
+
+
 def _configmap_data(docs: list[dict[str, Any]], volume: dict[str, Any]) -> dict[str, str]:
     data: dict[str, str] = find(docs, "ConfigMap", volume["configMap"]["name"])["data"]
     return data
@@ -739,6 +744,8 @@ def test_the_postgresql_overlay_configures_the_server_and_holds_no_credential(tm
     assert config.store_config.describe() == "postgresql://secretsvc@postgresql.database.svc:5432/secretsvc"
     assert config.kek is not None and config.kek.backend == "vault-transit"
     assert config.tls_cert is not None and config.listen == "0.0.0.0:8290"
+    # One process per replica, so the replicas' connections stay within PostgreSQL's default 100.
+    assert "--processes=1" in container["args"] and statefulset_replicas(docs) * 17 <= 100
 
     # No password in the URL, the TOML or the environment; no Secret made by the overlay.
     assert "store_password =" not in toml and not re.search(r"postgres(ql)?://[^@/\s]*:[^@/\s]*@", toml)
