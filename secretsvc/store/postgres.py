@@ -8,8 +8,9 @@ secret (the put) runs at READ COMMITTED and serializes on its secret's row: it c
 CONFLICT DO NOTHING waits for a concurrent creator) or locks it (SELECT ... FOR UPDATE) before it reads
 anything that depends on it, so a second writer of the same secret waits, then reads the winner's version
 and raises `VersionConflict`, the same error a losing SQLite writer gets; writers of different secrets share
-no lock. Every other write is one SERIALIZABLE transaction. When PostgreSQL aborts one of two overlapping
-writers (a serialization failure, or a deadlock at either level), the write is run again from the start.
+no lock. Every other write is one SERIALIZABLE transaction; those that write a secret's rows lock its row
+first, as puts do, so they never wait on a put's rows in the opposite order. When PostgreSQL aborts one of two
+overlapping writers (a serialization failure, or a deadlock), the write is run again from the start.
 Reads that touch several tables run in one REPEATABLE READ READ ONLY transaction (one snapshot, never
 aborted).
 
