@@ -30,13 +30,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from secretsvc.store.base import SecretStore
 from secretsvc.store.postgres import PostgresStore
 from secretsvc.store.sqlite import SqliteStore
-from tests.pgkit import running_postgres
+from tests.pgkit import PostgresNotInstalled, running_postgres
 
 ENVELOPE_BYTES = 200
 MAX_VERSIONS = 10
 MAX_CONCURRENCY = 64
+MAX_LEVELS = 8
 MAX_DURATION_S = 120.0
 NAMESPACE = "bench"
+BACKENDS = ("sqlite", "postgresql")
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,12 +110,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per case (default 5)")
     parser.add_argument("--rounds", type=int, default=2, help="rounds of every case (default 2)")
     args = parser.parse_args(argv)
-    levels = [int(c) for c in args.concurrency.split(",")]
-    if not all(1 <= c <= MAX_CONCURRENCY for c in levels):
-        parser.error(f"concurrency must be 1..{MAX_CONCURRENCY}")
+    try:
+        levels = [int(c) for c in args.concurrency.split(",", MAX_LEVELS)]
+    except ValueError:
+        parser.error("--concurrency takes comma-separated numbers")
+    if len(levels) > MAX_LEVELS or not all(1 <= c <= MAX_CONCURRENCY for c in levels):
+        parser.error(f"at most {MAX_LEVELS} concurrency levels, each 1..{MAX_CONCURRENCY}")
     if not 0 < args.duration <= MAX_DURATION_S or not 1 <= args.rounds <= 10:
         parser.error(f"duration must be in (0, {MAX_DURATION_S}] and rounds 1..10")
 
+    try:
+        results = run(levels, args.duration, args.rounds)
+    except PostgresNotInstalled as exc:
+        print(f"pg_write_bench: {exc}", file=sys.stderr)
+        return 2
+    summarize(results, levels)
+    return 0
+
+
+def run(levels: list[int], duration_s: float, rounds: int) -> list[Result]:
     results: list[Result] = []
     with running_postgres() as pg, tempfile.TemporaryDirectory(prefix="secretsvc-pgbench-") as tmp:
         database = pg.new_database("bench")
@@ -123,12 +138,12 @@ def main(argv: list[str] | None = None) -> int:
         }
         opened = {name: factory() for name, factory in stores.items()}
         try:
-            for round_no in range(args.rounds):
+            for round_no in range(rounds):
                 for concurrency in levels:
                     for name, store in opened.items():
                         before = reruns_of(store)
                         tag = f"r{round_no}c{concurrency}"
-                        puts, seconds, paths = run_case(store, tag, concurrency, args.duration)
+                        puts, seconds, paths = run_case(store, tag, concurrency, duration_s)
                         check_written(store, paths)
                         result = Result(name, concurrency, puts, seconds, reruns_of(store) - before)
                         results.append(result)
@@ -140,12 +155,15 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             for store in opened.values():
                 store.close()
+    return results
 
+
+def summarize(results: list[Result], levels: list[int]) -> None:
     print("\nmedian over rounds:")
     for concurrency in levels:
         rates = {
             name: statistics.median(r.rate for r in results if r.backend == name and r.concurrency == concurrency)
-            for name in stores
+            for name in BACKENDS
         }
         reruns = sum(r.reruns for r in results if r.backend == "postgresql" and r.concurrency == concurrency)
         puts = sum(r.puts for r in results if r.backend == "postgresql" and r.concurrency == concurrency)
@@ -154,7 +172,6 @@ def main(argv: list[str] | None = None) -> int:
             f"  ratio {rates['postgresql'] / rates['sqlite']:.2f}  (postgresql reran {reruns} of {puts} puts)"
         )
     print(f"load average at the end: {os.getloadavg()[0]:.2f}")
-    return 0
 
 
 if __name__ == "__main__":
