@@ -131,11 +131,11 @@ MIXED_ROUNDS = 25
 
 @pytest.mark.timeout(120)
 def test_every_kind_of_secret_write_at_once_leaves_the_secret_consistent(store: SecretStore) -> None:
-    # Puts (which on PostgreSQL lock the secret's row), soft deletes, destroys, metadata updates that prune and
-    # removal of the whole secret, all on one secret at once: every call either takes effect or reports a
-    # conflict or a missing secret, never a storage error, and the secret left behind is whole.
+    # Puts (which on PostgreSQL lock the secret's row), soft deletes, destroys, metadata updates that prune,
+    # rewraps and removal of the whole secret, all on one secret at once: every call either takes effect or
+    # reports a conflict or a missing secret, never a storage error, and the secret left behind is whole.
     path = "mixed"
-    start = threading.Barrier(8)
+    start = threading.Barrier(9)
     errors: queue.Queue[BaseException] = queue.Queue()
 
     def put(worker: int) -> None:
@@ -174,6 +174,11 @@ def test_every_kind_of_secret_write_at_once_leaves_the_secret_consistent(store: 
             with contextlib.suppress(NotFound):
                 store.update_meta(workers.NS, path, now=4.0, max_versions=2 + n % 3, custom_metadata={"n": str(n)})
 
+    def rewrap(_: int) -> None:
+        for _ in range(MIXED_ROUNDS):
+            for ref in store.scan_envelopes(after=None, limit=50):
+                store.replace_envelope(ref, bytes(ref.envelope) + b"r")
+
     def remove(_: int) -> None:
         for _ in range(MIXED_ROUNDS // 5):
             time.sleep(0.01)
@@ -186,7 +191,7 @@ def test_every_kind_of_secret_write_at_once_leaves_the_secret_consistent(store: 
         except BaseException as exc:
             errors.put(exc)
 
-    jobs = [put, put, put, put, soft_delete, destroy, update, remove]
+    jobs = [put, put, put, put, soft_delete, destroy, update, rewrap, remove]
     threads = [threading.Thread(target=run, args=(job, n)) for n, job in enumerate(jobs)]
     for t in threads:
         t.start()
