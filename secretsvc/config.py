@@ -91,6 +91,8 @@ class ServerConfig:
     # store_config is it checked, with the password read from its file or the environment. None: the default.
     store: str = ""
     store_password_file: Path | None = None
+    # PostgreSQL connections per worker process, at most (docs/storage.md, "Connections").
+    store_pool_size: int = 16
     store_config: StoreConfig | None = None
 
     @property
@@ -148,6 +150,7 @@ SETTINGS = (
             "changes"),
     Setting("store", "SECRETSVC_STORE", parse_str, ""),
     Setting("store_password_file", "SECRETSVC_STORE_PASSWORD_FILE", parse_path, None),
+    Setting("store_pool_size", "SECRETSVC_STORE_POOL_SIZE", bounded(parse_int, 1, 256), 16),
 )
 
 
@@ -224,7 +227,7 @@ def _store(config: ServerConfig, origins: Mapping[str, str], environ: Mapping[st
 
     if not config.store and config.store_password_file is None:
         return None  # the default: SQLite in the data directory
-    return load(config.store, origins["store"], config.store_password_file, environ)
+    return load(config.store, origins["store"], config.store_password_file, environ, pool_size=config.store_pool_size)
 
 
 def _check_audit(config: ServerConfig) -> None:

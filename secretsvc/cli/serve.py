@@ -137,6 +137,9 @@ def add_parser(subparsers: Any) -> None:
     store.add_argument("--store-password-file", type=Path, metavar="PATH",
                        help="the PostgreSQL password, first line of this file (else $SECRETSVC_STORE_PASSWORD, "
                             "else PGPASSFILE / ~/.pgpass)")
+    store.add_argument("--store-pool-size", type=int, metavar="N",
+                       help="PostgreSQL connections per worker process, at most (default 16); the database sees "
+                            "up to replicas x processes x (N + 1 listener) ($SECRETSVC_STORE_POOL_SIZE)")
     store.add_argument("--store-password", action=_RefusePassword, help=argparse.SUPPRESS)
     p.add_argument("--policy-path", dest="policy_paths", action="append", type=Path, metavar="PATH",
                    help="a policy document, or a directory of them (repeat for several; docs/policy.md); without "

@@ -45,8 +45,8 @@ from secretsvc.store._pg_conn import PgConn, PgTarget, connect_error, parse_url,
 from secretsvc.store._pg_schema import migrate
 from secretsvc.store._sqlstore import SqlStore
 from secretsvc.store.base import Fingerprint, SecretMeta
+from secretsvc.store.target import DEFAULT_POOL_SIZE
 
-DEFAULT_POOL_SIZE = 16  # the gRPC server's default worker count
 MAX_POOL_SIZE = 256
 DEFAULT_CONNECT_TIMEOUT_S = 5.0
 DEFAULT_ACQUIRE_TIMEOUT_S = 10.0

@@ -18,6 +18,8 @@ from secretsvc.errors import ConfigError, InvalidArgument
 from secretsvc.store._pg_conn import MAX_PASSWORD_BYTES, is_postgres_url, parse_url
 from secretsvc.store.base import SecretStore
 
+# The gRPC server's default worker count: a call never waits for a connection while threads are free.
+DEFAULT_POOL_SIZE = 16
 PASSWORD_ENV = "SECRETSVC_STORE_PASSWORD"  # noqa: S105 (the variable's name, not a password)
 SQLITE_PREFIX = "sqlite:"
 MAX_STORE_SETTING_LENGTH = 4096
@@ -30,6 +32,7 @@ class StoreConfig:
     kind: str
     location: str  # SQLite: the file ("" for the data directory's); PostgreSQL: the URL, without password
     password: str | None = field(default=None, repr=False)
+    pool_size: int = DEFAULT_POOL_SIZE  # PostgreSQL: connections this process opens at most
 
     def describe(self) -> str:
         if self.kind == "sqlite":
@@ -40,7 +43,8 @@ class StoreConfig:
 DEFAULT = StoreConfig("sqlite", "")
 
 
-def parse_store(value: str, origin: str, *, password: str | None = None) -> StoreConfig:
+def parse_store(value: str, origin: str, *, password: str | None = None, pool_size: int = DEFAULT_POOL_SIZE,
+                ) -> StoreConfig:
     """Check a store setting given at `origin` (for messages). Raises ConfigError."""
     if len(value) > MAX_STORE_SETTING_LENGTH:
         raise ConfigError(f"{origin}: store setting longer than {MAX_STORE_SETTING_LENGTH} characters")
@@ -56,7 +60,7 @@ def parse_store(value: str, origin: str, *, password: str | None = None) -> Stor
             parse_url(value, password=password)
         except InvalidArgument as exc:
             raise ConfigError(f"{origin}: {exc}") from None
-        return StoreConfig("postgresql", value, password)
+        return StoreConfig("postgresql", value, password, pool_size)
     raise ConfigError(
         f"{origin}: store must be empty (SQLite in the data directory), sqlite:PATH or postgresql://user@host/database"
     )
@@ -84,10 +88,11 @@ def read_password(password_file: Path | None, environ: Mapping[str, str]) -> str
     return environ.get(PASSWORD_ENV) or None
 
 
-def load(value: str, origin: str, password_file: Path | None, environ: Mapping[str, str]) -> StoreConfig:
+def load(value: str, origin: str, password_file: Path | None, environ: Mapping[str, str], *,
+         pool_size: int = DEFAULT_POOL_SIZE) -> StoreConfig:
     """The store setting with its password resolved; a password source for a SQLite store is an error."""
     password = read_password(password_file, environ) if is_postgres_url(value) else None
-    config = parse_store(value, origin, password=password)
+    config = parse_store(value, origin, password=password, pool_size=pool_size)
     if config.kind == "sqlite" and password_file is not None:
         raise ConfigError(f"store_password_file is set but the store is SQLite ({config.describe()})")
     return config
@@ -98,7 +103,7 @@ def open_store(config: StoreConfig, default_sqlite: Path) -> SecretStore:
     if config.kind == "postgresql":
         from secretsvc.store.postgres import PostgresStore
 
-        return PostgresStore(config.location, password=config.password)
+        return PostgresStore(config.location, password=config.password, pool_size=config.pool_size)
     from secretsvc.store.sqlite import SqliteStore
 
     return SqliteStore(Path(config.location) if config.location else default_sqlite)

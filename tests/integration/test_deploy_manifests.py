@@ -744,8 +744,12 @@ def test_the_postgresql_overlay_configures_the_server_and_holds_no_credential(tm
     assert config.store_config.describe() == "postgresql://secretsvc@postgresql.database.svc:5432/secretsvc"
     assert config.kek is not None and config.kek.backend == "vault-transit"
     assert config.tls_cert is not None and config.listen == "0.0.0.0:8290"
-    # One process per replica, so the replicas' connections stay within PostgreSQL's default 100.
-    assert "--processes=1" in container["args"] and statefulset_replicas(docs) * 17 <= 100
+    # The replicas' connections (a pool and a LISTEN connection per worker process) stay within PostgreSQL's
+    # default max_connections of 100.
+    processes = [int(a.split("=", 1)[1]) for a in container["args"] if a.startswith("--processes=")]
+    assert len(processes) == 1, container["args"]
+    per_replica = processes[0] * (config.store_config.pool_size + 1)
+    assert config.store_config.pool_size < 16 and statefulset_replicas(docs) * per_replica <= 100
 
     # No password in the URL, the TOML or the environment; no Secret made by the overlay.
     assert "store_password =" not in toml and not re.search(r"postgres(ql)?://[^@/\s]*:[^@/\s]*@", toml)

@@ -177,6 +177,7 @@ def test_every_setting_from_the_environment(tmp_path: Path) -> None:
         "SECRETSVC_AUDIT_DURABILITY": "checkpoint",
         "SECRETSVC_STORE": "postgresql://svc@db.internal:5432/secrets",
         "SECRETSVC_STORE_PASSWORD_FILE": str(tmp_path / "store-pw"),
+        "SECRETSVC_STORE_POOL_SIZE": "5",
     }
     store_password = random.Random(7).randbytes(12).hex()
     (tmp_path / "store-pw").write_text(store_password + "\n")
@@ -198,6 +199,7 @@ def test_every_setting_from_the_environment(tmp_path: Path) -> None:
     assert (config.client_auth, config.client_identity) == ("required", "dns")
     assert config.policy_paths == (tmp_path / "policies", tmp_path / "more.yaml")
     assert config.policy_reload_seconds == 0.5
+    assert config.store_pool_size == 5 and config.store_config is not None and config.store_config.pool_size == 5
     assert (config.audit_enabled, config.audit_file, config.audit_fail_closed, config.audit_hmac_paths) == (
         False, tmp_path / "audit" / "a.log", False, True)
     assert (config.audit_checkpoint_every, config.audit_checkpoint_seconds, config.audit_rotate_bytes,

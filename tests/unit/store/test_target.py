@@ -11,7 +11,9 @@ import pytest
 
 from secretsvc.config import load_config
 from secretsvc.errors import ConfigError
-from secretsvc.store.target import PASSWORD_ENV, load, parse_store
+from secretsvc.store.postgres import PostgresStore
+from secretsvc.store.target import PASSWORD_ENV, load, open_store, parse_store
+from tests.pgkit import PgServer
 
 URL = "postgresql://svc@db.internal:5432/secrets"
 
@@ -101,3 +103,23 @@ def test_a_client_key_password_in_the_url_is_refused_too() -> None:
     with pytest.raises(ConfigError, match="must not hold a password") as caught:
         parse_store(f"postgresql://svc@db.internal/secrets?sslpassword={secret}", "flag --store")
     assert secret not in str(caught.value)
+
+
+def test_the_pool_size_travels_from_the_settings_to_the_store(tmp_path: Path) -> None:
+    config = load_config({"data_dir": tmp_path, "store": URL, "store_pool_size": "4"}, {}, None)
+    assert config.store_config is not None and config.store_config.pool_size == 4
+    assert load(URL, "flag --store", None, {}).pool_size == 16  # the default: one per default worker thread
+    for bad in ("0", "257", "many"):
+        with pytest.raises(ConfigError, match="store_pool_size"):
+            load_config({"data_dir": tmp_path, "store": URL, "store_pool_size": bad}, {}, None)
+
+
+def test_a_postgresql_store_opens_at_most_its_pool_size(pg_server: PgServer, pg_store_url: str,
+                                                         tmp_path: Path) -> None:
+    store = open_store(parse_store(pg_store_url, "test", password=pg_server.password, pool_size=3),
+                       tmp_path / "unused.db")
+    try:
+        assert isinstance(store, PostgresStore)
+        assert store._pool.max_size == 3
+    finally:
+        store.close()
