@@ -52,7 +52,7 @@ _READY_LINE_MAX = 64
 class WorkerRole:
     index: int
     joins: bool  # started beside a running worker: its audit log is already open, no start checkpoint
-    ready_fd: int | None  # where to say "ready PORT" once serving
+    ready_fd: int | None  # where to say "ready PORT METRICS_PORT" once serving
     parent: int  # the supervisor's pid: a worker whose supervisor is gone stops
 
     @classmethod
