@@ -581,7 +581,8 @@ class AuditLog:
         while not self._stop.wait(wake):
             try:
                 self.checkpoint_if_due()
-                if self._durability is Durability.CHANGES:
+                # A broken log has said why once (and refuses every call); it is not retried every tick.
+                if self._durability is Durability.CHANGES and self._broken is None:
                     self.sync_written()
             except AuditUnavailable as exc:
                 log.warning("audit interval checkpoint or sync failed: %s", exc)

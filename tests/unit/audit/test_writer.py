@@ -440,3 +440,26 @@ def test_durability_record_syncs_reads_too(tmp_path: Path, keys: AuditKeys) -> N
     log.write(event(1), changed=False)
     assert log.stats().unsynced == 0
     log.close()
+
+
+def test_a_broken_log_is_not_synced_again_on_every_tick(tmp_path: Path, keys: AuditKeys,
+                                                         monkeypatch: pytest.MonkeyPatch,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    log = AuditLog.open(tmp_path / "audit.log", keys, durability=Durability.CHANGES, checkpoint_seconds=0)
+    log.write(event(1), changed=False)
+
+    def broken_fsync(fd: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(writer_mod.os, "fsync", broken_fsync)
+    deadline = time.monotonic() + 20 * writer_mod.READ_SYNC_SECONDS
+    while log.stats().broken is None and time.monotonic() < deadline:
+        time.sleep(writer_mod.READ_SYNC_SECONDS / 4)
+    assert log.stats().broken is not None and "restart" in log.stats().broken
+    failures = log.stats().write_failures
+    time.sleep(5 * writer_mod.READ_SYNC_SECONDS)  # ticks pass: no more fsync attempts, no more warnings
+    assert log.stats().write_failures == failures
+    assert caplog.text.count("audit interval checkpoint or sync failed") <= 1
+    monkeypatch.undo()
+    with pytest.raises(AuditUnavailable):
+        log.close()
