@@ -10,8 +10,8 @@ started again.
 
 from __future__ import annotations
 
+import http.client
 import logging
-import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from concurrent import futures
@@ -34,7 +34,8 @@ RestartsOf = Callable[[], int]
 
 
 def read_worker(port: int, *, host: str = "127.0.0.1", timeout: float = SCRAPE_TIMEOUT_SECONDS) -> str:
-    """One worker's metrics text. Raises OSError (or ValueError for a reply over the bound) when it cannot."""
+    """One worker's metrics text. Raises OSError, http.client.HTTPException (a reply that is not HTTP), or
+    ValueError (a reply over the bound, or not UTF-8) when it cannot."""
     with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=timeout) as response:
         data = response.read(MAX_WORKER_METRICS_BYTES + 1)
     if len(data) > MAX_WORKER_METRICS_BYTES:
@@ -75,7 +76,7 @@ class WorkerMetricsCollector:
                 for index, answer in sorted(asked.items()):
                     try:
                         texts[index] = answer.result()
-                    except (OSError, ValueError, urllib.error.URLError) as exc:
+                    except (OSError, ValueError, http.client.HTTPException) as exc:  # URLError is an OSError
                         log.warning("worker metrics not read", extra={"worker": index, "error": str(exc)})
                     up.add_metric([str(index)], 1.0 if index in texts else 0.0)
         try:

@@ -108,3 +108,26 @@ def test_read_worker_reads_over_http_and_refuses_a_reply_over_the_bound(
     handler.body = b"#" * (MAX_WORKER_METRICS_BYTES + 10)
     with pytest.raises(ValueError, match="MAX_WORKER_METRICS_BYTES"):
         read_worker(httpd.server_port)
+
+
+def test_a_worker_port_that_does_not_speak_http_is_down_not_a_failed_scrape() -> None:
+    import socket
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+
+        def answer_garbage() -> None:
+            conn, _ = listener.accept()
+            with conn:
+                conn.recv(1024)
+                conn.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+
+        thread = threading.Thread(target=answer_garbage, daemon=True)
+        thread.start()
+        registry = CollectorRegistry()
+        registry.register(WorkerMetricsCollector(lambda: {0: port}, lambda: 0))
+        text = generate_latest(registry).decode()
+        thread.join(timeout=5)
+    assert _value(text, 'secretsvc_worker_up{worker="0"}') == 0.0
