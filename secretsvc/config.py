@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from secretsvc.store.target import StoreConfig
 
 DEFAULT_LISTEN = "127.0.0.1:8290"
+MAX_PROCESSES = 64  # worker processes of one server (`processes`, rpc/workers.py)
 DEFAULT_METRICS_LISTEN = "127.0.0.1:9290"
 MAX_CONFIG_FILE_BYTES = 1024 * 1024
 # Streaming calls one client address may hold open at once (see secretsvc/rpc/streamslots.py).
@@ -93,6 +94,8 @@ class ServerConfig:
     store_password_file: Path | None = None
     # PostgreSQL connections per worker process, at most (docs/storage.md, "Connections").
     store_pool_size: int = 16
+    # Worker processes: "auto" (one per usable core, rpc/workers.py `auto_processes`) or a number as text.
+    processes: str = "auto"
     store_config: StoreConfig | None = None
 
     @property
@@ -110,6 +113,20 @@ def _address(value: Any) -> str:
 def _optional_address(value: Any) -> str:
     text = parse_str(value)
     return _address(text) if text else text
+
+
+def _parse_processes(value: Any) -> str:
+    """"auto" (or 0) for one worker per usable core, else a number of worker processes, kept as text."""
+    text = str(value).strip()
+    if text in {"auto", "0"}:
+        return "auto"
+    try:
+        number = int(text)
+    except ValueError:
+        raise ValueError("must be a number of worker processes or auto") from None
+    if not 1 <= number <= MAX_PROCESSES:
+        raise ValueError(f"must be auto or between 1 and {MAX_PROCESSES} (MAX_PROCESSES)")
+    return str(number)
 
 
 SETTINGS = (
@@ -151,6 +168,7 @@ SETTINGS = (
     Setting("store", "SECRETSVC_STORE", parse_str, ""),
     Setting("store_password_file", "SECRETSVC_STORE_PASSWORD_FILE", parse_path, None),
     Setting("store_pool_size", "SECRETSVC_STORE_POOL_SIZE", bounded(parse_int, 1, 256), 16),
+    Setting("processes", "SECRETSVC_PROCESSES", _parse_processes, "auto"),
 )
 
 

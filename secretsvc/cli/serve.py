@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ from secretsvc.config import (
     CLIENT_IDENTITY_SOURCES,
     DEFAULT_LISTEN,
     DEFAULT_METRICS_LISTEN,
+    ServerConfig,
     load_config,
 )
 from secretsvc.errors import AuditUnavailable, ConfigError, DataDirLocked, StorageError
@@ -26,11 +26,11 @@ def run(args: argparse.Namespace) -> int:
     os.umask(0o077)
     from secretsvc.rpc.workers import WorkerRole
 
-    flags = {k: v for k, v in vars(args).items() if k not in {"run", "command", "config", "processes"}}
+    flags = {k: v for k, v in vars(args).items() if k not in {"run", "command", "config"}}
     config_file = args.config or (Path(os.environ["SECRETSVC_CONFIG"]) if os.environ.get("SECRETSVC_CONFIG") else None)
     try:
-        processes = _processes(args.processes, os.environ)
         config = load_config(flags, os.environ, config_file)
+        processes = worker_count(config)
         logs.configure(config.log_level, config.log_format)
         role = WorkerRole.from_env(os.environ)
         if role is None and processes > 1:
@@ -56,19 +56,12 @@ def run(args: argparse.Namespace) -> int:
         return 1
 
 
-def _processes(flag: str | None, environ: Mapping[str, str]) -> int:
-    """--processes, else $SECRETSVC_PROCESSES, else auto: one per usable core, within the cgroup's CPU and memory
-    limits (`rpc/workers.py`, `auto_processes`)."""
-    from secretsvc.rpc.workers import MAX_PROCESSES, auto_processes
+def worker_count(config: ServerConfig) -> int:
+    """The worker processes `config` asks for: `auto` is one per usable core, within the cgroup's CPU and
+    memory limits (`rpc/workers.py`, `auto_processes`)."""
+    from secretsvc.rpc.workers import auto_processes
 
-    text = flag if flag is not None else environ.get("SECRETSVC_PROCESSES", "auto")
-    try:
-        value = auto_processes() if text.strip() in {"auto", "0"} else int(text)
-    except ValueError:
-        raise ConfigError(f"processes must be a number of worker processes or 'auto', got {text!r}") from None
-    if not 1 <= value <= MAX_PROCESSES:
-        raise ConfigError(f"processes must be 1..{MAX_PROCESSES} (MAX_PROCESSES) or 'auto', got {text!r}")
-    return value
+    return auto_processes() if config.processes == "auto" else int(config.processes)
 
 
 def add_parser(subparsers: Any) -> None:
@@ -97,7 +90,7 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--processes", metavar="N|auto",
                    help="worker processes sharing the port, each with --workers threads (default auto: one per "
                         "usable core, within the container's CPU limit and 256 MiB of its memory limit each; 1 runs "
-                        "no supervisor; $SECRETSVC_PROCESSES; "
+                        "no supervisor; $SECRETSVC_PROCESSES, config key processes; "
                         "docs/server.md, \"Worker processes\")")
     p.add_argument("--shutdown-grace-seconds", type=float, metavar="S",
                    help="how long in-flight RPCs may finish on SIGTERM (default 10)")

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
-from secretsvc.config import ServerConfig
+from secretsvc.config import MAX_PROCESSES, ServerConfig
 from secretsvc.datadir import DataDir
 from secretsvc.errors import ConfigError
 from secretsvc.netaddr import parse_host_port
@@ -38,7 +38,6 @@ ENV_INDEX = "SECRETSVC_WORKER_INDEX"
 ENV_JOINS = "SECRETSVC_WORKER_JOINS"
 ENV_READY_FD = "SECRETSVC_WORKER_READY_FD"
 ENV_SUPERVISOR = "SECRETSVC_WORKER_OF"  # the supervisor's pid: a worker is a child of the supervisor that set it
-MAX_PROCESSES = 64
 MAX_RESTARTS = 5
 RESTART_WINDOW_SECONDS = 60.0
 # How long the first worker may take to start (it may create the keyring and migrate the database).

@@ -82,7 +82,8 @@ def _origin_text(origin: str, name: str, file: Path | None) -> str:
 
 
 def test_defaults(_pinned_data_home: Path) -> None:
-    config = load_config({}, dict(os.environ), None)
+    # Without the one-process setting tests/conftest.py gives every server the tests start.
+    config = load_config({}, {k: v for k, v in os.environ.items() if k != "SECRETSVC_PROCESSES"}, None)
     assert config == ServerConfig(
         data_dir=_pinned_data_home / "secretsvc",
         listen=DEFAULT_LISTEN,
@@ -178,6 +179,7 @@ def test_every_setting_from_the_environment(tmp_path: Path) -> None:
         "SECRETSVC_STORE": "postgresql://svc@db.internal:5432/secrets",
         "SECRETSVC_STORE_PASSWORD_FILE": str(tmp_path / "store-pw"),
         "SECRETSVC_STORE_POOL_SIZE": "5",
+        "SECRETSVC_PROCESSES": "3",
     }
     store_password = random.Random(7).randbytes(12).hex()
     (tmp_path / "store-pw").write_text(store_password + "\n")
@@ -199,6 +201,7 @@ def test_every_setting_from_the_environment(tmp_path: Path) -> None:
     assert (config.client_auth, config.client_identity) == ("required", "dns")
     assert config.policy_paths == (tmp_path / "policies", tmp_path / "more.yaml")
     assert config.policy_reload_seconds == 0.5
+    assert config.processes == "3"
     assert config.store_pool_size == 5 and config.store_config is not None and config.store_config.pool_size == 5
     assert (config.audit_enabled, config.audit_file, config.audit_fail_closed, config.audit_hmac_paths) == (
         False, tmp_path / "audit" / "a.log", False, True)

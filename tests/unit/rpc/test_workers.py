@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from secretsvc.cli.serve import _processes
+from secretsvc.cli.serve import worker_count
+from secretsvc.config import MAX_PROCESSES, load_config
 from secretsvc.errors import ConfigError
 from secretsvc.rpc.workers import (
     ENV_INDEX,
     ENV_JOINS,
     ENV_SUPERVISOR,
-    MAX_PROCESSES,
     WORKER_MEMORY_BYTES,
     WorkerRole,
     auto_processes,
@@ -80,12 +80,19 @@ def test_auto_processes_fit_the_cgroup_memory_limit(tmp_path: Path, files: dict[
     assert got == (cores if workers is None else min(cores, workers))
 
 
-def test_processes_default_to_one_per_usable_core_and_accept_numbers_and_auto() -> None:
+def test_processes_default_to_one_per_usable_core_and_accept_numbers_and_auto(tmp_path: Path) -> None:
+    def count(flags: dict[str, object], environ: dict[str, str], config_file: Path | None = None) -> int:
+        return worker_count(load_config({"data_dir": tmp_path, **flags}, environ, config_file))
+
     cores = auto_processes()
-    assert _processes(None, {}) == cores
-    assert _processes("auto", {}) == cores
-    assert _processes(None, {"SECRETSVC_PROCESSES": "3"}) == 3
-    assert _processes("2", {"SECRETSVC_PROCESSES": "3"}) == 2  # the flag wins
+    assert count({}, {}) == cores
+    assert count({"processes": "auto"}, {}) == count({"processes": "0"}, {}) == cores
+    assert count({}, {"SECRETSVC_PROCESSES": "3"}) == 3
+    assert count({"processes": "2"}, {"SECRETSVC_PROCESSES": "3"}) == 2  # the flag wins
+    config_file = tmp_path / "secretsvc.toml"
+    config_file.write_text("[server]\nprocesses = 4\n")
+    assert count({}, {}, config_file) == 4
+    assert count({}, {"SECRETSVC_PROCESSES": "3"}, config_file) == 3  # the environment beats the file
     for bad in ("many", "-1", str(MAX_PROCESSES + 1)):
         with pytest.raises(ConfigError, match="processes must be"):
-            _processes(bad, {})
+            count({"processes": bad}, {})
