@@ -45,6 +45,7 @@ from pkcs11.mechanisms import GCMParams
 from secretsvc import errors
 from secretsvc.crypto.secretbytes import SecretBytes
 from secretsvc.kek.base import KeyVersionInfo, WrappedKey
+from secretsvc.kek.limits import MAX_PKCS11_POOL_SIZE, PKCS11_POOL_SIZE
 from secretsvc.kek.vaultauth import read_credential_file
 
 log = logging.getLogger(__name__)
@@ -54,8 +55,8 @@ IV_BYTES = 12
 TAG_BYTES = 16
 DATA_KEY_BYTES = 32
 WRAPPED_BYTES = IV_BYTES + DATA_KEY_BYTES + TAG_BYTES
-DEFAULT_POOL_SIZE = 4
-MAX_POOL_SIZE = 64
+DEFAULT_POOL_SIZE = PKCS11_POOL_SIZE
+MAX_POOL_SIZE = MAX_PKCS11_POOL_SIZE
 DEFAULT_ACQUIRE_TIMEOUT_SECONDS = 5.0
 MAX_LABEL_CHARS = 100
 MAX_VERSIONS = 10_000

@@ -16,10 +16,11 @@ import argparse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from secretsvc.crypto.secretbytes import SecretBytes
 from secretsvc.errors import ConfigError
+from secretsvc.kek import limits
 from secretsvc.kek.cache import (
     DEFAULT_MAX_AGE_SECONDS,
     DEFAULT_MAX_ENTRIES,
@@ -28,10 +29,11 @@ from secretsvc.kek.cache import (
     MAX_MAX_ENTRIES,
     CacheLimits,
 )
-from secretsvc.kek.pkcs11 import DEFAULT_POOL_SIZE, MAX_POOL_SIZE, Pkcs11Settings
-from secretsvc.kek.transit import DEFAULT_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS, TransitSettings
-from secretsvc.kek.vaultauth import AppRoleLogin, TokenLogin
 from secretsvc.settings import Setting, bounded, one_of, parse_float, parse_int, parse_path, parse_str
+
+if TYPE_CHECKING:
+    from secretsvc.kek.pkcs11 import Pkcs11Settings
+    from secretsvc.kek.transit import TransitSettings
 
 BACKENDS = ("local", "vault-transit", "pkcs11")
 DEFAULT_HEALTH_SECONDS = 10.0
@@ -57,15 +59,15 @@ SETTINGS = (
     Setting("vault_ca_file", "SECRETSVC_VAULT_CA_FILE", parse_path, None,
             meaning="CA bundle for an https Vault address (default: the system's)"),
     Setting("vault_timeout_seconds", "SECRETSVC_VAULT_TIMEOUT_SECONDS",
-            bounded(parse_float, 0.1, MAX_TIMEOUT_SECONDS), DEFAULT_TIMEOUT_SECONDS,
-            meaning=f"deadline of each Vault request (default {DEFAULT_TIMEOUT_SECONDS:g})"),
+            bounded(parse_float, 0.1, limits.MAX_TRANSIT_TIMEOUT_SECONDS), limits.TRANSIT_TIMEOUT_SECONDS,
+            meaning=f"deadline of each Vault request (default {limits.TRANSIT_TIMEOUT_SECONDS:g})"),
     Setting("pkcs11_module", "SECRETSVC_PKCS11_MODULE", parse_path, None, meaning="the PKCS#11 module (.so)"),
     Setting("pkcs11_token", "SECRETSVC_PKCS11_TOKEN", parse_str, None, meaning="token label"),
     Setting("pkcs11_key", "SECRETSVC_PKCS11_KEY", parse_str, None,
             meaning="key label; versions are LABEL.v1, LABEL.v2, ..."),
     Setting("pkcs11_pin_file", "SECRETSVC_PKCS11_PIN_FILE", parse_path, None, meaning="file holding the user PIN"),
-    Setting("pkcs11_pool_size", "SECRETSVC_PKCS11_POOL_SIZE", bounded(parse_int, 1, MAX_POOL_SIZE),
-            DEFAULT_POOL_SIZE, meaning=f"PKCS#11 sessions kept open (default {DEFAULT_POOL_SIZE})"),
+    Setting("pkcs11_pool_size", "SECRETSVC_PKCS11_POOL_SIZE", bounded(parse_int, 1, limits.MAX_PKCS11_POOL_SIZE),
+            limits.PKCS11_POOL_SIZE, meaning=f"PKCS#11 sessions kept open (default {limits.PKCS11_POOL_SIZE})"),
     Setting("kek_cache_entries", "SECRETSVC_KEK_CACHE_ENTRIES", bounded(parse_int, 0, MAX_MAX_ENTRIES),
             DEFAULT_MAX_ENTRIES,
             meaning=f"unwrapped data keys kept in memory, 0 for none (default {DEFAULT_MAX_ENTRIES})"),
@@ -205,7 +207,7 @@ def _refuse_same_key(backend: str, current: Any, previous: Any, where: Any) -> N
             f"{where('kek_previous')}: kek_previous must name another backend than kek (local), or for "
             "vault-transit and pkcs11 another key of the same backend"
         )
-    if isinstance(current, TransitSettings) and isinstance(previous, TransitSettings):
+    if backend == "vault-transit":
         same = (current.mount, current.key_name) == (previous.mount, previous.key_name)
         hint = "--kek-previous-vault-key or --kek-previous-vault-transit-mount (key ids do not name the address)"
     else:
@@ -226,6 +228,10 @@ def _require(parsed: dict[str, Any], names: tuple[str, ...], backend: str) -> No
 
 
 def _transit(parsed: dict[str, Any], environ: Mapping[str, str], where: Any) -> TransitSettings:
+    # The backends are loaded only when a setting names them (kek/limits.py says why).
+    from secretsvc.kek.transit import TransitSettings
+    from secretsvc.kek.vaultauth import AppRoleLogin, TokenLogin
+
     _require(parsed, ("vault_addr", "vault_key"), "vault-transit")
     role_id, secret_id = parsed["vault_approle_role_id_file"], parsed["vault_approle_secret_id_file"]
     login: TokenLogin | AppRoleLogin
@@ -255,6 +261,8 @@ def _transit(parsed: dict[str, Any], environ: Mapping[str, str], where: Any) -> 
 
 
 def _pkcs11(parsed: dict[str, Any], where: Any) -> Pkcs11Settings:
+    from secretsvc.kek.pkcs11 import Pkcs11Settings
+
     _require(parsed, ("pkcs11_module", "pkcs11_token", "pkcs11_key", "pkcs11_pin_file"), "pkcs11")
     module: Path = parsed["pkcs11_module"]
     if not module.is_file():

@@ -43,14 +43,15 @@ from secretsvc import errors
 from secretsvc.crypto.secretbytes import SecretBytes
 from secretsvc.kek.base import KeyVersionInfo, WrappedKey
 from secretsvc.kek.deadline import DeadlineRunner
+from secretsvc.kek.limits import MAX_TRANSIT_TIMEOUT_SECONDS, TRANSIT_TIMEOUT_SECONDS
 from secretsvc.kek.vaultauth import AppRoleLogin, TokenLogin, VaultTokenKeeper
 
 log = logging.getLogger(__name__)
 
 KEY_ID_PREFIX = "vault-transit:"
 AEAD_KEY_TYPES = frozenset({"aes128-gcm96", "aes256-gcm96", "chacha20-poly1305"})
-DEFAULT_TIMEOUT_SECONDS = 5.0
-MAX_TIMEOUT_SECONDS = 120.0
+DEFAULT_TIMEOUT_SECONDS = TRANSIT_TIMEOUT_SECONDS
+MAX_TIMEOUT_SECONDS = MAX_TRANSIT_TIMEOUT_SECONDS
 # How long key metadata (versions, primary) is trusted before it is read again; `rotate` refreshes at once.
 METADATA_TTL_SECONDS = 5.0
 MAX_BATCH_ITEMS = 1000

@@ -18,18 +18,12 @@ from psycopg.conninfo import conninfo_to_dict
 
 from secretsvc.errors import CorruptRecord, InvalidArgument, StorageError
 from secretsvc.store._dbapi import Cursor
+from secretsvc.store.target import MAX_PASSWORD_BYTES, is_postgres_url
 
-URL_SCHEMES = ("postgresql://", "postgres://")
 MAX_URL_LENGTH = 2048
-# A password file holds one line; anything longer is not a password file.
-MAX_PASSWORD_BYTES = 4096
 # SQLSTATE classes and codes that mean the data on disk is damaged, or the disk is full.
 _CORRUPT_STATES = frozenset({"XX001", "XX002"})
 _FULL_STATES = frozenset({"53100"})
-
-
-def is_postgres_url(value: str) -> bool:
-    return value.startswith(URL_SCHEMES)
 
 
 @dataclass(frozen=True, slots=True)

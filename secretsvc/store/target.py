@@ -15,14 +15,24 @@ from pathlib import Path
 
 from secretsvc.boundedio import read_bounded
 from secretsvc.errors import ConfigError, InvalidArgument
-from secretsvc.store._pg_conn import MAX_PASSWORD_BYTES, is_postgres_url, parse_url
 from secretsvc.store.base import SecretStore
 
 # The gRPC server's default worker count: a call never waits for a connection while threads are free.
 DEFAULT_POOL_SIZE = 16
+URL_SCHEMES = ("postgresql://", "postgres://")
+# A password file holds one line; anything longer is not a password file.
+MAX_PASSWORD_BYTES = 4096
 PASSWORD_ENV = "SECRETSVC_STORE_PASSWORD"  # noqa: S105 (the variable's name, not a password)
 SQLITE_PREFIX = "sqlite:"
 MAX_STORE_SETTING_LENGTH = 4096
+
+
+def is_postgres_url(value: str) -> bool:
+    return value.startswith(URL_SCHEMES)
+
+
+# psycopg is imported only for a PostgreSQL store (`_pg_conn`, below): the embedded default, and the supervisor of
+# worker processes, never load it.
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +47,8 @@ class StoreConfig:
     def describe(self) -> str:
         if self.kind == "sqlite":
             return self.location or "SQLite in the data directory"
+        from secretsvc.store._pg_conn import parse_url
+
         return parse_url(self.location).display
 
 
@@ -56,6 +68,8 @@ def parse_store(value: str, origin: str, *, password: str | None = None, pool_si
             raise ConfigError(f"{origin}: sqlite: needs a file path (sqlite:/var/lib/secretsvc/secretsvc.db)")
         return StoreConfig("sqlite", path)
     if is_postgres_url(value):
+        from secretsvc.store._pg_conn import parse_url
+
         try:
             parse_url(value, password=password)
         except InvalidArgument as exc:
