@@ -74,7 +74,7 @@ class WorkerRole:
             os.close(self.ready_fd)
 
 
-# What `auto` sets aside for each worker out of a cgroup memory limit: an idle worker holds about 85 MB, and
+# What `auto` sets aside for each worker out of a cgroup memory limit: an idle worker holds 65-85 MB, and
 # large calls (1 MiB values on every thread) take it past 150 MB. Without this, a pod with a memory limit but
 # no CPU limit (a common setting) would start a worker per node core and be killed for memory.
 WORKER_MEMORY_BYTES = 256 * 1024 * 1024
