@@ -74,7 +74,7 @@ from baoserver import BaoServer
 from echo_server import ECHO_METHOD
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from secretsvc.rpc.workers import usable_cores
+from secretsvc.rpc.workers import auto_processes
 from secretsvc.v1 import secrets_pb2, secrets_pb2_grpc, transit_pb2, transit_pb2_grpc
 from tests import pgkit
 
@@ -826,9 +826,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--no-echo", action="store_true", help="skip the echo-server ceiling")
     p.add_argument("--workers", type=int, default=16, help="secretsvc and echo worker threads (default 16)")
-    p.add_argument("--processes", type=int, default=usable_cores(),
-                   help="secretsvc worker processes per server (serve --processes; default: one per usable core, "
-                        "as serve does): server CPU is the supervisor's and every worker's")
+    p.add_argument("--processes", type=int, default=auto_processes(),
+                   help="secretsvc worker processes per server (serve --processes; default: what serve's auto "
+                        "picks here, two per usable core): server CPU is the supervisor's and every worker's")
     p.add_argument(
         "--store",
         choices=("sqlite", "postgres"),
