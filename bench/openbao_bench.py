@@ -828,7 +828,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=16, help="secretsvc and echo worker threads (default 16)")
     p.add_argument("--processes", type=int, default=auto_processes(),
                    help="secretsvc worker processes per server (serve --processes; default: what serve's auto "
-                        "picks here, two per usable core): server CPU is the supervisor's and every worker's")
+                        "picks here, one per usable core): server CPU is the supervisor's and every worker's")
     p.add_argument(
         "--store",
         choices=("sqlite", "postgres"),

@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def worker_count(config: ServerConfig) -> int:
-    """The worker processes `config` asks for: `auto` is two per usable core, within the cgroup's CPU and
+    """The worker processes `config` asks for: `auto` is one per usable core, within the cgroup's CPU and
     memory limits (`rpc/workers.py`, `auto_processes`)."""
     from secretsvc.rpc.workers import auto_processes
 
@@ -88,7 +88,7 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--default-max-versions", type=int, metavar="N")
     p.add_argument("--workers", type=int, metavar="N", help="RPC worker threads per process (default 16)")
     p.add_argument("--processes", metavar="N|auto",
-                   help="worker processes sharing the port, each with --workers threads (default auto: two per "
+                   help="worker processes sharing the port, each with --workers threads (default auto: one per "
                         "usable core, within the container's CPU limit and 256 MiB of its memory limit each; 1 runs "
                         "no supervisor; $SECRETSVC_PROCESSES, config key processes; "
                         "docs/server.md, \"Worker processes\")")

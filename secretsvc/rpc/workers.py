@@ -78,11 +78,12 @@ class WorkerRole:
 # large calls (1 MiB values on every thread) take it past 150 MB. Without this, a pod with a memory limit but
 # no CPU limit (a common setting) would start a worker per node core and be killed for memory.
 WORKER_MEMORY_BYTES = 256 * 1024 * 1024
-# Two workers per core, not one: the kernel spreads connections over the workers by a hash, so with a few busy
-# connections one worker of a pair often holds more of them and its core stays busy while the other's idles.
-# With two per core the scheduler evens that out. Measured on 2 cores with 16 connections (docs/performance.md):
-# 2,244-2,455 reads/s with four workers against 1,857-1,947 with two, and the same at 1 and 64 connections.
-WORKERS_PER_CORE = 2
+# One worker per core. Two per core served more at 16 connections on 2 cores (the kernel's connection hash
+# leaves one worker of a pair busier, and the scheduler evens out two per core: 2,244-2,455 reads/s against
+# 1,857-1,947), the same at 1 and 64, but cost CPU per call wherever processes already outnumber the cores
+# (three PostgreSQL replicas on one host: +18-23% CPU per read) and double the memory and database
+# connections. docs/performance.md has the runs; `--processes` sets more where connections are few.
+WORKERS_PER_CORE = 1
 CGROUP_ROOT = "/sys/fs/cgroup"
 _UNLIMITED_BYTES = 1 << 60  # cgroup v1 writes "no limit" as a number near 2**63
 

@@ -277,7 +277,7 @@ def test_a_bad_process_count_is_a_configuration_error(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(auto_processes() < 2, reason="the default is one process on a single core with little memory")
 def test_by_default_the_server_runs_its_workers_per_usable_core(make_server: Callable[..., ServerProcess]) -> None:
-    workers = auto_processes()  # two per usable core, within the cgroup's limits
+    workers = auto_processes()  # one per usable core, within the cgroup's limits
     server = make_server(unset_env=("SECRETSVC_PROCESSES",)).start()
     deadline = time.monotonic() + 30
     while f"{workers} worker processes" not in server.log():
