@@ -57,6 +57,11 @@ class SoftHsm:
         """Environment for a subprocess that uses this token."""
         return {"SOFTHSM2_CONF": str(self.conf)}
 
+    def serve_args(self, key_label: str) -> tuple[str, ...]:
+        """`secretsvc serve` flags for a key of this token (with `--kek pkcs11`, or `--kek-previous pkcs11`)."""
+        return ("--pkcs11-module", self.module, "--pkcs11-token", self.token_label, "--pkcs11-key", key_label,
+                "--pkcs11-pin-file", str(self.pin_file))
+
 
 def make_softhsm(root: Path, token_label: str, rng: random.Random) -> SoftHsm:
     """Write a SoftHSM configuration under `root` and initialise a token there. The PINs are drawn from `rng`

@@ -108,16 +108,7 @@ def test_root_key_rewrap_moves_local_to_transit_to_hsm_online(openbao: OpenBao, 
     hsm: SoftHsm = make_softhsm(tmp_path / "hsm", "secretsvc-root", random.Random(77))
     data = tmp_path / "data"
     bao_env = {"VAULT_TOKEN": openbao.root_token}
-    hsm_args = (
-        "--pkcs11-module",
-        hsm.module,
-        "--pkcs11-token",
-        hsm.token_label,
-        "--pkcs11-key",
-        "root",
-        "--pkcs11-pin-file",
-        str(hsm.pin_file),
-    )
+    hsm_args = hsm.serve_args("root")
 
     # 1. The embedded default: the local keyring.
     server = ServerProcess(data)
