@@ -78,20 +78,19 @@ class WorkerRole:
 # large calls (1 MiB values on every thread) take it past 150 MB. Without this, a pod with a memory limit but
 # no CPU limit (a common setting) would start a worker per node core and be killed for memory.
 WORKER_MEMORY_BYTES = 256 * 1024 * 1024
-# One worker per core. Two per core served more at 16 connections on 2 cores (the kernel's connection hash
-# leaves one worker of a pair busier, and the scheduler evens out two per core: 2,244-2,455 reads/s against
-# 1,857-1,947), the same at 1 and 64, but cost CPU per call wherever processes already outnumber the cores
-# (three PostgreSQL replicas on one host: +18-23% CPU per read) and double the memory and database
-# connections. docs/performance.md has the runs; `--processes` sets more where connections are few.
-WORKERS_PER_CORE = 1
 CGROUP_ROOT = "/sys/fs/cgroup"
 _UNLIMITED_BYTES = 1 << 60  # cgroup v1 writes "no limit" as a number near 2**63
 
 
 def auto_processes(*, cgroup_root: str = CGROUP_ROOT) -> int:
-    """How many workers `--processes auto` (the default) starts: WORKERS_PER_CORE per usable core, and no more
-    than the cgroup's memory limit holds at WORKER_MEMORY_BYTES each."""
-    processes = WORKERS_PER_CORE * usable_cores(cgroup_root=cgroup_root)
+    """How many workers `--processes auto` (the default) starts: one per usable core, and no more than the
+    cgroup's memory limit holds at WORKER_MEMORY_BYTES each."""
+    # One per core, not two: two served more at 16 connections on 2 cores (the kernel's connection hash leaves
+    # one worker of a pair busier, and the scheduler evens out two per core: 2,244-2,455 reads/s against
+    # 1,857-1,947), the same at 1 and 64, but cost CPU per call where processes already outnumber the cores
+    # (three PostgreSQL replicas on one host: +18-23% CPU per read) and double memory and database
+    # connections. docs/performance.md has the runs; `--processes` sets more where connections are few.
+    processes = usable_cores(cgroup_root=cgroup_root)
     memory = _cgroup_memory_limit(cgroup_root)
     if memory is not None:
         processes = min(processes, max(1, memory // WORKER_MEMORY_BYTES))

@@ -16,7 +16,6 @@ from secretsvc.rpc.workers import (
     ENV_JOINS,
     ENV_SUPERVISOR,
     WORKER_MEMORY_BYTES,
-    WORKERS_PER_CORE,
     WorkerRole,
     auto_processes,
     usable_cores,
@@ -76,7 +75,7 @@ def test_usable_cores_is_the_affinity_capped_by_a_cgroup_cpu_limit(tmp_path: Pat
 ])
 def test_auto_processes_fit_the_cgroup_memory_limit(tmp_path: Path, files: dict[str, str],
                                                     workers: int | None) -> None:
-    wanted = WORKERS_PER_CORE * usable_cores(cgroup_root=str(tmp_path))
+    wanted = usable_cores(cgroup_root=str(tmp_path))
     got = auto_processes(cgroup_root=_cgroup(tmp_path, files))
     assert got == (wanted if workers is None else min(wanted, workers))
 
